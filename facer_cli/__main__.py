@@ -1,0 +1,3 @@
+from facer_cli.cli import main
+
+main()

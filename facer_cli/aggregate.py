@@ -1,0 +1,155 @@
+"""Accepted frames in, one template out.
+
+1. Outliers: a frame whose embedding has a cosine below
+   `outlier_cosine_threshold` to the quality-weighted mean of the *other* kept
+   frames is dropped, the worst first, and the mean is taken again. Leaving
+   the frame out of its own mean keeps one wrong face from pulling the mean
+   towards itself.
+2. Fewer than `min_valid_frames` frames left: `TooFewFramesError`, saying how
+   many frames were seen, accepted and why the others were rejected.
+3. The quality-weighted mean, L2-renormalised, so cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facer_cli.errors import TooFewFramesError, VectorError
+from facer_cli.reports import FrameReport
+
+
+@dataclass
+class Template:
+    """A template and how it was made (indexes point into the frames given)."""
+
+    vector: np.ndarray
+    frames_seen: int
+    accepted: list[int]
+    used: list[int]
+    outliers: list[int] = field(default_factory=list)
+    outlier_cosines: dict[int, float] = field(default_factory=dict)
+    mean_quality: float = 0.0
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vector.shape[0])
+
+    def to_dict(self, with_vector: bool = False) -> dict:
+        data = {
+            "dimension": self.dimension,
+            "frames_seen": self.frames_seen,
+            "frames_accepted": len(self.accepted),
+            "frames_used": len(self.used),
+            "outliers": len(self.outliers),
+            "mean_quality": round(self.mean_quality, 4),
+        }
+        if with_vector:
+            data["vector"] = [float(v) for v in self.vector]
+        return data
+
+
+def normalize(vector: np.ndarray) -> np.ndarray:
+    """float32 unit vector (norm 1 within 1e-6)."""
+    vector = np.asarray(vector, np.float64)
+    unit = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return unit / np.float32(np.linalg.norm(unit))
+
+
+def weighted_mean(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return normalize((embeddings * weights[:, None]).sum(axis=0))
+
+
+def find_outliers(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -> dict[int, float]:
+    """Rows dropped as outliers, with their cosine to the mean of the rows kept at that point."""
+    kept = list(range(len(embeddings)))
+    dropped: dict[int, float] = {}
+    while len(kept) > 1:
+        cosines = []
+        for i in kept:
+            others = [j for j in kept if j != i]
+            total = (embeddings[others] * weights[others, None]).sum(axis=0)
+            norm = np.linalg.norm(total)
+            cosines.append(float(embeddings[i] @ total / norm) if norm > 0 else -1.0)
+        worst = int(np.argmin(cosines))
+        if cosines[worst] >= threshold:
+            break
+        dropped[kept.pop(worst)] = cosines[worst]
+    return dropped
+
+
+def template_from_embeddings(
+    embeddings: np.ndarray | Sequence[np.ndarray],
+    weights: np.ndarray | Sequence[float] | None = None,
+    outlier_threshold: float | None = None,
+) -> tuple[np.ndarray, dict[int, float]]:
+    """The weighted mean of unit-normalised embeddings, and the outliers left out of it."""
+    matrix = np.asarray(embeddings, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise VectorError(f"embeddings must be a non-empty N×D array, got shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise VectorError("embeddings contain NaN or infinite values")
+    norms = np.linalg.norm(matrix, axis=1)
+    if (norms == 0).any():
+        raise VectorError("an embedding has zero norm")
+    matrix = matrix / norms[:, None]
+    w = np.ones(len(matrix)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(matrix),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise VectorError("weights must be one finite, non-negative number per embedding, not all zero")
+    outliers = {} if outlier_threshold is None else find_outliers(matrix, w, outlier_threshold)
+    keep = [i for i in range(len(matrix)) if i not in outliers]
+    return weighted_mean(matrix[keep], w[keep]), outliers
+
+
+def build_template(
+    frames: Sequence[FrameReport],
+    min_valid_frames: int,
+    outlier_cosine_threshold: float,
+) -> Template:
+    """The template of the accepted frames, or `TooFewFramesError` saying why not."""
+    accepted = [i for i, frame in enumerate(frames) if frame.accepted]
+    outliers: dict[int, float] = {}
+    if len(accepted) >= 2:
+        embeddings = np.stack([frames[i].embedding for i in accepted])
+        weights = np.array([frames[i].quality for i in accepted])
+        found = find_outliers(embeddings, weights, outlier_cosine_threshold)
+        outliers = {accepted[row]: cosine for row, cosine in found.items()}
+    used = [i for i in accepted if i not in outliers]
+    if len(used) < min_valid_frames or not used:
+        raise TooFewFramesError(explain_shortfall(frames, accepted, outliers, min_valid_frames))
+    embeddings = np.stack([frames[i].embedding for i in used])
+    weights = np.array([frames[i].quality for i in used])
+    return Template(
+        vector=weighted_mean(embeddings, weights),
+        frames_seen=len(frames),
+        accepted=accepted,
+        used=used,
+        outliers=sorted(outliers),
+        outlier_cosines=outliers,
+        mean_quality=float(weights.mean()),
+    )
+
+
+def explain_shortfall(
+    frames: Sequence[FrameReport], accepted: list[int], outliers: dict[int, float], needed: int
+) -> str:
+    used = len(accepted) - len(outliers)
+    parts = [
+        f"too few usable frames: {used} of {len(frames)} (need {max(needed, 1)}); "
+        f"{len(frames)} seen, {len(accepted)} accepted"
+    ]
+    rejected = [
+        f"{Path(frame.source).name} ({frame.reason.removeprefix(frame.source + ': ')})"
+        for frame in frames
+        if not frame.accepted
+    ]
+    if rejected:
+        shown = ", ".join(rejected[:5]) + (f" and {len(rejected) - 5} more" if len(rejected) > 5 else "")
+        parts.append(f"rejected: {shown}")
+    if outliers:
+        names = ", ".join(Path(frames[i].source).name for i in sorted(outliers))
+        parts.append(f"dropped as outliers (a different face from the others?): {names}")
+    return "; ".join(parts)

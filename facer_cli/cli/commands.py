@@ -1,0 +1,9 @@
+"""Importing these modules registers their commands on the app."""
+
+from facer_cli.cli import (  # noqa: F401
+    compare_cmd,
+    config_cmd,
+    demo_cmd,
+    doctor_cmd,
+    inspect_cmd,
+)

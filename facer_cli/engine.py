@@ -1,0 +1,256 @@
+"""The engine: one frame in, one report per face out.
+
+Models are loaded once and warmed up once. Per frame it runs the detector,
+then — for the subject (the largest face) only, unless asked for every face —
+the landmark model that gives pose and the recognition model. It never runs a
+model the settings did not ask for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facer_cli import pose as pose_estimation
+from facer_cli.errors import ConfigError, ImageError
+from facer_cli.images import load_image
+from facer_cli.modelpack import LoadedModels, load_models
+from facer_cli.reports import FaceReport, FrameReport
+from facer_cli.settings import Settings
+
+# ArcFace's reference positions of the 5 keypoints in a 112×112 crop.
+ARCFACE_KEYPOINTS = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+# The detector's own floor: faces between it and detection_threshold are shown as rejected.
+DETECTOR_FLOOR = 0.5
+SHARPNESS_SCALE = 200.0
+# Settings that change which models are loaded or how: these need a new engine.
+MODEL_SETTINGS = ("model_name", "model_root", "allowed_modules", "use_gpu", "use_directml", "require_pose")
+
+
+def quality_score(det_score: float, sharpness: float) -> float:
+    """0.6 × detector score + 0.4 × min(sharpness / 200, 1)."""
+    return 0.6 * det_score + 0.4 * min(sharpness / SHARPNESS_SCALE, 1.0)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (Umeyama) mapping src points onto dst, as a 2×3 matrix."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1] = -1
+    rotation = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / src_c.var(0).sum()
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
+
+
+def laplacian_sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Variance of the Laplacian over the face box only (the background does not count)."""
+    height, width = image.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x2 - x1 < 3 or y2 - y1 < 3:
+        return 0.0
+    gray = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def decide(face: FaceReport, settings: Settings) -> tuple[bool, str]:
+    """Accept the face, or reject it with every reason that applies."""
+    if not face.is_subject:
+        return False, "not the subject: a larger face is in the frame"
+    reasons = []
+    if face.det_score < settings.detection_threshold:
+        reasons.append(f"detector score {face.det_score:.2f} < {settings.detection_threshold:.2f}")
+    if settings.require_pose and face.yaw is not None:
+        if abs(face.yaw) > settings.pose_yaw_limit:
+            reasons.append(f"yaw {face.yaw:+.0f}° beyond ±{settings.pose_yaw_limit:g}°")
+        if abs(face.pitch) > settings.pose_pitch_limit:
+            reasons.append(f"pitch {face.pitch:+.0f}° beyond ±{settings.pose_pitch_limit:g}°")
+    if face.quality is not None and face.quality < settings.min_quality_score:
+        why = f"quality {face.quality:.2f} < {settings.min_quality_score:.2f}"
+        if face.sharpness is not None and face.sharpness < SHARPNESS_SCALE:
+            why += f" (blurred: sharpness {face.sharpness:.0f} < {SHARPNESS_SCALE:.0f})"
+        reasons.append(why)
+    return not reasons, "; ".join(reasons)
+
+
+@dataclass
+class EngineInfo:
+    pack: str
+    pack_folder: str
+    fingerprint: str
+    provider: str
+    providers: list[str]
+    modules: list[str]
+    skipped_modules: dict[str, str]
+    pose_source: str | None
+    det_size: int
+    load_seconds: float
+    warmup_seconds: float
+    files: dict[str, dict[str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class FaceEngine:
+    """Loads a model pack once and turns frames into `FrameReport`s."""
+
+    def __init__(self, settings: Settings, models: LoadedModels | None = None):
+        self._settings = settings
+        self.models = models or load_models(settings)
+        found = self.models.models
+        self.detector = found["detection"]
+        self.recognizer = found["recognition"]
+        self.pose_source = next((m for m in ("landmark_3d_68", "landmark_2d_106") if m in found), None)
+        self.landmarker = found.get(self.pose_source) if self.pose_source else None
+        self._prepare_detector()
+        started = time.perf_counter()
+        self._warm_up()
+        self.warmup_seconds = time.perf_counter() - started
+
+    # -- configuration -------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, new: Settings) -> None:
+        """Change thresholds and sizes without reloading; model choices need a new engine."""
+        changed = [name for name in MODEL_SETTINGS if getattr(new, name) != getattr(self._settings, name)]
+        if changed:
+            raise ConfigError(f"changing {', '.join(changed)} needs a new engine (the models differ)")
+        self._settings = new
+        self._prepare_detector()
+
+    def _prepare_detector(self) -> None:
+        size = self._settings.det_size
+        floor = min(DETECTOR_FLOOR, self._settings.detection_threshold)
+        self.detector.prepare(0, input_size=(size, size), det_thresh=floor)
+
+    def _warm_up(self) -> None:
+        size = self._settings.det_size
+        self.detector.detect(np.zeros((size, size, 3), np.uint8))
+        blank = np.zeros((112, 112, 3), np.uint8)
+        keypoints = ARCFACE_KEYPOINTS.astype(np.float32)
+        self._embed(blank, keypoints)
+        if self.landmarker is not None:
+            self._landmarks(blank, (0.0, 0.0, 112.0, 112.0))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.models.pack.fingerprint
+
+    @property
+    def info(self) -> EngineInfo:
+        pack = self.models.pack
+        return EngineInfo(
+            pack=pack.name,
+            pack_folder=str(pack.folder),
+            fingerprint=pack.fingerprint,
+            provider=self.models.provider,
+            providers=self.models.providers,
+            modules=list(self.models.models),
+            skipped_modules=self.models.skipped,
+            pose_source=self.pose_source,
+            det_size=self._settings.det_size,
+            load_seconds=round(self.models.load_seconds, 3),
+            warmup_seconds=round(self.warmup_seconds, 3),
+            files={t: {"path": str(f.path), "sha256": f.sha256} for t, f in pack.files.items()},
+        )
+
+    # -- per frame -----------------------------------------------------
+    def analyze_path(self, path: Path | str, all_faces: bool = False) -> FrameReport:
+        """Load and analyse an image file; an unusable file gives a report with `error` set."""
+        try:
+            image = load_image(path, self._settings.max_image_pixels)
+        except ImageError as exc:
+            return FrameReport(source=str(path), error=str(exc))
+        return self.analyze(image, str(path), all_faces=all_faces)
+
+    def analyze(self, image: np.ndarray, source: str = "frame", all_faces: bool = False) -> FrameReport:
+        """Detect every face; measure the subject (or every face) and decide."""
+        settings = self._settings
+        boxes, keypoints = self.detector.detect(image)
+        report = FrameReport(source=source, width=image.shape[1], height=image.shape[0])
+        if len(boxes) == 0:
+            return report
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        order = np.argsort(-areas, kind="stable")
+        confident = [i for i in order if boxes[i, 4] >= settings.detection_threshold]
+        subject = confident[0] if confident else order[0]
+        for rank, i in enumerate(order):
+            face = FaceReport(
+                index=rank + 1,
+                box=tuple(float(v) for v in boxes[i, :4]),
+                det_score=float(boxes[i, 4]),
+                keypoints=[(float(x), float(y)) for x, y in keypoints[i]],
+                is_subject=bool(i == subject),
+            )
+            if face.is_subject or all_faces:
+                self._measure(image, face, keypoints[i])
+            face.accepted, face.reason = decide(face, settings)
+            report.faces.append(face)
+        return report
+
+    def _measure(self, image: np.ndarray, face: FaceReport, keypoints: np.ndarray) -> None:
+        if self.landmarker is not None:
+            head = self._head_pose(image, face.box)
+            face.yaw, face.pitch, face.roll = head.yaw, head.pitch, head.roll
+        face.sharpness = laplacian_sharpness(image, face.box)
+        face.quality = quality_score(face.det_score, face.sharpness)
+        face.embedding = self._embed(image, keypoints)
+
+    def _embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        model = self.recognizer
+        size = model.input_size[0]
+        matrix = similarity_transform(keypoints, ARCFACE_KEYPOINTS * (size / 112.0))
+        crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
+        blob = cv2.dnn.blobFromImage(
+            crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True
+        )
+        vector = model.session.run(model.output_names, {model.input_name: blob})[0][0]
+        vector = vector.astype(np.float32)
+        return vector / np.linalg.norm(vector)
+
+    def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The landmark model's points in image coordinates (insightface's crop: 1.5 × the box)."""
+        model = self.landmarker
+        size = model.input_size[0]
+        width, height = box[2] - box[0], box[3] - box[1]
+        center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        scale = size / (max(width, height) * 1.5)
+        matrix = np.array([[scale, 0.0, size / 2 - center[0] * scale], [0.0, scale, size / 2 - center[1] * scale]])
+        crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
+        blob = cv2.dnn.blobFromImage(
+            crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True
+        )
+        pred = model.session.run(model.output_names, {model.input_name: blob})[0][0]
+        pred = pred.reshape((-1, 3) if pred.shape[0] >= 3000 else (-1, 2))[-model.lmk_num :].astype(np.float64)
+        pred[:, :2] = (pred[:, :2] + 1) * (size // 2)
+        points = (pred[:, :2] - matrix[:, 2]) / scale
+        if pred.shape[1] == 3:
+            return np.column_stack([points, pred[:, 2] * (size // 2) / scale])
+        return points
+
+    def _head_pose(self, image: np.ndarray, box: tuple[float, float, float, float]) -> pose_estimation.HeadPose:
+        points = self._landmarks(image, box)
+        if self.pose_source == "landmark_3d_68":
+            return pose_estimation.pose_from_landmarks_3d68(points)
+        return pose_estimation.pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))

@@ -1,0 +1,109 @@
+"""What the engine says about one frame: a report per face, and the decision.
+
+Plain dataclasses: the Rich tables, the JSON output and the store are all
+made from these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FaceReport:
+    """One detected face: measurements, then the decision and why."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    det_score: float
+    keypoints: list[tuple[float, float]]
+    is_subject: bool
+    yaw: float | None = None
+    pitch: float | None = None
+    roll: float | None = None
+    sharpness: float | None = None
+    quality: float | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    accepted: bool = False
+    reason: str = ""
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    def to_dict(self, with_embedding: bool = False) -> dict:
+        data = {
+            "face": self.index,
+            "subject": self.is_subject,
+            "box": [round(v, 1) for v in self.box],
+            "det_score": round(self.det_score, 4),
+            "keypoints": [[round(x, 1), round(y, 1)] for x, y in self.keypoints],
+            "yaw": _round(self.yaw, 2),
+            "pitch": _round(self.pitch, 2),
+            "roll": _round(self.roll, 2),
+            "sharpness": _round(self.sharpness, 1),
+            "quality": _round(self.quality, 4),
+            "accepted": self.accepted,
+            "reason": self.reason,
+        }
+        if with_embedding and self.embedding is not None:
+            data["embedding"] = [float(v) for v in self.embedding]
+        return data
+
+
+@dataclass
+class FrameReport:
+    """One frame (image file, uploaded image or camera frame) and its faces, largest first."""
+
+    source: str
+    faces: list[FaceReport] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+    @property
+    def subject(self) -> FaceReport | None:
+        return next((face for face in self.faces if face.is_subject), None)
+
+    @property
+    def accepted(self) -> bool:
+        subject = self.subject
+        return self.error is None and subject is not None and subject.accepted
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        subject = self.subject
+        return None if subject is None else subject.embedding
+
+    @property
+    def quality(self) -> float | None:
+        subject = self.subject
+        return None if subject is None else subject.quality
+
+    @property
+    def reason(self) -> str:
+        """Why the frame cannot be used, in words a person can act on; empty when accepted."""
+        if self.error is not None:
+            return self.error
+        subject = self.subject
+        if subject is None:
+            return "no face"
+        return subject.reason
+
+    def to_dict(self, with_embedding: bool = False) -> dict:
+        return {
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "faces_found": len(self.faces),
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "error": self.error,
+            "faces": [face.to_dict(with_embedding) for face in self.faces],
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)

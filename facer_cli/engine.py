@@ -217,30 +217,38 @@ class FaceEngine:
         face.quality = quality_score(face.det_score, face.sharpness)
         face.embedding = self._embed(image, keypoints)
 
-    def _embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    def embedding_input(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """The recognition model's input: the face aligned on ArcFace's 5 reference points."""
         model = self.recognizer
         size = model.input_size[0]
         matrix = similarity_transform(keypoints, ARCFACE_KEYPOINTS * (size / 112.0))
         crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
-        blob = cv2.dnn.blobFromImage(
-            crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True
-        )
-        vector = model.session.run(model.output_names, {model.input_name: blob})[0][0]
-        vector = vector.astype(np.float32)
+        return cv2.dnn.blobFromImage(crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True)
+
+    def _embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        model = self.recognizer
+        blob = self.embedding_input(image, keypoints)
+        vector = model.session.run(model.output_names, {model.input_name: blob})[0][0].astype(np.float32)
         return vector / np.linalg.norm(vector)
 
-    def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """The landmark model's points in image coordinates (insightface's crop: 1.5 × the box)."""
+    def landmark_input(self, image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The landmark model's input (insightface's crop: 1.5 × the box, centred) and its affine matrix."""
         model = self.landmarker
         size = model.input_size[0]
         width, height = box[2] - box[0], box[3] - box[1]
-        center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         scale = size / (max(width, height) * 1.5)
-        matrix = np.array([[scale, 0.0, size / 2 - center[0] * scale], [0.0, scale, size / 2 - center[1] * scale]])
+        matrix = np.array([[scale, 0.0, size / 2 - cx * scale], [0.0, scale, size / 2 - cy * scale]])
         crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
-        blob = cv2.dnn.blobFromImage(
-            crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True
-        )
+        blob = cv2.dnn.blobFromImage(crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True)
+        return blob, matrix
+
+    def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The landmark model's points in image coordinates."""
+        model = self.landmarker
+        size = model.input_size[0]
+        blob, matrix = self.landmark_input(image, box)
+        scale = matrix[0, 0]
         pred = model.session.run(model.output_names, {model.input_name: blob})[0][0]
         pred = pred.reshape((-1, 3) if pred.shape[0] >= 3000 else (-1, 2))[-model.lmk_num :].astype(np.float64)
         pred[:, :2] = (pred[:, :2] + 1) * (size // 2)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     db: str | None = Field(
         None, description="SQLite database path (default: facer.db in the per-user data folder)."
     )
+    db_busy_timeout_s: float = Field(
+        30.0, ge=0, description="Wait this many seconds for another facer process to finish writing."
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod
@@ -290,3 +293,23 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
 def default_settings() -> Settings:
     """Defaults plus environment and the config file a user would get from the CLI."""
     return load_settings().settings
+
+
+def example_config_text() -> str:
+    """facer.toml.example: every setting with its meaning and default (a test keeps the file in step)."""
+    import tomli_w
+
+    lines = [
+        "# facer.toml: every setting with its default. facer reads ./facer.toml, then the",
+        "# user config dir (see `facer config show`), or the file given with --config.",
+        "# FACER_<NAME> environment variables override this file; command-line flags override both.",
+        "",
+    ]
+    for name, info in Settings.model_fields.items():
+        lines.append(f"# {info.description}")
+        if info.default is None:
+            lines.append(f'# {name} = "..."')
+        else:
+            lines.append(tomli_w.dumps({name: info.default}).strip())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Settings: precedence, validation messages, config file handling, the example file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tomllib
+from typer.testing import CliRunner
+
+from facer_cli.cli import app
+from facer_cli.errors import ConfigError
+from facer_cli.settings import Settings, example_config_text, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def test_defaults_match_the_original_service():
+    s = Settings.model_validate({})
+    assert (s.use_gpu, s.use_directml, s.camera_index, s.max_frames, s.max_images) == (True, True, 0, 5, 5)
+    assert s.allowed_modules == ["detection", "landmark_3d_68", "recognition"]
+    assert (s.require_pose, s.det_size, s.detection_threshold, s.min_valid_frames) == (True, 320, 0.6, 3)
+    assert (s.min_quality_score, s.outlier_cosine_threshold) == (0.4, 0.45)
+    assert (s.pose_yaw_limit, s.pose_pitch_limit, s.camera_warmup_frames, s.frame_interval_ms) == (25.0, 20.0, 5, 200.0)
+    assert (s.cosine_threshold_high, s.cosine_threshold_low) == (0.40, 0.30)
+
+
+def test_precedence_default_toml_env_flag(tmp_path, monkeypatch):
+    (tmp_path / "facer.toml").write_text("det_size = 480\nmax_frames = 7\nmin_valid_frames = 2\n")
+    monkeypatch.setenv("FACER_MAX_FRAMES", "9")
+    monkeypatch.setenv("FACER_MIN_VALID_FRAMES", "4")
+    loaded = load_settings(cwd=tmp_path, overrides={"min_valid_frames": 1, "det_size": None})
+    s = loaded.settings
+    assert (s.det_size, s.max_frames, s.min_valid_frames, s.max_images) == (480, 9, 1, 5)
+    assert loaded.origins["det_size"] == str(tmp_path / "facer.toml")
+    assert loaded.origins["max_frames"] == "FACER_MAX_FRAMES"
+    assert loaded.origins["min_valid_frames"] == "flag"
+    assert loaded.origins["max_images"] == "default"
+
+
+def test_user_config_dir_is_read_when_cwd_has_none(tmp_path, monkeypatch):
+    config_home = tmp_path / "xdg"
+    (config_home / "facer").mkdir(parents=True)
+    (config_home / "facer" / "facer.toml").write_text("max_images = 11\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    assert load_settings(cwd=tmp_path / "empty").settings.max_images == 11
+
+
+def test_environment_lists_and_booleans(monkeypatch):
+    monkeypatch.setenv("FACER_ALLOWED_MODULES", "detection, recognition")
+    monkeypatch.setenv("FACER_USE_GPU", "false")
+    s = load_settings(cwd=Path("/nonexistent")).settings
+    assert s.allowed_modules == ["detection", "recognition"] and s.use_gpu is False
+    monkeypatch.setenv("FACER_ALLOWED_MODULES", '["detection", "landmark_2d_106", "recognition"]')
+    assert load_settings(cwd=Path("/nonexistent")).settings.allowed_modules[1] == "landmark_2d_106"
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"det_size": 300}, "setting det_size = 300 (from flag): must be a positive multiple of 32"),
+        ({"det_size": -32}, "det_size = -32"),
+        ({"cosine_threshold_high": 1.5}, "cosine_threshold_high = 1.5 (from flag): must be between -1 and 1"),
+        ({"cosine_threshold_low": 0.5}, "cosine_threshold_low (0.5) must not exceed cosine_threshold_high (0.4)"),
+        ({"max_frames": -1}, "max_frames = -1 (from flag): must be at least 1"),
+        ({"camera_warmup_frames": -2}, "camera_warmup_frames = -2 (from flag): must not be negative"),
+        ({"allowed_modules": ["detection", "recognition", "eyes"]}, "unknown module 'eyes'; accepted: detection"),
+        ({"detection_threshold": 1.2}, "detection_threshold = 1.2 (from flag): must be between 0 and 1"),
+        ({"pose_yaw_limit": 100}, "pose_yaw_limit = 100 (from flag): must be between 0 and 90"),
+        ({"det_size": "big"}, "det_size = 'big' (from flag)"),
+    ],
+)
+def test_bad_values_name_setting_value_and_range(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(cwd=Path("/nonexistent"), overrides=overrides)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("FACER_DET_SIZE", "100")
+    with pytest.raises(ConfigError, match=r"det_size = '100' \(from FACER_DET_SIZE\)"):
+        load_settings(cwd=Path("/nonexistent"))
+
+
+def test_malformed_and_unknown_toml(tmp_path):
+    bad = tmp_path / "facer.toml"
+    bad.write_text("det_size = = 3\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(config_file=bad)
+    bad.write_text("det_sise = 320\n")
+    with pytest.raises(ConfigError, match="unknown setting 'det_sise'"):
+        load_settings(config_file=bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(config_file=tmp_path / "missing.toml")
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    bad = tmp_path / "facer.toml"
+    bad.write_text("det_size = 33\n")
+    result = runner.invoke(app, ["--config", str(bad), "config", "show"])
+    assert result.exit_code == 2
+    assert "det_size = 33" in result.output and "Traceback" not in result.output
+
+
+def test_config_show_json_gives_values_and_sources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facer.toml").write_text("max_images = 3\n")
+    monkeypatch.setenv("FACER_DET_SIZE", "640")
+    result = runner.invoke(app, ["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)["settings"]
+    assert data["max_images"] == {"value": 3, "source": str(tmp_path / "facer.toml")}
+    assert data["det_size"] == {"value": 640, "source": "FACER_DET_SIZE"}
+    assert data["max_frames"] == {"value": 5, "source": "default"}
+
+
+def test_config_init_writes_readable_toml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["config", "init"]).exit_code == 0
+    written = tomllib.loads((tmp_path / "facer.toml").read_text())
+    assert written["det_size"] == 320 and "db" not in written
+    assert load_settings(cwd=tmp_path).settings == Settings.model_validate({})
+    again = runner.invoke(app, ["config", "init"])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_example_file_documents_every_setting_with_its_default():
+    text = (REPO / "facer.toml.example").read_text()
+    assert text == example_config_text(), "regenerate facer.toml.example from settings.example_config_text()"
+    values = tomllib.loads(text)
+    for name, field in Settings.model_fields.items():
+        if field.default is not None:
+            assert values[name] == field.default
+        assert f"{name} =" in text

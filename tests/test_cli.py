@@ -10,8 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from facer_cli.cli import app
+from facer_cli.cli.app import console
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    """Tables at 200 columns, so assertions do not depend on line folding."""
+    monkeypatch.setattr(console, "width", 200)
 
 
 def run(*args):
@@ -124,7 +131,7 @@ def test_compare_uncertain_band_exits_3(vectors, tmp_path):
         ("nan.npy", "NaN"),
         ("zero.npy", "zero vector"),
         ("objects.npy", "pickled Python objects"),
-        ("pickle.npy", "not a valid .npy file"),
+        ("pickle.npy", "pickled Python objects"),
         ("empty.npy", "not a valid .npy file"),
         ("short.npy", "different dimensions (512 and 128)"),
     ],

@@ -64,7 +64,9 @@ def test_modules_not_allowed_are_not_loaded(pack_root):
     settings = Settings(model_name="mypack", model_root=str(pack_root), require_pose=False)
     engine = FaceEngine(settings)
     assert set(engine.models.models) == {"detection", "recognition"}
-    assert engine.info.skipped_modules["landmark_2d_106"] == "require_pose is off"
+    assert engine.info.skipped_modules == {
+        "landmark_3d_68": "require_pose is off", "landmark_2d_106": "not in allowed_modules",
+    }
     assert engine.pose_source is None
 
 

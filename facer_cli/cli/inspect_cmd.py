@@ -37,13 +37,17 @@ def analyze_with_progress(engine: FaceEngine, paths: list[Path], all_faces: bool
 
 
 def try_template(frames: list[FrameReport], engine: FaceEngine) -> Template | None:
-    """The template these frames would make, when at least two are accepted."""
+    """The template these frames would make: at least two accepted, most of them kept.
+
+    Frames of several people (most dropped as outliers) form no template.
+    """
     if sum(frame.accepted for frame in frames) < 2:
         return None
     try:
-        return template_from_frames(frames, engine.settings, min_valid_frames=1)
+        template = template_from_frames(frames, engine.settings, min_valid_frames=1)
     except FacerError:
         return None
+    return template if 2 * len(template.used) > len(template.accepted) else None
 
 
 @app.command("inspect")

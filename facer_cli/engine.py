@@ -67,7 +67,9 @@ def laplacian_sharpness(image: np.ndarray, box: tuple[float, float, float, float
     if x2 - x1 < 3 or y2 - y1 < 3:
         return 0.0
     gray = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    # float32 and meanStdDev: several times faster than float64 and numpy's var on large faces.
+    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    return float(std[0, 0] ** 2)
 
 
 def decide(face: FaceReport, settings: Settings) -> tuple[bool, str]:

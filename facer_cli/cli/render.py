@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from facer_cli.aggregate import Template
 from facer_cli.compare import Band, Comparison
-from facer_cli.reports import FrameReport
+from facer_cli.reports import FaceReport, FrameReport
 
 BAND_STYLE = {Band.MATCH: "bold green", Band.UNCERTAIN: "bold yellow", Band.NO_MATCH: "bold red"}
 
@@ -20,26 +21,24 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def frames_table(frames: Sequence[FrameReport], template: Template | None = None, title: str | None = None) -> Table:
-    """One row per face (or per unreadable file): measurements, decision and reason."""
-    table = Table(title=title, header_style="bold", show_lines=False)
-    for name, justify in (
-        ("file", "left"), ("face", "right"), ("det", "right"), ("yaw", "right"), ("pitch", "right"),
-        ("roll", "right"), ("sharp", "right"), ("quality", "right"), ("decision", "left"), ("reason", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")
-    if template is not None:
-        table.add_column("template", overflow="fold")
+    """One row per face (or per unreadable file): measurements, then the decision and why.
+
+    The decision, its reason and the frame's role in the template share the last
+    column, so the table stays readable in an 80-column terminal.
+    """
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("file", overflow="fold", max_width=28)
+    for name in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("decision", ratio=1)
     for index, frame in enumerate(frames):
         name = Path(frame.source).name or frame.source
         if frame.error is not None or not frame.faces:
-            row = [name, "–", "", "", "", "", "", "", Text("rejected", "red"), frame.reason or "no face"]
-            if template is not None:
-                row.append("")
-            table.add_row(*row)
+            reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
+            table.add_row(name, "–", "", "", "", "", "", "", Text(f"rejected: {reason}", "red"))
             continue
         for face in frame.faces:
-            decision = Text("accepted", "green") if face.accepted else Text("rejected" if face.is_subject else "ignored", "red" if face.is_subject else "dim")
-            row = [
+            table.add_row(
                 name if face.index == 1 else "",
                 str(face.index),
                 _num(face.det_score, ".2f"),
@@ -48,21 +47,22 @@ def frames_table(frames: Sequence[FrameReport], template: Template | None = None
                 _num(face.roll, "+.1f"),
                 _num(face.sharpness, ".0f"),
                 _num(face.quality, ".2f"),
-                decision,
-                face.reason,
-            ]
-            if template is not None:
-                row.append(_template_role(template, index) if face.is_subject else "")
-            table.add_row(*row)
+                _decision(face, template, index),
+            )
     return table
 
 
-def _template_role(template: Template, index: int) -> Text:
-    if index in template.used:
-        return Text("kept", "green")
-    if index in template.outlier_cosines:
-        return Text(f"outlier (cos {template.outlier_cosines[index]:.2f})", "red")
-    return Text("")
+def _decision(face: FaceReport, template: Template | None, index: int) -> Text:
+    if not face.is_subject:
+        return Text("ignored: not the subject", "dim")
+    if not face.accepted:
+        return Text(f"rejected: {face.reason}", "red")
+    text = Text("accepted", "green")
+    if template is not None and index in template.used:
+        text.append(" · kept", "green")
+    elif template is not None and index in template.outlier_cosines:
+        text.append(f" · outlier (cos {template.outlier_cosines[index]:.2f})", "bold red")
+    return text
 
 
 def frames_summary(frames: Sequence[FrameReport]) -> str:

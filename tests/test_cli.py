@@ -47,7 +47,7 @@ def vectors(tmp_path_factory, bundled_images):
 def test_inspect_table_lists_each_face_and_the_decision(bundled_images):
     result = run("inspect", bundled_images / "gdp.jpg", bundled_images / "yaoming.jpg")
     assert result.exit_code == 0, result.output
-    for text in ("gdp.jpg", "yaoming.jpg", "accepted", "not the subject", "quality", "yaw"):
+    for text in ("gdp.jpg", "yaoming.jpg", "accepted", "ignored: not the subject", "qual", "yaw"):
         assert text in result.output
     assert "2 image(s)" in result.output
 

@@ -1,0 +1,90 @@
+"""The store's schema, as numbered `sqlite_utils.Migrations` steps.
+
+A step, once released, never changes: a schema change is a new step. Each step
+runs in a transaction together with the record that it ran.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("facer.store")
+
+
+@migrations()
+def m001_users_templates_samples(db: Database) -> None:
+    db["users"].create(
+        {"id": int, "name": str, "created": str, "updated": str},
+        pk="id",
+        not_null={"name", "created", "updated"},
+    )
+    db["users"].create_index(["name"], unique=True)
+    # One row per template: a float32 unit vector and how it was made.
+    db["templates"].create(
+        {
+            "id": int,
+            "user_id": int,
+            "vector": bytes,
+            "dimension": int,
+            "model": str,
+            "frames_seen": int,
+            "frames_used": int,
+            "outliers": int,
+            "mean_quality": float,
+            "source": str,
+            "created": str,
+        },
+        pk="id",
+        foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "vector", "dimension", "model", "created"},
+    )
+    db["templates"].create_index(["user_id"])
+    db["templates"].create_index(["model"])
+    # The frames that built a template: measurements and the decision, never pixels.
+    db["samples"].create(
+        {
+            "id": int,
+            "template_id": int,
+            "position": int,
+            "source": str,
+            "embedding": bytes,
+            "det_score": float,
+            "quality": float,
+            "yaw": float,
+            "pitch": float,
+            "roll": float,
+            "sharpness": float,
+            "decision": str,
+            "reason": str,
+        },
+        pk="id",
+        foreign_keys=[("template_id", "templates", "id")],
+        not_null={"template_id", "position", "decision"},
+    )
+    db["samples"].create_index(["template_id"])
+
+
+@migrations()
+def m002_verify_audit_log(db: Database) -> None:
+    # Who tried to verify as whom, when, and the outcome. No embeddings: the log
+    # outlives the user it names (a removed user's attempts keep their name only).
+    db["attempts"].create(
+        {
+            "id": int,
+            "user_id": int,
+            "user_name": str,
+            "created": str,
+            "similarity": float,
+            "band": str,
+            "threshold_high": float,
+            "threshold_low": float,
+            "template_id": int,
+            "model": str,
+            "source": str,
+            "frames_seen": int,
+            "frames_used": int,
+        },
+        pk="id",
+        not_null={"user_name", "created", "band"},
+    )
+    db["attempts"].create_index(["user_id", "created"])

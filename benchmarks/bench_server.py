@@ -1,0 +1,190 @@
+"""`facer serve` under a bounded load on loopback, against the CLI's per-image time.
+
+    python benchmarks/bench_server.py [--requests 300] [--parallel 8] [--concurrency 2] [--time-limit 180]
+
+Starts `facer serve` as a subprocess on 127.0.0.1 (a free port, a temporary
+database), waits for /health, then sends `--requests` POST /token/generate
+requests, one image each, `--parallel` at a time, cycling over the bundled
+photos (and ../shared/faces/people when present). Prints errors, throughput and
+p50/p90/p99 latency, then the same images through the CLI's path:
+(a) in process, `engine.analyze_path` per image (what `facer inspect` does per
+file once the models are loaded), and (b) one `facer inspect --json IMAGE`
+process per image (models loaded every time). Ratios at the end; asserts
+nothing about time. Loopback only, bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from facer_cli.api import get_engine
+from facer_cli.modelpack import bundled_folder
+from facer_cli.settings import Settings
+
+FACES = Path(os.environ.get("FACER_TEST_FACES", Path(__file__).resolve().parents[2] / "shared" / "faces"))
+
+
+def benchmark_images() -> list[Path]:
+    paths = [bundled_folder() / name for name in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
+    if (FACES / "people").is_dir():
+        paths += sorted(p for p in (FACES / "people").rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def cli_in_process(images: list[Path], rounds: int) -> float:
+    """Milliseconds per image through `engine.analyze_path` (decode + analyse), models loaded once."""
+    engine = get_engine(Settings.model_validate({}))
+    for path in images:  # first touch of each file out of the timing
+        engine.analyze_path(path)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for path in images:
+            engine.analyze_path(path)
+    return (time.perf_counter() - started) / (rounds * len(images)) * 1000
+
+
+def cli_per_process(images: list[Path], count: int, env: dict) -> float:
+    """Milliseconds per `facer inspect --json IMAGE` process (start, load models, analyse, exit)."""
+    started = time.perf_counter()
+    for path in images[:count]:
+        subprocess.run([sys.executable, "-m", "facer_cli", "inspect", "--json", str(path)], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return (time.perf_counter() - started) / min(count, len(images)) * 1000
+
+
+async def load_run(base: str, bodies: list[tuple[str, bytes]], requests: int, parallel: int, time_limit: float):
+    latencies: list[float] = []
+    statuses: dict[int | str, int] = {}
+    deadline = time.monotonic() + time_limit
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            name, data = bodies[i % len(bodies)]
+            started = time.perf_counter()
+            try:
+                response = await client.post("/token/generate", files=[("files", (name, data, "image/jpeg"))])
+                key: int | str = response.status_code
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[key] = statuses.get(key, 0) + 1
+
+    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(parallel)))
+        wall = time.perf_counter() - started
+    return latencies, statuses, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=None, help="server_concurrency (default: the setting's)")
+    parser.add_argument("--time-limit", type=float, default=180.0, help="stop sending after this many seconds")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over the images for the in-process CLI time")
+    parser.add_argument("--processes", type=int, default=3, help="`facer inspect` processes to time")
+    args = parser.parse_args()
+
+    images = benchmark_images()
+    bodies = [(p.name, p.read_bytes()) for p in images]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACER_") or k == "FACER_TEST_FACES"}
+    print(f"{len(images)} images; {os.cpu_count()} CPU core(s)")
+
+    # The in-process time is taken before and after the load run (the machine's load may change).
+    in_process_before = cli_in_process(images, args.rounds)
+    per_process_ms = cli_per_process(images, args.processes, env)
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "facer_cli", "serve", "--port", str(port), "--db", str(Path(folder) / "bench.db"),
+                   "--log-level", "warning"]
+        if args.concurrency:
+            command += ["--concurrency", str(args.concurrency)]
+        server = subprocess.Popen(command, env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            started = time.monotonic()
+            health = None
+            while time.monotonic() - started < 90 and server.poll() is None:
+                try:
+                    health = httpx.get(f"{base}/health", timeout=2).json()
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            if health is None:
+                server.kill()
+                sys.exit(f"the server did not answer /health:\n{server.communicate()[0]}")
+            ready_s = time.monotonic() - started
+            slots = health["models"]["slots"]
+            print(f"server ready in {ready_s:.1f} s (process start + model load): {health['fingerprint']} on "
+                  f"{health['provider']}, {slots} model slot(s)")
+            latencies, statuses, wall = asyncio.run(
+                load_run(base, bodies, args.requests, args.parallel, args.time_limit)
+            )
+            refused = httpx.get(f"{base}/health", timeout=5).json()["models"]["refused"]
+        finally:
+            server.terminate()
+            try:
+                server.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    in_process_after = cli_in_process(images, args.rounds)
+    in_process_ms = (in_process_before + in_process_after) / 2
+    done = len(latencies)
+    errors = sum(n for key, n in statuses.items() if key != 200)
+    per_request_ms = wall / done * 1000
+    p50, p90, p99 = (percentile(latencies, q) for q in (50, 90, 99))
+    print()
+    print(f"POST /token/generate, one image each: {done} of {args.requests} requests, {args.parallel} at a time, "
+          f"{wall:.1f} s")
+    print(f"  statuses: {dict(sorted(statuses.items(), key=str))}; errors: {errors}; refused by the queue: {refused}")
+    print(f"  throughput: {done / wall:.1f} requests/s ({per_request_ms:.1f} ms of wall time per request)")
+    print(f"  latency ms: p50 {p50:.1f}, p90 {p90:.1f}, p99 {p99:.1f}, max {max(latencies):.1f}, mean {statistics.mean(latencies):.1f}")
+    print()
+    print("CLI path, same images:")
+    print(f"  in process (engine.analyze_path, models loaded once): {in_process_ms:.1f} ms per image "
+          f"(before the load run {in_process_before:.1f}, after {in_process_after:.1f})")
+    print(f"  one `facer inspect --json IMAGE` process per image:   {per_process_ms:.0f} ms per image")
+    print()
+    print("ratios:")
+    print(f"  server wall time per request / in-process per image: {per_request_ms / in_process_ms:.2f}x")
+    print(f"  server p50 latency / in-process per image:           {p50 / in_process_ms:.2f}x "
+          f"({args.parallel} requests in flight on {slots} slot(s))")
+    print(f"  `facer inspect` process per image / server per request: {per_process_ms / per_request_ms:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from facer_cli.aggregate import Template, build_template
 from facer_cli.api import (
     analyze_files,
+    generate_token_from_camera,
     generate_token_from_directory,
     generate_token_from_embeddings,
     generate_token_from_images,
@@ -14,6 +15,7 @@ from facer_cli.engine import FaceEngine
 from facer_cli.errors import FacerError
 from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.settings import Settings, load_settings
+from facer_cli.store import Store
 
 __version__ = "0.1.0"
 
@@ -25,11 +27,13 @@ __all__ = [
     "FacerError",
     "FrameReport",
     "Settings",
+    "Store",
     "Template",
     "analyze_files",
     "band_for",
     "build_template",
     "cosine_similarity",
+    "generate_token_from_camera",
     "generate_token_from_directory",
     "generate_token_from_embeddings",
     "generate_token_from_images",
@@ -38,3 +42,8 @@ __all__ = [
     "load_vector",
     "template_from_frames",
 ]
+
+# facer evaluate: accuracy, FAR/FRR and threshold calibration on labelled faces.
+from facer_cli.evaluation import Evaluation, evaluate, evaluate_scores, load_dataset  # noqa: E402
+
+__all__ += ["Evaluation", "evaluate", "evaluate_scores", "load_dataset"]

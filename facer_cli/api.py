@@ -65,3 +65,23 @@ def generate_token_from_directory(path: Path | str, max_images: int = 5, setting
     engine = get_engine(settings)
     frames = analyze_files(engine, image_files([path], limit=max_images))
     return template_from_frames(frames, settings).vector
+
+
+def generate_token_from_camera(
+    max_frames: int = 5, source: int | str | None = None, settings: Settings | None = None
+) -> np.ndarray:
+    """Template of `max_frames` accepted frames from a camera, a video file or a stream URL.
+
+    `source`: a camera index (default: the `camera_index` setting), a video file path or a
+    stream URL. Drops `camera_warmup_frames` at open, keeps frames `frame_interval_ms` apart,
+    gives up after `camera_timeout_s`, and always releases the device. At least
+    min(`min_valid_frames`, `max_frames`) frames must be usable, else `TooFewFramesError`;
+    a source that cannot be opened raises `SourceError`.
+    """
+    from facer_cli.camera import Camera, capture_frames
+    from facer_cli.enrollment import engine_for
+    from facer_cli.settings import with_overrides
+
+    settings = with_overrides(settings or default_settings(), max_frames=max_frames)
+    capture = capture_frames(engine_for(settings), Camera.from_settings(source, settings), settings.max_frames)
+    return template_from_frames(capture.frames, settings, min(settings.min_valid_frames, max_frames)).vector

@@ -59,3 +59,45 @@ class ModelPackError(FacerError):
 
     exit_code = 8
     http_status = 500
+
+
+class SourceError(InputError):
+    """A camera, video file or stream URL cannot be opened or gives no frames."""
+
+    exit_code = 4
+    http_status = 400
+
+
+class UserNameError(FacerError):
+    """A user name is empty, too long or holds control characters."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class UnknownUserError(FacerError):
+    """No user of that name is enrolled."""
+
+    exit_code = 5
+    http_status = 404
+
+
+class StoreError(FacerError):
+    """The database cannot be opened, read or written (locked, read-only, corrupt)."""
+
+    exit_code = 6
+    http_status = 503
+
+
+class UserExistsError(FacerError):
+    """The user is already enrolled and neither --replace nor --add was given."""
+
+    exit_code = 7
+    http_status = 409
+
+
+class ModelMismatchError(FacerError):
+    """Templates made by different models cannot be compared."""
+
+    exit_code = 9
+    http_status = 409

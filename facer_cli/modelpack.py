@@ -216,8 +216,14 @@ def modules_to_load(pack: ModelPack, settings: Settings) -> tuple[list[str], dic
     return [task for task in order if task in wanted and task in pack.files], skipped
 
 
-def load_models(settings: Settings, pack: ModelPack | None = None) -> LoadedModels:
-    """Open one ONNX Runtime session per needed task, through insightface's model_zoo."""
+def load_models(
+    settings: Settings, pack: ModelPack | None = None, intra_op_threads: int | None = None
+) -> LoadedModels:
+    """Open one ONNX Runtime session per needed task, through insightface's model_zoo.
+
+    `intra_op_threads` caps ONNX Runtime's threads per session (None: its default, all
+    cores), for callers that run one engine per process on several processes.
+    """
     import onnxruntime
     from insightface.model_zoo import model_zoo
 
@@ -230,6 +236,8 @@ def load_models(settings: Settings, pack: ModelPack | None = None) -> LoadedMode
     for task in tasks:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
         try:
             model = model_zoo.get_model(str(pack.files[task].path), providers=providers, sess_options=options)
         except Exception as exc:  # ONNX Runtime raises its own untyped errors

@@ -79,6 +79,30 @@ class Settings(BaseSettings):
     db_busy_timeout_s: float = Field(
         30.0, ge=0, description="Wait this many seconds for another facer process to finish writing."
     )
+    # HTTP service
+    server_host: str = Field(
+        "127.0.0.1",
+        description="Address `facer serve` listens on; a non-loopback address needs api_key (or --allow-insecure-remote).",
+    )
+    server_port: int = Field(23535, description="TCP port `facer serve` listens on (1-65535).")
+    api_key: str | None = Field(
+        None,
+        description="Key every `facer serve` endpoint but /health requires in the X-API-Key header "
+        "(16+ printable characters; unset: no key). Prefer FACER_API_KEY to writing it in a file.",
+    )
+    max_request_bytes: int = Field(
+        33_554_432, description="Largest HTTP request body `facer serve` reads, in bytes (413 beyond)."
+    )
+    max_files_per_request: int = Field(16, description="Most image files in one HTTP request (413 beyond).")
+    server_concurrency: int = Field(
+        2, description="HTTP requests running the models at once, each in a worker thread."
+    )
+    server_queue_size: int = Field(
+        32, description="HTTP requests that may wait for a free model slot; more get 503 at once (0 or more)."
+    )
+    server_queue_timeout_s: float = Field(
+        60.0, description="An HTTP request that waited this many seconds for a model slot gets 503."
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod
@@ -149,6 +173,52 @@ class Settings(BaseSettings):
     def _non_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("server_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be between 1 and 65535")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) < 16:
+            raise ValueError(f"has {len(value)} characters; use at least 16 (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        if not all(33 <= ord(c) <= 126 for c in value):
+            raise ValueError("must hold printable ASCII characters only, without spaces (it travels in an HTTP header)")
+        return value
+
+    @field_validator("max_request_bytes")
+    @classmethod
+    def _request_bytes(cls, value: int) -> int:
+        if value < 1024:
+            raise ValueError("must be at least 1024 bytes")
+        return value
+
+    @field_validator("max_files_per_request", "server_concurrency")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("server_queue_size")
+    @classmethod
+    def _queue_size(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("server_queue_timeout_s")
+    @classmethod
+    def _queue_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be more than 0 seconds")
         return value
 
     @model_validator(mode="after")

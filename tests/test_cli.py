@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     """Tables at 200 columns, so assertions do not depend on line folding."""
-    monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setattr(console, "_width", 200)
 
 
 def run(*args):

@@ -11,10 +11,14 @@ from typing import Annotated, Any, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from facer_cli.errors import FacerError
 from facer_cli.settings import LoadedSettings, Settings, load_settings
+
+# Typer vendors its own click: typer.BadParameter and typer.Abort are not click's classes.
+TYPER_CLICK_ERRORS = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), typer.Abort)
 
 # Exit codes scripts can rely on (also listed in the README).
 EXIT_OK = 0
@@ -43,12 +47,12 @@ class FacerGroup(TyperGroup):
         except FacerError as exc:
             if _debug(ctx):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort, typer.Exit):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, typer.Exit, *TYPER_CLICK_ERRORS):
             raise
         except Exception as exc:  # a bug: still one line unless --debug
             if _debug(ctx):

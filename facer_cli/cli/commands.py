@@ -5,5 +5,9 @@ from facer_cli.cli import (  # noqa: F401
     config_cmd,
     demo_cmd,
     doctor_cmd,
+    enroll_cmd,
+    evaluate_cmd,
     inspect_cmd,
+    serve_cmd,
+    users_cmd,
 )

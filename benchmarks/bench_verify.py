@@ -35,7 +35,8 @@ PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from facer_cli.cli import app  # noqa: F401  everything the command imports
-from facer_cli.enrollment import engine_for, frames_from_images, prepare_verify, verify
+from facer_cli.api import get_engine
+from facer_cli.enrollment import frames_from_images, prepare_verify, verify
 from facer_cli.settings import load_settings
 from facer_cli.store import Store
 t1 = time.perf_counter()
@@ -43,7 +44,7 @@ settings = load_settings(overrides={"db": sys.argv[1]}).settings
 store = Store.open(settings)
 store.templates(sys.argv[2], with_vectors=False)
 t2 = time.perf_counter()
-engine = engine_for(settings)
+engine = get_engine(settings)
 name = prepare_verify(store, sys.argv[2], engine)  # the user's templates come from this model
 t3 = time.perf_counter()
 frames = frames_from_images(engine, [sys.argv[3]], settings)

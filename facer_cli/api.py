@@ -13,21 +13,30 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from facer_cli.aggregate import Template, build_template, template_from_embeddings
-from facer_cli.engine import FaceEngine
+from facer_cli.engine import ENGINE_SETTINGS, FaceEngine
 from facer_cli.reports import FrameReport
 from facer_cli.settings import Settings, default_settings
 from facer_cli.sources import image_files
 
 
 @lru_cache(maxsize=4)
-def _cached_engine(settings_json: str) -> FaceEngine:
-    return FaceEngine(Settings.model_validate_json(settings_json))
+def _cached_engine(engine_settings_json: str) -> FaceEngine:
+    return FaceEngine(Settings.model_validate_json(engine_settings_json))
 
 
 def get_engine(settings: Settings | None = None) -> FaceEngine:
-    """An engine for these settings, loaded once per process and reused."""
+    """An engine for these settings, loaded once per process and reused.
+
+    Only the settings the engine itself reads (`ENGINE_SETTINGS`) pick the engine:
+    read aggregation, band, source and store settings from `settings`, not from
+    `engine.settings`.
+    """
     settings = settings or default_settings()
-    return _cached_engine(settings.model_dump_json())
+    fields = Settings.model_fields
+    key = Settings.model_validate(
+        {name: getattr(settings, name) if name in ENGINE_SETTINGS else fields[name].default for name in fields}
+    )
+    return _cached_engine(key.model_dump_json())
 
 
 def analyze_files(engine: FaceEngine, paths: Iterable[Path | str], all_faces: bool = False) -> list[FrameReport]:
@@ -79,9 +88,8 @@ def generate_token_from_camera(
     a source that cannot be opened raises `SourceError`.
     """
     from facer_cli.camera import Camera, capture_frames
-    from facer_cli.enrollment import engine_for
     from facer_cli.settings import with_overrides
 
     settings = with_overrides(settings or default_settings(), max_frames=max_frames)
-    capture = capture_frames(engine_for(settings), Camera.from_settings(source, settings), settings.max_frames)
+    capture = capture_frames(get_engine(settings), Camera.from_settings(source, settings), settings.max_frames)
     return template_from_frames(capture.frames, settings, min(settings.min_valid_frames, max_frames)).vector

@@ -32,7 +32,11 @@ ARCFACE_KEYPOINTS = np.array(
 DETECTOR_FLOOR = 0.5
 SHARPNESS_SCALE = 200.0
 # Settings that change which models are loaded or how: these need a new engine.
-MODEL_SETTINGS = ("model_name", "model_root", "allowed_modules", "use_gpu", "use_directml", "require_pose")
+MODEL_SETTINGS = ("model_name", "model_root", "allowed_modules", "use_gpu", "use_directml", "require_pose", "onnx_threads")
+# Settings the engine reads per frame; every other setting (aggregation, bands, sources,
+# store, server) is the caller's business, so engines are shared across them.
+FRAME_SETTINGS = ("det_size", "detection_threshold", "pose_yaw_limit", "pose_pitch_limit", "min_quality_score", "max_image_pixels")
+ENGINE_SETTINGS = MODEL_SETTINGS + FRAME_SETTINGS
 
 
 def quality_score(det_score: float, sharpness: float) -> float:

@@ -6,9 +6,10 @@ and return dataclasses that both the Rich tables and the `--json` output are
 made from. Nothing here prints.
 
     >>> from facer_cli import Store, load_settings
-    >>> from facer_cli.enrollment import engine_for, frames_from_images, enroll, verify
+    >>> from facer_cli.api import get_engine
+    >>> from facer_cli.enrollment import frames_from_images, enroll, verify
     >>> settings = load_settings().settings
-    >>> engine = engine_for(settings)
+    >>> engine = get_engine(settings)
     >>> with Store.open(settings) as store:
     ...     frames = frames_from_images(engine, ["a.jpg", "b.jpg", "c.jpg"], settings)
     ...     enroll(store, engine, "alice", frames, settings=settings)
@@ -23,7 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from facer_cli.aggregate import Template
-from facer_cli.api import get_engine, template_from_frames
+from facer_cli.api import template_from_frames
 from facer_cli.camera import Camera, Capture, ProgressCallback, Source, capture_frames
 from facer_cli.engine import FaceEngine
 from facer_cli.errors import TooFewFramesError, UserExistsError
@@ -32,23 +33,6 @@ from facer_cli.settings import Settings
 from facer_cli.sources import image_files
 from facer_cli.store import Store, StoredTemplate, Verification, validate_user_name
 from facer_cli.store.store import Mode
-
-# Settings that do not change what the engine decides about a frame: an engine is
-# shared across them (no model reload when only the database or a threshold differs).
-NOT_ENGINE_SETTINGS = (
-    "db", "db_busy_timeout_s", "min_valid_frames", "outlier_cosine_threshold", "cosine_threshold_high",
-    "cosine_threshold_low", "max_frames", "max_images", "camera_index", "camera_warmup_frames",
-    "frame_interval_ms", "camera_timeout_s",
-)
-
-
-def engine_for(settings: Settings) -> FaceEngine:
-    """The process's engine for these settings, loaded once. Only the engine's own settings
-    pick it; read aggregation, band and source settings from `settings`, not `engine.settings`."""
-    fields = Settings.model_fields
-    key = settings.model_copy(update={name: fields[name].default for name in NOT_ENGINE_SETTINGS if name in fields})
-    return get_engine(key)
-
 
 # -- frames in -------------------------------------------------------------
 @dataclass

@@ -221,8 +221,9 @@ def load_models(
 ) -> LoadedModels:
     """Open one ONNX Runtime session per needed task, through insightface's model_zoo.
 
-    `intra_op_threads` caps ONNX Runtime's threads per session (None: its default, all
-    cores), for callers that run one engine per process on several processes.
+    Threads per session come from `intra_op_threads` when given (callers that run
+    one engine per process on several processes), else the `onnx_threads` setting
+    (0: ONNX Runtime's default, one per core).
     """
     import onnxruntime
     from insightface.model_zoo import model_zoo
@@ -231,13 +232,14 @@ def load_models(
     tasks, skipped = modules_to_load(pack, settings)
     providers = choose_providers(settings)
     onnxruntime.set_default_logger_severity(3)
+    threads = settings.onnx_threads if intra_op_threads is None else intra_op_threads
     started = time.perf_counter()
     models: dict[str, Any] = {}
     for task in tasks:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = intra_op_threads
+        if threads:
+            options.intra_op_num_threads = threads
         try:
             model = model_zoo.get_model(str(pack.files[task].path), providers=providers, sess_options=options)
         except Exception as exc:  # ONNX Runtime raises its own untyped errors

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     )
     use_gpu: bool = Field(True, description="Use CUDA through ONNX Runtime when available.")
     use_directml: bool = Field(True, description="Use DirectML (Windows) when available.")
+    onnx_threads: int = Field(
+        1,
+        description="ONNX Runtime threads per model (0: one per core). One is fastest for these small models: "
+        "per-frame work is too small to share out.",
+    )
     det_size: int = Field(320, description="Detector input size in pixels (a positive multiple of 32).")
     # Per-frame filters
     detection_threshold: float = Field(0.6, description="Minimum detector score of an accepted face (0-1).")
@@ -161,7 +166,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("camera_index", "camera_warmup_frames")
+    @field_validator("camera_index", "camera_warmup_frames", "onnx_threads")
     @classmethod
     def _non_negative_int(cls, value: int) -> int:
         if value < 0:

@@ -321,13 +321,14 @@ def test_a_corrupt_database_is_a_clear_error(faces, tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, sys, time
-    from facer_cli.enrollment import engine_for, enroll, frames_from_images, verify
+    from facer_cli.api import get_engine
+    from facer_cli.enrollment import enroll, frames_from_images, verify
     from facer_cli.settings import Settings
     from facer_cli.store import Store
 
     db, prefix, go, *images = sys.argv[1:]
     settings = Settings.model_validate({"db": db})
-    engine = engine_for(settings)
+    engine = get_engine(settings)
     frames = frames_from_images(engine, images, settings)  # the real engine, once per process
     print("ready", flush=True)
     while not os.path.exists(go):

@@ -16,11 +16,12 @@ from facer_cli.cli.app import (
 )
 from facer_cli.cli.compare_cmd import BAND_EXIT
 from facer_cli.cli.render import comparison_text, frames_table, template_summary
+from facer_cli.api import get_engine
 from facer_cli.camera import CaptureProgress
 from facer_cli.compare import Comparison, save_vector
 from facer_cli.engine import FaceEngine
 from facer_cli.enrollment import (
-    Frames, capture, check_enrollable, engine_for, enroll, frames_from_camera,
+    Frames, capture, check_enrollable, enroll, frames_from_camera,
     frames_from_images, prepare_verify, verify,
 )
 from facer_cli.errors import InputError, TooFewFramesError
@@ -154,7 +155,7 @@ def enroll_command(
     camera_source(camera, sources)  # usage errors before anything loads
     with Store.open(settings) as store:
         name = check_enrollable(store, user, mode)
-        engine = engine_for(settings)
+        engine = get_engine(settings)
         frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
         try:
             result = enroll(store, engine, name, frames, settings=settings, mode=mode)
@@ -197,7 +198,7 @@ def verify_command(
     camera_source(camera, sources)
     with Store.open(settings) as store:
         store.templates(user, with_vectors=False)  # unknown user: fail before the models load
-        engine = engine_for(settings)
+        engine = get_engine(settings)
         name = prepare_verify(store, user, engine)
         frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
         try:
@@ -247,7 +248,7 @@ def capture_command(
     camera_source(camera, sources)
     if not out.parent.is_dir():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
-    engine = engine_for(settings)
+    engine = get_engine(settings)
     frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
     try:
         result = capture(engine, frames, settings=settings)

@@ -81,13 +81,13 @@ def serve_command(
 
     import uvicorn
 
-    from facer_cli.enrollment import engine_for
+    from facer_cli.api import get_engine
     from facer_cli.server import create_app
     from facer_cli.store import Store
 
     # Load the models and open the store here, so a missing pack or a bad --db is one line and an
     # exit code rather than a traceback from the server's startup.
-    engine = engine_for(settings)
+    engine = get_engine(settings)
     Store.open(settings).close()
     if settings.api_key is None and not is_loopback(settings.server_host):
         err_console.print(f"[bold red]warning:[/] listening on {settings.server_host} without an API key (--allow-insecure-remote)")

@@ -31,10 +31,11 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from facer_cli import __version__
+from facer_cli.api import get_engine
 from facer_cli.compare import Comparison, validate_vector
 from facer_cli.engine import FaceEngine
 from facer_cli.enrollment import (
-    CaptureResult, Frames, build_template, check_enrollable, describe_images, engine_for, enroll, prepare_verify,
+    CaptureResult, Frames, build_template, check_enrollable, describe_images, enroll, prepare_verify,
     verify,
 )
 from facer_cli.errors import NoFaceError, VectorError
@@ -198,7 +199,7 @@ def create_app(settings: Settings | None = None, engine: FaceEngine | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started = time.perf_counter()
-        loaded = engine or await anyio.to_thread.run_sync(engine_for, settings)
+        loaded = engine or await anyio.to_thread.run_sync(get_engine, settings)
         # Creates the database (and runs its migrations) now: a bad --db fails at start, not on a request.
         await anyio.to_thread.run_sync(lambda: Store.open(settings).close())
         app.state.facer = ServerState(

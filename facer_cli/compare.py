@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
 from enum import Enum
@@ -73,21 +74,30 @@ def validate_vector(array: np.ndarray, name: str) -> np.ndarray:
 
 
 def load_vector(path: Path | str) -> np.ndarray:
-    """Read a `.npy` template safely: no pickles, one 1-D numeric vector."""
+    """Read a `.npy` template file safely: no pickles, one 1-D numeric vector."""
     path = Path(path)
     try:
-        array = np.load(path, allow_pickle=False)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise VectorError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise VectorError(f"{path}: cannot read ({exc.strerror})") from None
+    return vector_from_bytes(data, str(path))
+
+
+def vector_from_bytes(data: bytes, name: str) -> np.ndarray:
+    """A `.npy` template held in memory (a file's bytes, an upload), checked as `load_vector` does."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise VectorError(f"{path}: holds pickled Python objects, which facer never loads") from None
-        raise VectorError(f"{path}: not a valid .npy file ({exc})") from None
+            raise VectorError(f"{name}: holds pickled Python objects, which facer never loads") from None
+        raise VectorError(f"{name}: not a valid .npy file ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise VectorError(f"{path}: not a valid .npy file ({exc})") from None
+        raise VectorError(f"{name}: not a valid .npy file ({exc})") from None
     if not isinstance(array, np.ndarray):
-        raise VectorError(f"{path}: holds several arrays (.npz); give one vector as .npy")
-    return validate_vector(array, str(path))
+        raise VectorError(f"{name}: holds several arrays (.npz); give one vector as .npy")
+    return validate_vector(array, name)
 
 
 def save_vector(path: Path | str, vector: np.ndarray) -> None:

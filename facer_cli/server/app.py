@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import io
 import logging
 import time
-import zipfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -32,13 +30,13 @@ from starlette.concurrency import run_in_threadpool
 
 from facer_cli import __version__
 from facer_cli.api import get_engine
-from facer_cli.compare import Comparison, validate_vector
+from facer_cli.compare import Comparison, vector_from_bytes
 from facer_cli.engine import FaceEngine
 from facer_cli.enrollment import (
     CaptureResult, Frames, build_template, check_enrollable, describe_images, enroll, prepare_verify,
     verify,
 )
-from facer_cli.errors import NoFaceError, VectorError
+from facer_cli.errors import NoFaceError
 from facer_cli.images import decode_image
 from facer_cli.reports import FrameReport
 from facer_cli.server.errors import (
@@ -139,18 +137,7 @@ def analyse_uploads(engine: FaceEngine, uploads: list[Upload], settings: Setting
 
 
 def vector_from_upload(upload: Upload) -> np.ndarray:
-    """A `.npy` upload read as `compare.load_vector` reads a file: no pickles, one 1-D numeric vector."""
-    try:
-        array = np.load(io.BytesIO(upload.data), allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise VectorError(f"{upload.name}: holds pickled Python objects, which facer never loads") from None
-        raise VectorError(f"{upload.name}: not a valid .npy file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise VectorError(f"{upload.name}: not a valid .npy file ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise VectorError(f"{upload.name}: holds several arrays (.npz); give one vector as .npy")
-    return validate_vector(array, upload.name)
+    return vector_from_bytes(upload.data, upload.name)
 
 
 def template_of_upload(engine: FaceEngine, upload: Upload, settings: Settings) -> tuple[np.ndarray, FrameReport | None]:

@@ -401,6 +401,26 @@ def test_damaged_database_is_a_clear_store_error(tmp_path):
             store.check()
 
 
+def test_users_check_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from facer_cli.cli import app
+
+    path = tmp_path / "facer.db"
+    with Store(path) as store:
+        for i in range(300):
+            store.import_vector(f"user{i}", unit(i), model=MODEL, source="x")
+    runner = CliRunner()
+    result = runner.invoke(app, ["users", "check", "--db", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"check": "ok"' in result.output and '"users": 300' in result.output
+    data = bytearray(path.read_bytes())
+    data[8192:len(data) - 4096] = os.urandom(len(data) - 8192 - 4096)
+    path.write_bytes(bytes(data))
+    result = runner.invoke(app, ["users", "check", "--db", str(path)])
+    assert result.exit_code == 6 and "corrupt" in result.output and "Traceback" not in result.output
+
+
 def test_another_apps_sqlite_file_is_not_taken_over(tmp_path):
     path = tmp_path / "notes.db"
     conn = sqlite3.connect(path)

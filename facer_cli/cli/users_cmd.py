@@ -166,3 +166,15 @@ def users_import(
         print_json(stored.to_dict())
     else:
         console.print(f"imported {file} as template {stored.id} of {stored.user!r} (model {stored.model})")
+
+
+@users_app.command("check")
+def users_check(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Check the database file for damage (SQLite quick_check over the whole file). Exit 0 ok, 6 damaged."""
+    with open_store(ctx, db) as store:
+        result = store.check()
+        path, users = store.path, store.count()
+    if json_output:
+        print_json({"db": str(path), "check": result, "users": users})
+        return
+    console.print(f"{path}: {result}, {users} user(s)")

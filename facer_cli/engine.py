@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from facer_cli import pose as pose_estimation
-from facer_cli.errors import ConfigError, ImageError
+from facer_cli.errors import ConfigError, ImageError, ModelPackError
 from facer_cli.images import load_image
 from facer_cli.modelpack import LoadedModels, load_models
 from facer_cli.reports import FaceReport, FrameReport
@@ -123,6 +123,8 @@ class FaceEngine:
         self.models = models or load_models(settings)
         found = self.models.models
         self.detector = found["detection"]
+        if not getattr(self.detector, "use_kps", False):
+            raise ModelPackError(f"the detector of pack {self.models.pack.name!r} gives no keypoints: faces cannot be aligned")
         self.recognizer = found["recognition"]
         self.pose_source = next((m for m in ("landmark_3d_68", "landmark_2d_106") if m in found), None)
         self.landmarker = found.get(self.pose_source) if self.pose_source else None

@@ -22,6 +22,14 @@ IMAGE_SUFFIXES = frozenset(
 _EXIF_ORIENTATION = 0x0112
 
 
+def _pillow_without_its_own_limit():
+    """Pillow only reads headers here; facer applies `max_image_pixels` itself."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
+
+
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -82,12 +90,10 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 def _header(data: bytes) -> tuple[tuple[int, int] | None, int]:
     """(width, height) and EXIF orientation from the header alone, when Pillow knows the format."""
-    from PIL import Image
-
+    Image = _pillow_without_its_own_limit()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Image.MAX_IMAGE_PIXELS = None  # facer applies its own limit
             with Image.open(io.BytesIO(data)) as image:
                 size = image.size
                 try:

@@ -92,10 +92,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--onnx-threads", type=int, default=1, help="facer's onnx_threads (0: ONNX Runtime's default)")
     args = parser.parse_args()
 
     images = benchmark_images()
-    engine = FaceEngine(Settings.model_validate({"det_size": 320}))  # defaults: onnx_threads 1
+    engine = FaceEngine(Settings.model_validate({"det_size": 320, "onnx_threads": args.onnx_threads}))
     floors = [floor_inputs(engine, image) for _, image in images]
     with tempfile.TemporaryDirectory() as tmp:
         app = face_analysis_app(Path(tmp) / "pack")
@@ -114,7 +115,8 @@ def main() -> int:
                 samples[name].append(time_per_frame(run, items, args.repeats))
 
     ms = {name: statistics.median(values) for name, values in samples.items()}
-    print(f"{len(images)} images, {args.rounds} rounds × {args.repeats} repeats, median ms per frame")
+    print(f"{len(images)} images, {args.rounds} rounds × {args.repeats} repeats, facer onnx_threads "
+          f"{args.onnx_threads}, median ms per frame")
     for name, value in ms.items():
         print(f"  {name:<42} {value:8.2f} ms")
     engine, floor = samples["facer engine (det 320)"], samples["ONNX Runtime floor"]

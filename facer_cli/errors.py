@@ -64,9 +64,6 @@ class ModelPackError(FacerError):
 class SourceError(InputError):
     """A camera, video file or stream URL cannot be opened or gives no frames."""
 
-    exit_code = 4
-    http_status = 400
-
 
 class UserNameError(FacerError):
     """A user name is empty, too long or holds control characters."""

@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from facer_cli.errors import FacerError
-from facer_cli.settings import LoadedSettings, Settings, load_settings
+from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
 # Typer vendors its own click: typer.BadParameter and typer.Abort are not click's classes.
 TYPER_CLICK_ERRORS = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), typer.Abort)
@@ -96,9 +96,21 @@ def state_of(ctx: typer.Context) -> AppState:
     return ctx.find_object(AppState) or AppState()
 
 
+def flag_overrides(ctx: typer.Context) -> dict[str, Any]:
+    """The command's parameters named after a setting (`--det-size` → det_size, `--model` → model_name)."""
+    return {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in ctx.params.items()
+        if name in SETTING_NAMES
+    }
+
+
 def loaded_settings(ctx: typer.Context, **overrides: Any) -> LoadedSettings:
-    """Settings of this invocation: defaults < facer.toml < FACER_* < the command's flags."""
-    return load_settings(state_of(ctx).config, overrides)
+    """Settings of this invocation: defaults < facer.toml < FACER_* < the command's flags.
+
+    Flags named after a setting apply by themselves; `overrides` adds those named otherwise.
+    """
+    return load_settings(state_of(ctx).config, {**flag_overrides(ctx), **overrides})
 
 
 def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:

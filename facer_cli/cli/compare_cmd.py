@@ -37,11 +37,11 @@ def compare_command(
     a: Annotated[Path, typer.Argument(help="An image or a .npy template.")],
     b: Annotated[Path, typer.Argument(help="An image or a .npy template.")],
     json_output: JsonOption = False,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
 ) -> None:
     """Cosine similarity of two faces or templates, and the band: exit 0 match, 1 no match, 3 uncertain, 4 unusable input."""
-    settings = settings_for(ctx, model_name=model, det_size=det_size)
+    settings = settings_for(ctx)
     vector_a, frame_a = template_of(a, settings)
     vector_b, frame_b = template_of(b, settings)
     comparison = Comparison.of(vector_a, vector_b, settings)

@@ -23,7 +23,7 @@ def demo_command(
     json_output: JsonOption = False,
 ) -> None:
     """Find Yao Ming (yaoming.jpg) among the 22 faces of players.jpg, with the bundled model."""
-    settings = settings_for(ctx, det_size=det_size)
+    settings = settings_for(ctx)
     folder = bundled_folder()
     engine = get_engine(settings)
     probe = engine.analyze_path(folder / "yaoming.jpg")

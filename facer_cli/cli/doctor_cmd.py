@@ -26,11 +26,11 @@ def versions() -> dict[str, str]:
 
 
 @app.command("doctor")
-def doctor_command(ctx: typer.Context, json_output: JsonOption = False, model: ModelOption = None) -> None:
+def doctor_command(ctx: typer.Context, json_output: JsonOption = False, model_name: ModelOption = None) -> None:
     """Versions, model pack, files and hashes, modules, execution provider, pose source and load time."""
     import onnxruntime
 
-    settings = settings_for(ctx, model_name=model)
+    settings = settings_for(ctx)
     started = time.perf_counter()
     engine = FaceEngine(settings)
     info = engine.info.to_dict()

@@ -49,10 +49,6 @@ MaxFramesOption = Annotated[Optional[int], typer.Option("--max-frames", help="Ac
 MinFramesOption = Annotated[Optional[int], typer.Option("--min-valid-frames", help="Fewest usable frames that make a template.", rich_help_panel="Settings")]
 
 
-def command_settings(ctx: typer.Context, db: Path | None = None, **flags) -> Settings:
-    return settings_for(ctx, db=None if db is None else str(db), **flags)
-
-
 def camera_source(camera: bool, sources: list[str] | None) -> str | None:
     """With --camera: the SRC after it (or None: camera_index). Without: None, and images are required."""
     sources = sources or []
@@ -133,7 +129,7 @@ def enroll_command(
     json_output: JsonOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
     pose_yaw_limit: YawOption = None,
@@ -147,11 +143,7 @@ def enroll_command(
     if replace and add:
         raise typer.BadParameter("give --replace or --add, not both")
     mode = "replace" if replace else "add" if add else "new"
-    settings = command_settings(
-        ctx, db, max_frames=max_frames, min_valid_frames=min_valid_frames, model_name=model, det_size=det_size,
-        detection_threshold=detection_threshold, pose_yaw_limit=pose_yaw_limit, pose_pitch_limit=pose_pitch_limit,
-        min_quality_score=min_quality_score,
-    )
+    settings = settings_for(ctx)
     camera_source(camera, sources)  # usage errors before anything loads
     with Store.open(settings) as store:
         name = check_enrollable(store, user, mode)
@@ -181,7 +173,7 @@ def verify_command(
     json_output: JsonOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
     pose_yaw_limit: YawOption = None,
@@ -190,11 +182,7 @@ def verify_command(
 ) -> None:
     """Is this the enrolled person? Exit 0 match, 1 no match, 3 uncertain, 4 no usable probe,
     5 unknown user, 6 store error, 9 enrolled with another model. The attempt is recorded."""
-    settings = command_settings(
-        ctx, db, max_frames=max_frames, min_valid_frames=min_valid_frames, model_name=model, det_size=det_size,
-        detection_threshold=detection_threshold, pose_yaw_limit=pose_yaw_limit, pose_pitch_limit=pose_pitch_limit,
-        min_quality_score=min_quality_score,
-    )
+    settings = settings_for(ctx)
     camera_source(camera, sources)
     with Store.open(settings) as store:
         store.templates(user, with_vectors=False)  # unknown user: fail before the models load
@@ -229,7 +217,7 @@ def capture_command(
     json_output: JsonOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
     pose_yaw_limit: YawOption = None,
@@ -240,11 +228,7 @@ def capture_command(
 
     Like enroll, at least min_valid_frames frames must be usable. Exit 0 written, 4 too few usable frames.
     """
-    settings = command_settings(
-        ctx, None, max_frames=max_frames, min_valid_frames=min_valid_frames, model_name=model, det_size=det_size,
-        detection_threshold=detection_threshold, pose_yaw_limit=pose_yaw_limit, pose_pitch_limit=pose_pitch_limit,
-        min_quality_score=min_quality_score,
-    )
+    settings = settings_for(ctx)
     camera_source(camera, sources)
     if not out.parent.is_dir():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")

@@ -41,7 +41,7 @@ def evaluate_command(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Save the ROC curve and score histograms to this PNG (needs matplotlib: pip install 'facer\\[plot]').", dir_okay=False)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes analysing images (default: the number of cores).")] = None,
     json_output: JsonOption = False,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
     pose_yaw_limit: YawOption = None,
@@ -49,10 +49,7 @@ def evaluate_command(
     min_quality_score: QualityOption = None,
 ) -> None:
     """What the thresholds mean on your own faces: accuracy, FAR, FRR, EER, TAR@FAR and thresholds to paste into facer.toml."""
-    settings = settings_for(
-        ctx, model_name=model, det_size=det_size, detection_threshold=detection_threshold,
-        pose_yaw_limit=pose_yaw_limit, pose_pitch_limit=pose_pitch_limit, min_quality_score=min_quality_score,
-    )
+    settings = settings_for(ctx)
     if plot is not None:
         from facer_cli.evaluation.plot import check_available
 

@@ -57,7 +57,7 @@ def inspect_command(
     json_output: JsonOption = False,
     export: Annotated[Optional[Path], typer.Option("--export", help="Save each image's subject embedding to this .npz, keyed by path.", dir_okay=False)] = None,
     all_faces: Annotated[bool, typer.Option("--all-faces", help="Measure and embed every face, not only the subject.")] = False,
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
     pose_yaw_limit: YawOption = None,
@@ -65,10 +65,7 @@ def inspect_command(
     min_quality_score: QualityOption = None,
 ) -> None:
     """Show, frame by frame and face by face, what facer measures and why each frame is used or not."""
-    settings = settings_for(
-        ctx, model_name=model, det_size=det_size, detection_threshold=detection_threshold,
-        pose_yaw_limit=pose_yaw_limit, pose_pitch_limit=pose_pitch_limit, min_quality_score=min_quality_score,
-    )
+    settings = settings_for(ctx)
     files = image_files(paths)
     engine = get_engine(settings)
     frames = analyze_with_progress(engine, files, all_faces, quiet=json_output)

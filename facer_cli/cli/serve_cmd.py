@@ -63,7 +63,7 @@ def serve_command(
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: FACER_DB, else facer.db in the per-user data folder).", dir_okay=False)] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests running the models at once (setting server_concurrency).", rich_help_panel="Settings")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")] = "info",
-    model: ModelOption = None,
+    model_name: ModelOption = None,
     det_size: DetSizeOption = None,
 ) -> None:
     """Serve the HTTP API (health, token, enroll, verify, users, compare; docs at /docs) in one process.
@@ -73,10 +73,7 @@ def serve_command(
     if log_level not in LOG_LEVELS:
         raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     require_server_extra()
-    settings = settings_for(
-        ctx, server_host=host, server_port=port, api_key=api_key, db=None if db is None else str(db),
-        server_concurrency=concurrency, model_name=model, det_size=det_size,
-    )
+    settings = settings_for(ctx, server_host=host, server_port=port, server_concurrency=concurrency)
     check_exposure(settings.server_host, settings.api_key, allow_insecure_remote)
 
     import uvicorn

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from facer_cli.cli.app import JsonOption, app, console, print_json
-from facer_cli.cli.enroll_cmd import DbOption, command_settings
+from facer_cli.cli.app import JsonOption, app, console, print_json, settings_for
+from facer_cli.cli.enroll_cmd import DbOption
 from facer_cli.compare import save_vector
 from facer_cli.enrollment import current_model, import_template
 from facer_cli.errors import InputError
@@ -25,14 +25,15 @@ def _date(value: str | None) -> str:
     return "–" if not value else value[:19].replace("T", " ")
 
 
-def open_store(ctx: typer.Context, db: Path | None) -> Store:
-    return Store.open(command_settings(ctx, db))
+def open_store(ctx: typer.Context) -> Store:
+    """The store of `--db`, FACER_DB, facer.toml or the default location."""
+    return Store.open(settings_for(ctx))
 
 
 @users_app.command("list")
 def users_list(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
     """Every user: templates, frames used, models and dates."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         users = store.list()
         path = store.path
     if json_output:
@@ -51,7 +52,7 @@ def users_list(ctx: typer.Context, db: DbOption = None, json_output: JsonOption 
 @users_app.command("show")
 def users_show(ctx: typer.Context, user: UserArgument, db: DbOption = None, json_output: JsonOption = False) -> None:
     """One user's templates (how each was made) and their latest verify attempts."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         details = store.show(user)
     if json_output:
         print_json(details.to_dict())
@@ -86,7 +87,7 @@ def users_remove(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a user with every template and per-frame sample (the audit log keeps no embeddings)."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         store.templates(user, with_vectors=False)  # unknown user: say so before asking
         if not yes and not typer.confirm(f"remove {user.strip()!r} and all their templates?"):
             raise typer.Abort()
@@ -103,7 +104,7 @@ def users_rename(
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Give a user another name (templates and audit history follow)."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         summary = store.rename(old, new)
     if json_output:
         print_json(summary.to_dict())
@@ -121,7 +122,7 @@ def users_export(
     json_output: JsonOption = False,
 ) -> None:
     """Write one of a user's templates to a .npy file, and print the model fingerprint it needs on import."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         stored = store.export(user, template)
     try:
         save_vector(out, stored.vector)
@@ -143,7 +144,7 @@ def users_import(
     current_model_flag: Annotated[bool, typer.Option("--current-model", help="It was made by the model facer is set to use.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="The user exists: replace their template(s).")] = False,
     add: Annotated[bool, typer.Option("--add", help="The user exists: add this as another template.")] = False,
-    model: Annotated[Optional[str], typer.Option("--model", help='With --current-model: the model pack ("bundled" or a pack name).')] = None,
+    model_name: Annotated[Optional[str], typer.Option("--model", help='With --current-model: the model pack ("bundled" or a pack name).')] = None,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -155,7 +156,7 @@ def users_import(
             f"cannot know which model made {file}: give --fingerprint FP (printed by `facer users export`) "
             "or --current-model (made by the model facer is set to use), one of them"
         )
-    settings = command_settings(ctx, db, model_name=model)
+    settings = settings_for(ctx)
     dimension = None
     if current_model_flag:
         fingerprint, dimension = current_model(settings)
@@ -171,7 +172,7 @@ def users_import(
 @users_app.command("check")
 def users_check(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
     """Check the database file for damage (SQLite quick_check over the whole file). Exit 0 ok, 6 damaged."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx) as store:
         result = store.check()
         path, users = store.path, store.count()
     if json_output:

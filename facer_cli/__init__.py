@@ -1,49 +1,79 @@
-"""facer: face enrollment and verification over InsightFace models."""
+"""facer: face enrollment and verification over InsightFace models.
 
-from facer_cli.aggregate import Template, build_template
-from facer_cli.api import (
-    analyze_files,
-    generate_token_from_camera,
-    generate_token_from_directory,
-    generate_token_from_embeddings,
-    generate_token_from_images,
-    get_engine,
-    template_from_frames,
-)
-from facer_cli.compare import Band, Comparison, band_for, cosine_similarity, load_vector
-from facer_cli.engine import FaceEngine
-from facer_cli.errors import FacerError
-from facer_cli.reports import FaceReport, FrameReport
-from facer_cli.settings import Settings, load_settings
-from facer_cli.store import Store
+The Python API. Names are imported on first use, so `import facer_cli` (and
+`facer --help`) loads neither numpy, OpenCV nor ONNX Runtime.
+
+    >>> from facer_cli import Facer, load_settings
+    >>> facer = Facer(load_settings().settings)      # or Facer() for the defaults alone
+    >>> facer.enroll("alice", ["a.jpg", "b.jpg", "c.jpg"])
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Band",
-    "Comparison",
-    "FaceEngine",
-    "FaceReport",
-    "FacerError",
-    "FrameReport",
-    "Settings",
-    "Store",
-    "Template",
-    "analyze_files",
-    "band_for",
-    "build_template",
-    "cosine_similarity",
-    "generate_token_from_camera",
-    "generate_token_from_directory",
-    "generate_token_from_embeddings",
-    "generate_token_from_images",
-    "get_engine",
-    "load_settings",
-    "load_vector",
-    "template_from_frames",
-]
+# name -> module that defines it
+_EXPORTS = {
+    "Facer": "facer_cli.service",
+    "Settings": "facer_cli.settings",
+    "EngineSettings": "facer_cli.settings",
+    "load_settings": "facer_cli.settings",
+    "FacerError": "facer_cli.errors",
+    "FaceEngine": "facer_cli.engine",
+    "get_engine": "facer_cli.engine",
+    "FaceReport": "facer_cli.reports",
+    "FrameReport": "facer_cli.reports",
+    "Template": "facer_cli.aggregate",
+    "build_template": "facer_cli.aggregate",
+    "Band": "facer_cli.matching",
+    "Thresholds": "facer_cli.matching",
+    "Comparison": "facer_cli.matching",
+    "cosine_similarity": "facer_cli.matching",
+    "load_vector": "facer_cli.vectors",
+    "save_vector": "facer_cli.vectors",
+    "Store": "facer_cli.store",
+    "generate_token_from_camera": "facer_cli.tokens",
+    "generate_token_from_directory": "facer_cli.tokens",
+    "generate_token_from_embeddings": "facer_cli.tokens",
+    "generate_token_from_images": "facer_cli.tokens",
+    "Evaluation": "facer_cli.evaluation",
+    "evaluate_scores": "facer_cli.evaluation",
+    "load_dataset": "facer_cli.evaluation",
+}
 
-# facer evaluate: accuracy, FAR/FRR and threshold calibration on labelled faces.
-from facer_cli.evaluation import Evaluation, evaluate, evaluate_scores, load_dataset  # noqa: E402
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
-__all__ += ["Evaluation", "evaluate", "evaluate_scores", "load_dataset"]
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facer_cli' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from facer_cli.aggregate import Template, build_template
+    from facer_cli.engine import FaceEngine, get_engine
+    from facer_cli.errors import FacerError
+    from facer_cli.evaluation import Evaluation, evaluate_scores, load_dataset
+    from facer_cli.matching import Band, Comparison, Thresholds, cosine_similarity
+    from facer_cli.reports import FaceReport, FrameReport
+    from facer_cli.service import Facer
+    from facer_cli.settings import EngineSettings, Settings, load_settings
+    from facer_cli.store import Store
+    from facer_cli.tokens import (
+        generate_token_from_camera,
+        generate_token_from_directory,
+        generate_token_from_embeddings,
+        generate_token_from_images,
+    )
+    from facer_cli.vectors import load_vector, save_vector

@@ -118,12 +118,12 @@ class Frame:
 
 @dataclass
 class CameraStats:
-    read: int = 0          # frames read from the source
-    warmup: int = 0        # dropped right after opening
-    spaced: int = 0        # skipped: closer than frame_interval_ms to the previous kept frame
-    kept: int = 0          # handed on
+    read: int = 0  # frames read from the source
+    warmup: int = 0  # dropped right after opening
+    spaced: int = 0  # skipped: closer than frame_interval_ms to the previous kept frame
+    kept: int = 0  # handed on
     clock: str = "stream"  # "stream" (the source's timestamps) or "wall" (the computer's clock)
-    stopped: str = ""      # why reading stopped
+    stopped: str = ""  # why reading stopped
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict:
@@ -133,9 +133,9 @@ class CameraStats:
 class Camera:
     """A camera index, video file or stream URL as an iterator of spaced frames.
 
-        >>> with Camera("clip.mp4", warmup_frames=5, interval_ms=200) as camera:
-        ...     for frame in camera.frames():
-        ...         ...
+    >>> with Camera("clip.mp4", warmup_frames=5, interval_ms=200) as camera:
+    ...     for frame in camera.frames():
+    ...         ...
     """
 
     def __init__(
@@ -308,10 +308,17 @@ def capture_frames(
             frames.append(report)
             accepted += report.accepted
             if on_progress is not None:
-                on_progress(CaptureProgress(
-                    source=camera.description, stats=camera.stats, analysed=len(frames), accepted=accepted,
-                    max_frames=max_frames, last=report, elapsed_s=time.monotonic() - started,
-                ))
+                on_progress(
+                    CaptureProgress(
+                        source=camera.description,
+                        stats=camera.stats,
+                        analysed=len(frames),
+                        accepted=accepted,
+                        max_frames=max_frames,
+                        last=report,
+                        elapsed_s=time.monotonic() - started,
+                    )
+                )
             if accepted >= max_frames:
                 camera.stop(f"{max_frames} frame(s) accepted")
                 break

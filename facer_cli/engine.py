@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,11 @@ import cv2
 import numpy as np
 
 from facer_cli import pose as pose_estimation
-from facer_cli.errors import ConfigError, ImageError, ModelPackError
+from facer_cli.errors import ImageError, ModelPackError
 from facer_cli.images import load_image
 from facer_cli.modelpack import LoadedModels, load_models
 from facer_cli.reports import FaceReport, FrameReport
-from facer_cli.settings import Settings
+from facer_cli.settings import EngineSettings, Settings
 
 # ArcFace's reference positions of the 5 keypoints in a 112×112 crop.
 ARCFACE_KEYPOINTS = np.array(
@@ -31,12 +32,6 @@ ARCFACE_KEYPOINTS = np.array(
 # The detector's own floor: faces between it and detection_threshold are shown as rejected.
 DETECTOR_FLOOR = 0.5
 SHARPNESS_SCALE = 200.0
-# Settings that change which models are loaded or how: these need a new engine.
-MODEL_SETTINGS = ("model_name", "model_root", "allowed_modules", "use_gpu", "use_directml", "require_pose", "onnx_threads")
-# Settings the engine reads per frame; every other setting (aggregation, bands, sources,
-# store, server) is the caller's business, so engines are shared across them.
-FRAME_SETTINGS = ("det_size", "detection_threshold", "pose_yaw_limit", "pose_pitch_limit", "min_quality_score", "max_image_pixels")
-ENGINE_SETTINGS = MODEL_SETTINGS + FRAME_SETTINGS
 
 
 def quality_score(det_score: float, sharpness: float) -> float:
@@ -76,7 +71,7 @@ def laplacian_sharpness(image: np.ndarray, box: tuple[float, float, float, float
     return float(std[0, 0] ** 2)
 
 
-def decide(face: FaceReport, settings: Settings) -> tuple[bool, str]:
+def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
     """Accept the face, or reject it with every reason that applies."""
     if not face.is_subject:
         return False, "not the subject: a larger face is in the frame"
@@ -118,13 +113,18 @@ class EngineInfo:
 class FaceEngine:
     """Loads a model pack once and turns frames into `FrameReport`s."""
 
-    def __init__(self, settings: Settings, models: LoadedModels | None = None):
-        self._settings = settings
-        self.models = models or load_models(settings)
+    def __init__(self, settings: EngineSettings | Settings | None = None, models: LoadedModels | None = None):
+        # Only the engine's own settings are kept: nothing else can be read back from an engine.
+        if settings is None:
+            settings = EngineSettings()
+        self._settings = settings.engine if isinstance(settings, Settings) else settings
+        self.models = models or load_models(self._settings)
         found = self.models.models
         self.detector = found["detection"]
         if not getattr(self.detector, "use_kps", False):
-            raise ModelPackError(f"the detector of pack {self.models.pack.name!r} gives no keypoints: faces cannot be aligned")
+            raise ModelPackError(
+                f"the detector of pack {self.models.pack.name!r} gives no keypoints: faces cannot be aligned"
+            )
         self.recognizer = found["recognition"]
         self.pose_source = next((m for m in ("landmark_3d_68", "landmark_2d_106") if m in found), None)
         self.landmarker = found.get(self.pose_source) if self.pose_source else None
@@ -135,17 +135,8 @@ class FaceEngine:
 
     # -- configuration -------------------------------------------------
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> EngineSettings:
         return self._settings
-
-    @settings.setter
-    def settings(self, new: Settings) -> None:
-        """Change thresholds and sizes without reloading; model choices need a new engine."""
-        changed = [name for name in MODEL_SETTINGS if getattr(new, name) != getattr(self._settings, name)]
-        if changed:
-            raise ConfigError(f"changing {', '.join(changed)} needs a new engine (the models differ)")
-        self._settings = new
-        self._prepare_detector()
 
     def _prepare_detector(self) -> None:
         size = self._settings.det_size
@@ -239,7 +230,9 @@ class FaceEngine:
         vector = model.session.run(model.output_names, {model.input_name: blob})[0][0].astype(np.float32)
         return vector / np.linalg.norm(vector)
 
-    def landmark_input(self, image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    def landmark_input(
+        self, image: np.ndarray, box: tuple[float, float, float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The landmark model's input (insightface's crop: 1.5 × the box, centred) and its affine matrix."""
         model = self.landmarker
         size = model.input_size[0]
@@ -270,3 +263,20 @@ class FaceEngine:
         if self.pose_source == "landmark_3d_68":
             return pose_estimation.pose_from_landmarks_3d68(points)
         return pose_estimation.pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))
+
+
+@lru_cache(maxsize=4)
+def _cached_engine(key: str) -> FaceEngine:
+    return FaceEngine(EngineSettings.model_validate_json(key))
+
+
+def get_engine(settings: EngineSettings | Settings | None = None) -> FaceEngine:
+    """An engine for these settings, loaded and warmed up once per process and reused.
+
+    Only the engine's own settings (`EngineSettings`) pick the engine, so commands that
+    differ in thresholds, store or server settings share one.
+    """
+    engine_settings = EngineSettings() if settings is None else settings
+    if isinstance(engine_settings, Settings):
+        engine_settings = engine_settings.engine
+    return _cached_engine(engine_settings.cache_key())

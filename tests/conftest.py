@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from facer_cli.api import get_engine
+from facer_cli.cli.app import console
+from facer_cli.engine import get_engine
 from facer_cli.modelpack import bundled_folder
 from facer_cli.settings import Settings
 
@@ -31,9 +32,15 @@ def _isolated_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
 
 
+@pytest.fixture
+def wide_console(monkeypatch):
+    """Tables at 200 columns, so assertions do not depend on line folding."""
+    monkeypatch.setattr(console, "width", 200)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings.model_validate({})  # defaults only, whatever the environment
+    return Settings()  # defaults only: Settings() reads neither facer.toml nor the environment
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facer_cli import camera as camera_module
-from facer_cli.api import generate_token_from_camera
+from facer_cli.tokens import generate_token_from_camera
 from facer_cli.camera import Camera, capture_frames, parse_source
 from facer_cli.errors import SourceError
 from facer_cli.settings import Settings

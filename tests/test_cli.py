@@ -7,22 +7,10 @@ import pickle
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facer_cli.cli import app
-from facer_cli.cli.app import console
+from helpers import run
 
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    """Tables at 200 columns, so assertions do not depend on line folding."""
-    monkeypatch.setattr(console, "_width", 200)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +154,17 @@ def test_doctor_json():
     assert "onnxruntime" in info["versions"]
 
 
-def test_demo_finds_yao_ming_among_the_players():
+def test_demo_enrolls_verifies_a_match_and_an_impostor_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = run("demo", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert len(data["faces"]) == 22 and len(data["matches"]) == 1
+    assert data["ok"] is True and data["enroll"]["user"] == "Yao Ming"
+    assert [c["band"] for c in data["checks"]] == ["match", "no_match"]
+    assert all(c["attempt_id"] for c in data["checks"])
+    assert list(tmp_path.iterdir()) == []  # nothing written outside its temporary folder
+    table = run("demo").output
+    assert "MATCH" in table and "NO MATCH" in table and "facer enroll alice" in table
 
 
 def test_help_lists_the_commands():

@@ -3,56 +3,22 @@ Typer's runner with a temporary --db; several processes at once; the Python API.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facer_cli.cli import app
 from facer_cli.cli.app import console
 from facer_cli.errors import StoreError
 from facer_cli.store import Store
+from helpers import REPO, copy_db, photo, run, run_json
 
-REPO = Path(__file__).resolve().parent.parent
-runner = CliRunner()
-
-
-def run(*args, input: str | None = None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    """Tables at 200 columns, so assertions do not depend on line folding."""
-    monkeypatch.setattr(console, "width", 200)
-
-
-def run_json(*args):
-    result = run(*args, "--json")
-    return result, (json.loads(result.stdout) if result.stdout.strip().startswith("{") else None)
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    """A copy of a store (SQLite's backup API: consistent whatever is in its WAL)."""
-    import sqlite3
-
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return target
-
-
-def photo(faces: Path, stem: str) -> Path:
-    return next((faces / "people" / stem.rsplit("_", 1)[0]).glob(stem + ".*"))
+pytestmark = pytest.mark.usefixtures("wide_console")
 
 
 @pytest.fixture(scope="module")
@@ -276,10 +242,10 @@ def test_capture_from_images_and_from_the_video(faces, tmp_path, obama_db):
     assert data["capture"]["accepted"] == 5 and data["out"] == str(tmp_path / "v.npy")
     assert np.load(tmp_path / "v.npy").shape == (512,)
     result = run("capture", photo(faces, "obama_1"), "--out", tmp_path / "no" / "such" / "folder.npy")
-    assert result.exit_code == 4 and "does not exist" in result.output
+    assert result.exit_code == 10 and "does not exist" in result.output
 
 
-def test_users_list_show_rename_remove(obama_db, tmp_path):
+def test_users_list_show_rename_remove(obama_db, tmp_path, monkeypatch):
     db = copy_db(obama_db[0], tmp_path / "facer.db")
     result, data = run_json("users", "list", "--db", db)
     assert result.exit_code == 0
@@ -293,8 +259,12 @@ def test_users_list_show_rename_remove(obama_db, tmp_path):
     assert template["frames_used"] == 3 and template["samples"] == 3 and template["source"].startswith("images: obama_1.jpg")
     assert run("users", "rename", "obama", "Barack Obama", "--db", db).exit_code == 0
     assert [u["name"] for u in run_json("users", "list", "--db", db)[1]["users"]] == ["Barack Obama"]
+    result = run("users", "remove", "Barack Obama", "--db", db, input="n\n")  # no terminal: no prompt
+    assert result.exit_code == 2 and "--yes" in result.output
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     result = run("users", "remove", "Barack Obama", "--db", db, input="n\n")
-    assert result.exit_code == 1 and len(run_json("users", "list", "--db", db)[1]["users"]) == 1
+    assert result.exit_code == 11 and "not removed" in result.output
+    assert len(run_json("users", "list", "--db", db)[1]["users"]) == 1
     result, data = run_json("users", "remove", "Barack Obama", "--yes", "--db", db)
     assert result.exit_code == 0 and data == {"user": "Barack Obama", "templates": 1, "samples": 3}
     assert run_json("users", "list", "--db", db)[1]["users"] == []
@@ -307,7 +277,8 @@ def test_db_comes_from_facer_db_or_the_data_folder(obama_db, tmp_path, monkeypat
     monkeypatch.delenv("FACER_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     result, data = run_json("users", "list")
-    assert data["users"] == [] and data["db"] == str(tmp_path / "data" / "facer" / "facer.db")
+    assert data["users"] == [] and data["count"] == 0
+    assert run_json("users", "check")[1]["db"] == str(tmp_path / "data" / "facer" / "facer.db")
 
 
 def test_a_corrupt_database_is_a_clear_error(faces, tmp_path):
@@ -321,22 +292,18 @@ def test_a_corrupt_database_is_a_clear_error(faces, tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, sys, time
-    from facer_cli.api import get_engine
-    from facer_cli.enrollment import enroll, frames_from_images, verify
-    from facer_cli.settings import Settings
-    from facer_cli.store import Store
+    from facer_cli import Facer, Settings
 
     db, prefix, go, *images = sys.argv[1:]
-    settings = Settings.model_validate({"db": db})
-    engine = get_engine(settings)
-    frames = frames_from_images(engine, images, settings)  # the real engine, once per process
+    facer = Facer(Settings(db=db))
+    frames = facer.frames_from_paths(images)  # the real engine, once per process
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.005)
     for i in range(20):
-        with Store.open(settings) as store:  # a connection per enrollment, as separate runs would
-            enroll(store, engine, f"{prefix} {i}", frames, settings=settings)
-            assert verify(store, engine, f"{prefix} {i}", frames, settings=settings).band.value == "match"
+        with facer.open_store() as store:  # a connection per enrollment, as separate runs would
+            facer.enroll(f"{prefix} {i}", frames, store=store)
+            assert facer.verify(f"{prefix} {i}", frames, store=store).band.value == "match"
     print("done", flush=True)
 """)
 
@@ -369,18 +336,18 @@ def test_two_processes_enrolling_and_verifying_at_once(faces, tmp_path):
 
 
 def test_python_api_store_and_enrollment(engine, settings, faces, tmp_path):
+    from facer_cli import Facer
     from facer_cli import Store as ExportedStore
-    from facer_cli.enrollment import enroll, frames_from_images, verify
 
     assert ExportedStore is Store
+    facer = Facer(settings, engine=engine)
     with Store(tmp_path / "api.db") as store:
-        frames = frames_from_images(engine, [faces / "people" / "obama"], settings)
+        frames = facer.frames_from_paths([faces / "people" / "obama"], per_folder=settings.max_images)
         assert len(frames.frames) == 4  # the folder, sorted, at most max_images
-        result = enroll(store, engine, "obama", frames, settings=settings)
+        result = facer.enroll("obama", frames, store=store)
         assert result.stored.frames_used == len(result.template.used) >= 3
         assert result.to_dict()["template"]["kept"]
-        probe = frames_from_images(engine, [photo(faces, "biden_2")], settings)
-        outcome = verify(store, engine, "obama", probe, settings=settings)
+        outcome = facer.verify("obama", [photo(faces, "biden_2")], store=store)
         assert outcome.band.value == "no_match" and outcome.to_dict()["band"] == "no_match"
         assert [u.name for u in store.list()] == ["obama"]
         assert store.remove("obama").templates == 1

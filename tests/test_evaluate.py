@@ -10,22 +10,16 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facer_cli.cli import app
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same
 from facer_cli.evaluation.plot import FIGURE_PIXELS
 from facer_cli.evaluation.runner import evaluate
 
 from conftest import people
+from helpers import run
 
-runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def png_size(path) -> tuple[int, int]:
@@ -294,10 +288,10 @@ def test_cli_table(faces):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--target-far", "1.5"], 2, "--target-far must be at least 0 and below 1"),
-        (["--workers", "0"], 2, "--workers must be at least 1"),
+        (["--target-far", "1.5"], 2, "target FAR must be at least 0 and below 1"),
+        (["--workers", "0"], 2, "workers must be at least 1"),
         (["--plot", "curve.svg"], 2, "give a file name ending in .png"),
-        (["--protocol", "enroll", "-k", "0"], 2, "--enroll-images must be at least 1"),
+        (["--protocol", "enroll", "-k", "0"], 2, "images per enrolled template must be at least 1"),
     ],
 )
 def test_cli_bad_flags(faces, args, code, message):

@@ -33,7 +33,7 @@ with warnings.catch_warnings():  # Starlette's notice that its TestClient will m
 from typer.testing import CliRunner  # noqa: E402
 
 from facer_cli.cli import app as cli_app  # noqa: E402
-from facer_cli.cli.serve_cmd import check_exposure, is_loopback  # noqa: E402
+from facer_cli.server.exposure import ExposureError, check_exposure, is_loopback  # noqa: E402
 from facer_cli.errors import ConfigError  # noqa: E402
 from facer_cli.server import create_app  # noqa: E402
 from facer_cli.server.app import ModelGate  # noqa: E402
@@ -389,7 +389,7 @@ def test_non_loopback_without_a_key_is_refused_unless_said_insecure():
     check_exposure("127.0.0.1", None, False)
     check_exposure("0.0.0.0", KEY, False)
     check_exposure("0.0.0.0", None, True)
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without an API key"):
+    with pytest.raises(ExposureError, match="refusing to listen on 0.0.0.0 without an API key"):
         check_exposure("0.0.0.0", None, False)
     result = CliRunner().invoke(cli_app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2

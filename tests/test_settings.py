@@ -64,8 +64,11 @@ def test_environment_lists_and_booleans(monkeypatch):
         ({"det_size": -32}, "det_size = -32"),
         ({"cosine_threshold_high": 1.5}, "cosine_threshold_high = 1.5 (from flag): must be between -1 and 1"),
         ({"cosine_threshold_low": 0.5}, "cosine_threshold_low (0.5) must not exceed cosine_threshold_high (0.4)"),
-        ({"max_frames": -1}, "max_frames = -1 (from flag): must be at least 1"),
-        ({"camera_warmup_frames": -2}, "camera_warmup_frames = -2 (from flag): must not be negative"),
+        ({"max_frames": -1}, "max_frames = -1 (from flag): must be between 1 and 10000"),
+        ({"camera_warmup_frames": -2}, "camera_warmup_frames = -2 (from flag): must be between 0 and 10000"),
+        ({"det_size": 65536}, "det_size = 65536 (from flag): must be between 32 and 2048"),
+        ({"db_busy_timeout_s": float("inf")}, "db_busy_timeout_s = inf (from flag): must be a finite number"),
+        ({"api_key": "short"}, "api_key = (hidden) (from flag): has 5 characters"),
         ({"allowed_modules": ["detection", "recognition", "eyes"]}, "unknown module 'eyes'; accepted: detection"),
         ({"detection_threshold": 1.2}, "detection_threshold = 1.2 (from flag): must be between 0 and 1"),
         ({"pose_yaw_limit": 100}, "pose_yaw_limit = 100 (from flag): must be between 0 and 90"),
@@ -124,7 +127,8 @@ def test_config_init_writes_readable_toml(tmp_path, monkeypatch):
     assert written["det_size"] == 320 and "db" not in written
     assert load_settings(cwd=tmp_path).settings == Settings.model_validate({})
     again = runner.invoke(app, ["config", "init"])
-    assert again.exit_code == 2 and "--force" in again.output
+    assert again.exit_code == 10 and "--force" in again.output
+    assert (tmp_path / "facer.toml").stat().st_mode & 0o777 == 0o600
 
 
 def test_example_file_documents_every_setting_with_its_default():

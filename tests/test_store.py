@@ -19,18 +19,20 @@ import numpy as np
 import pytest
 
 from facer_cli.aggregate import Template
-from facer_cli.compare import Band
+from facer_cli.matching import Band, Thresholds
+from facer_cli.service.facer import verify_probe
 from facer_cli.errors import (
     ModelMismatchError, StoreError, UnknownUserError, UserExistsError, UserNameError, VectorError,
 )
 from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.settings import Settings
-from facer_cli.store import Store, validate_user_name
+from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
 from facer_cli.store.migrations import migrations
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bundled:0123456789abcdef"
-SETTINGS = Settings.model_validate({})
+SETTINGS = Settings()
+THRESHOLDS = Thresholds.of(SETTINGS)
 
 
 def unit(seed: int, dim: int = 512) -> np.ndarray:
@@ -131,7 +133,7 @@ def test_a_newer_schema_is_refused(tmp_path):
 # -- enroll modes -----------------------------------------------------------
 def test_new_replace_add(store):
     first = store.import_vector("alice", unit(1), model=MODEL, source="a")
-    with pytest.raises(UserExistsError, match="--replace .* --add"):
+    with pytest.raises(UserExistsError, match="already enrolled"):
         store.import_vector("alice", unit(2), model=MODEL, source="b")
     second = store.import_vector(" alice ", unit(2), model=MODEL, source="b", mode="add")
     assert [t.id for t in store.templates("alice")] == [first.id, second.id]
@@ -147,7 +149,7 @@ def test_new_replace_add(store):
 
 def test_add_from_another_model_is_refused(store):
     store.import_vector("alice", unit(1), model=MODEL, source="a")
-    with pytest.raises(ModelMismatchError, match="--replace"):
+    with pytest.raises(ModelMismatchError, match="replace their templates"):
         store.import_vector("alice", unit(2), model="buffalo_l:fedcba9876543210", source="b", mode="add")
     store.import_vector("alice", unit(2), model="buffalo_l:fedcba9876543210", source="b", mode="replace")
     assert store.list()[0].models == ["buffalo_l:fedcba9876543210"]
@@ -186,7 +188,7 @@ def test_enroll_keeps_per_frame_samples_but_embeddings_only_of_kept_frames(store
     ]
     template = Template(vector=unit(1), frames_seen=5, accepted=[0, 1, 2], used=[0, 1], outliers=[2],
                         outlier_cosines={2: 0.05}, mean_quality=0.85)
-    stored = store.enroll("alice", template, frames, model=MODEL, source="images: 5")
+    stored = store.add_template("alice", template, frames, model=MODEL, source="images: 5")
     assert (stored.frames_seen, stored.frames_used, stored.outliers, stored.samples) == (5, 2, 1, 5)
     samples = store.samples(stored.id)
     assert [s["decision"] for s in samples] == ["kept", "kept", "outlier", "rejected", "rejected"]
@@ -205,7 +207,7 @@ def test_verify_uses_the_best_template_and_records_the_attempt(store):
     store.import_vector("alice", unit(2), model=MODEL, source="b", mode="add")
     store.import_vector("bob", unit(3), model=MODEL, source="c")
     for cosine, band in ((0.62, Band.MATCH), (0.35, Band.UNCERTAIN), (0.1, Band.NO_MATCH)):
-        result = store.verify("alice", near(enrolled, cosine), model=MODEL, settings=SETTINGS, source="probe.jpg",
+        result = verify_probe(store, "alice", near(enrolled, cosine), model=MODEL, thresholds=THRESHOLDS, source="probe.jpg",
                               frames_seen=3, frames_used=2)
         assert result.similarity == pytest.approx(cosine, abs=1e-5)
         assert result.band is band and result.templates_compared == 2
@@ -222,11 +224,11 @@ def test_verify_uses_the_best_template_and_records_the_attempt(store):
 def test_verify_refuses_unknown_users_and_other_models(store):
     store.import_vector("alice", unit(1), model=MODEL, source="a")
     with pytest.raises(UnknownUserError, match="no user named 'carol'"):
-        store.verify("carol", unit(1), model=MODEL, settings=SETTINGS, source="p")
+        verify_probe(store, "carol", unit(1), model=MODEL, thresholds=THRESHOLDS, source="p")
     with pytest.raises(ModelMismatchError, match="re-enroll"):
-        store.verify("alice", unit(1), model="buffalo_l:fedcba9876543210", settings=SETTINGS, source="p")
+        verify_probe(store, "alice", unit(1), model="buffalo_l:fedcba9876543210", thresholds=THRESHOLDS, source="p")
     with pytest.raises(ModelMismatchError, match="different models"):
-        store.verify("alice", unit(1, dim=128), model=MODEL, settings=SETTINGS, source="p")
+        verify_probe(store, "alice", unit(1, dim=128), model=MODEL, thresholds=THRESHOLDS, source="p")
     assert store.attempts() == []  # refused comparisons are not attempts
 
 
@@ -243,8 +245,8 @@ def test_verify_reads_only_the_users_rows_through_indexes(store):
 
 def test_a_failed_attempt_is_recorded_as_no_probe(store):
     store.import_vector("alice", unit(1), model=MODEL, source="a")
-    assert store.record_failed_attempt("alice", model=MODEL, source="camera 0", frames_seen=9, frames_used=1)
-    assert store.record_failed_attempt("nobody", model=MODEL, source="x", frames_seen=1, frames_used=0) is None
+    assert store.record_attempt(AttemptRecord("alice", MODEL, "camera 0", NO_PROBE, frames_seen=9, frames_used=1))
+    assert store.record_attempt(AttemptRecord("nobody", MODEL, "x", NO_PROBE, frames_seen=1, frames_used=0)) is None
     (attempt,) = store.attempts()
     assert attempt.band == "no_probe" and attempt.similarity is None and attempt.frames_seen == 9
 
@@ -254,10 +256,10 @@ def test_remove_deletes_every_template_and_sample_and_leaves_no_embedding_on_dis
     secret = unit(42)
     frames = [frame_with(secret, 0.9), frame_with(near(secret, 0.95), 0.8)]
     template = Template(vector=secret, frames_seen=2, accepted=[0, 1], used=[0, 1], mean_quality=0.85)
-    store.enroll("alice", template, frames, model=MODEL, source="x")
+    store.add_template("alice", template, frames, model=MODEL, source="x")
     store.import_vector("alice", unit(43), model=MODEL, source="y", mode="add")
     store.import_vector("bob", unit(44), model=MODEL, source="z")
-    store.verify("alice", secret, model=MODEL, settings=SETTINGS, source="probe")
+    verify_probe(store, "alice", secret, model=MODEL, thresholds=THRESHOLDS, source="probe")
     # the exact bytes on disk: templates and the kept frames' embeddings
     alices = [t.vector for t in store.templates("alice")]
     alices += [s["embedding"] for t in store.templates("alice") for s in store.samples(t.id) if s["embedding"] is not None]
@@ -282,7 +284,7 @@ def test_remove_deletes_every_template_and_sample_and_leaves_no_embedding_on_dis
 def test_rename(store):
     store.import_vector("alice", unit(1), model=MODEL, source="a")
     store.import_vector("bob", unit(2), model=MODEL, source="b")
-    store.verify("alice", unit(1), model=MODEL, settings=SETTINGS, source="p")
+    verify_probe(store, "alice", unit(1), model=MODEL, thresholds=THRESHOLDS, source="p")
     assert store.rename("alice", "  Alice Ödegård ").name == "Alice Ödegård"
     assert len(store.templates("Alice Ödegård")) == 1
     assert store.show("Alice Ödegård").attempts[0].band == "match"  # history follows the person
@@ -343,8 +345,8 @@ KILLED_CHILD = textwrap.dedent("""
                       quality=0.9, embedding=vector, accepted=True)
     frames = [FrameReport(source=f"f{i}", faces=[face]) for i in range(3)]
     template = Template(vector=vector, frames_seen=3, accepted=[0, 1, 2], used=[0, 1, 2], mean_quality=0.9)
-    store.enroll("alice", template, frames, model=sys.argv[2], source="replacement", mode="replace")
-    store.enroll("zed", template, frames, model=sys.argv[2], source="new user")
+    store.add_template("alice", template, frames, model=sys.argv[2], source="replacement", mode="replace")
+    store.add_template("zed", template, frames, model=sys.argv[2], source="new user")
     print("finished", flush=True)
 """)
 
@@ -354,7 +356,7 @@ def test_a_process_killed_inside_an_enrollment_leaves_the_store_as_before(tmp_pa
     with Store(path) as store:
         store.import_vector("alice", unit(1), model=MODEL, source="original")
         store.import_vector("bob", unit(2), model=MODEL, source="original")
-        store.verify("bob", unit(2), model=MODEL, settings=SETTINGS, source="p")
+        verify_probe(store, "bob", unit(2), model=MODEL, thresholds=THRESHOLDS, source="p")
     before = dump(path)
     child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(path), MODEL], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=REPO)
@@ -496,11 +498,11 @@ def test_read_only_database_reads_but_refuses_writes_clearly(tmp_path):
 
 
 def test_read_only_database_through_the_cli(tmp_path, faces):
-    from facer_cli.enrollment import current_model
+    from facer_cli import Facer
 
     path = tmp_path / "facer.db"
     with Store(path) as store:
-        store.import_vector("alice", unit(1), model=current_model(SETTINGS)[0], source="a")
+        store.import_vector("alice", unit(1), model=Facer(SETTINGS).current_model()[0], source="a")
     vector = tmp_path / "bob.npy"
     np.save(vector, unit(2))
     path.chmod(0o400)

@@ -1,11 +1,8 @@
-"""The `facer` command line: thin commands over the facer_cli library."""
+"""The `facer` command line: thin commands over the service layer (`facer_cli.service`)."""
 
-from facer_cli.cli import commands as _commands  # noqa: F401  (registers the commands)
-from facer_cli.cli.app import app
+from facer_cli.cli.app import app, main
+from facer_cli.cli.commands import register
 
-
-def main() -> None:
-    app(prog_name="facer")
-
+register(app)
 
 __all__ = ["app", "main"]

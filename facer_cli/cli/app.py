@@ -1,8 +1,12 @@
-"""The Typer application, its global options and the one place errors become exit codes."""
+"""The Typer application: global options, settings for a command, and errors mapped in one place.
+
+Command modules only parse, call the service (`facer_cli.service`) and render
+(`facer_cli.cli.output`); they import heavy modules inside the command, so
+`facer --help` and `facer config show` load neither numpy, OpenCV nor ONNX Runtime.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,26 +14,34 @@ from typing import Annotated, Any, Optional
 
 import click
 import typer
+import typer.core
 from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
+from facer_cli import __version__
+from facer_cli.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
 from facer_cli.errors import FacerError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
 # Typer vendors its own click: typer.BadParameter and typer.Abort are not click's classes.
 TYPER_CLICK_ERRORS = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), typer.Abort)
-
-# Exit codes scripts can rely on (also listed in the README).
-EXIT_OK = 0
-EXIT_NO_MATCH = 1
-EXIT_USAGE = 2
-EXIT_UNCERTAIN = 3
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
+# Options every command accepts after its name too (`facer verify alice x.jpg --debug`).
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_OPTIONS = ("--config",)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def _no_type_for_flags(self: Any, ctx: click.Context) -> str | None:
+    # An on/off flag takes no value: Typer's "<bool>" placeholder would suggest one.
+    if getattr(self, "is_flag", False):
+        return None
+    return _display_type_rich(self, ctx)
+
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
 
 
 @dataclass
@@ -38,8 +50,32 @@ class AppState:
     debug: bool = False
 
 
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`--debug` and `--config PATH` anywhere before `--` are moved in front of the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in GLOBAL_FLAGS or any(arg.startswith(option + "=") for option in GLOBAL_OPTIONS):
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class FacerGroup(TyperGroup):
     """Maps facer's errors to one line on stderr and an exit code; --debug shows the traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,8 +83,9 @@ class FacerGroup(TyperGroup):
         except FacerError as exc:
             if _debug(ctx):
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            err_console.print("[bold red]error:[/] ", end="")
+            err_console.print(error_line(exc), markup=False, soft_wrap=True)
+            raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -57,9 +94,9 @@ class FacerGroup(TyperGroup):
         except Exception as exc:  # a bug: still one line unless --debug
             if _debug(ctx):
                 raise
+            err_console.print("[bold red]internal error:[/] ", end="")
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                soft_wrap=True,
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, soft_wrap=True
             )
             raise typer.Exit(EXIT_INTERNAL) from None
 
@@ -69,11 +106,18 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"facer {__version__}")
+        raise typer.Exit(0)
+
+
 app = typer.Typer(
     cls=FacerGroup,
     name="facer",
-    help="Face enrollment and verification: turn a few frames into one trustworthy template.",
+    help="Face enrollment and verification: turn a few frames into one trustworthy template. Start with `facer demo`.",
     no_args_is_help=True,
+    add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -85,9 +129,20 @@ def main_callback(
     ctx: typer.Context,
     config: Annotated[
         Optional[Path],
-        typer.Option("--config", help="Read settings from this facer.toml (default: ./facer.toml, then the user config dir).", dir_okay=False),
+        typer.Option(
+            "--config",
+            help="Read settings from this facer.toml (default: ./facer.toml, then the user "
+            "config dir). Accepted after the command too.",
+            dir_okay=False,
+        ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks instead of one-line errors. Accepted after the command too."),
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print facer's version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     ctx.obj = AppState(config=config, debug=debug)
 
@@ -117,15 +172,12 @@ def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
     return loaded_settings(ctx, **overrides).settings
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def main() -> None:
+    from facer_cli.cli.commands import register
 
-
-# Options shared by every command that runs the models.
-DetSizeOption = Annotated[Optional[int], typer.Option("--det-size", help="Detector input size (multiple of 32).", rich_help_panel="Settings")]
-DetThresholdOption = Annotated[Optional[float], typer.Option("--detection-threshold", help="Minimum detector score.", rich_help_panel="Settings")]
-YawOption = Annotated[Optional[float], typer.Option("--pose-yaw-limit", help="Largest accepted |yaw| in degrees.", rich_help_panel="Settings")]
-PitchOption = Annotated[Optional[float], typer.Option("--pose-pitch-limit", help="Largest accepted |pitch| in degrees.", rich_help_panel="Settings")]
-QualityOption = Annotated[Optional[float], typer.Option("--min-quality-score", help="Minimum quality score.", rich_help_panel="Settings")]
-ModelOption = Annotated[Optional[str], typer.Option("--model", help='Model pack: "bundled" or a pack name under model_root.', rich_help_panel="Settings")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of tables.")]
+    register(app)
+    try:
+        app(prog_name="facer")
+    except KeyboardInterrupt:  # outside a command (while parsing or importing)
+        err_console.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)

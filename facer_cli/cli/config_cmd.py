@@ -5,54 +5,59 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import tomli_w
 import typer
-from rich.table import Table
 
-from facer_cli.cli.app import JsonOption, app, console, loaded_settings, print_json
-from facer_cli.errors import ConfigError
-from facer_cli.settings import CONFIG_FILE_NAME, Settings, settings_as_toml_dict
+from facer_cli.cli.app import console, loaded_settings
+from facer_cli.cli.options import ForceOption, JsonOption
+from facer_cli.cli.output import config_meanings, config_view, literal, print_json
+from facer_cli.settings import CONFIG_FILE_NAME, SECRET_SETTINGS, Settings, settings_as_toml_dict
 
 config_app = typer.Typer(help="Show the effective settings or write a facer.toml.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
 
 
 @config_app.command("show")
-def config_show(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Print every setting, its value and where it came from (default, facer.toml, FACER_*, flag)."""
+def config_show(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also what each setting means.")] = False,
+) -> None:
+    """Print every setting, its value and where it came from (default, facer.toml, FACER_*, flag).
+    In Python: facer_cli.load_settings()."""
     loaded = loaded_settings(ctx)
     values = loaded.settings.model_dump()
+    for name in SECRET_SETTINGS:
+        if values.get(name) is not None:
+            values[name] = "(set)"
+    descriptions = {name: field.description or "" for name, field in Settings.model_fields.items()}
     if json_output:
-        print_json({
-            "config_file": None if loaded.config_file is None else str(loaded.config_file),
-            "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in values},
-            "db_path": str(loaded.settings.db_path),
-        })
+        print_json(
+            {
+                "config_file": None if loaded.config_file is None else str(loaded.config_file),
+                "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in values},
+                "db_path": str(loaded.settings.db_path),
+            }
+        )
         return
-    table = Table(header_style="bold", title=f"config file: {loaded.config_file or 'none found'}")
-    table.add_column("setting")
-    table.add_column("value")
-    table.add_column("source")
-    table.add_column("meaning", style="dim")
-    for name, value in values.items():
-        table.add_row(name, repr(value), loaded.origins[name], Settings.model_fields[name].description or "")
-    console.print(table)
-    console.print(f"database: {loaded.settings.db_path}")
+    console.print(config_view(loaded, descriptions))
+    if verbose:
+        console.print(config_meanings(descriptions))
 
 
 @config_app.command("init")
 def config_init(
     ctx: typer.Context,
-    path: Annotated[Optional[Path], typer.Argument(help="Where to write (default: ./facer.toml).", dir_okay=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    path: Annotated[
+        Optional[Path], typer.Argument(help="Where to write (default: ./facer.toml).", show_default=False)
+    ] = None,
+    force: ForceOption = False,
 ) -> None:
-    """Write a facer.toml holding the effective settings (defaults unless overridden)."""
-    target = path or Path(CONFIG_FILE_NAME)
-    if target.exists() and not force:
-        raise ConfigError(f"{target} exists; pass --force to overwrite it")
+    """Write a facer.toml holding the effective settings (defaults unless overridden), mode 0600."""
+    import tomli_w
+
+    from facer_cli.output_files import write_private
+
     settings = loaded_settings(ctx).settings
-    try:
-        target.write_text(tomli_w.dumps(settings_as_toml_dict(settings)), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
-    console.print(f"wrote {target}")
+    written = write_private(
+        path or Path(CONFIG_FILE_NAME), tomli_w.dumps(settings_as_toml_dict(settings)).encode(), overwrite=force
+    )
+    console.print(literal(f"wrote {written}"))

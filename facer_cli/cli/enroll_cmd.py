@@ -1,52 +1,42 @@
-"""`facer enroll`, `facer verify` and `facer capture`: thin skins over `facer_cli.enrollment`."""
+"""`facer enroll`, `facer verify` and `facer capture`: parse, call `Facer`, render."""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Callable, List, Optional
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
-from facer_cli.cli.app import (
-    DetSizeOption, DetThresholdOption, JsonOption, ModelOption, PitchOption, QualityOption, YawOption,
-    app, console, err_console, print_json, settings_for,
-)
+from facer_cli.cli.app import console, err_console, settings_for
 from facer_cli.cli.compare_cmd import BAND_EXIT
-from facer_cli.cli.render import comparison_text, frames_table, template_summary
-from facer_cli.api import get_engine
-from facer_cli.camera import CaptureProgress
-from facer_cli.compare import Comparison, save_vector
-from facer_cli.engine import FaceEngine
-from facer_cli.enrollment import (
-    Frames, capture, check_enrollable, enroll, frames_from_camera,
-    frames_from_images, prepare_verify, verify,
+from facer_cli.cli.options import (
+    AddOption,
+    CameraOption,
+    DbOption,
+    DetSizeOption,
+    DetThresholdOption,
+    ForceOption,
+    JsonOption,
+    MaxFramesOption,
+    MinFramesOption,
+    ModelOption,
+    PitchOption,
+    QualityOption,
+    ReplaceOption,
+    SourcesArgument,
+    VerboseOption,
+    YawOption,
+    enroll_mode,
 )
-from facer_cli.errors import InputError, TooFewFramesError
-from facer_cli.settings import Settings
-from facer_cli.store import Store
+from facer_cli.cli.output import capture_view, enroll_view, frames_view, literal, print_json, verify_view
+from facer_cli.errors import TooFewFramesError
 
-# Options of the commands that use the store or a camera.
-DbOption = Annotated[
-    Optional[Path],
-    typer.Option("--db", help="SQLite database (default: FACER_DB, else facer.db in the per-user data folder).", dir_okay=False),
-]
-CameraOption = Annotated[
-    bool,
-    typer.Option(
-        "--camera",
-        help="Capture from a camera instead of images. The one argument after it, if any, is the source: "
-        "a camera index (default: camera_index), a video file or a stream URL.",
-    ),
-]
-SourcesArgument = Annotated[
-    Optional[List[str]],
-    typer.Argument(help="Images and folders; with --camera, the camera index, video file or stream URL.", show_default=False),
-]
-MaxFramesOption = Annotated[Optional[int], typer.Option("--max-frames", help="Accepted camera frames to collect.", rich_help_panel="Settings")]
-MinFramesOption = Annotated[Optional[int], typer.Option("--min-valid-frames", help="Fewest usable frames that make a template.", rich_help_panel="Settings")]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from facer_cli.camera import CaptureProgress
+    from facer_cli.service import Facer, Frames
 
 
 def camera_source(camera: bool, sources: list[str] | None) -> str | None:
@@ -63,70 +53,68 @@ def camera_source(camera: bool, sources: list[str] | None) -> str | None:
     return None
 
 
-def progress_view(progress: CaptureProgress) -> Table:
+def progress_view(progress: "CaptureProgress") -> "Table":
+    from rich.table import Table
+
     stats = progress.stats
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("source", progress.source)
+    table.add_row("source", literal(progress.source))
     table.add_row("frames read", f"{stats.read} ({stats.warmup} warm-up dropped, {stats.spaced} skipped for spacing)")
     table.add_row("analysed", str(progress.analysed))
     table.add_row("accepted", f"{progress.accepted} of {progress.max_frames}")
     if progress.last is not None:
-        decision = "[green]accepted[/]" if progress.last.accepted else f"[red]rejected[/]: {progress.last_reason}"
-        table.add_row("last frame", f"{progress.last.source} — {decision}")
+        decision = (
+            literal("accepted", "green")
+            if progress.last.accepted
+            else literal(f"rejected: {progress.last_reason}", "red")
+        )
+        table.add_row("last frame", literal(f"{progress.last.source} — ") + decision)
     table.add_row("elapsed", f"{progress.elapsed_s:.1f} s")
     return table
 
 
-def read_frames(engine: FaceEngine, settings: Settings, camera: bool, sources: list[str] | None, show_live: bool) -> Frames:
-    """Analyse the images, or the camera's frames with a live display (on a terminal, not with --json)."""
+def read_frames(facer: "Facer", camera: bool, sources: list[str] | None, show_live: bool) -> "Frames":
+    """The images (a folder gives its first max_images), or the camera's frames with a live display."""
+    from rich.live import Live
+
     source = camera_source(camera, sources)
     if not camera:
-        return frames_from_images(engine, [Path(s) for s in sources or []], settings)
-    live = Live(console=err_console, refresh_per_second=8, transient=True) if show_live and err_console.is_terminal else None
+        return facer.frames_from_paths([Path(s) for s in sources or []], per_folder=facer.settings.max_images)
+    live = (
+        Live(console=err_console, refresh_per_second=8, transient=True)
+        if show_live and err_console.is_terminal
+        else None
+    )
     update: Callable[[CaptureProgress], None] | None = None
     if live is not None:
-        def update(progress: CaptureProgress) -> None:
+
+        def update(progress: "CaptureProgress") -> None:
             live.update(progress_view(progress))
+
     with live or nullcontext():
-        return frames_from_camera(engine, source, settings, on_progress=update)
+        return facer.frames_from_camera(source, on_progress=update)
 
 
-def capture_line(frames: Frames) -> str | None:
-    if frames.capture is None:
-        return None
-    c = frames.capture
-    s = c.stats
-    return (
-        f"{frames.source}: {s.read} frame(s) read, {s.warmup} warm-up dropped, {s.spaced} skipped for spacing, "
-        f"{len(c.frames)} analysed, {c.accepted} accepted; stopped: {s.stopped or 'done'} ({s.clock} clock)"
-    )
-
-
-def show_frames(frames: Frames, template=None, title: str | None = None) -> None:
-    console.print(frames_table(frames.frames, template, title=title))
-    line = capture_line(frames)
-    if line:
-        console.print(line)
-
-
-def explain_failure(frames: Frames, json_output: bool) -> None:
+def explain_failure(frames: "Frames", json_output: bool, verbose: bool) -> None:
     """Too few usable frames: the per-frame table says why (the error line follows on stderr)."""
     if not json_output and frames.frames:
-        show_frames(frames)
+        console.print(frames_view(frames, verbose=verbose))
 
 
-@app.command("enroll")
 def enroll_command(
     ctx: typer.Context,
-    user: Annotated[str, typer.Argument(help="The person's name (any text, at most 128 characters).")],
+    user: Annotated[
+        str, typer.Argument(help="The person's name (any text, at most 128 characters).", show_default=False)
+    ],
     sources: SourcesArgument = None,
     camera: CameraOption = False,
-    replace: Annotated[bool, typer.Option("--replace", help="The user exists: replace their template(s) with this one.")] = False,
-    add: Annotated[bool, typer.Option("--add", help="The user exists: add this as another template of the same person.")] = False,
+    replace: ReplaceOption = False,
+    add: AddOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
+    verbose: VerboseOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
     model_name: ModelOption = None,
@@ -139,38 +127,36 @@ def enroll_command(
     """Enroll a person from images, folders or a camera: per-frame table, then the template kept in the store.
 
     Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add).
+    In Python: Facer(settings).enroll(user, paths, mode=...).
     """
-    if replace and add:
-        raise typer.BadParameter("give --replace or --add, not both")
-    mode = "replace" if replace else "add" if add else "new"
-    settings = settings_for(ctx)
+    from facer_cli.service import Facer
+
+    mode = enroll_mode(replace, add)
     camera_source(camera, sources)  # usage errors before anything loads
-    with Store.open(settings) as store:
-        name = check_enrollable(store, user, mode)
-        engine = get_engine(settings)
-        frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
+    facer = Facer(settings_for(ctx))
+    with facer.open_store() as store:
+        name = facer.check_enrollable(store, user, mode)  # type: ignore[arg-type]
+        frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:
-            result = enroll(store, engine, name, frames, settings=settings, mode=mode)
+            result = facer.enroll(name, frames, mode=mode, store=store)  # type: ignore[arg-type]
         except TooFewFramesError:
-            explain_failure(frames, json_output)
+            explain_failure(frames, json_output, verbose)
             raise
+        path = str(store.path)
     if json_output:
         print_json(result.to_dict())
-        return
-    show_frames(frames, result.template, title=f"enroll {name}")
-    console.print(template_summary(result.template))
-    verb = {"new": "enrolled", "replace": "re-enrolled (old templates replaced)", "add": "added a template to"}[mode]
-    console.print(f"{verb} [bold]{name}[/]: template {result.stored.id}, model {result.stored.model}, in {store.path}")
+    else:
+        console.print(enroll_view(result, path, verbose))
 
 
-@app.command("verify")
 def verify_command(
     ctx: typer.Context,
-    user: Annotated[str, typer.Argument(help="The enrolled person to check against.")],
+    user: Annotated[str, typer.Argument(help="The enrolled person to check against.", show_default=False)],
     sources: SourcesArgument = None,
     camera: CameraOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
+    verbose: VerboseOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
     model_name: ModelOption = None,
@@ -180,41 +166,46 @@ def verify_command(
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
 ) -> None:
-    """Is this the enrolled person? Exit 0 match, 1 no match, 3 uncertain, 4 no usable probe,
-    5 unknown user, 6 store error, 9 enrolled with another model. The attempt is recorded."""
-    settings = settings_for(ctx)
+    """Is this the enrolled person? The attempt is recorded in the store's audit log.
+
+    Exit 0 match, 1 no match, 3 uncertain, 4 no usable probe, 5 unknown user, 6 store error,
+    9 enrolled with another model. In Python: Facer(settings).verify(user, paths).
+    """
+    from facer_cli.service import Facer
+
     camera_source(camera, sources)
-    with Store.open(settings) as store:
-        store.templates(user, with_vectors=False)  # unknown user: fail before the models load
-        engine = get_engine(settings)
-        name = prepare_verify(store, user, engine)
-        frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
+    facer = Facer(settings_for(ctx))
+    with facer.open_store() as store:
+        name = facer.prepare_verify(store, user)
+        frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:
-            result = verify(store, engine, name, frames, settings=settings)
+            result = facer.verify(name, frames, store=store)
         except TooFewFramesError:
-            explain_failure(frames, json_output)
+            explain_failure(frames, json_output, verbose)
             raise
-    v = result.verification
     if json_output:
         print_json(result.to_dict())
     else:
-        show_frames(frames, result.probe, title=f"verify {name}")
-        console.print("probe " + template_summary(result.probe))
-        console.print(comparison_text(Comparison(v.similarity, v.band, v.threshold_high, v.threshold_low)))
-        console.print(
-            f"best of {v.templates_compared} template(s) of [bold]{name}[/] (template {v.template_id}); "
-            f"attempt {v.attempt_id} recorded"
-        )
-    raise typer.Exit(BAND_EXIT[v.band])
+        console.print(verify_view(result, verbose))
+    raise typer.Exit(BAND_EXIT[result.band.value])
 
 
-@app.command("capture")
 def capture_command(
     ctx: typer.Context,
     sources: SourcesArgument = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Write the template here as a 1-D float32 .npy (norm 1).", dir_okay=False)] = ...,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the template here as a 1-D float32 .npy (norm 1); .npy is added when missing.",
+            show_default=False,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    force: ForceOption = False,
     camera: CameraOption = False,
     json_output: JsonOption = False,
+    verbose: VerboseOption = False,
     max_frames: MaxFramesOption = None,
     min_valid_frames: MinFramesOption = None,
     model_name: ModelOption = None,
@@ -226,28 +217,27 @@ def capture_command(
 ) -> None:
     """Make a template from a camera, a video or images and save it as .npy (no store involved).
 
-    Like enroll, at least min_valid_frames frames must be usable. Exit 0 written, 4 too few usable frames.
+    The template rule of verify: min_valid_frames usable frames, or all of fewer named images.
+    Exit 0 written, 4 too few usable frames, 10 the file cannot be written.
+    In Python: Facer(settings).capture(paths, out=...); over HTTP: POST /token/generate.
     """
-    settings = settings_for(ctx)
+    from facer_cli.output_files import with_suffix
+    from facer_cli.service import Facer
+
     camera_source(camera, sources)
-    if not out.parent.is_dir():
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
-    engine = get_engine(settings)
-    frames = read_frames(engine, settings, camera, sources, show_live=not json_output)
+    target = with_suffix(out, ".npy")
+    if target.exists() and not force:  # before the camera runs; written atomically after
+        from facer_cli.errors import OutputExistsError
+
+        raise OutputExistsError(f"{target} exists; refusing to overwrite it")
+    facer = Facer(settings_for(ctx))
+    frames = read_frames(facer, camera, sources, show_live=not json_output)
     try:
-        result = capture(engine, frames, settings=settings)
+        result = facer.capture(frames, out=target, overwrite=force)
     except TooFewFramesError:
-        explain_failure(frames, json_output)
+        explain_failure(frames, json_output, verbose)
         raise
-    try:
-        save_vector(out, result.vector)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    result.out = str(out)
     if json_output:
         print_json(result.to_dict())
-        return
-    show_frames(frames, result.template, title="capture")
-    console.print(template_summary(result.template))
-    console.print(f"template written to {out} (model {result.model})")
-
+    else:
+        console.print(capture_view(result, verbose))

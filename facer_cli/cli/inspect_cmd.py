@@ -5,58 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, List, Optional
 
-import numpy as np
 import typer
-from rich.progress import Progress
 
-from facer_cli.aggregate import Template
-from facer_cli.api import get_engine, template_from_frames
-from facer_cli.cli.app import (
-    DetSizeOption, DetThresholdOption, JsonOption, ModelOption, PitchOption, QualityOption, YawOption,
-    app, console, err_console, print_json, settings_for,
+from facer_cli.cli.app import console, err_console, settings_for
+from facer_cli.cli.options import (
+    DetSizeOption,
+    DetThresholdOption,
+    ForceOption,
+    JsonOption,
+    ModelOption,
+    PitchOption,
+    QualityOption,
+    VerboseOption,
+    YawOption,
 )
-from facer_cli.cli.render import frames_summary, frames_table, template_summary
-from facer_cli.engine import FaceEngine
-from facer_cli.errors import FacerError, InputError
-from facer_cli.reports import FrameReport
-from facer_cli.sources import image_files
+from facer_cli.cli.output import inspect_view, literal, print_json
 
 PROGRESS_FROM = 5  # show a progress bar from this many images on
 
 
-def analyze_with_progress(engine: FaceEngine, paths: list[Path], all_faces: bool, quiet: bool) -> list[FrameReport]:
-    if quiet or len(paths) < PROGRESS_FROM:
-        return [engine.analyze_path(p, all_faces=all_faces) for p in paths]
-    frames = []
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("analysing", total=len(paths))
-        for path in paths:
-            frames.append(engine.analyze_path(path, all_faces=all_faces))
-            progress.advance(task)
-    return frames
-
-
-def try_template(frames: list[FrameReport], engine: FaceEngine) -> Template | None:
-    """The template these frames would make: at least two accepted, most of them kept.
-
-    Frames of several people (most dropped as outliers) form no template.
-    """
-    if sum(frame.accepted for frame in frames) < 2:
-        return None
-    try:
-        template = template_from_frames(frames, engine.settings, min_valid_frames=1)
-    except FacerError:
-        return None
-    return template if 2 * len(template.used) > len(template.accepted) else None
-
-
-@app.command("inspect")
 def inspect_command(
     ctx: typer.Context,
-    paths: Annotated[List[Path], typer.Argument(help="Images and folders (searched recursively).")],
+    paths: Annotated[
+        List[Path],
+        typer.Argument(help="Images and folders (searched recursively; all their images).", show_default=False),
+    ],
     json_output: JsonOption = False,
-    export: Annotated[Optional[Path], typer.Option("--export", help="Save each image's subject embedding to this .npz, keyed by path.", dir_okay=False)] = None,
-    all_faces: Annotated[bool, typer.Option("--all-faces", help="Measure and embed every face, not only the subject.")] = False,
+    verbose: VerboseOption = False,
+    export: Annotated[
+        Optional[Path],
+        typer.Option("--export", help="Save each image's subject embedding to this .npz, keyed by path."),
+    ] = None,
+    force: ForceOption = False,
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Measure and embed every face, not only the subject.")
+    ] = False,
     model_name: ModelOption = None,
     det_size: DetSizeOption = None,
     detection_threshold: DetThresholdOption = None,
@@ -64,40 +47,47 @@ def inspect_command(
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
 ) -> None:
-    """Show, frame by frame and face by face, what facer measures and why each frame is used or not."""
-    settings = settings_for(ctx)
-    files = image_files(paths)
-    engine = get_engine(settings)
-    frames = analyze_with_progress(engine, files, all_faces, quiet=json_output)
-    template = try_template(frames, engine)
-    if export is not None:
-        export_embeddings(export, frames)
+    """Show, frame by frame and face by face, what facer measures and why each frame is used or not.
+
+    Exit 0, or 4 when no image held any face. In Python: Facer(settings).inspect(paths).
+    """
+    from rich.progress import Progress
+
+    from facer_cli.service import Facer
+
+    facer = Facer(settings_for(ctx))
+    _ = facer.engine  # load the models before the progress bar starts
     if json_output:
-        print_json({
-            "frames": [frame.to_dict() for frame in frames],
-            "template": None if template is None else {
-                **template.to_dict(),
-                "kept": [frames[i].source for i in template.used],
-                "outliers": [frames[i].source for i in template.outliers],
-            },
-            "model": engine.fingerprint,
-        })
+        result = facer.inspect(paths, all_faces=all_faces)
     else:
-        console.print(frames_table(frames, template))
-        console.print(frames_summary(frames))
-        if template is not None:
-            console.print(template_summary(template))
-        if export is not None:
-            console.print(f"embeddings saved to {export}")
-    if not any(frame.faces for frame in frames):
+        with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
+            task = progress.add_task("analysing", total=None)
+            result = facer.inspect(paths, all_faces=all_faces, on_progress=lambda n: progress.advance(task, n))
+    written = None
+    if export is not None:
+        written = export_embeddings(export, result.frames, force)
+    if json_output:
+        print_json({**result.to_dict(), "export": written})
+    else:
+        console.print(inspect_view(result, verbose))
+        if written:
+            console.print(literal(f"embeddings saved to {written}"))
+    if not any(frame.faces for frame in result.frames):
         raise typer.Exit(4)
 
 
-def export_embeddings(path: Path, frames: list[FrameReport]) -> None:
+def export_embeddings(path: Path, frames: list, force: bool) -> str:
+    """Each frame's subject embedding in one `.npz`, keyed by its source (0600, atomic)."""
+    import io
+
+    import numpy as np
+
+    from facer_cli.errors import InputError
+    from facer_cli.output_files import with_suffix, write_private
+
     vectors = {frame.source: frame.embedding for frame in frames if frame.embedding is not None}
     if not vectors:
         raise InputError("nothing to export: no image had a face")
-    try:
-        np.savez(path, **vectors)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+    buffer = io.BytesIO()
+    np.savez(buffer, **vectors)
+    return str(write_private(with_suffix(path, ".npz"), buffer.getvalue(), overwrite=force))

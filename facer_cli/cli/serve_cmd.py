@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from facer_cli.cli.app import DetSizeOption, ModelOption, app, err_console, settings_for
-from facer_cli.errors import ConfigError, FacerError
+from facer_cli.cli.app import err_console, settings_for
+from facer_cli.cli.options import DbOption, DetSizeOption, ModelOption
+from facer_cli.cli.output import literal
+from facer_cli.errors import MissingExtraError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-class MissingExtraError(FacerError):
-    """The `server` extra (fastapi, uvicorn, python-multipart) is not installed."""
-
-    exit_code = 2
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and "localhost" only: any other name or address may be reachable from outside."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, api_key: str | None, allow_insecure_remote: bool) -> None:
-    """Refuse a non-loopback address without an API key unless told, in so many words, that it is insecure."""
-    if api_key is None and not is_loopback(host) and not allow_insecure_remote:
-        raise ConfigError(
-            f"refusing to listen on {host} without an API key: anyone who can reach this port could enroll, "
-            "verify and delete users. Set api_key (FACER_API_KEY) or --api-key, or pass --allow-insecure-remote "
-            "if the network is trusted"
-        )
 
 
 def require_server_extra() -> None:
@@ -49,56 +23,91 @@ def require_server_extra() -> None:
             missing.append({"multipart": "python-multipart"}.get(module, module))
     if missing:
         raise MissingExtraError(
-            f"facer serve needs {', '.join(missing)}: install the server extra with pip install 'facer[server]'"
+            f"facer serve needs {', '.join(missing)}: install the server extra with pip install 'facer[server]'",
+            extra="server",
         )
 
 
-@app.command("serve")
 def serve_command(
     ctx: typer.Context,
-    host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on (setting server_host; default 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="TCP port (setting server_port; default 23535).")] = None,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require this key in the X-API-Key header (setting api_key; prefer FACER_API_KEY: a flag shows in the process list).", show_default=False)] = None,
-    allow_insecure_remote: Annotated[bool, typer.Option("--allow-insecure-remote", help="Listen on a non-loopback address without an API key (INSECURE: anyone who reaches the port can enroll, verify and delete users).")] = False,
-    db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: FACER_DB, else facer.db in the per-user data folder).", dir_okay=False)] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests running the models at once (setting server_concurrency).", rich_help_panel="Settings")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")] = "info",
+    host: Annotated[
+        Optional[str], typer.Option("--host", help="Address to listen on (setting server_host; default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        Optional[int], typer.Option("--port", help="TCP port (setting server_port; default 23535).")
+    ] = None,
+    api_key: Annotated[
+        Optional[str],
+        typer.Option(
+            "--api-key",
+            help="Require this key in the X-API-Key header (setting api_key; prefer FACER_API_KEY: a flag shows in the process list).",
+            show_default=False,
+        ),
+    ] = None,
+    allow_insecure_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-insecure-remote",
+            help="Listen on a non-loopback address without an API key (INSECURE: anyone who reaches the port can enroll, verify and delete users).",
+        ),
+    ] = False,
+    db: DbOption = None,
+    concurrency: Annotated[
+        Optional[int],
+        typer.Option(
+            "--concurrency",
+            help="Requests running the models at once (setting server_concurrency).",
+            rich_help_panel="Settings",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
+    ] = "info",
     model_name: ModelOption = None,
     det_size: DetSizeOption = None,
 ) -> None:
     """Serve the HTTP API (health, token, enroll, verify, users, compare; docs at /docs) in one process.
 
     The models load and warm up before the port opens. Stop with Ctrl-C.
+    In Python: facer_cli.server.create_app(settings), run with uvicorn.
     """
     if log_level not in LOG_LEVELS:
         raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     require_server_extra()
     settings = settings_for(ctx, server_host=host, server_port=port, server_concurrency=concurrency)
+    from facer_cli.server.exposure import check_exposure, is_loopback
+
     check_exposure(settings.server_host, settings.api_key, allow_insecure_remote)
 
     import uvicorn
 
-    from facer_cli.api import get_engine
     from facer_cli.server import create_app
-    from facer_cli.store import Store
+    from facer_cli.service import Facer
 
     # Load the models and open the store here, so a missing pack or a bad --db is one line and an
     # exit code rather than a traceback from the server's startup.
-    engine = get_engine(settings)
-    Store.open(settings).close()
+    facer = Facer(settings)
+    engine = facer.engine
+    facer.open_store().close()
     if settings.api_key is None and not is_loopback(settings.server_host):
-        err_console.print(f"[bold red]warning:[/] listening on {settings.server_host} without an API key (--allow-insecure-remote)")
+        err_console.print(
+            literal(
+                f"warning: listening on {settings.server_host} without an API key (--allow-insecure-remote)", "bold red"
+            )
+        )
     err_console.print(
-        f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {settings.db_path}, "
-        f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
-        + ("; X-API-Key required" if settings.api_key else ""),
+        literal(
+            f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {settings.db_path}, "
+            f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
+            + ("; X-API-Key required" if settings.api_key else "")
+        ),
         soft_wrap=True,
     )
     # Connections beyond the model slots, the queue and some room for /health and the users
     # endpoints get 503 from uvicorn itself: this bounds the memory held by request bodies.
     limit = settings.server_concurrency + settings.server_queue_size + 16
     uvicorn.run(
-        create_app(settings, engine=engine),
+        create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote),
         host=settings.server_host,
         port=settings.server_port,
         log_level=log_level,

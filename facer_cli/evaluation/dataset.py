@@ -149,9 +149,7 @@ def load_pairs_csv(path: Path) -> Dataset:
             )
         same = parse_same(cells[2])
         if same is None:
-            raise InputError(
-                f"{path} line {line}: same = {cells[2]!r} is not one of 1/0, yes/no, true/false"
-            )
+            raise InputError(f"{path} line {line}: same = {cells[2]!r} is not one of 1/0, yes/no, true/false")
         ids = []
         for cell in cells[:2]:
             if not cell:
@@ -159,9 +157,7 @@ def load_pairs_csv(path: Path) -> Dataset:
             image = Path(cell).expanduser()
             image = image if image.is_absolute() else base / image
             if not image.is_file():
-                raise InputError(
-                    f"{path} line {line}: {cell}: no such file (relative paths start at {base})"
-                )
+                raise InputError(f"{path} line {line}: {cell}: no such file (relative paths start at {base})")
             key = image.resolve()
             if key not in index:
                 index[key] = len(images)

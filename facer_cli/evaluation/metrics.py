@@ -371,7 +371,9 @@ class Recommendation:
             if self.low_clamped:
                 comments.append("set to high: no uncertain band needed")
             if not self.frr_supported:
-                comments.append(f"not measured: FRR {self.target_frr:g} {_needs(self.target_frr, 'genuine', self.genuine_pairs)}")
+                comments.append(
+                    f"not measured: FRR {self.target_frr:g} {_needs(self.target_frr, 'genuine', self.genuine_pairs)}"
+                )
             lines.append(line + ("  # " + "; ".join(comments) if comments else ""))
         return "\n".join(lines)
 
@@ -438,8 +440,19 @@ def recommend(genuine: np.ndarray, impostor: np.ndarray, target_far: float, targ
             low, clamped = high, True
         frr_at = float(1 - np.sum(valid >= low) / len(genuine))
     return Recommendation(
-        target_far, target_frr, high, far_at, tar_at, far_supported, low, frr_at, frr_supported, notes,
-        impostor_pairs=len(impostor), genuine_pairs=len(genuine), low_clamped=clamped,
+        target_far,
+        target_frr,
+        high,
+        far_at,
+        tar_at,
+        far_supported,
+        low,
+        frr_at,
+        frr_supported,
+        notes,
+        impostor_pairs=len(impostor),
+        genuine_pairs=len(genuine),
+        low_clamped=clamped,
     )
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facer_cli.errors import ConfigError, InputError
+from facer_cli.errors import MissingExtraError, OutputError
 from facer_cli.evaluation.runner import Evaluation
 
 FIGURE_INCHES = (12.0, 5.0)
 DPI = 100
 FIGURE_PIXELS = (int(FIGURE_INCHES[0] * DPI), int(FIGURE_INCHES[1] * DPI))  # width, height
 COLORS = {"pairs": "tab:blue", "enroll": "tab:orange"}
-INSTALL_HINT = "--plot needs matplotlib: pip install 'facer[plot]'"
+INSTALL_HINT = "the ROC plot needs matplotlib: pip install 'facer[plot]'"
 MAX_CURVE_POINTS = 5000
 
 
@@ -28,7 +28,7 @@ def _matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError(INSTALL_HINT) from None
+        raise MissingExtraError(INSTALL_HINT, extra="plot") from None
     return Figure, FigureCanvasAgg
 
 
@@ -54,7 +54,7 @@ def save_plot(evaluation: Evaluation, path: Path | str) -> Path:
     try:
         figure.savefig(path, format="png", dpi=DPI)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -77,8 +77,12 @@ def _draw_roc(ax, evaluation: Evaluation) -> None:
         current = result.metrics.current
         if current.far is not None and current.genuine.total:
             ax.plot(
-                max(current.far, lowest), current.genuine.match / current.genuine.total, "o", color=color,
-                markersize=6, label=f"{result.label} at high = {current.threshold_high:g}",
+                max(current.far, lowest),
+                current.genuine.match / current.genuine.total,
+                "o",
+                color=color,
+                markersize=6,
+                label=f"{result.label} at high = {current.threshold_high:g}",
             )
     if floor is None:
         ax.text(0.5, 0.5, "no ROC: needs genuine and impostor pairs", ha="center", va="center", transform=ax.transAxes)
@@ -123,11 +127,23 @@ def _draw_histograms(ax, evaluation: Evaluation) -> None:
     ]
     recommendation = metrics.recommendation
     if recommendation.threshold_high is not None:
-        lines.append((recommendation.threshold_high, "tab:purple", "-",
-                      f"high {recommendation.threshold_high:.4f} (FAR ≤ {recommendation.target_far:g})"))
+        lines.append(
+            (
+                recommendation.threshold_high,
+                "tab:purple",
+                "-",
+                f"high {recommendation.threshold_high:.4f} (FAR ≤ {recommendation.target_far:g})",
+            )
+        )
     if recommendation.threshold_low is not None:
-        lines.append((recommendation.threshold_low, "tab:purple", "--",
-                      f"low {recommendation.threshold_low:.4f} (FRR ≤ {recommendation.target_frr:g})"))
+        lines.append(
+            (
+                recommendation.threshold_low,
+                "tab:purple",
+                "--",
+                f"low {recommendation.threshold_low:.4f} (FRR ≤ {recommendation.target_frr:g})",
+            )
+        )
     if metrics.eer.threshold is not None:
         lines.append((metrics.eer.threshold, "tab:gray", ":", f"EER threshold {metrics.eer.threshold:.4f}"))
     for x, color, style, label in lines:

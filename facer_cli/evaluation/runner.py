@@ -3,7 +3,7 @@
 Images are analysed in parallel: a process pool with one engine per worker
 process, loaded once when the worker starts, each limited to a share of the
 cores (ONNX Runtime and OpenCV threads) so the workers do not fight over them.
-One worker runs in this process with the cached engine of `api.get_engine`.
+One worker runs in this process with the cached engine of `engine.get_engine`.
 The pool never forks this process (ONNX Runtime's threads do not survive a
 fork): workers come from a fork server, or are spawned, so a script that calls
 `evaluate` with several workers needs the usual `if __name__ == "__main__":`
@@ -12,8 +12,8 @@ guard, as with any multiprocessing code.
 Pairs protocol: every pair of the dataset is scored image against image.
 Enroll protocol (identity folders only): for every identity with more than k
 images, each run of k consecutive images (cyclically, so one template per
-image) is enrolled through the real aggregation (`api.template_from_frames`,
-which needs min(min_valid_frames, k) usable frames), and the template is
+image) is enrolled by facer's one template rule (`service.rules.template_for`:
+min(min_valid_frames, k) usable frames of k images), and the template is
 compared with the identity's other images (genuine) and with every image of the
 other identities (impostor). An image without a usable face, or a template that
 cannot be built, gives its pairs no score (see `metrics` for how they count).
@@ -31,11 +31,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facer_cli.errors import ConfigError, InputError, TooFewFramesError
+from facer_cli.errors import InputError, TooFewFramesError, UsageError
 from facer_cli.evaluation.dataset import Dataset
 from facer_cli.evaluation.metrics import DEFAULT_FAR_POINTS, Metrics, evaluate_scores
 from facer_cli.reports import FrameReport
-from facer_cli.settings import Settings
+from facer_cli.settings import EngineSettings, Settings
 
 PROTOCOLS = ("pairs", "enroll")
 # Modules the pool's fork server imports once, so each worker starts without re-importing them.
@@ -63,7 +63,7 @@ def _init_worker(settings_json: str, threads: int) -> None:
     from facer_cli.modelpack import load_models
 
     cv2.setNumThreads(threads)
-    settings = Settings.model_validate_json(settings_json)
+    settings = EngineSettings.model_validate_json(settings_json)
     _worker_engine = FaceEngine(settings, load_models(settings, intra_op_threads=threads))
 
 
@@ -99,9 +99,9 @@ def embed_images(
     workers = max(1, min(workers or cores, len(paths)))
     sources = [str(p) for p in paths]
     if workers == 1:
-        from facer_cli.api import get_engine
+        from facer_cli.engine import get_engine
 
-        engine = get_engine(settings)
+        engine = get_engine(settings.engine)
         frames = []
         for source in sources:
             frames.append(_compact(engine.analyze_path(source)))
@@ -115,7 +115,7 @@ def embed_images(
         max_workers=workers,
         mp_context=_pool_context(),
         initializer=_init_worker,
-        initargs=(settings.model_dump_json(), threads),
+        initargs=(settings.engine.model_dump_json(), threads),
     ) as pool:
         for frame in pool.map(_analyze, sources, chunksize=chunksize):
             frames.append(frame)
@@ -180,16 +180,17 @@ class EnrollOutcome:
     impostor: np.ndarray = field(repr=False)
 
 
-def enroll_scores(dataset: Dataset, frames: Sequence[FrameReport], embeddings: np.ndarray,
-                  settings: Settings, k: int) -> EnrollOutcome:
+def enroll_scores(
+    dataset: Dataset, frames: Sequence[FrameReport], embeddings: np.ndarray, settings: Settings, k: int
+) -> EnrollOutcome:
     """Templates from k images through the real aggregation, against single-image probes."""
-    from facer_cli.api import template_from_frames
+    from facer_cli.service.inputs import Frames
+    from facer_cli.service.rules import Purpose, template_for
 
     if dataset.labels is None:
-        raise ConfigError("--protocol enroll needs identity folders (a CSV of pairs has no identities)")
+        raise UsageError("the enroll protocol needs identity folders (a CSV of pairs has no identities)")
     if k < 1:
-        raise ConfigError(f"--enroll-images must be at least 1, got {k}")
-    needed = min(settings.min_valid_frames, k)
+        raise UsageError(f"images per enrolled template must be at least 1, got {k}")
     genuine: list[np.ndarray] = []
     impostor: list[np.ndarray] = []
     enrolled, skipped, failures = [], [], []
@@ -206,7 +207,8 @@ def enroll_scores(dataset: Dataset, frames: Sequence[FrameReport], embeddings: n
             probes = [row for row in rows if row not in chosen]
             templates += 1
             try:
-                template = template_from_frames([frames[i] for i in chosen], settings, min_valid_frames=needed)
+                chosen_frames = Frames([frames[i] for i in chosen], "enroll protocol", explicit_images=True)
+                template = template_for(chosen_frames, settings, Purpose.PROBE)
                 vector = template.vector.astype(np.float32)
             except TooFewFramesError as exc:
                 failures.append(EnrollmentFailure(identity, [frames[i].source for i in chosen], str(exc)))
@@ -215,7 +217,11 @@ def enroll_scores(dataset: Dataset, frames: Sequence[FrameReport], embeddings: n
             impostor.append((embeddings[others] @ vector).astype(np.float64))
     empty = np.empty(0, np.float64)
     return EnrollOutcome(
-        k, templates, enrolled, skipped, failures,
+        k,
+        templates,
+        enrolled,
+        skipped,
+        failures,
         np.concatenate(genuine) if genuine else empty,
         np.concatenate(impostor) if impostor else empty,
     )
@@ -322,26 +328,25 @@ def evaluate(
 ) -> Evaluation:
     """Embed, score and measure; with `protocol="enroll"` the pairs protocol is reported beside it.
 
-    `settings` default to those the CLI would use (facer.toml, FACER_* variables).
+    `settings` default to the defaults alone (front ends pass `load_settings()`'s).
     """
     from facer_cli.modelpack import locate_pack
-    from facer_cli.settings import default_settings
 
-    settings = settings or default_settings()
+    settings = settings or Settings()
 
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    for name, value in (("--target-far", target_far), ("--target-frr", target_frr)):
+        raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    for name, value in (("target FAR", target_far), ("target FRR", target_frr)):
         if not 0.0 <= value < 1.0:
-            raise ConfigError(f"{name} must be at least 0 and below 1, got {value:g}")
+            raise UsageError(f"{name} must be at least 0 and below 1, got {value:g}")
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+        raise UsageError(f"workers must be at least 1, got {workers}")
     k = settings.min_valid_frames if k is None else k
     if protocol == "enroll":
         if dataset.labels is None:
-            raise ConfigError("--protocol enroll needs identity folders (a CSV of pairs has no identities)")
+            raise UsageError("the enroll protocol needs identity folders (a CSV of pairs has no identities)")
         if k < 1:
-            raise ConfigError(f"--enroll-images must be at least 1, got {k}")
+            raise UsageError(f"images per enrolled template must be at least 1, got {k}")
     if sum(dataset.pair_counts) == 0:
         raise InputError(f"{dataset.source}: no pairs to score (it needs at least two images)")
     model = locate_pack(settings).fingerprint
@@ -358,8 +363,13 @@ def evaluate(
 
     def measure(genuine: np.ndarray, impostor: np.ndarray) -> Metrics:
         return evaluate_scores(
-            genuine, impostor, settings.cosine_threshold_high, settings.cosine_threshold_low,
-            target_far, target_frr, far_points,
+            genuine,
+            impostor,
+            settings.cosine_threshold_high,
+            settings.cosine_threshold_low,
+            target_far,
+            target_frr,
+            far_points,
         )
 
     genuine, impostor = pair_scores(dataset, embeddings)
@@ -368,6 +378,14 @@ def evaluate(
         outcome = enroll_scores(dataset, frames, embeddings, settings, k)
         results.append(ProtocolResult("enroll", measure(outcome.genuine, outcome.impostor), outcome))
     return Evaluation(
-        dataset, model, settings.cosine_threshold_high, settings.cosine_threshold_low, target_far, target_frr,
-        used_workers, embed_seconds, unusable, results,
+        dataset,
+        model,
+        settings.cosine_threshold_high,
+        settings.cosine_threshold_low,
+        target_far,
+        target_frr,
+        used_workers,
+        embed_seconds,
+        unusable,
+        results,
     )

@@ -1,13 +1,13 @@
-"""The HTTP service: FastAPI over the same functions the CLI calls.
+"""The HTTP service: FastAPI over the service layer, the same operations the CLI calls.
 
     uvicorn "facer_cli.server.app:create_app" --factory     # or: facer serve
 
-Each endpoint parses its input (multipart images, a user name), calls the
-library (`facer_cli.enrollment`, `facer_cli.store`, `facer_cli.compare`,
-`facer_cli.api`) and returns the same JSON as the CLI's `--json`. Model work
-runs in worker threads behind `ModelGate`: at most `server_concurrency` at once,
-at most `server_queue_size` waiting, 503 beyond. Errors become status codes in
-one place, `facer_cli.server.errors`.
+Each endpoint parses its input (multipart images, a user name), calls `Facer`
+(`facer_cli.service`) and returns the result's `to_dict()` — the CLI's `--json`
+for the same operation. Model work runs in worker threads behind `ModelGate`: at
+most `server_concurrency` at once, at most `server_queue_size` waiting, 503 beyond.
+Errors become status codes in one place (`facer_cli.server.errors`); who may
+connect is decided in `facer_cli.server.exposure`, on every request.
 """
 
 from __future__ import annotations
@@ -19,38 +19,31 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import PurePosixPath
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
 
 import anyio
-import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facer_cli import __version__
-from facer_cli.api import get_engine
-from facer_cli.compare import Comparison, vector_from_bytes
-from facer_cli.engine import FaceEngine
-from facer_cli.enrollment import (
-    CaptureResult, Frames, build_template, check_enrollable, describe_images, enroll, prepare_verify,
-    verify,
-)
-from facer_cli.errors import NoFaceError
-from facer_cli.images import decode_image
-from facer_cli.reports import FrameReport
 from facer_cli.server.errors import (
-    AuthenticationError, ServerBusyError, error_responses, install_error_handlers,
+    AuthenticationError,
+    ServerBusyError,
+    error_responses,
+    install_error_handlers,
+    response_for,
 )
+from facer_cli.server.exposure import check_exposure, is_ip_address
 from facer_cli.server.uploads import BodyLimitMiddleware, Upload, read_form
+from facer_cli.service import Facer, InputFile
 from facer_cli.settings import Settings
-from facer_cli.store import Store
 
 log = logging.getLogger("facer.server")
 T = TypeVar("T")
 
 API_KEY_HEADER = "X-API-Key"
-NPY_MAGIC = b"\x93NUMPY"
 
 
 # -- bounded concurrency -----------------------------------------------------
@@ -95,17 +88,23 @@ class ModelGate:
 
     def to_dict(self) -> dict:
         return {
-            "slots": self.slots, "running": self.running, "waiting": self.waiting,
-            "queue_size": self.queue_size, "refused": self.refused,
+            "slots": self.slots,
+            "running": self.running,
+            "waiting": self.waiting,
+            "queue_size": self.queue_size,
+            "refused": self.refused,
         }
 
 
 @dataclass
 class ServerState:
-    settings: Settings
-    engine: FaceEngine
+    facer: Facer
     gate: ModelGate
     started: float
+
+    @property
+    def settings(self) -> Settings:
+        return self.facer.settings
 
 
 def state_of(request: Request) -> ServerState:
@@ -114,7 +113,9 @@ def state_of(request: Request) -> ServerState:
 
 # -- access ------------------------------------------------------------------
 api_key_header = APIKeyHeader(
-    name=API_KEY_HEADER, auto_error=False, description="The api_key setting, when it is set (every endpoint but /health)."
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="The api_key setting, when it is set (every endpoint but /health).",
 )
 
 
@@ -128,26 +129,32 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
         raise AuthenticationError(f"wrong API key in the {API_KEY_HEADER} header")
 
 
-# -- uploads to frames (no logic: decode, analyse, in the worker thread) -------
-def analyse_uploads(engine: FaceEngine, uploads: list[Upload], settings: Settings) -> Frames:
-    """Every upload decoded in memory and analysed. An upload that is not a usable image fails the
-    request with its error (400, or 413 over max_image_pixels), naming the file."""
-    frames = [engine.analyze(decode_image(u.data, u.name, settings.max_image_pixels), source=u.name) for u in uploads]
-    return Frames(frames, "uploaded " + describe_images([PurePosixPath(u.name) for u in uploads]), explicit_images=True)
+class ExposureMiddleware:
+    """Every request is refused (403) when it reached the server on a non-loopback address while no
+    API key is set — whoever started the app, `facer serve` or uvicorn's own command line."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, allow_insecure_remote: bool):
+        self.app = app
+        self.api_key = api_key
+        self.allow_insecure_remote = allow_insecure_remote
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        # A real socket reports the IP address it accepted on; other transports (a unix socket,
+        # an in-process test client) report none, and reach no other machine by themselves.
+        if scope["type"] == "http" and server and is_ip_address(str(server[0])):
+            from facer_cli.server.exposure import ExposureError
+
+            try:
+                check_exposure(str(server[0]), self.api_key, self.allow_insecure_remote)
+            except ExposureError as exc:
+                await response_for(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-def vector_from_upload(upload: Upload) -> np.ndarray:
-    return vector_from_bytes(upload.data, upload.name)
-
-
-def template_of_upload(engine: FaceEngine, upload: Upload, settings: Settings) -> tuple[np.ndarray, FrameReport | None]:
-    """As `facer compare`: a `.npy` vector as it is, or the accepted subject of an image."""
-    if upload.name.lower().endswith(".npy") or upload.data.startswith(NPY_MAGIC):
-        return vector_from_upload(upload), None
-    frame = engine.analyze(decode_image(upload.data, upload.name, settings.max_image_pixels), source=upload.name)
-    if not frame.accepted:
-        raise NoFaceError(f"{upload.name}: no usable face ({frame.reason})")
-    return frame.embedding, frame
+def uploads_as_inputs(uploads: list[Upload]) -> list[InputFile]:
+    return [InputFile.from_bytes(upload.name, upload.data) for upload in uploads]
 
 
 # -- the app -------------------------------------------------------------------
@@ -162,42 +169,57 @@ def multipart_body(fields: dict[str, tuple[str, bool]]) -> dict:
     properties = {}
     for name, (description, many) in fields.items():
         item = {"type": "string", "format": "binary"}
-        properties[name] = {"type": "array", "items": item, "description": description} if many else {**item, "description": description}
+        properties[name] = (
+            {"type": "array", "items": item, "description": description}
+            if many
+            else {**item, "description": description}
+        )
     return {
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties, "required": list(fields)}}},
+            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties}}},
         }
     }
 
 
-IMAGES_BODY = multipart_body({"files": ("One or more images (JPEG, PNG, WebP, …), one face each.", True)})
+IMAGES_BODY = multipart_body(
+    {
+        "files": ("One or more images (JPEG, PNG, WebP, …), one face each.", True),
+        "file": ("One image: the original API's field name (same as one `files`).", False),
+    }
+)
 UserName = Annotated[str, Path(description="The person's name (any text, 1–128 characters).")]
 
 
-def create_app(settings: Settings | None = None, engine: FaceEngine | None = None) -> FastAPI:
-    """The FastAPI app. The lifespan loads and warms the models (`engine` reuses a loaded one)
-    and opens the store once before the first request is accepted."""
+def create_app(settings: Settings | None = None, engine: Any = None, *, allow_insecure_remote: bool = False) -> FastAPI:
+    """The FastAPI app. Without `settings` (uvicorn's `--factory`), they are loaded as the CLI loads them
+    (facer.toml, FACER_*). The lifespan loads and warms the models (`engine` reuses a loaded one) and
+    opens the store once before the first request is accepted."""
     if settings is None:
-        from facer_cli.settings import default_settings
+        from facer_cli.settings import load_settings
 
-        settings = default_settings()
+        settings = load_settings().settings
+    facer = Facer(settings, engine=engine)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        loaded = engine or await anyio.to_thread.run_sync(get_engine, settings)
-        # Creates the database (and runs its migrations) now: a bad --db fails at start, not on a request.
-        await anyio.to_thread.run_sync(lambda: Store.open(settings).close())
+        loaded = await anyio.to_thread.run_sync(lambda: facer.engine)
+        # Creates the database (and runs its migrations) now: a bad database fails at start, not on a request.
+        await anyio.to_thread.run_sync(lambda: facer.open_store().close())
         app.state.facer = ServerState(
-            settings, loaded,
+            facer,
             ModelGate(settings.server_concurrency, settings.server_queue_size, settings.server_queue_timeout_s),
             time.time(),
         )
         info = loaded.info
         log.info(
-            "facer %s: model %s (%s) on %s, ready in %.2f s; database %s",
-            __version__, info.pack, info.fingerprint, info.provider, time.perf_counter() - started, settings.db_path,
+            "facer %s: model %s (%s) on %s, ready in %.2f s",
+            __version__,
+            info.pack,
+            info.fingerprint,
+            info.provider,
+            time.perf_counter() - started,
         )
         yield
 
@@ -207,19 +229,20 @@ def create_app(settings: Settings | None = None, engine: FaceEngine | None = Non
         summary="Face enrollment and verification over HTTP: the same engine and store as the facer CLI.",
         description=(
             f"When the `api_key` setting is set, every endpoint but `/health` requires it in the "
-            f"`{API_KEY_HEADER}` header. Errors: `{{\"error\": {{\"type\", \"status\", \"message\"}}}}`."
+            f'`{API_KEY_HEADER}` header. Errors: `{{"error": {{"type", "status", "message"}}}}`.'
         ),
         lifespan=lifespan,
     )
     app.state.facer_settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ExposureMiddleware, api_key=settings.api_key, allow_insecure_remote=allow_insecure_remote)
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"], responses=error_responses())
     async def health(request: Request) -> dict:
         """Liveness and what the service runs: model, provider, fingerprint, detector size, load."""
         state = state_of(request)
-        info = state.engine.info
+        info = state.facer.engine.info
         return {
             "status": "healthy",
             "model": info.pack,
@@ -239,33 +262,32 @@ def create_app(settings: Settings | None = None, engine: FaceEngine | None = Non
     api = APIRouter(dependencies=[Depends(require_api_key)])
 
     @api.post(
-        "/token/generate", tags=["templates"], openapi_extra=IMAGES_BODY,
+        "/token/generate",
+        tags=["templates"],
+        openapi_extra=IMAGES_BODY,
         responses=error_responses(400, 401, 413, 415, 422, 503),
     )
     async def token_generate(request: Request) -> dict:
-        """The template of the uploaded images (512 floats, norm 1) and the per-frame reports.
-
-        min(min_valid_frames, number of images) must be usable, so one photo makes a template.
-        The JSON is `facer capture --json`'s, with `token` (the vector) instead of `out`."""
+        """The template of the uploaded images (`token`: 512 floats, norm 1) and the per-frame reports,
+        as `facer capture --json`. min(min_valid_frames, number of images) must be usable."""
         state = state_of(request)
         form = await read_form(request, state.settings.max_files_per_request)
-        uploads = form.images("files")
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
 
         def work() -> dict:
-            frames = analyse_uploads(state.engine, uploads, state.settings)
-            template = build_template(frames, state.settings, strict=False)
-            result = CaptureResult(template, frames, state.engine.fingerprint).to_dict()
-            result.pop("out")
-            return {"token": [float(v) for v in template.vector], **result}
+            return state.facer.capture(state.facer.frames_from_uploads(uploads)).to_dict()
 
         return await state.gate.run(work)
 
     @api.post(
-        "/compare", tags=["templates"],
-        openapi_extra=multipart_body({
-            "a": ("An image (its accepted subject) or a .npy template.", False),
-            "b": ("An image (its accepted subject) or a .npy template.", False),
-        }),
+        "/compare",
+        tags=["templates"],
+        openapi_extra=multipart_body(
+            {
+                "a": ("An image (its accepted subject) or a .npy template.", False),
+                "b": ("An image (its accepted subject) or a .npy template.", False),
+            }
+        ),
         responses=error_responses(400, 401, 413, 415, 503),
     )
     async def compare(request: Request) -> dict:
@@ -273,74 +295,61 @@ def create_app(settings: Settings | None = None, engine: FaceEngine | None = Non
         as `facer compare --json`."""
         state = state_of(request)
         form = await read_form(request, state.settings.max_files_per_request)
-        a, b = form.images("a", npy=True)[0], form.images("b", npy=True)[0]
-
-        def work() -> dict:
-            vector_a, frame_a = template_of_upload(state.engine, a, state.settings)
-            vector_b, frame_b = template_of_upload(state.engine, b, state.settings)
-            comparison = Comparison.of(vector_a, vector_b, state.settings)
-            frames = [frame.to_dict() for frame in (frame_a, frame_b) if frame is not None]
-            return {"a": a.name, "b": b.name, **comparison.to_dict(), "frames": frames}
-
-        return await state.gate.run(work)
+        a, b = uploads_as_inputs([form.images("a", npy=True)[0], form.images("b", npy=True)[0]])
+        return await state.gate.run(lambda: state.facer.compare(a, b).to_dict())
 
     @api.get("/users", tags=["users"], responses=error_responses(401, 503))
     async def users_list(request: Request) -> dict:
         """Every enrolled user: templates, frames used, models, dates (`facer users list --json`)."""
-        settings = state_of(request).settings
-
-        def work() -> dict:
-            with Store.open(settings) as store:
-                return {"users": [user.to_dict() for user in store.list()]}
-
-        return await run_in_threadpool(work)
+        return await run_in_threadpool(lambda: state_of(request).facer.users().to_dict())
 
     @api.get("/users/{name}", tags=["users"], responses=error_responses(400, 401, 404, 503))
-    async def users_show(request: Request, name: UserName, attempts: Annotated[int, Query(ge=0, le=1000, description="Latest verify attempts to list.")] = 10) -> dict:
+    async def users_show(
+        request: Request,
+        name: UserName,
+        attempts: Annotated[int, Query(ge=0, le=1000, description="Latest verify attempts to list.")] = 10,
+    ) -> dict:
         """One user's templates and latest verify attempts (`facer users show --json`)."""
-        settings = state_of(request).settings
-
-        def work() -> dict:
-            with Store.open(settings) as store:
-                return store.show(name, attempts=attempts).to_dict()
-
-        return await run_in_threadpool(work)
+        return await run_in_threadpool(lambda: state_of(request).facer.user(name, attempts=attempts).to_dict())
 
     @api.delete("/users/{name}", tags=["users"], responses=error_responses(400, 401, 404, 503))
     async def users_remove(request: Request, name: UserName) -> dict:
         """Delete the user, every template and every per-frame sample (`facer users remove --json`)."""
-        settings = state_of(request).settings
-
-        def work() -> dict:
-            with Store.open(settings) as store:
-                return store.remove(name).to_dict()
-
-        return await run_in_threadpool(work)
+        return await run_in_threadpool(lambda: state_of(request).facer.remove_user(name).to_dict())
 
     @api.post(
-        "/users/{name}/enroll", tags=["users"], status_code=201, openapi_extra=IMAGES_BODY,
+        "/users/{name}/enroll",
+        tags=["users"],
+        status_code=201,
+        openapi_extra=IMAGES_BODY,
         responses=error_responses(400, 401, 409, 413, 415, 422, 503),
     )
     async def users_enroll(
         request: Request,
         name: UserName,
-        mode: Annotated[EnrollMode, Query(description="new: the user must not exist; replace: replace their templates; add: another template.")] = EnrollMode.new,
+        mode: Annotated[
+            EnrollMode,
+            Query(description="new: the user must not exist; replace: replace their templates; add: another template."),
+        ] = EnrollMode.new,
     ) -> dict:
         """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`)."""
         state = state_of(request)
         form = await read_form(request, state.settings.max_files_per_request)
-        uploads = form.images("files")
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
 
         def work() -> dict:
-            with Store.open(state.settings) as store:
-                user = check_enrollable(store, name, mode.value)  # 409 before the models run
-                frames = analyse_uploads(state.engine, uploads, state.settings)
-                return enroll(store, state.engine, user, frames, settings=state.settings, mode=mode.value).to_dict()
+            facer = state.facer
+            with facer.open_store() as store:
+                user = facer.check_enrollable(store, name, mode.value)  # type: ignore[arg-type]  # 409 first
+                frames = facer.frames_from_uploads(uploads)
+                return facer.enroll(user, frames, mode=mode.value, store=store).to_dict()  # type: ignore[arg-type]
 
         return await state.gate.run(work)
 
     @api.post(
-        "/users/{name}/verify", tags=["users"], openapi_extra=IMAGES_BODY,
+        "/users/{name}/verify",
+        tags=["users"],
+        openapi_extra=IMAGES_BODY,
         responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
     )
     async def users_verify(request: Request, name: UserName) -> dict:
@@ -348,13 +357,13 @@ def create_app(settings: Settings | None = None, engine: FaceEngine | None = Non
         recorded (`facer verify --json`). A probe of explicit images needs min(min_valid_frames, images) usable."""
         state = state_of(request)
         form = await read_form(request, state.settings.max_files_per_request)
-        uploads = form.images("files")
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
 
         def work() -> dict:
-            with Store.open(state.settings) as store:
-                user = prepare_verify(store, name, state.engine)  # 404 or 409 before the models run
-                frames = analyse_uploads(state.engine, uploads, state.settings)
-                return verify(store, state.engine, user, frames, settings=state.settings).to_dict()
+            facer = state.facer
+            with facer.open_store() as store:
+                user = facer.prepare_verify(store, name)  # 404 or 409 before the models run
+                return facer.verify(user, facer.frames_from_uploads(uploads), store=store).to_dict()
 
         return await state.gate.run(work)
 

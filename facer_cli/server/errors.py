@@ -1,9 +1,8 @@
-"""The one place where errors become HTTP status codes and a JSON body.
+"""The HTTP service's one error table: each error class to a status code, and the JSON body.
 
-Every error is a `FacerError` (the CLI maps the same classes to exit codes); its
-`http_status` attribute is the status code. The few errors only HTTP can meet
-(a body too large, a wrong media type, a missing API key, a full queue) are
-defined here, as `FacerError`s too. The body is always
+Resolved by class (the nearest entry along the class's ancestry), so every error has a
+status. Bodies hold `public_message` — no server file paths, no command-line flags —
+plus a hint in HTTP's own words:
 
     {"error": {"type": "TooFewFramesError", "status": 422, "message": "too few usable frames: …"}}
 """
@@ -18,43 +17,83 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facer_cli.errors import FacerError, InputError
+from facer_cli import errors as e
+from facer_cli.server.exposure import ExposureError
 
 log = logging.getLogger("facer.server")
 
 
-class RequestError(InputError):
+class RequestError(e.InputError):
     """The request itself is malformed: a missing field, a bad parameter, a broken multipart body."""
 
-    http_status = 400
 
-
-class RequestTooLargeError(InputError):
+class RequestTooLargeError(e.InputError):
     """The request body is over `max_request_bytes`."""
-
-    http_status = 413
 
 
 class TooManyFilesError(RequestTooLargeError):
     """More files than `max_files_per_request`."""
 
 
-class UnsupportedMediaError(InputError):
+class UnsupportedMediaError(e.InputError):
     """Not multipart/form-data, or an uploaded part whose declared type is not an image (or a .npy)."""
 
-    http_status = 415
 
-
-class AuthenticationError(FacerError):
+class AuthenticationError(e.FacerError):
     """The X-API-Key header is missing or wrong."""
 
-    http_status = 401
 
-
-class ServerBusyError(FacerError):
+class ServerBusyError(e.FacerError):
     """Every model slot is busy and the waiting queue is full, or the wait timed out."""
 
-    http_status = 503
+
+STATUS: dict[type[e.FacerError], int] = {
+    e.FacerError: 500,
+    e.UsageError: 400,
+    e.ConfigError: 500,
+    e.MissingExtraError: 500,
+    e.InputError: 400,
+    e.ImageTooLargeError: 413,
+    e.TooFewFramesError: 422,
+    e.OutputError: 500,
+    e.CancelledError: 400,
+    e.ModelPackError: 500,
+    e.UserNameError: 400,
+    e.UnknownUserError: 404,
+    e.UserExistsError: 409,
+    e.ModelMismatchError: 409,
+    e.StoreError: 503,
+    RequestError: 400,
+    RequestTooLargeError: 413,
+    UnsupportedMediaError: 415,
+    AuthenticationError: 401,
+    ServerBusyError: 503,
+    ExposureError: 403,
+}
+
+HINTS: dict[type[e.FacerError], str] = {
+    e.UserExistsError: "use ?mode=replace to replace their template(s) or ?mode=add to add another one",
+    e.ModelMismatchError: "re-enroll them with ?mode=replace",
+    e.UnknownUserError: "see GET /users",
+}
+
+
+def _lookup(table: dict, cls: type) -> object | None:
+    for ancestor in cls.__mro__:
+        if ancestor in table:
+            return table[ancestor]
+    return None
+
+
+def status_for(error: type[BaseException] | BaseException) -> int:
+    cls = error if isinstance(error, type) else type(error)
+    status = _lookup(STATUS, cls)
+    return 500 if status is None else int(status)  # type: ignore[call-overload]
+
+
+def public_line(error: e.FacerError) -> str:
+    hint = _lookup(HINTS, type(error))
+    return error.public_message if hint is None else f"{error.public_message}; {hint}"
 
 
 class ErrorDetail(BaseModel):
@@ -74,8 +113,8 @@ def error_response(status: int, type_name: str, message: str, headers: dict[str,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def response_for(exc: FacerError) -> JSONResponse:
-    status = int(getattr(exc, "http_status", 500))
+def response_for(exc: e.FacerError) -> JSONResponse:
+    status = status_for(exc)
     headers = None
     if isinstance(exc, AuthenticationError):
         headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'}
@@ -83,7 +122,7 @@ def response_for(exc: FacerError) -> JSONResponse:
         headers = {"Retry-After": "1"}
     if status == 500:  # the service itself is broken (model pack, settings): worth the log
         log.error("%s: %s", type(exc).__name__, exc)
-    return error_response(status, type(exc).__name__, str(exc), headers)
+    return error_response(status, type(exc).__name__, public_line(exc), headers)
 
 
 def describe_validation(exc: RequestValidationError) -> str:
@@ -95,10 +134,10 @@ def describe_validation(exc: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """FacerError → its http_status; FastAPI's own errors in the same body shape."""
+    """FacerError → its status; FastAPI's own errors in the same body shape."""
 
-    @app.exception_handler(FacerError)
-    async def _facer_error(request: Request, exc: FacerError) -> JSONResponse:
+    @app.exception_handler(e.FacerError)
+    async def _facer_error(request: Request, exc: e.FacerError) -> JSONResponse:
         return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -121,7 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES = {
-    "default": {"model": ErrorBody, "description": "An error: `{\"error\": {\"type\", \"status\", \"message\"}}`"},
+    "default": {"model": ErrorBody, "description": 'An error: `{"error": {"type", "status", "message"}}`'},
 }
 
 
@@ -130,6 +169,7 @@ def error_responses(*codes: int) -> dict:
     described = {
         400: "Bad request: unreadable image, no usable face, missing field, bad user name",
         401: "Missing or wrong X-API-Key header (when api_key is set)",
+        403: "Reached from another machine while no api_key is set",
         404: "Unknown user",
         409: "User exists (use mode=replace or mode=add), or enrolled with another model",
         413: "Body over max_request_bytes, image over max_image_pixels, or more than max_files_per_request files",

@@ -17,7 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facer_cli.errors import FacerError
 from facer_cli.server.errors import (
-    RequestError, RequestTooLargeError, TooManyFilesError, UnsupportedMediaError, response_for,
+    RequestError,
+    RequestTooLargeError,
+    TooManyFilesError,
+    UnsupportedMediaError,
+    response_for,
 )
 
 # Declared part types accepted as images; a part without a type is accepted too (the bytes decide).
@@ -104,11 +108,22 @@ class Form:
         uploads = self.files.get(field, [])
         if not uploads:
             if field in self.fields:
-                raise RequestError(f"field {field!r} holds text, not a file: send it as a file part (curl -F '{field}=@photo.jpg')")
-            raise RequestError(f"no file in field {field!r}: send one or more images as multipart/form-data (curl -F '{field}=@photo.jpg')")
+                raise RequestError(
+                    f"field {field!r} holds text, not a file: send it as a file part (curl -F '{field}=@photo.jpg')"
+                )
+            raise RequestError(
+                f"no file in field {field!r}: send one or more images as multipart/form-data (curl -F '{field}=@photo.jpg')"
+            )
         for upload in uploads:
             check_type(upload, npy)
         return uploads
+
+    def images_of(self, *fields: str) -> list[Upload]:
+        """The files of the first of `fields` that has any (`files`, or the original API's `file`)."""
+        for field in fields:
+            if self.files.get(field):
+                return self.images(field)
+        return self.images(fields[0])
 
 
 def check_type(upload: Upload, npy: bool = False) -> None:

@@ -1,10 +1,35 @@
-"""The local store of users, templates, per-frame samples and the verify audit log."""
+"""The local store of users, templates, per-frame samples and the verify audit log.
 
-from facer_cli.store.store import (
-    Attempt, Removal, Store, StoredTemplate, UserDetails, UserSummary, Verification, validate_user_name,
+- `connection`: the file — opening, migrations, transactions, one-line errors.
+- `records`: plain records and what may be stored (user names, sample rows).
+- `repository`: `Store`, the data operations.
+- `migrations`: the schema as numbered steps.
+"""
+
+from facer_cli.store.records import (
+    MODES,
+    NO_PROBE,
+    Attempt,
+    AttemptRecord,
+    Mode,
+    Removal,
+    StoredTemplate,
+    UserDetails,
+    UserSummary,
+    validate_user_name,
 )
+from facer_cli.store.repository import Store
 
 __all__ = [
-    "Attempt", "Removal", "Store", "StoredTemplate", "UserDetails", "UserSummary", "Verification",
+    "MODES",
+    "NO_PROBE",
+    "Attempt",
+    "AttemptRecord",
+    "Mode",
+    "Removal",
+    "Store",
+    "StoredTemplate",
+    "UserDetails",
+    "UserSummary",
     "validate_user_name",
 ]

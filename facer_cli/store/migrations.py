@@ -6,12 +6,23 @@ runs in a transaction together with the record that it ran.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("facer.store")
+# The steps this facer knows, in order: a store that applied others comes from a newer facer.
+STEP_NAMES: list[str] = []
 
 
-@migrations()
+def step(function: Callable[[Database], None]) -> Callable[[Database], None]:
+    """Register a numbered schema step (and remember its name)."""
+    STEP_NAMES.append(function.__name__)
+    migrations()(function)
+    return function
+
+
+@step
 def m001_users_templates_samples(db: Database) -> None:
     db["users"].create(
         {"id": int, "name": str, "created": str, "updated": str},
@@ -64,7 +75,7 @@ def m001_users_templates_samples(db: Database) -> None:
     db["samples"].create_index(["template_id"])
 
 
-@migrations()
+@step
 def m002_verify_audit_log(db: Database) -> None:
     # Who tried to verify as whom, when, and the outcome. No embeddings: the log
     # outlives the user it names (a removed user's attempts keep their name only).

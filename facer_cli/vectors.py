@@ -1,63 +1,27 @@
-"""Templates side by side: cosine similarity, the match band, and `.npy` templates."""
+"""`.npy` templates: read safely (never unpickled), validate, write.
+
+One reader serves files on disk and uploads held in memory.
+"""
 
 from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
 from facer_cli.errors import VectorError
-from facer_cli.settings import Settings
+
+NPY_MAGIC = b"\x93NUMPY"
 
 
-class Band(str, Enum):
-    MATCH = "match"
-    UNCERTAIN = "uncertain"
-    NO_MATCH = "no_match"
-
-
-def band_for(similarity: float, settings: Settings) -> Band:
-    """Match at or above the high threshold, no match below the low one, uncertain between."""
-    if similarity >= settings.cosine_threshold_high:
-        return Band.MATCH
-    if similarity < settings.cosine_threshold_low:
-        return Band.NO_MATCH
-    return Band.UNCERTAIN
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        raise VectorError(f"templates have different dimensions ({a.shape[0]} and {b.shape[0]}): they come from different models")
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-@dataclass
-class Comparison:
-    similarity: float
-    band: Band
-    threshold_high: float
-    threshold_low: float
-
-    @classmethod
-    def of(cls, a: np.ndarray, b: np.ndarray, settings: Settings) -> "Comparison":
-        similarity = cosine_similarity(a, b)
-        return cls(similarity, band_for(similarity, settings), settings.cosine_threshold_high, settings.cosine_threshold_low)
-
-    def to_dict(self) -> dict:
-        return {
-            "similarity": round(self.similarity, 6),
-            "band": self.band.value,
-            "threshold_high": self.threshold_high,
-            "threshold_low": self.threshold_low,
-        }
+def looks_like_npy(name: str, data: bytes) -> bool:
+    return name.lower().endswith(".npy") or data.startswith(NPY_MAGIC)
 
 
 def validate_vector(array: np.ndarray, name: str) -> np.ndarray:
-    """A finite, non-zero 1-D float vector, returned as a float32 unit vector."""
+    """A finite, non-zero 1-D numeric vector, returned as a float32 unit vector."""
     if array.dtype.kind not in "fiu":
         raise VectorError(f"{name}: holds {array.dtype} values, not numbers")
     if array.ndim != 1:
@@ -67,10 +31,12 @@ def validate_vector(array: np.ndarray, name: str) -> np.ndarray:
     vector = array.astype(np.float64)
     if not np.isfinite(vector).all():
         raise VectorError(f"{name}: contains NaN or infinite values")
-    norm = np.linalg.norm(vector)
-    if norm == 0:
+    # Scaled by its largest value first, so the norm of huge values cannot overflow.
+    largest = float(np.abs(vector).max())
+    if largest == 0:
         raise VectorError(f"{name}: zero vector (norm 0)")
-    return (vector / norm).astype(np.float32)
+    vector = vector / largest
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def load_vector(path: Path | str) -> np.ndarray:
@@ -98,6 +64,13 @@ def vector_from_bytes(data: bytes, name: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise VectorError(f"{name}: holds several arrays (.npz); give one vector as .npy")
     return validate_vector(array, name)
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """A template as the bytes of a `.npy` file (1-D float32)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(vector, dtype=np.float32).reshape(-1), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def save_vector(path: Path | str, vector: np.ndarray) -> None:

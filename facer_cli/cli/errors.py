@@ -1,0 +1,89 @@
+"""The CLI's one error table: each error class to an exit code and a hint in the CLI's own words.
+
+Resolved by class (the nearest entry along the class's ancestry), so every error —
+also one defined later — gets a code. No error ever exits 1 or 3: those mean
+"no match" and "uncertain". The README's exit-code table is made from `EXIT_CODES`
+(a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from facer_cli import errors as e
+from facer_cli.server.exposure import ExposureError
+
+EXIT_OK = 0
+EXIT_NO_MATCH = 1
+EXIT_USAGE = 2
+EXIT_UNCERTAIN = 3
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+# Every exit code facer uses, with its meaning (the README's table).
+EXIT_CODES: dict[int, str] = {
+    0: "success; for `compare` and `verify`: match",
+    1: "no match",
+    2: "usage error, bad setting (`facer.toml`, `FACER_*`, flag), bad user name, or a missing optional extra",
+    3: "uncertain (similarity between the two thresholds)",
+    4: "no usable input: unreadable image, no face, bad `.npy`, too few valid frames, a camera, video or stream "
+    "that cannot be opened",
+    5: "unknown user",
+    6: "store error: the database is locked beyond `db_busy_timeout_s`, read-only, corrupt, not a facer database, "
+    "or from a newer facer",
+    7: "the user is already enrolled: pass `--replace` or `--add`",
+    8: "model pack missing, incomplete or changed",
+    9: "model mismatch: the user's templates come from another model (re-enroll), or an imported vector does not "
+    "fit its model",
+    10: "an output file cannot be written (exists without `--force`, no such folder, disk full)",
+    11: "cancelled at a confirmation prompt",
+    70: "internal error (a bug: run with `--debug` for the traceback)",
+    130: "interrupted (Ctrl-C)",
+}
+
+# Error class -> exit code; looked up along each class's ancestry.
+ERROR_EXIT: dict[type[e.FacerError], int] = {
+    e.FacerError: EXIT_INTERNAL,
+    e.UsageError: EXIT_USAGE,
+    e.ConfigError: EXIT_USAGE,
+    e.MissingExtraError: EXIT_USAGE,
+    e.UserNameError: EXIT_USAGE,
+    e.InputError: 4,
+    e.TooFewFramesError: 4,
+    e.UnknownUserError: 5,
+    e.StoreError: 6,
+    e.UserExistsError: 7,
+    e.ModelPackError: 8,
+    e.ModelMismatchError: 9,
+    e.OutputError: 10,
+    e.CancelledError: 11,
+}
+
+# What a person types to fix it, in the CLI's words (library messages are neutral).
+ERROR_HINTS: dict[type[e.FacerError], str] = {
+    e.UserExistsError: "pass --replace to replace their template(s) or --add to add another one",
+    e.ModelMismatchError: "re-enroll with `facer enroll NAME --replace …`",
+    e.UnknownUserError: "see `facer users list`",
+    e.TooFewFramesError: "or lower --min-valid-frames",
+    e.OutputExistsError: "pass --force to overwrite it",
+    e.StoreError: "the store is chosen with --db or FACER_DB",
+    ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
+}
+
+
+def _lookup(table: dict, cls: type) -> object | None:
+    for ancestor in cls.__mro__:
+        if ancestor in table:
+            return table[ancestor]
+    return None
+
+
+def exit_code_for(error: type[BaseException] | BaseException) -> int:
+    cls = error if isinstance(error, type) else type(error)
+    code = _lookup(ERROR_EXIT, cls)
+    return EXIT_INTERNAL if code is None else int(code)  # type: ignore[call-overload]
+
+
+def error_line(error: e.FacerError) -> str:
+    """The one line printed after `error:`: the library's message and the CLI's hint."""
+    hint = _lookup(ERROR_HINTS, type(error))
+    message = str(error)
+    return message if hint is None else f"{message}; {hint}"

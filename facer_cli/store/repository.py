@@ -1,0 +1,399 @@
+"""The store's data: users, their templates, the frames that built them, and the verify audit log.
+
+Plain records in and out (`facer_cli.store.records`); the file, its transactions and
+its errors are `StoreConnection`'s. Whether a probe matches is decided elsewhere
+(`facer_cli.matching`): the store keeps data, not decisions. Vectors are float32
+bytes; no pixels are ever stored. Templates keep the fingerprint of the model that
+made them, so a caller can compare only like with like.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
+from facer_cli.store.connection import StoreConnection
+from facer_cli.store.records import (
+    MODES,
+    Attempt,
+    AttemptRecord,
+    Mode,
+    Removal,
+    StoredTemplate,
+    UserDetails,
+    UserSummary,
+    blob_to_vector,
+    now,
+    sample_rows,
+    validate_user_name,
+    vector_to_blob,
+)
+from facer_cli.vectors import validate_vector
+
+if TYPE_CHECKING:
+    from facer_cli.aggregate import Template
+    from facer_cli.reports import FrameReport
+    from facer_cli.settings import Settings
+
+
+# -- the store --------------------------------------------------------------
+class Store(StoreConnection):
+    """A facer database: `Store("facer.db")`, or `Store.open(settings)` for the `db` setting.
+
+    >>> with Store("facer.db") as store:
+    ...     store.list()
+    """
+
+    @classmethod
+    def open(cls, settings: "Settings") -> "Store":
+        return cls(settings.db_path, settings.db_busy_timeout_s)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def _user_id(self, conn: sqlite3.Connection, name: str) -> int | None:
+        row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def _require_user(self, conn: sqlite3.Connection, name: str) -> int:
+        user_id = self._user_id(conn, name)
+        if user_id is None:
+            raise UnknownUserError(f"no user named {name!r}")
+        return user_id
+
+    def _templates(self, conn: sqlite3.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
+        rows = conn.execute(
+            "SELECT t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
+            " t.source, t.created, (SELECT count(*) FROM samples s WHERE s.template_id = t.id),"
+            f" {'t.vector' if vectors else 'NULL'}"
+            " FROM templates t WHERE t.user_id = ? ORDER BY t.id",
+            (user_id,),
+        ).fetchall()
+        return [
+            StoredTemplate(
+                id=r[0],
+                user=name,
+                dimension=r[1],
+                model=r[2],
+                frames_seen=r[3],
+                frames_used=r[4],
+                outliers=r[5],
+                mean_quality=r[6],
+                source=r[7],
+                created=r[8],
+                samples=r[9],
+                vector=None if r[10] is None else blob_to_vector(r[10], r[1]),
+            )
+            for r in rows
+        ]
+
+    # -- writing templates -----------------------------------------------------
+    def add_template(
+        self,
+        user: str,
+        template: "Template",
+        frames: Sequence["FrameReport"] = (),
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+    ) -> StoredTemplate:
+        """Store a template built from `frames` (and one sample row per frame), in one transaction.
+
+        `mode`: "new" (the user must not exist), "replace" (the new template replaces every
+        old one) or "add" (another template for the same person, from the same model).
+        """
+        samples = sample_rows(template, frames)
+        return self._save(
+            user,
+            template.vector,
+            model=model,
+            source=source,
+            mode=mode,
+            samples=samples,
+            frames_seen=template.frames_seen,
+            frames_used=len(template.used),
+            outliers=len(template.outliers),
+            mean_quality=template.mean_quality,
+        )
+
+    def import_vector(
+        self, user: str, vector: np.ndarray, *, model: str, source: str, mode: Mode = "new"
+    ) -> StoredTemplate:
+        """Store a template given as a vector (e.g. a `.npy` from `facer capture` or `users export`)."""
+        vector = validate_vector(np.asarray(vector), source)
+        if not model or not model.strip():
+            raise VectorError(f"{source}: the model that made this vector is unknown; give its fingerprint")
+        return self._save(
+            user,
+            vector,
+            model=model.strip(),
+            source=source,
+            mode=mode,
+            samples=[],
+            frames_seen=None,
+            frames_used=None,
+            outliers=None,
+            mean_quality=None,
+        )
+
+    def _save(
+        self,
+        user: str,
+        vector: np.ndarray,
+        *,
+        model: str,
+        source: str,
+        mode: Mode,
+        samples: list[dict],
+        frames_seen: int | None,
+        frames_used: int | None,
+        outliers: int | None,
+        mean_quality: float | None,
+    ) -> StoredTemplate:
+        name = validate_user_name(user)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        created = now()
+        with self.transaction(f"enroll {name!r}") as conn:
+            user_id = self._user_id(conn, name)
+            if user_id is not None:
+                existing = conn.execute(
+                    "SELECT count(*), group_concat(DISTINCT model) FROM templates WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                if mode == "new":
+                    raise UserExistsError(f"{name!r} is already enrolled ({existing[0]} template(s))")
+                if mode == "add" and existing[0] and existing[1] != model:
+                    raise ModelMismatchError(
+                        f"{name!r} was enrolled with model {existing[1]}, this template comes from {model}; "
+                        "templates of different models are never compared: replace their templates instead"
+                    )
+            same_model = conn.execute("SELECT dimension FROM templates WHERE model = ? LIMIT 1", (model,)).fetchone()
+            if same_model is not None and same_model[0] != vector.shape[0]:
+                raise ModelMismatchError(
+                    f"model {model} makes {same_model[0]}-d templates, this one has {vector.shape[0]} values"
+                )
+            if user_id is None:
+                user_id = conn.execute(
+                    "INSERT INTO users (name, created, updated) VALUES (?, ?, ?)", (name, created, created)
+                ).lastrowid
+            else:
+                if mode == "replace":
+                    self._delete_templates(conn, user_id)
+                conn.execute("UPDATE users SET updated = ? WHERE id = ?", (created, user_id))
+            template_id = conn.execute(
+                "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
+                " mean_quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    vector_to_blob(vector),
+                    int(vector.shape[0]),
+                    model,
+                    frames_seen,
+                    frames_used,
+                    outliers,
+                    None if mean_quality is None else float(mean_quality),
+                    source,
+                    created,
+                ),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO samples (template_id, position, source, embedding, det_score, quality, yaw, pitch,"
+                " roll, sharpness, decision, reason) VALUES (:template_id, :position, :source, :embedding,"
+                " :det_score, :quality, :yaw, :pitch, :roll, :sharpness, :decision, :reason)",
+                ({**sample, "template_id": template_id} for sample in samples),
+            )
+        return StoredTemplate(
+            id=template_id,
+            user=name,
+            dimension=int(vector.shape[0]),
+            model=model,
+            frames_seen=frames_seen,
+            frames_used=frames_used,
+            outliers=outliers,
+            mean_quality=mean_quality,
+            source=source,
+            created=created,
+            samples=len(samples),
+            vector=vector,
+        )
+
+    @staticmethod
+    def _delete_templates(conn: sqlite3.Connection, user_id: int) -> tuple[int, int]:
+        samples = conn.execute(
+            "DELETE FROM samples WHERE template_id IN (SELECT id FROM templates WHERE user_id = ?)", (user_id,)
+        ).rowcount
+        templates = conn.execute("DELETE FROM templates WHERE user_id = ?", (user_id,)).rowcount
+        return templates, samples
+
+    def check_writable(self, action: str = "write to it") -> None:
+        """`StoreError` now — not after a capture — when the store cannot be written (read-only,
+        or locked beyond the busy timeout). Changes nothing."""
+        with self.transaction(action) as conn:
+            conn.execute("UPDATE users SET name = name WHERE 0")  # opens a write transaction on the file
+
+    # -- reading templates for a comparison --------------------------------
+    def templates_of_model(self, user: str, model: str, with_vectors: bool = True) -> list[StoredTemplate]:
+        """The user's templates made by `model`; `UnknownUserError` or `ModelMismatchError` when
+        there are none (a front end calls this to fail before capturing)."""
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            templates = self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+        usable = [t for t in templates if t.model == model]
+        if not usable:
+            if not templates:
+                raise UnknownUserError(f"{name!r} has no template; enroll them again")
+            others = ", ".join(sorted({t.model for t in templates}))
+            raise ModelMismatchError(
+                f"{name!r} was enrolled with model {others}, but the current model is {model}; templates of "
+                "different models are never compared: re-enroll them with the current model"
+            )
+        return usable
+
+    def record_attempt(self, record: AttemptRecord) -> int | None:
+        """Append a verify attempt to the audit log (never an embedding); None for an unknown user."""
+        name = validate_user_name(record.user)
+        with self.transaction(f"record an attempt for {name!r}") as conn:
+            user_id = self._user_id(conn, name)
+            if user_id is None:
+                return None
+            return conn.execute(
+                "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
+                " template_id, model, source, frames_seen, frames_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    name,
+                    now(),
+                    record.similarity,
+                    record.band,
+                    record.threshold_high,
+                    record.threshold_low,
+                    record.template_id,
+                    record.model,
+                    record.source,
+                    record.frames_seen,
+                    record.frames_used,
+                ),
+            ).lastrowid
+
+    # -- users -------------------------------------------------------------
+    _SUMMARY = (
+        "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
+        " group_concat(DISTINCT t.model), max(t.created),"
+        " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id)"
+        " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
+    )
+
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> UserSummary:
+        return UserSummary(
+            name=row[0],
+            created=row[1],
+            updated=row[2],
+            templates=row[3],
+            frames=row[4],
+            models=sorted(row[5].split(",")) if row[5] else [],
+            last_enrolled=row[6],
+            last_verified=row[7],
+        )
+
+    def list(self) -> list[UserSummary]:
+        """Every user, by name: templates, frames used, models, dates."""
+        rows = self._read(self._SUMMARY + " GROUP BY u.id ORDER BY u.name", action="list users")
+        return [self._summary(row) for row in rows]
+
+    def count(self) -> int:
+        return self._read("SELECT count(*) FROM users", action="count users")[0][0]
+
+    def exists(self, user: str) -> bool:
+        name = validate_user_name(user)
+        return bool(self._read("SELECT 1 FROM users WHERE name = ?", (name,), action=f"read {name!r}"))
+
+    def show(self, user: str, attempts: int = 10) -> UserDetails:
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            user_id = self._require_user(conn, name)
+            row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
+            templates = self._templates(conn, user_id, name, vectors=False)
+            recent = conn.execute(
+                "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id"
+                " FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                (user_id, attempts),
+            ).fetchall()
+        return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent])
+
+    def templates(self, user: str, with_vectors: bool = True) -> list[StoredTemplate]:
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            return self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+
+    def samples(self, template_id: int) -> list[dict]:
+        """The per-frame rows of one template (embeddings as float32 arrays, kept frames only)."""
+        conn = self._connection()
+        with self._errors("read samples"):
+            cursor = conn.execute(
+                "SELECT position, source, embedding, det_score, quality, yaw, pitch, roll, sharpness, decision, reason"
+                " FROM samples WHERE template_id = ? ORDER BY position",
+                (template_id,),
+            )
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            if row["embedding"] is not None:
+                row["embedding"] = np.frombuffer(row["embedding"], dtype="<f4").astype(np.float32)
+        return rows
+
+    def attempts(self, user: str | None = None, limit: int = 100) -> list[Attempt]:
+        """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
+        sql = "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id FROM attempts"
+        params: tuple = ()
+        if user is not None:
+            sql += " WHERE user_name = ?"
+            params = (validate_user_name(user),)
+        rows = self._read(
+            sql + " ORDER BY created DESC, id DESC LIMIT ?", (*params, limit), action="read the audit log"
+        )
+        return [Attempt(*row) for row in rows]
+
+    def remove(self, user: str) -> Removal:
+        """Delete the user, every template and every sample (overwritten on disk); the audit log
+        keeps the name and outcomes of their attempts, never an embedding."""
+        name = validate_user_name(user)
+        with self.transaction(f"remove {name!r}") as conn:
+            user_id = self._require_user(conn, name)
+            templates, samples = self._delete_templates(conn, user_id)
+            conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.checkpoint()
+        return Removal(name, templates, samples)
+
+    def rename(self, old: str, new: str) -> UserSummary:
+        old_name, new_name = validate_user_name(old), validate_user_name(new)
+        with self.transaction(f"rename {old_name!r}") as conn:
+            user_id = self._require_user(conn, old_name)
+            if old_name != new_name and self._user_id(conn, new_name) is not None:
+                raise UserExistsError(f"{new_name!r} already exists; remove it first or choose another name")
+            conn.execute("UPDATE users SET name = ?, updated = ? WHERE id = ?", (new_name, now(), user_id))
+            row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
+        return self._summary(row)
+
+    def export(self, user: str, template_id: int | None = None) -> StoredTemplate:
+        """One template with its vector: the given one, or the newest."""
+        templates = self.templates(user, with_vectors=True)
+        if not templates:
+            raise UnknownUserError(f"{user!r} has no template; enroll them again")
+        if template_id is None:
+            return templates[-1]
+        for template in templates:
+            if template.id == template_id:
+                return template
+        raise UnknownUserError(
+            f"{templates[0].user!r} has no template {template_id} (has: {', '.join(str(t.id) for t in templates)})"
+        )

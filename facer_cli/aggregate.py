@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Template:
         return int(self.vector.shape[0])
 
     def to_dict(self, with_vector: bool = False) -> dict:
-        data = {
+        data: dict[str, Any] = {
             "dimension": self.dimension,
             "frames_seen": self.frames_seen,
             "frames_accepted": len(self.accepted),
@@ -113,14 +113,14 @@ def build_template(
     accepted = [i for i, frame in enumerate(frames) if frame.accepted]
     outliers: dict[int, float] = {}
     if len(accepted) >= 2:
-        embeddings = np.stack([frames[i].embedding for i in accepted])
+        embeddings = np.stack([embedding_of(frames[i]) for i in accepted])
         weights = np.array([frames[i].quality for i in accepted])
         found = find_outliers(embeddings, weights, outlier_cosine_threshold)
         outliers = {accepted[row]: cosine for row, cosine in found.items()}
     used = [i for i in accepted if i not in outliers]
     if len(used) < min_valid_frames or not used:
         raise TooFewFramesError(explain_shortfall(frames, accepted, outliers, min_valid_frames))
-    embeddings = np.stack([frames[i].embedding for i in used])
+    embeddings = np.stack([embedding_of(frames[i]) for i in used])
     weights = np.array([frames[i].quality for i in used])
     return Template(
         vector=weighted_mean(embeddings, weights),
@@ -131,6 +131,13 @@ def build_template(
         outlier_cosines=outliers,
         mean_quality=float(weights.mean()),
     )
+
+
+def embedding_of(frame: FrameReport) -> np.ndarray:
+    """The embedding of an accepted frame (accepted frames always have one)."""
+    if frame.embedding is None:
+        raise ValueError(f"{frame.source}: accepted without an embedding")
+    return frame.embedding
 
 
 def explain_shortfall(

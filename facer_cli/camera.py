@@ -202,6 +202,7 @@ class Camera:
         """Kept frames, in order; releases the source when the loop ends however it ends."""
         self.open()
         capture = self._capture
+        assert capture is not None
         stats = self.stats
         last_stream_ms = -1.0
         last_kept_ms: float | None = None

@@ -81,7 +81,7 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
     if settings.require_pose and face.yaw is not None:
         if abs(face.yaw) > settings.pose_yaw_limit:
             reasons.append(f"yaw {face.yaw:+.0f}° beyond ±{settings.pose_yaw_limit:g}°")
-        if abs(face.pitch) > settings.pose_pitch_limit:
+        if face.pitch is not None and abs(face.pitch) > settings.pose_pitch_limit:
             reasons.append(f"pitch {face.pitch:+.0f}° beyond ±{settings.pose_pitch_limit:g}°")
     if face.quality is not None and face.quality < settings.min_quality_score:
         why = f"quality {face.quality:.2f} < {settings.min_quality_score:.2f}"
@@ -197,7 +197,7 @@ class FaceEngine:
         for rank, i in enumerate(order):
             face = FaceReport(
                 index=rank + 1,
-                box=tuple(float(v) for v in boxes[i, :4]),
+                box=(float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]), float(boxes[i, 3])),
                 det_score=float(boxes[i, 4]),
                 keypoints=[(float(x), float(y)) for x, y in keypoints[i]],
                 is_subject=bool(i == subject),
@@ -235,6 +235,7 @@ class FaceEngine:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The landmark model's input (insightface's crop: 1.5 × the box, centred) and its affine matrix."""
         model = self.landmarker
+        assert model is not None, "no landmark model loaded"
         size = model.input_size[0]
         width, height = box[2] - box[0], box[3] - box[1]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -247,6 +248,7 @@ class FaceEngine:
     def _landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """The landmark model's points in image coordinates."""
         model = self.landmarker
+        assert model is not None, "no landmark model loaded"
         size = model.input_size[0]
         blob, matrix = self.landmark_input(image, box)
         scale = matrix[0, 0]

@@ -19,7 +19,7 @@ from facer_cli.images import is_image_path
 
 def images_in_folder(folder: Path) -> list[Path]:
     """Image files below a folder, sorted by path; unreadable subfolders are skipped."""
-    found = []
+    found: list[Path] = []
     for root, _dirs, files in os.walk(folder, onerror=None, followlinks=False):
         found.extend(Path(root) / name for name in files if is_image_path(Path(name)))
     return sorted(path for path in found if path.is_file())

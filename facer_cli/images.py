@@ -74,7 +74,7 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     elif image.dtype in (np.float32, np.float64):
         image = np.clip(image * 255.0, 0, 255).astype(np.uint8)
     elif image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # type: ignore[call-overload]
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     channels = image.shape[2]

@@ -195,7 +195,9 @@ class Settings(EngineFields, BaseSettings):
     )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **sources: Any) -> tuple[Any, ...]:
+    def settings_customise_sources(  # type: ignore[override]
+        cls, settings_cls: Any, init_settings: Any, **sources: Any
+    ) -> tuple[Any, ...]:
         # Only what is passed: facer.toml and FACER_* are layered by load_settings, on request.
         return (init_settings,)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from facer_cli.aggregate import build_template, template_from_embeddings
-from facer_cli.tokens import generate_token_from_embeddings
 from facer_cli.errors import TooFewFramesError, VectorError
 from facer_cli.reports import FaceReport, FrameReport
+from facer_cli.tokens import generate_token_from_embeddings
 
 
 def unit(v):

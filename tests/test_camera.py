@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from facer_cli import camera as camera_module
-from facer_cli.tokens import generate_token_from_camera
 from facer_cli.camera import Camera, capture_frames, parse_source
 from facer_cli.errors import SourceError
 from facer_cli.settings import Settings
+from facer_cli.tokens import generate_token_from_camera
 
 REAL_VIDEO_CAPTURE = cv2.VideoCapture
 FRAME_MS = 1000 / 29.97  # the clip's frame period

@@ -7,7 +7,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 from helpers import run
 
 pytestmark = pytest.mark.usefixtures("wide_console")

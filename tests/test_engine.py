@@ -7,11 +7,10 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+from conftest import people
 
 from facer_cli.engine import FaceEngine, decide, laplacian_sharpness, quality_score
 from facer_cli.settings import Settings
-
-from conftest import people
 
 
 @pytest.fixture(scope="module")

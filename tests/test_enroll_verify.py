@@ -12,11 +12,11 @@ import textwrap
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO, copy_db, photo, run, run_json
 
 from facer_cli.cli.app import console
 from facer_cli.errors import StoreError
 from facer_cli.store import Store
-from helpers import REPO, copy_db, photo, run, run_json
 
 pytestmark = pytest.mark.usefixtures("wide_console")
 
@@ -261,7 +261,7 @@ def test_users_list_show_rename_remove(obama_db, tmp_path, monkeypatch):
     assert [u["name"] for u in run_json("users", "list", "--db", db)[1]["users"]] == ["Barack Obama"]
     result = run("users", "remove", "Barack Obama", "--db", db, input="n\n")  # no terminal: no prompt
     assert result.exit_code == 2 and "--yes" in result.output
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("facer_cli.cli.users_cmd.can_prompt", lambda: True)
     result = run("users", "remove", "Barack Obama", "--db", db, input="n\n")
     assert result.exit_code == 11 and "not removed" in result.output
     assert len(run_json("users", "list", "--db", db)[1]["users"]) == 1

@@ -10,14 +10,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import people
+from helpers import run
 
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same
 from facer_cli.evaluation.plot import FIGURE_PIXELS
 from facer_cli.evaluation.runner import evaluate
-
-from conftest import people
-from helpers import run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

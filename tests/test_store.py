@@ -19,12 +19,17 @@ import numpy as np
 import pytest
 
 from facer_cli.aggregate import Template
-from facer_cli.matching import Band, Thresholds
-from facer_cli.service.facer import verify_probe
 from facer_cli.errors import (
-    ModelMismatchError, StoreError, UnknownUserError, UserExistsError, UserNameError, VectorError,
+    ModelMismatchError,
+    StoreError,
+    UnknownUserError,
+    UserExistsError,
+    UserNameError,
+    VectorError,
 )
+from facer_cli.matching import Band, Thresholds
 from facer_cli.reports import FaceReport, FrameReport
+from facer_cli.service.facer import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
 from facer_cli.store.migrations import migrations

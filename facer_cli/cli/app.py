@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 import typer.core
 from rich.console import Console
+from typer import _click as click  # Typer's own click: its exceptions and contexts are these
 from typer.core import TyperGroup
 
 from facer_cli import __version__
@@ -23,8 +23,6 @@ from facer_cli.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, ex
 from facer_cli.errors import FacerError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
-# Typer vendors its own click: typer.BadParameter and typer.Abort are not click's classes.
-TYPER_CLICK_ERRORS = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), typer.Abort)
 # Options every command accepts after its name too (`facer verify alice x.jpg --debug`).
 GLOBAL_FLAGS = ("--debug",)
 GLOBAL_OPTIONS = ("--config",)
@@ -41,7 +39,7 @@ def _no_type_for_flags(self: Any, ctx: click.Context) -> str | None:
 
 
 _display_type_rich = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
+typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign, assignment]
 
 
 @dataclass
@@ -89,7 +87,7 @@ class FacerGroup(TyperGroup):
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort, typer.Exit, *TYPER_CLICK_ERRORS):
+        except (typer.Exit, typer.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless --debug
             if _debug(ctx):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -92,7 +92,7 @@ def evaluate_command(
             raise UsageError(f"--plot writes a PNG image: give a file name ending in .png, not {plot.name!r}")
         check_available()
     dataset = load_dataset(data)
-    arguments = dict(
+    arguments: dict[str, Any] = dict(
         protocol=protocol.value,
         k=enroll_images,
         target_far=target_far,

@@ -97,11 +97,11 @@ def frames_table(
     table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full)."""
     table = Table(title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=30)
-    for name in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
-        table.add_column(name, justify="right", no_wrap=True)
+    for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("decision", ratio=1, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
-        name = literal(_file_name(frame.source))
+        name: Text | str = literal(_file_name(frame.source))
         if frame.error is not None or not frame.faces:
             reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
             table.add_row(name, "–", "", "", "", "", "", "", literal(f"rejected: {reason}", "red"))

@@ -26,6 +26,11 @@ users_app = typer.Typer(
 )
 
 
+def can_prompt() -> bool:
+    """A confirmation needs a person at a terminal; scripts pass --yes."""
+    return sys.stdin.isatty()
+
+
 def _facer(ctx: typer.Context):  # noqa: ANN202  (facer_cli.service.Facer, imported lazily)
     from facer_cli.service import Facer
 
@@ -80,7 +85,7 @@ def users_remove(
     with facer.open_store() as store:
         store.templates(user, with_vectors=False)  # unknown user: say so before asking
         if not yes:
-            if not sys.stdin.isatty():
+            if not can_prompt():
                 raise UsageError(
                     f"removing {user.strip()!r} needs a confirmation and there is no terminal to ask; pass --yes"
                 )

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,12 +37,15 @@ from facer_cli.evaluation.metrics import DEFAULT_FAR_POINTS, Metrics, evaluate_s
 from facer_cli.reports import FrameReport
 from facer_cli.settings import EngineSettings, Settings
 
+if TYPE_CHECKING:
+    from facer_cli.engine import FaceEngine
+
 PROTOCOLS = ("pairs", "enroll")
 # Modules the pool's fork server imports once, so each worker starts without re-importing them.
 _PRELOAD = ["facer_cli.engine", "facer_cli.evaluation.runner"]
 _CHUNKS_PER_WORKER = 8
 
-_worker_engine = None  # one per worker process
+_worker_engine: "FaceEngine | None" = None  # one per worker process
 
 
 def available_cores() -> int:
@@ -68,6 +71,7 @@ def _init_worker(settings_json: str, threads: int) -> None:
 
 
 def _analyze(path: str) -> FrameReport:
+    assert _worker_engine is not None, "the pool's initializer loads the engine"
     return _compact(_worker_engine.analyze_path(path))
 
 
@@ -127,7 +131,7 @@ def embed_images(
 def embedding_matrix(frames: Sequence[FrameReport], dimension: int | None = None) -> np.ndarray:
     """One row per frame: the subject's embedding when the frame is accepted, NaN otherwise."""
     vectors = [frame.embedding for frame in frames if frame.accepted]
-    dim = dimension or (len(vectors[0]) if vectors else 512)
+    dim = dimension or (len(vectors[0]) if vectors and vectors[0] is not None else 512)
     matrix = np.full((len(frames), dim), np.nan, dtype=np.float32)
     for row, frame in enumerate(frames):
         if frame.accepted:
@@ -140,7 +144,10 @@ def embedding_matrix(frames: Sequence[FrameReport], dimension: int | None = None
 
 def pair_scores(dataset: Dataset, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(genuine, impostor) cosine similarities of every pair; NaN where an image is unusable."""
-    if dataset.labels is not None:
+    if dataset.labels is None:
+        assert dataset.pair_a is not None and dataset.pair_b is not None and dataset.pair_same is not None
+        a, b, same = dataset.pair_a, dataset.pair_b, dataset.pair_same
+    else:
         # Every unordered pair, row by row (no n × n matrix or index arrays held at once).
         labels = dataset.labels
         genuine, impostor = [np.empty(0)], [np.empty(0)]
@@ -150,12 +157,10 @@ def pair_scores(dataset: Dataset, embeddings: np.ndarray) -> tuple[np.ndarray, n
             genuine.append(scores[same])
             impostor.append(scores[~same])
         return np.concatenate(genuine), np.concatenate(impostor)
-    else:
-        a, b, same = dataset.pair_a, dataset.pair_b, dataset.pair_same
-        scores = np.empty(len(a), np.float64)
-        for start in range(0, len(a), 65536):
-            part = slice(start, start + 65536)
-            scores[part] = np.einsum("ij,ij->i", embeddings[a[part]], embeddings[b[part]])
+    scores = np.empty(len(a), np.float64)
+    for start in range(0, len(a), 65536):
+        part = slice(start, start + 65536)
+        scores[part] = np.einsum("ij,ij->i", embeddings[a[part]], embeddings[b[part]])
     return scores[same], scores[~same]
 
 

@@ -159,9 +159,9 @@ def uploads_as_inputs(uploads: list[Upload]) -> list[InputFile]:
 
 # -- the app -------------------------------------------------------------------
 class EnrollMode(str, Enum):
-    new = "new"
-    replace = "replace"
-    add = "add"
+    NEW = "new"
+    REPLACE = "replace"
+    ADD = "add"
 
 
 def multipart_body(fields: dict[str, tuple[str, bool]]) -> dict:
@@ -330,7 +330,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         mode: Annotated[
             EnrollMode,
             Query(description="new: the user must not exist; replace: replace their templates; add: another template."),
-        ] = EnrollMode.new,
+        ] = EnrollMode.NEW,
     ) -> dict:
         """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`)."""
         state = state_of(request)

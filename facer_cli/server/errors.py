@@ -151,7 +151,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404:
             message = f"no endpoint {request.method} {request.url.path}; see /docs"
-        return error_response(exc.status_code, names.get(exc.status_code, "HTTPError"), message, exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, names.get(exc.status_code, "HTTPError"), message, headers)
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

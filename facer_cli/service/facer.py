@@ -232,12 +232,19 @@ class Facer:
                 )
                 raise
             verification = verify_probe(
-                opened, name, probe.vector, model=model, thresholds=self.thresholds, source=frames.source,
-                frames_seen=probe.frames_seen, frames_used=len(probe.used),
+                opened,
+                name,
+                probe.vector,
+                model=model,
+                thresholds=self.thresholds,
+                source=frames.source,
+                frames_seen=probe.frames_seen,
+                frames_used=len(probe.used),
             )
         v = verification
-        return VerifyResult(name, v.comparison, v.template_id, v.templates_compared, model, v.attempt_id, v.created,
-                            probe, frames)
+        return VerifyResult(
+            name, v.comparison, v.template_id, v.templates_compared, model, v.attempt_id, v.created, probe, frames
+        )
 
     # -- the store: users ------------------------------------------------------
     def users(self, *, store: Store | None = None) -> UserList:
@@ -365,8 +372,15 @@ class Verification:
 
 
 def verify_probe(
-    store: Store, user: str, probe: Any, *, model: str, thresholds: Thresholds, source: str,
-    frames_seen: int | None = None, frames_used: int | None = None,
+    store: Store,
+    user: str,
+    probe: Any,
+    *,
+    model: str,
+    thresholds: Thresholds,
+    source: str,
+    frames_seen: int | None = None,
+    frames_used: int | None = None,
 ) -> Verification:
     """Compare a probe vector with every template of the user made by `model`, keep the best, decide
     the band and record the attempt — read, decide and record in one transaction."""
@@ -376,14 +390,27 @@ def verify_probe(
     probe = validate_vector(probe, "probe")
     with store.transaction(f"verify {name!r}"):
         templates = store.templates_of_model(name, model)
-        match = best_match(probe, [t.vector for t in templates if t.vector is not None],
-                           [f"{name!r}'s template {t.id}" for t in templates])
+        match = best_match(
+            probe,
+            [t.vector for t in templates if t.vector is not None],
+            [f"{name!r}'s template {t.id}" for t in templates],
+        )
         comparison = Comparison.from_similarity(match.similarity, thresholds)
         best = templates[match.index]
-        attempt_id = store.record_attempt(AttemptRecord(
-            name, model, source, comparison.band.value, frames_seen, frames_used,
-            match.similarity, thresholds.high, thresholds.low, best.id,
-        ))
+        attempt_id = store.record_attempt(
+            AttemptRecord(
+                name,
+                model,
+                source,
+                comparison.band.value,
+                frames_seen,
+                frames_used,
+                match.similarity,
+                thresholds.high,
+                thresholds.low,
+                best.id,
+            )
+        )
     return Verification(name, comparison, best.id, match.compared, attempt_id, now())
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Frames:
     capture: "Capture | None" = None
 
     def to_dict(self) -> dict:
-        data = {"source": self.source, "frames": [frame.to_dict() for frame in self.frames]}
+        data: dict[str, Any] = {"source": self.source, "frames": [frame.to_dict() for frame in self.frames]}
         if self.capture is not None:
             data["capture"] = self.capture.to_dict()
         return data

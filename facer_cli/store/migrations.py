@@ -24,14 +24,14 @@ def step(function: Callable[[Database], None]) -> Callable[[Database], None]:
 
 @step
 def m001_users_templates_samples(db: Database) -> None:
-    db["users"].create(
+    db.table("users").create(
         {"id": int, "name": str, "created": str, "updated": str},
         pk="id",
         not_null={"name", "created", "updated"},
     )
-    db["users"].create_index(["name"], unique=True)
+    db.table("users").create_index(["name"], unique=True)
     # One row per template: a float32 unit vector and how it was made.
-    db["templates"].create(
+    db.table("templates").create(
         {
             "id": int,
             "user_id": int,
@@ -49,10 +49,10 @@ def m001_users_templates_samples(db: Database) -> None:
         foreign_keys=[("user_id", "users", "id")],
         not_null={"user_id", "vector", "dimension", "model", "created"},
     )
-    db["templates"].create_index(["user_id"])
-    db["templates"].create_index(["model"])
+    db.table("templates").create_index(["user_id"])
+    db.table("templates").create_index(["model"])
     # The frames that built a template: measurements and the decision, never pixels.
-    db["samples"].create(
+    db.table("samples").create(
         {
             "id": int,
             "template_id": int,
@@ -72,14 +72,14 @@ def m001_users_templates_samples(db: Database) -> None:
         foreign_keys=[("template_id", "templates", "id")],
         not_null={"template_id", "position", "decision"},
     )
-    db["samples"].create_index(["template_id"])
+    db.table("samples").create_index(["template_id"])
 
 
 @step
 def m002_verify_audit_log(db: Database) -> None:
     # Who tried to verify as whom, when, and the outcome. No embeddings: the log
     # outlives the user it names (a removed user's attempts keep their name only).
-    db["attempts"].create(
+    db.table("attempts").create(
         {
             "id": int,
             "user_id": int,
@@ -98,4 +98,4 @@ def m002_verify_audit_log(db: Database) -> None:
         pk="id",
         not_null={"user_name", "created", "band"},
     )
-    db["attempts"].create_index(["user_id", "created"])
+    db.table("attempts").create_index(["user_id", "created"])

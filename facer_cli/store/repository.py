@@ -10,7 +10,7 @@ made them, so a caller can compare only like with like.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a method name here
 
 import numpy as np
 
@@ -207,6 +207,7 @@ class Store(StoreConnection):
                 " :det_score, :quality, :yaw, :pitch, :roll, :sharpness, :decision, :reason)",
                 ({**sample, "template_id": template_id} for sample in samples),
             )
+        assert template_id is not None
         return StoredTemplate(
             id=template_id,
             user=name,
@@ -302,7 +303,7 @@ class Store(StoreConnection):
             last_verified=row[7],
         )
 
-    def list(self) -> list[UserSummary]:
+    def list(self) -> List[UserSummary]:
         """Every user, by name: templates, frames used, models, dates."""
         rows = self._read(self._SUMMARY + " GROUP BY u.id ORDER BY u.name", action="list users")
         return [self._summary(row) for row in rows]
@@ -328,13 +329,13 @@ class Store(StoreConnection):
             ).fetchall()
         return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent])
 
-    def templates(self, user: str, with_vectors: bool = True) -> list[StoredTemplate]:
+    def templates(self, user: str, with_vectors: bool = True) -> List[StoredTemplate]:
         name = validate_user_name(user)
         conn = self._connection()
         with self._errors(f"read {name!r}"):
             return self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
 
-    def samples(self, template_id: int) -> list[dict]:
+    def samples(self, template_id: int) -> List[dict]:
         """The per-frame rows of one template (embeddings as float32 arrays, kept frames only)."""
         conn = self._connection()
         with self._errors("read samples"):
@@ -350,7 +351,7 @@ class Store(StoreConnection):
                 row["embedding"] = np.frombuffer(row["embedding"], dtype="<f4").astype(np.float32)
         return rows
 
-    def attempts(self, user: str | None = None, limit: int = 100) -> list[Attempt]:
+    def attempts(self, user: str | None = None, limit: int = 100) -> List[Attempt]:
         """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
         sql = "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id FROM attempts"
         params: tuple = ()

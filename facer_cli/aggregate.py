@@ -63,21 +63,91 @@ def weighted_mean(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return normalize((embeddings * weights[:, None]).sum(axis=0))
 
 
+# Fast cosines within this of the smallest are re-computed the original way before one is picked: far above
+# their rounding error (about 1e-12), so the row picked, and its cosine, are those of the original cubic loop.
+TIE_TOLERANCE = 1e-9
+# A leave-one-out sum shorter than this fraction of the full sum (squared) loses digits to cancellation in the
+# fast formula, so that row's cosine is computed the original way.
+CANCELLATION_RATIO = 1.0 / 16.0
+
+
+def _exact_cosine(embeddings: np.ndarray, weights: np.ndarray, kept: list[int], i: int) -> float:
+    """Row i's cosine to the weighted sum of the other kept rows, computed exactly as the original loop did."""
+    others = [j for j in kept if j != i]
+    total = (embeddings[others] * weights[others, None]).sum(axis=0)
+    norm = np.linalg.norm(total)
+    return float(embeddings[i] @ total / norm) if norm > 0 else -1.0
+
+
+def _fast_cosines(
+    vectors: np.ndarray, weights: np.ndarray, squared_norms: np.ndarray, rows: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every kept row's cosine to S − w_i·e_i (S: the weighted sum of the kept rows) in O(n·d), and which are unsure.
+
+    e_i·(S − w_i e_i) = e_i·S − w_i‖e_i‖² and ‖S − w_i e_i‖² = ‖S‖² − 2 w_i e_i·S + w_i²‖e_i‖²: one matrix-vector
+    product gives every e_i·S. Unsure: cancellation (or a zero or non-finite sum) makes the formula imprecise.
+    """
+    w = weights[rows]
+    # Non-finite inputs make NaNs here; those rows are unsure and re-computed (and warned about) the original way.
+    with np.errstate(invalid="ignore", over="ignore"):
+        dots = vectors[rows] @ total
+        numerators = dots - w * squared_norms[rows]
+        total_squared = float(total @ total)
+        left_squared = total_squared - 2.0 * w * dots + w * w * squared_norms[rows]
+        unsure = ~(left_squared > total_squared * CANCELLATION_RATIO)
+        cosines = numerators / np.sqrt(np.where(unsure, 1.0, left_squared))
+    return cosines, unsure
+
+
+def _worst_below(
+    embeddings: np.ndarray,
+    weights: np.ndarray,
+    kept: list[int],
+    cosines: np.ndarray,
+    exact: np.ndarray,
+    threshold: float,
+) -> tuple[int, float] | None:
+    """Position in `kept` and cosine of the row the original loop drops next, or None when it stops.
+
+    `cosines` are exact where `exact` is set, else within ~1e-12. The original loop takes the first row with the
+    smallest cosine: only rows within TIE_TOLERANCE of the smallest can be it, and those are re-computed exactly.
+    """
+    lowest = np.min(cosines)
+    if lowest > threshold + TIE_TOLERANCE:  # every exact cosine is then ≥ threshold: the loop stops
+        return None
+    near = np.flatnonzero(~(cosines > lowest + TIE_TOLERANCE))  # NaN rows count as near, as argmin would pick them
+    values = [float(cosines[p]) if exact[p] else _exact_cosine(embeddings, weights, kept, kept[p]) for p in near]
+    best = int(np.argmin(values))
+    if values[best] >= threshold:
+        return None
+    return int(near[best]), values[best]
+
+
 def find_outliers(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -> dict[int, float]:
-    """Rows dropped as outliers, with their cosine to the mean of the rows kept at that point."""
+    """Rows dropped as outliers, with their cosine to the mean of the rows kept at that point.
+
+    Each round drops the row whose cosine to the weighted sum of the *other* kept rows is smallest, while it is
+    below `threshold`. O(n·d) per round (see `_fast_cosines`) instead of the O(n²·d) of summing the others for
+    every row; the rows dropped, their order and their cosines are exactly those of that direct computation.
+    """
+    vectors = np.asarray(embeddings, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    weighted = vectors * w[:, None]
+    squared_norms = np.einsum("ij,ij->i", vectors, vectors)
     kept = list(range(len(embeddings)))
     dropped: dict[int, float] = {}
     while len(kept) > 1:
-        cosines = []
-        for i in kept:
-            others = [j for j in kept if j != i]
-            total = (embeddings[others] * weights[others, None]).sum(axis=0)
-            norm = np.linalg.norm(total)
-            cosines.append(float(embeddings[i] @ total / norm) if norm > 0 else -1.0)
-        worst = int(np.argmin(cosines))
-        if cosines[worst] >= threshold:
+        rows = np.array(kept)
+        # Re-summed each round rather than updated, so rounding cannot drift in over many drops.
+        total = weighted[rows].sum(axis=0)
+        cosines, unsure = _fast_cosines(vectors, w, squared_norms, rows, total)
+        for p in np.flatnonzero(unsure):
+            cosines[p] = _exact_cosine(embeddings, weights, kept, kept[p])
+        worst = _worst_below(embeddings, weights, kept, cosines, unsure, threshold)
+        if worst is None:
             break
-        dropped[kept.pop(worst)] = cosines[worst]
+        position, cosine = worst
+        dropped[kept.pop(position)] = cosine
     return dropped
 
 

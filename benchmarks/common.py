@@ -57,6 +57,5 @@ def print_ratio_table(rows: Sequence[tuple[str, float, float]], old: str, new: s
     print(f"{'':{width}}  {old:>12}  {new:>12}  {'ratio':>8}")
     for label, old_seconds, new_seconds in rows:
         ratio = old_seconds / new_seconds if new_seconds > 0 else float("inf")
-        print(
-            f"{label:{width}}  {old_seconds * scale:>10.1f}{unit:>2}  {new_seconds * scale:>10.1f}{unit:>2}  {ratio:>7.2f}×"
-        )
+        old_text, new_text = f"{old_seconds * scale:.1f}{unit}", f"{new_seconds * scale:.1f}{unit}"
+        print(f"{label:{width}}  {old_text:>12}  {new_text:>12}  {ratio:>7.2f}×")

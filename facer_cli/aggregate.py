@@ -63,60 +63,70 @@ def weighted_mean(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return normalize((embeddings * weights[:, None]).sum(axis=0))
 
 
-# Fast cosines within this of the smallest are re-computed the original way before one is picked: far above
-# their rounding error (about 1e-12), so the row picked, and its cosine, are those of the original cubic loop.
+# Decisions closer than this (two cosines, or a cosine and the threshold) are settled by re-computing the cosines
+# the original way; the fast ones are trusted only where their rounding-error bound is below a quarter of it.
 TIE_TOLERANCE = 1e-9
-# A leave-one-out sum shorter than this fraction of the full sum (squared) loses digits to cancellation in the
-# fast formula, so that row's cosine is computed the original way.
-CANCELLATION_RATIO = 1.0 / 16.0
+# Safety factor on the textbook bound n·ε·Σ|x·y| of a sum's rounding error.
+ERROR_BOUND_FACTOR = 4.0
 
 
-def _exact_cosine(embeddings: np.ndarray, weights: np.ndarray, kept: list[int], i: int) -> float:
+def _exact_cosine(embeddings: np.ndarray, weights: np.ndarray, alive: np.ndarray, i: int) -> float:
     """Row i's cosine to the weighted sum of the other kept rows, computed exactly as the original loop did."""
-    others = [j for j in kept if j != i]
+    others = np.flatnonzero(alive)
+    others = others[others != i]
     total = (embeddings[others] * weights[others, None]).sum(axis=0)
     norm = np.linalg.norm(total)
     return float(embeddings[i] @ total / norm) if norm > 0 else -1.0
 
 
 def _fast_cosines(
-    vectors: np.ndarray, weights: np.ndarray, squared_norms: np.ndarray, rows: np.ndarray, total: np.ndarray
+    vectors: np.ndarray, weights: np.ndarray, squared_norms: np.ndarray, alive: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every kept row's cosine to S − w_i·e_i (S: the weighted sum of the kept rows) in O(n·d), and which are unsure.
+    """Every kept row's cosine to S − w_i·e_i (S: the weighted sum of the kept rows), and which are unsure.
 
-    e_i·(S − w_i e_i) = e_i·S − w_i‖e_i‖² and ‖S − w_i e_i‖² = ‖S‖² − 2 w_i e_i·S + w_i²‖e_i‖²: one matrix-vector
-    product gives every e_i·S. Unsure: cancellation (or a zero or non-finite sum) makes the formula imprecise.
+    e_i·(S − w_i e_i) = e_i·S − w_i‖e_i‖² and ‖S − w_i e_i‖² = ‖S‖² − 2 w_i e_i·S + w_i²‖e_i‖²: two matrix-vector
+    products over all rows (dropped ones weigh 0, so nothing is copied) give everything in O(n·d). Unsure: the
+    rounding-error bound exceeds TIE_TOLERANCE / 4 (a leave-one-out sum much shorter than its terms). Dropped
+    rows get +inf.
     """
-    w = weights[rows]
-    # Non-finite inputs make NaNs here; those rows are unsure and re-computed (and warned about) the original way.
-    with np.errstate(invalid="ignore", over="ignore"):
-        dots = vectors[rows] @ total
-        numerators = dots - w * squared_norms[rows]
-        total_squared = float(total @ total)
-        left_squared = total_squared - 2.0 * w * dots + w * w * squared_norms[rows]
-        unsure = ~(left_squared > total_squared * CANCELLATION_RATIO)
-        cosines = numerators / np.sqrt(np.where(unsure, 1.0, left_squared))
-    return cosines, unsure
+    live_weights = np.where(alive, weights, 0.0)
+    total = live_weights @ vectors
+    dots = vectors @ total
+    total_norm = float(np.sqrt(total @ total))
+    left_squared = total_norm**2 - 2.0 * weights * dots + weights**2 * squared_norms
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.sqrt(np.maximum(left_squared, 0.0))
+        cosines = (dots - weights * squared_norms) / left
+        magnitude = float(np.abs(live_weights) @ np.sqrt(squared_norms))  # Σ|w_j|‖e_j‖ bounds every partial sum
+        bound = ERROR_BOUND_FACTOR * (len(vectors) + vectors.shape[1]) * np.finfo(np.float64).eps
+        error = bound * np.sqrt(squared_norms) * (magnitude + total_norm) * (1.0 + total_norm / left) / left
+    cosines[~alive] = np.inf
+    return cosines, alive & ~(error <= TIE_TOLERANCE / 4)
 
 
 def _worst_below(
     embeddings: np.ndarray,
     weights: np.ndarray,
-    kept: list[int],
+    alive: np.ndarray,
     cosines: np.ndarray,
     exact: np.ndarray,
     threshold: float,
 ) -> tuple[int, float] | None:
-    """Position in `kept` and cosine of the row the original loop drops next, or None when it stops.
+    """The row the original loop drops next, with its cosine, or None when that loop stops.
 
-    `cosines` are exact where `exact` is set, else within ~1e-12. The original loop takes the first row with the
-    smallest cosine: only rows within TIE_TOLERANCE of the smallest can be it, and those are re-computed exactly.
+    `cosines` are exact where `exact` is set, else within TIE_TOLERANCE / 4. The original loop takes the first
+    kept row with the smallest cosine and drops it unless that cosine is ≥ threshold: only rows within
+    TIE_TOLERANCE of the smallest can be it, so when there are several, or the smallest is that close to the
+    threshold, they are re-computed exactly.
     """
     lowest = np.min(cosines)
-    if lowest > threshold + TIE_TOLERANCE:  # every exact cosine is then ≥ threshold: the loop stops
+    if lowest > threshold + TIE_TOLERANCE:  # every exact cosine is then ≥ threshold
         return None
-    near = np.flatnonzero(~(cosines > lowest + TIE_TOLERANCE))  # NaN rows count as near, as argmin would pick them
-    values = [float(cosines[p]) if exact[p] else _exact_cosine(embeddings, weights, kept, kept[p]) for p in near]
+    near = np.flatnonzero(alive & ~(cosines > lowest + TIE_TOLERANCE))  # NaN rows count as near, as argmin's
+    if len(near) > 1 or abs(lowest - threshold) <= TIE_TOLERANCE:
+        values = [float(cosines[r]) if exact[r] else _exact_cosine(embeddings, weights, alive, int(r)) for r in near]
+    else:
+        values = [float(cosines[near[0]])]
     best = int(np.argmin(values))
     if values[best] >= threshold:
         return None
@@ -128,26 +138,28 @@ def find_outliers(embeddings: np.ndarray, weights: np.ndarray, threshold: float)
 
     Each round drops the row whose cosine to the weighted sum of the *other* kept rows is smallest, while it is
     below `threshold`. O(n·d) per round (see `_fast_cosines`) instead of the O(n²·d) of summing the others for
-    every row; the rows dropped, their order and their cosines are exactly those of that direct computation.
+    every row; the rows dropped and their order are exactly those of that direct computation, and the cosines
+    equal to ~1e-12 (exactly, where a decision needed them exact). Non-finite values take the direct way.
     """
     vectors = np.asarray(embeddings, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    weighted = vectors * w[:, None]
     squared_norms = np.einsum("ij,ij->i", vectors, vectors)
-    kept = list(range(len(embeddings)))
+    finite = bool(np.isfinite(vectors).all() and np.isfinite(w).all())
+    alive = np.ones(len(vectors), dtype=bool)
     dropped: dict[int, float] = {}
-    while len(kept) > 1:
-        rows = np.array(kept)
-        # Re-summed each round rather than updated, so rounding cannot drift in over many drops.
-        total = weighted[rows].sum(axis=0)
-        cosines, unsure = _fast_cosines(vectors, w, squared_norms, rows, total)
-        for p in np.flatnonzero(unsure):
-            cosines[p] = _exact_cosine(embeddings, weights, kept, kept[p])
-        worst = _worst_below(embeddings, weights, kept, cosines, unsure, threshold)
+    while alive.sum() > 1:
+        if finite:
+            cosines, unsure = _fast_cosines(vectors, w, squared_norms, alive)
+        else:
+            cosines, unsure = np.where(alive, np.nan, np.inf), alive.copy()
+        for row in np.flatnonzero(unsure):
+            cosines[row] = _exact_cosine(embeddings, weights, alive, int(row))
+        worst = _worst_below(embeddings, weights, alive, cosines, unsure, threshold)
         if worst is None:
             break
-        position, cosine = worst
-        dropped[kept.pop(position)] = cosine
+        row, cosine = worst
+        alive[row] = False
+        dropped[row] = cosine
     return dropped
 
 

@@ -32,8 +32,6 @@ def assert_same(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -
     assert list(found) == list(expected)  # same rows, same order
     for row, cosine in expected.items():
         assert abs(found[row] - cosine) <= 1e-9 or (np.isnan(cosine) and np.isnan(found[row]))
-    # Stronger than asked: the cosines reported are re-computed the original way, so they are the same floats.
-    assert np.array_equal(list(found.values()), list(expected.values()), equal_nan=True)
     return found
 
 
@@ -70,6 +68,9 @@ def test_random_cases_match_the_cubic_loop(seed):
     embeddings = identities(rng, n, dim, people=int(rng.integers(1, 5)), noise=float(rng.choice([0.2, 0.6, 1.5])))
     if rng.random() < 0.3 and n > 1:  # exact duplicates: tied cosines
         embeddings[rng.integers(n, size=n // 2)] = embeddings[rng.integers(n)]
+    elif rng.random() < 0.3 and n > 1:  # near duplicates: cosines closer than the fast formula can tell apart
+        picked = rng.integers(n, size=n // 2)
+        embeddings[picked] = embeddings[rng.integers(n)] + 1e-7 * rng.standard_normal((len(picked), dim))
     threshold = float(rng.choice([-1.0, 0.0, 0.3, 0.45, 0.7, 0.95, 1.0]))
     assert_same(embeddings, random_weights(rng, n), threshold)
 

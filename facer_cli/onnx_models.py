@@ -306,10 +306,10 @@ def _normalize_input_sizes(input_size: Any) -> list[tuple[int, int]]:
 
 # (feature maps, strides, anchors per cell, keypoints) by the detector's output count.
 SCRFD_LAYOUTS = {
-    6: (3, [8, 16, 32], 2, False),
-    9: (3, [8, 16, 32], 2, True),
-    10: (5, [8, 16, 32, 64, 128], 1, False),
-    15: (5, [8, 16, 32, 64, 128], 1, True),
+    6: (3, (8, 16, 32), 2, False),
+    9: (3, (8, 16, 32), 2, True),
+    10: (5, (8, 16, 32, 64, 128), 1, False),
+    15: (5, (8, 16, 32, 64, 128), 1, True),
 }
 
 
@@ -334,9 +334,8 @@ class SCRFD(_OnnxModel):
         self.input_sizes = [self.static_input_size] if self.static_input_size else list(DEFAULT_DET_SIZES)
         self.input_size = self.input_sizes[-1]
         # Other output counts (insightface leaves them without a layout) fail at detect.
-        self.fmc, self._feat_stride_fpn, self._num_anchors, self.use_kps = SCRFD_LAYOUTS.get(
-            len(outputs), (0, [], 1, False)
-        )
+        self.fmc, strides, self._num_anchors, self.use_kps = SCRFD_LAYOUTS.get(len(outputs), (0, (), 1, False))
+        self._feat_stride_fpn = list(strides)
 
     def prepare(self, ctx_id: int, **kwargs: Any) -> None:
         super().prepare(ctx_id)

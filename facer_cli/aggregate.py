@@ -152,14 +152,14 @@ def find_outliers(embeddings: np.ndarray, weights: np.ndarray, threshold: float)
             cosines, unsure = _fast_cosines(vectors, w, squared_norms, alive)
         else:
             cosines, unsure = np.where(alive, np.nan, np.inf), alive.copy()
-        for row in np.flatnonzero(unsure):
-            cosines[row] = _exact_cosine(embeddings, weights, alive, int(row))
+        for unsure_row in np.flatnonzero(unsure):
+            cosines[unsure_row] = _exact_cosine(embeddings, weights, alive, int(unsure_row))
         worst = _worst_below(embeddings, weights, alive, cosines, unsure, threshold)
         if worst is None:
             break
         row, cosine = worst
         alive[row] = False
-        dropped[row] = cosine
+        dropped[int(row)] = float(cosine)
     return dropped
 
 

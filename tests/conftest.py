@@ -70,3 +70,31 @@ def insightface_images() -> Path:
 
 def people(faces: Path) -> dict[str, list[Path]]:
     return {d.name: sorted(p for p in d.iterdir() if p.is_file()) for d in sorted((faces / "people").iterdir())}
+
+
+@pytest.fixture
+def client_for(tmp_path, engine):
+    """make(**settings) → a TestClient over an app with these settings (the session's engine: no model
+    reload; the store in tmp_path unless `db` is given). Skipped without the server extra."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("multipart")
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette's notice about its TestClient's transport
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from facer_cli.server import create_app
+
+    clients = []
+
+    def make(**values):
+        settings = Settings.model_validate({"db": str(tmp_path / "facer.db"), **values})
+        client = TestClient(create_app(settings, engine=engine), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -45,26 +45,6 @@ KEY = "k" * 12 + "-test-key-0123"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_settings(tmp_path: Path, **values) -> Settings:
-    return Settings.model_validate({"db": str(tmp_path / "facer.db"), **values})
-
-
-@pytest.fixture
-def client_for(tmp_path, engine):
-    """A TestClient over an app with these settings (the session's engine: no model reload)."""
-    clients = []
-
-    def make(**values) -> TestClient:
-        client = TestClient(create_app(make_settings(tmp_path, **values), engine=engine), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
 @pytest.fixture
 def client(client_for) -> TestClient:
     return client_for()

@@ -7,8 +7,20 @@
 
     from facer_cli.server import create_app
     app = create_app(settings)          # run it with uvicorn
+
+`create_app` is imported on first use, so `facer_cli.server.exposure` loads without FastAPI.
 """
 
-from facer_cli.server.app import create_app
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from facer_cli.server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'facer_cli.server' has no attribute {name!r}")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from facer_cli.api import get_engine
+from facer_cli.engine import get_engine
 from facer_cli.modelpack import bundled_folder
 from facer_cli.settings import Settings
 

@@ -5,7 +5,7 @@
 1. Process start to exit of the real command (wall clock, median of --runs), and the same
    run split into phases inside one fresh process: imports, store open, model load,
    inference on the one image, and the verify itself (compare + audit row).
-2. Store.verify with 10, 10 000 and 100 000 users in the store (synthetic unit vectors,
+2. verify_probe (the store read, the decision, the audit row) with 10, 10 000 and 100 000 users in the store (synthetic unit vectors,
    written in one transaction), median of many calls, plus open + verify and the whole
    command on the smallest and largest store; ratios against the 10-user store.
 
@@ -35,21 +35,18 @@ PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from facer_cli.cli import app  # noqa: F401  everything the command imports
-from facer_cli.api import get_engine
-from facer_cli.enrollment import frames_from_images, prepare_verify, verify
+from facer_cli.service import Facer
 from facer_cli.settings import load_settings
-from facer_cli.store import Store
 t1 = time.perf_counter()
-settings = load_settings(overrides={"db": sys.argv[1]}).settings
-store = Store.open(settings)
+facer = Facer(load_settings(overrides={"db": sys.argv[1]}).settings)
+store = facer.open_store()
 store.templates(sys.argv[2], with_vectors=False)
 t2 = time.perf_counter()
-engine = get_engine(settings)
-name = prepare_verify(store, sys.argv[2], engine)  # the user's templates come from this model
+name = facer.prepare_verify(store, sys.argv[2])  # loads the models; the user's templates come from this model
 t3 = time.perf_counter()
-frames = frames_from_images(engine, [sys.argv[3]], settings)
+frames = facer.frames_from_paths([sys.argv[3]])
 t4 = time.perf_counter()
-result = verify(store, engine, name, frames, settings=settings)
+result = facer.verify(name, frames, store=store)
 store.close()
 t5 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "store open": t2 - t1, "model load": t3 - t2,
@@ -118,11 +115,11 @@ def timed_command_raw(argv: list[str], runs: int) -> list[float]:
 
 def fill(store, users: int, model: str, seed: int = 0) -> None:
     """`users` synthetic users with one unit-vector template each, in one transaction."""
-    from facer_cli.store.store import now, vector_to_blob
+    from facer_cli.store.records import now, vector_to_blob
 
     rng = np.random.default_rng(seed)
     created = now()
-    with store._transaction("fill the benchmark store") as conn:  # noqa: SLF001  bulk load: one transaction
+    with store.transaction("fill the benchmark store") as conn:  # bulk load: one transaction
         for start in range(0, users, 10_000):
             count = min(10_000, users - start)
             vectors = rng.standard_normal((count, 512), dtype=np.float32)
@@ -140,12 +137,14 @@ def fill(store, users: int, model: str, seed: int = 0) -> None:
 
 
 def verify_vs_store_size(folder: Path, sizes: list[int], model: str, probe: np.ndarray, runs: int) -> None:
+    from facer_cli.matching import Thresholds
+    from facer_cli.service.facer import verify_probe
     from facer_cli.settings import Settings
     from facer_cli.store import Store
 
-    settings = Settings.model_validate({})
+    thresholds = Thresholds.of(Settings())
     print(f"\n2. verify against a store of N users (median; the verified user is one of the N)")
-    print("   Store.verify: look up the user, compare with their templates, commit one audit row;")
+    print("   verify_probe: look up the user, compare with their templates, commit one audit row;")
     print("     'no fsync' with synchronous=OFF (the work itself), 'fsync' as facer runs (synchronous=FULL)")
     print("   open+verify: Store() + verify + close (the close checkpoints the WAL); whole command: facer verify")
     print(f"   {'users':>8} {'fill':>7} {'file':>9} {'no fsync':>10} {'ratio':>6} {'fsync':>10} {'ratio':>6}"
@@ -160,30 +159,30 @@ def verify_vs_store_size(folder: Path, sizes: list[int], model: str, probe: np.n
         fill_s = time.perf_counter() - started
         os.sync()  # the fill's writeback would otherwise slow the fsyncs of the commits timed below
         with Store(db) as store:
-            store.verify("obama", probe, model=model, settings=settings, source="warm-up")
+            verify_probe(store, "obama", probe, model=model, thresholds=thresholds, source="warm-up")
             # without the commit's fsync: what verify itself costs, free of the disk's moods
             store.conn.execute("PRAGMA synchronous = OFF")
             compute = []
             for _ in range(300):
                 started = time.perf_counter()
-                store.verify("obama", probe, model=model, settings=settings, source="benchmark")
+                verify_probe(store, "obama", probe, model=model, thresholds=thresholds, source="benchmark")
                 compute.append(time.perf_counter() - started)
             store.conn.execute("PRAGMA synchronous = FULL")  # facer's own setting
             calls = []
             for _ in range(300):
                 started = time.perf_counter()
-                store.verify("obama", probe, model=model, settings=settings, source="benchmark")
+                verify_probe(store, "obama", probe, model=model, thresholds=thresholds, source="benchmark")
                 calls.append(time.perf_counter() - started)
             middle = []
             for _ in range(100):  # a synthetic user in the middle of the table
                 started = time.perf_counter()
-                store.verify(f"synthetic {size // 2:06d}", probe, model=model, settings=settings, source="benchmark")
+                verify_probe(store, f"synthetic {size // 2:06d}", probe, model=model, thresholds=thresholds, source="benchmark")
                 middle.append(time.perf_counter() - started)
         opens = []
         for _ in range(50):
             started = time.perf_counter()
             with Store(db) as store:
-                store.verify("obama", probe, model=model, settings=settings, source="benchmark")
+                verify_probe(store, "obama", probe, model=model, thresholds=thresholds, source="benchmark")
             opens.append(time.perf_counter() - started)
         figures = {"compute": statistics.median(compute), "verify": statistics.median(calls),
                    "middle": statistics.median(middle),

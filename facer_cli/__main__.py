@@ -1,3 +1,3 @@
-from facer_cli.cli import main
+from facer_cli.entry import main
 
 main()

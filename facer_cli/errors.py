@@ -94,7 +94,12 @@ class UserExistsError(FacerError):
 
 
 class ModelMismatchError(FacerError):
-    """Templates made by different models cannot be compared."""
+    """Templates made by different models cannot be compared, or a vector does not fit its model."""
+
+
+class UnverifiedModelError(UsageError):
+    """A model fingerprint facer cannot check (not the current model's) was given without
+    saying it should be trusted."""
 
 
 class StoreError(FacerError):
@@ -104,9 +109,10 @@ class StoreError(FacerError):
     message shows its path, the public one says "the database".
     """
 
-    def __init__(self, template: str, path: object = None):
+    def __init__(self, template: str, path: object = None, *, local_note: str = ""):
         where = "the database" if path is None else f"database {path}"
-        super().__init__(template.format(db=where), public_message=template.format(db="the database"))
+        # `local_note` (e.g. where the default store is) is said on this machine only.
+        super().__init__(template.format(db=where) + local_note, public_message=template.format(db="the database"))
 
 
 class OutputExistsError(OutputError):

@@ -97,7 +97,8 @@ def test_new_store_is_owner_only_in_wal_mode_with_numbered_migrations(tmp_path):
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 7000
         applied = [m.name for m in migrations.applied(store.db)]
-        assert applied == ["m001_users_templates_samples", "m002_verify_audit_log"]
+        assert applied == ["m001_users_templates_samples", "m002_verify_audit_log",
+                           "m003_unverified_models_and_pending_erasure"]
     with Store(path) as again:  # reopening applies nothing twice
         assert again.count() == 1
         assert [m.name for m in migrations.applied(again.db)] == applied
@@ -516,7 +517,7 @@ def test_read_only_database_through_the_cli(tmp_path, faces):
     assert listed.returncode == 0, listed.stderr
     assert '"name": "alice"' in listed.stdout
     refused = run_without_privileges(
-        [*facer, "users", "import", "bob", str(vector), "--fingerprint", MODEL, "--db", str(path)], cwd=REPO
+        [*facer, "users", "import", "bob", str(vector), "--current-model", "--db", str(path)], cwd=REPO
     )
     assert refused.returncode == 6, refused.stderr
     assert "is read-only" in refused.stderr and "Traceback" not in refused.stderr

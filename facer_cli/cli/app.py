@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 import typer.core
@@ -18,8 +18,8 @@ from rich.console import Console
 from typer import _click as click  # Typer's own click: its exceptions and contexts are these
 from typer.core import TyperGroup
 
-from facer_cli import __version__
-from facer_cli.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
+from facer_cli import __version__, entry
+from facer_cli.cli.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
 from facer_cli.errors import FacerError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
@@ -77,7 +77,8 @@ class FacerGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with entry.unwinding_on_interrupt():  # Ctrl-C: transactions roll back, temporary files go
+                return super().invoke(ctx)
         except FacerError as exc:
             if _debug(ctx):
                 raise
@@ -85,11 +86,18 @@ class FacerGroup(TyperGroup):
             err_console.print(error_line(exc), markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, typer.Abort, click.ClickException):
+            _interrupted()
+        except typer.Abort as exc:  # a prompt answered with Ctrl-C (interrupted) or end of input (declined)
+            if isinstance(exc.__context__, KeyboardInterrupt) or entry.received:
+                _interrupted()
+            err_console.print("[bold red]error:[/] ", end="")
+            err_console.print("cancelled at the prompt", markup=False)
+            raise typer.Exit(EXIT_CANCELLED) from None
+        except (typer.Exit, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless --debug
+            if entry.received:  # an interrupt that a library turned into another exception
+                _interrupted()
             if _debug(ctx):
                 raise
             err_console.print("[bold red]internal error:[/] ", end="")
@@ -97,6 +105,12 @@ class FacerGroup(TyperGroup):
                 f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, soft_wrap=True
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _interrupted() -> NoReturn:
+    entry.stop_unwinding()
+    err_console.print("interrupted")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -171,8 +185,11 @@ def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 def main() -> None:
+    """The command line (the console script is `facer_cli.entry.main`, which handles Ctrl-C earlier)."""
     from facer_cli.cli.commands import register
 
+    if not entry.installed():
+        entry.install()
     register(app)
     try:
         app(prog_name="facer")

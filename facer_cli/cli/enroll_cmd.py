@@ -134,7 +134,7 @@ def enroll_command(
     mode = enroll_mode(replace, add)
     camera_source(camera, sources)  # usage errors before anything loads
     facer = Facer(settings_for(ctx))
-    with facer.open_store() as store:
+    with facer.open_store("create") as store:
         name = facer.check_enrollable(store, user, mode)  # type: ignore[arg-type]
         frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:
@@ -175,7 +175,7 @@ def verify_command(
 
     camera_source(camera, sources)
     facer = Facer(settings_for(ctx))
-    with facer.open_store() as store:
+    with facer.open_store("write") as store:
         name = facer.prepare_verify(store, user)
         frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:

@@ -15,6 +15,7 @@ EXIT_OK = 0
 EXIT_NO_MATCH = 1
 EXIT_USAGE = 2
 EXIT_UNCERTAIN = 3
+EXIT_CANCELLED = 11
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -64,6 +65,7 @@ ERROR_HINTS: dict[type[e.FacerError], str] = {
     e.UnknownUserError: "see `facer users list`",
     e.TooFewFramesError: "or lower --min-valid-frames",
     e.OutputExistsError: "pass --force to overwrite it",
+    e.UnverifiedModelError: "pass --trust-fingerprint to store it anyway",
     e.StoreError: "the store is chosen with --db or FACER_DB",
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
 }

@@ -266,7 +266,7 @@ def users_view(result: "UserList", store_path: str) -> Table:
     table.add_column("user", overflow="ellipsis", no_wrap=True, max_width=32)
     table.add_column("templates", justify="right", no_wrap=True)
     table.add_column("frames", justify="right", no_wrap=True)
-    table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=26)
+    table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=40)
     table.add_column("enrolled", no_wrap=True)
     table.add_column("last verified", no_wrap=True)
     for u in result.users:
@@ -274,7 +274,7 @@ def users_view(result: "UserList", store_path: str) -> Table:
             literal(u.name),
             str(u.templates),
             str(u.frames),
-            literal(", ".join(u.models)),
+            literal(", ".join(m + (" (unverified)" if m in u.unverified_models else "") for m in u.models)),
             local_time(u.created)[:16],
             local_time(u.last_verified)[:16],
         )
@@ -323,7 +323,13 @@ def user_view(details: "UserDetails") -> Group:
 
 
 def removal_view(removal: "Removal") -> Text:
-    return literal(f"removed {removal.user!r}: {removal.templates} template(s), {removal.samples} sample(s)")
+    text = f"removed {removal.user!r}: {removal.templates} template(s), {removal.samples} sample(s)"
+    if removal.erasure_pending:
+        text += (
+            "; erasure pending: another process is reading the store, so their embeddings' bytes stay in "
+            "the database files until the next facer command on it wipes them"
+        )
+    return literal(text)
 
 
 def rename_view(old: str, summary: "UserSummary") -> Text:

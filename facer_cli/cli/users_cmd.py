@@ -41,7 +41,7 @@ def _facer(ctx: typer.Context):  # noqa: ANN202  (facer_cli.service.Facer, impor
 def users_list(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
     """Every user: templates, frames used, models and dates. In Python: Facer(settings).users()."""
     facer = _facer(ctx)
-    with facer.open_store() as store:
+    with facer.open_store("read") as store:
         result = facer.users(store=store)
         path = str(store.path)
     if json_output:
@@ -77,12 +77,15 @@ def users_remove(
 ) -> None:
     """Delete a user with every template and per-frame sample (the audit log keeps no embeddings).
 
-    Asks first unless --yes; exit 11 when declined. In Python: Facer(settings).remove_user(name).
+    Their bytes are wiped from the database files before it reports success, unless another
+    process is reading the store: then it says that erasure is pending, and the next facer
+    command on the store finishes it. Asks first unless --yes (exit 2 without a terminal);
+    exit 11 when declined. In Python: Facer(settings).remove_user(name).
     """
     from facer_cli.errors import CancelledError, UsageError
 
     facer = _facer(ctx)
-    with facer.open_store() as store:
+    with facer.open_store("write") as store:
         store.templates(user, with_vectors=False)  # unknown user: say so before asking
         if not yes:
             if not can_prompt():
@@ -156,6 +159,14 @@ def users_import(
         bool,
         typer.Option("--current-model", help="It was made by the model facer is set to use (its size is checked)."),
     ] = False,
+    trust_fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-fingerprint",
+            help="Store it under a fingerprint facer cannot check (not the current model's: another version "
+            "of a pack, or free text); `users list` marks such templates unverified.",
+        ),
+    ] = False,
     replace: ReplaceOption = False,
     add: AddOption = False,
     model_name: Annotated[
@@ -167,12 +178,20 @@ def users_import(
     """Store a .npy template for a user. facer must know which model made it: --fingerprint FP or --current-model.
     In Python: Facer(settings).import_template(name, file, fingerprint=...)."""
     mode = enroll_mode(replace, add)
+    if fingerprint is not None and not fingerprint.strip():
+        raise typer.BadParameter("the model fingerprint is empty: give --fingerprint FP or --current-model")
     if bool(fingerprint) == current_model:
         raise typer.BadParameter(
             f"cannot know which model made {file}: give --fingerprint FP (printed by `facer users export`) "
             "or --current-model (made by the model facer is set to use), one of them"
         )
-    stored = _facer(ctx).import_template(user, file, fingerprint=fingerprint, mode=mode)  # type: ignore[arg-type]
+    stored = _facer(ctx).import_template(
+        user,
+        file,
+        fingerprint=fingerprint,
+        mode=mode,  # type: ignore[arg-type]
+        trust_fingerprint=trust_fingerprint,
+    )
     if json_output:
         print_json(stored.to_dict())
     else:

@@ -45,6 +45,7 @@ from facer_cli.settings import Settings
 from facer_cli.store import (
     MODES,
     NO_PROBE,
+    Access,
     AttemptRecord,
     Mode,
     Removal,
@@ -91,15 +92,17 @@ class Facer:
     def thresholds(self) -> Thresholds:
         return Thresholds.of(self.settings)
 
-    def open_store(self) -> Store:
-        return Store.open(self.settings)
+    def open_store(self, access: Access = "create") -> Store:
+        """The store of the `db` setting. `access`: "create" (made when missing), "write" (must exist)
+        or "read" (must exist; nothing is written or created beside it)."""
+        return Store.open(self.settings, access)
 
     @contextmanager
-    def _store(self, store: Store | None) -> Iterator[Store]:
+    def _store(self, store: Store | None, access: Access) -> Iterator[Store]:
         if store is not None:
             yield store
             return
-        with self.open_store() as opened:
+        with self.open_store(access) as opened:
             yield opened
 
     # -- frames in ---------------------------------------------------------
@@ -191,7 +194,7 @@ class Facer:
 
     def enroll(self, user: str, inputs: Inputs, *, mode: Mode = "new", store: Store | None = None) -> EnrollResult:
         """Build the template (at least `min_valid_frames` usable frames) and store it with its samples."""
-        with self._store(store) as opened:
+        with self._store(store, "create") as opened:
             name = self.check_enrollable(opened, user, mode)
             frames = self._frames(inputs)
             template = template_for(frames, self.settings, Purpose.ENROLL)
@@ -213,7 +216,7 @@ class Facer:
         made by the current model, keep the best and record the attempt — read, decide and record in
         one transaction. No usable probe: the attempt is recorded as "no_probe" and
         `TooFewFramesError` raised."""
-        with self._store(store) as opened:
+        with self._store(store, "write") as opened:
             name = self.prepare_verify(opened, user)
             model = self.model
             frames = self._frames(inputs)
@@ -248,19 +251,21 @@ class Facer:
 
     # -- the store: users ------------------------------------------------------
     def users(self, *, store: Store | None = None) -> UserList:
-        with self._store(store) as opened:
+        with self._store(store, "read") as opened:
             return UserList(opened.list())
 
     def user(self, name: str, *, attempts: int = 10, store: Store | None = None) -> UserDetails:
-        with self._store(store) as opened:
+        with self._store(store, "read") as opened:
             return opened.show(name, attempts=attempts)
 
     def remove_user(self, name: str, *, store: Store | None = None) -> Removal:
-        with self._store(store) as opened:
+        """Delete the user with every template and sample; `erasure_pending` when a reader still held
+        the old pages (the next opening of the store that can write finishes the erasure)."""
+        with self._store(store, "write") as opened:
             return opened.remove(name)
 
     def rename_user(self, old: str, new: str, *, store: Store | None = None) -> UserSummary:
-        with self._store(store) as opened:
+        with self._store(store, "write") as opened:
             return opened.rename(old, new)
 
     def export_template(
@@ -273,7 +278,7 @@ class Facer:
         store: Store | None = None,
     ) -> ExportResult:
         """One of a user's templates (the newest by default) written to a `.npy` file."""
-        with self._store(store) as opened:
+        with self._store(store, "read") as opened:
             stored = opened.export(user, template_id)
         assert stored.vector is not None
         return ExportResult(stored, str(write_template_file(out, stored.vector, overwrite)))
@@ -285,27 +290,54 @@ class Facer:
         *,
         fingerprint: str | None = None,
         mode: Mode = "new",
+        trust_fingerprint: bool = False,
         store: Store | None = None,
     ) -> StoredTemplate:
         """A `.npy` vector stored as a template. `fingerprint`: the model that made it; None means the
-        current model, whose template size the vector must then have."""
-        from facer_cli.errors import VectorError
+        current model. A fingerprint names a model: the current model's needs a vector of its size
+        (`ModelMismatchError` otherwise). Any other fingerprint — another version of a pack, another
+        pack, free text — cannot be checked: `UnverifiedModelError` unless `trust_fingerprint`, and
+        then the template is stored flagged as unverified (`users list` shows it). Either way all
+        templates of one fingerprint have one size."""
+        from facer_cli.errors import ModelMismatchError, ModelPackError, UnverifiedModelError, VectorError
         from facer_cli.vectors import vector_from_bytes
 
+        if fingerprint is not None:
+            fingerprint = fingerprint.strip()
+            if not fingerprint:
+                raise UsageError("the model fingerprint is empty")
         item = file if isinstance(file, InputFile) else InputFile.from_path(file)
         vector = vector_from_bytes(item.read(VectorError), item.name)
-        dimension = None
-        if fingerprint is None:
-            fingerprint, dimension = self.current_model()
-        elif not fingerprint.strip():
-            raise UsageError("the model fingerprint is empty")
-        if dimension is not None and vector.shape[0] != dimension:
-            raise VectorError(
-                f"{item.name}: {vector.shape[0]} values, but model {fingerprint} makes {dimension}-d templates"
+        try:
+            current, dimension = self.current_model()
+        except ModelPackError:
+            if fingerprint is None or not trust_fingerprint:
+                raise
+            current, dimension = "", None
+        fingerprint = fingerprint or current
+        verified = fingerprint == current
+        if verified and dimension is not None and vector.shape[0] != dimension:
+            raise ModelMismatchError(
+                f"{item.name} has {vector.shape[0]} values, but model {fingerprint} makes {dimension}-d templates"
             )
-        with self._store(store) as opened:
+        if not verified and not trust_fingerprint:
+            name = fingerprint.split(":", 1)[0]
+            if ":" in fingerprint and name == current.split(":", 1)[0]:
+                what = f"another version of model pack {name!r} than the installed one ({current})"
+            else:
+                what = f"a model facer cannot check (the current model is {current})"
+            raise UnverifiedModelError(
+                f"fingerprint {fingerprint!r} names {what}; a template is stored under it only when "
+                "it is trusted explicitly, and is then marked unverified"
+            )
+        with self._store(store, "create") as opened:
             return opened.import_vector(
-                user, vector, model=fingerprint.strip(), source=f"import: {Path(item.name).name}", mode=mode
+                user,
+                vector,
+                model=fingerprint,
+                source=f"import: {Path(item.name).name}",
+                mode=mode,
+                model_verified=verified,
             )
 
     def current_model(self) -> tuple[str, int | None]:
@@ -324,7 +356,7 @@ class Facer:
 
     def check_store(self, *, store: Store | None = None) -> CheckResult:
         """SQLite's quick_check over the whole file; `StoreError` when it is damaged."""
-        with self._store(store) as opened:
+        with self._store(store, "read") as opened:
             return CheckResult(str(opened.path), opened.check(), opened.count())
 
     # -- evaluate, doctor ------------------------------------------------------

@@ -6,6 +6,7 @@
 - `migrations`: the schema as numbered steps.
 """
 
+from facer_cli.store.connection import Access
 from facer_cli.store.records import (
     MODES,
     NO_PROBE,
@@ -22,6 +23,7 @@ from facer_cli.store.repository import Store
 
 __all__ = [
     "MODES",
+    "Access",
     "NO_PROBE",
     "Attempt",
     "AttemptRecord",

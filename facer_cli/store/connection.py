@@ -1,26 +1,54 @@
-"""The store's file: opening, migrations, transactions, and sqlite3 errors in one line.
+"""The store's file: opening, identifying, migrations, transactions, and sqlite3 errors in one line.
 
 SQLite through sqlite-utils, in WAL mode with a busy timeout, so several facer
 processes can enroll and verify at once. Every change is one `BEGIN IMMEDIATE`
 transaction: a process killed half-way leaves the store as it was.
+
+Opening takes an `access`:
+
+- "read": never writes and never creates the file. On a location facer may write, the
+  connection is `query_only`; where it may not (a read-only file, folder or mount), the file
+  is opened `mode=ro` — with `immutable=1` when no WAL holds data — so nothing is created
+  beside it.
+- "write": as "read" for a missing file (an error), but may write to an existing store.
+- "create": creates the folders (0700), the file (0600) and the schema when missing.
+
+A file is identified before anything is written to it: `PRAGMA application_id` marks a
+facer store; a store from an earlier facer (no id yet) is recognised by its migration
+records and gets the id when next opened for writing; anything else is refused.
+Setting a store up (schema, id, WAL mode) runs under an exclusive lock, retried until the
+busy timeout has really passed, so any number of processes may open a new store at once.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
 from facer_cli.errors import StoreError
 from facer_cli.store.migrations import STEP_NAMES, migrations
 
-# Tables facer owns; a database holding others is not facer's.
-OWN_TABLES = {"users", "templates", "samples", "attempts", "_sqlite_migrations"}
-SQLITE_TABLES = {"sqlite_sequence", "sqlite_stat1"}
+Access = Literal["read", "write", "create"]
+ACCESS: tuple[Access, ...] = ("read", "write", "create")
+# `PRAGMA application_id` of a facer store: "FACE" in ASCII.
+APPLICATION_ID = 0x46414345
+# Tables facer owns; a database without the id and holding others is not facer's.
+OWN_TABLES = {"users", "templates", "samples", "attempts", "pending_erasure", "_sqlite_migrations"}
+# Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these (and their
+# indexes): every command reads them, so a command never writes into a damaged store.
+CHECKED_TABLES: tuple[str, ...] = ("users", "templates")
+# How long a removal waits for readers to let go of the old pages before it says that
+# erasure is pending (finished by the next connection that can checkpoint).
+ERASURE_WAIT_S = 1.0
+NEWEST_STEP = STEP_NAMES[-1]
 
 
 def _literal(text: str) -> str:
@@ -28,21 +56,32 @@ def _literal(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-class StoreConnection:
-    """One open database file: configured, migrated, with transactions and one-line errors."""
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
-    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0):
+
+class StoreConnection:
+    """One open database file: identified, configured, migrated, with transactions and one-line errors."""
+
+    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0, *, access: Access = "create"):
+        if access not in ACCESS:
+            raise ValueError(f"access must be one of {ACCESS}, not {access!r}")
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
-        self.read_only = False
-        self._prepare_path()
+        self.access = access
+        # The location cannot be written (file, folder or mount): opened read-only, nothing created.
+        self.location_read_only = False
+        # This connection refuses writes: opened for reading, or the location is read-only.
+        self.read_only = True
         self.conn: sqlite3.Connection | None = None
         self._depth = 0
+        self._checked: set[str] = set()
+        self._steps: set[str] = set()
+        self._locate()
         with self._errors("open it"):
-            self.conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s)
-            self.db = Database(self.conn, execute_plugins=False, recursive_triggers=False)
-            self._configure()
-            self._migrate()
+            self._connect()
+            self._open()
 
     def close(self) -> None:
         if self.conn is not None:
@@ -56,26 +95,57 @@ class StoreConnection:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path}>"
+        return f"<{type(self).__name__} {self.path} ({self.access})>"
 
-    # -- opening -----------------------------------------------------------
-    def _prepare_path(self) -> None:
-        """Create the folder (0700) and the file (0600) when missing; never loosen existing ones."""
-        if self.path.is_dir():
+    # -- the file ------------------------------------------------------------
+    def _locate(self) -> None:
+        """A folder is refused; a missing file is an error unless creating (folders 0700, file 0600)."""
+        try:
+            if self.path.is_dir():
+                raise StoreError(
+                    f"{{db}} is a folder; give a file name (e.g. {_literal(str(self.path / 'facer.db'))})", self.path
+                )
+            if self.path.exists():
+                return
+        except OSError as exc:
             raise StoreError(
-                f"{{db}} is a folder; give a file name (e.g. {_literal(str(self.path / 'facer.db'))})", self.path
-            )
-        folder = self.path.parent
+                f"cannot open {{db}}: {_literal(exc.strerror or str(exc))}; check that it and its folder are accessible",
+                self.path,
+            ) from None
+        if self.access != "create":
+            raise self._missing()
+        self._create_file()
+
+    def _missing(self, why: str = "nothing has been enrolled there") -> StoreError:
+        from facer_cli.settings import default_db_path
+
+        default = default_db_path()
+        note = "" if self.path.absolute() == default.absolute() else f" (the default store is {default})"
+        return StoreError(f"there is no facer store at {{db}}: {why}", self.path, local_note=note)
+
+    def _create_file(self) -> None:
+        """Every folder facer creates is 0700, from the first missing one down; the file is 0600."""
+        missing: list[Path] = []
+        folder = self.path.absolute().parent
         target = folder
         try:
-            if not folder.exists():
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            target = self.path
-            if not self.path.exists():
+            while not folder.exists() and folder != folder.parent:
+                missing.append(folder)
+                folder = folder.parent
+            for folder in reversed(missing):
+                target = folder
                 try:
-                    os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                    folder.mkdir(mode=0o700)
                 except FileExistsError:
-                    pass  # another process created it first
+                    continue  # another process made it first
+                os.chmod(folder, 0o700)  # whatever the umask
+            target = self.path
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                return  # another process created it first
+            os.fchmod(handle, 0o600)
+            os.close(handle)
         except OSError as exc:
             raise StoreError(
                 f"cannot create {_literal(str(target))}: {_literal(exc.strerror or str(exc))}; "
@@ -83,65 +153,194 @@ class StoreConnection:
                 self.path,
             ) from None
 
-    def _configure(self) -> None:
-        conn = self._connection()
+    def _location_writable(self) -> bool:
+        """Whether SQLite can write here: the file, and its folder (for the -wal and -shm files) or
+        those files themselves."""
+        if not os.access(self.path, os.W_OK):
+            return False
+        if os.access(self.path.absolute().parent, os.W_OK | os.X_OK):
+            return True
+        return all(os.access(f"{self.path}{suffix}", os.W_OK) for suffix in ("-wal", "-shm"))
+
+    def _connect(self) -> None:
+        location = quote(str(self.path.absolute()), safe="/")
+        if self._location_writable():
+            uri = f"file:{location}?mode=rw"
+            self.read_only = self.access == "read"
+        else:
+            # Nothing may be created beside the file. Without data in a WAL the file is all there
+            # is: `immutable` reads it without the -shm file a read-only WAL reader would create.
+            wal = Path(f"{self.path}-wal")
+            uri = f"file:{location}?mode=ro"
+            if not (wal.exists() and wal.stat().st_size > 0):
+                uri += "&immutable=1"
+            self.location_read_only = True
+        self.conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s)
+        self.db = Database(self.conn, execute_plugins=False, recursive_triggers=False)
+        conn = self.conn
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         # Deleted rows (a removed user's embeddings) are overwritten, not left in free pages.
         conn.execute("PRAGMA secure_delete = ON")
-        # Reading the schema is the first read of the file: "file is not a database" shows here.
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if (foreign := tables - OWN_TABLES - SQLITE_TABLES) and "users" not in tables:
-            raise StoreError(
-                f"{{db}} is an SQLite database but not a facer store (it holds "
-                f"{_literal(', '.join(sorted(foreign)[:3]))}); choose another database file",
-                self.path,
-            )
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() != "wal":
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc) and "read-only" not in str(exc):
-                    raise
-                self.read_only = True
+        # Every page read is checked more strictly, so damage on a command's path is an error.
+        conn.execute("PRAGMA cell_size_check = ON")
+        if self.read_only and not self.location_read_only:
+            conn.execute("PRAGMA query_only = ON")
         # synchronous stays FULL (SQLite's default): a committed enrollment or audit row survives
         # a power cut, not only a crash of the process; it costs one fsync per commit.
 
-    def _migrate(self) -> None:
-        applied = {m.name for m in migrations.applied(self.db)}
-        if unknown := applied - set(STEP_NAMES):
+    # -- identifying and setting up -------------------------------------------
+    def _identify(self) -> str:
+        """ "facer", "legacy" (an earlier facer's store, no id yet) or "empty"; `StoreError` for
+        anyone else's file. Reads only."""
+        conn = self._connection()
+        # Reading the header is the first read of the file: "file is not a database" shows here.
+        app_id = conn.execute("PRAGMA application_id").fetchall()[0][0]
+        names = {
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+            if not row[0].startswith("sqlite_")
+        }
+        steps: set[str] = set()
+        sets: set[str] = set()
+        if "_sqlite_migrations" in names:
+            rows = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+            sets = {row[0] for row in rows}
+            steps = {row[1] for row in rows if row[0] == migrations.name}
+        self._steps = steps
+        if app_id == APPLICATION_ID:
+            return "facer"
+        if app_id != 0:
+            raise StoreError(
+                f"{{db}} is an SQLite database of another application (application id {app_id:#010x}), "
+                "not a facer store; choose another database file",
+                self.path,
+            )
+        if not names:
+            return "empty"
+        if names <= OWN_TABLES and sets == {migrations.name} and "m001_users_templates_samples" in steps:
+            return "legacy"
+        foreign = sorted(names - OWN_TABLES) or sorted(names)
+        raise StoreError(
+            f"{{db}} is an SQLite database but not a facer store (it holds "
+            f"{_literal(', '.join(foreign[:3]))}); choose another database file",
+            self.path,
+        )
+
+    def _refuse_newer(self) -> None:
+        if unknown := self._steps - set(STEP_NAMES):
             raise StoreError(
                 f"{{db}} was written by a newer facer (schema steps {_literal(', '.join(sorted(unknown)))}); "
                 "upgrade facer to use it",
                 self.path,
             )
-        if not migrations.pending(self.db):
-            return
+
+    def _pending_steps(self) -> list[str]:
+        return [name for name in STEP_NAMES if name not in self._steps]
+
+    def _open(self) -> None:
+        self._retrying("open it", self._identify_and_set_up)
+        if self.read_only and self._pending_steps() and (self.location_read_only or not self._upgrade()):
+            if self._pending_steps() != [NEWEST_STEP]:
+                raise StoreError(
+                    "{db} comes from an earlier facer and is read-only: open it once where it can be "
+                    "written, so that facer can upgrade it",
+                    self.path,
+                )
+            # readable as it is: its templates were all checked imports, no erasure can be pending
+        if not self.location_read_only:
+            self._finish_erasure(wait_s=0.0)
+
+    def has_step(self, name: str) -> bool:
+        """Whether the store has this schema step (a read-only store may be one step behind)."""
+        return name in self._steps
+
+    def _identify_and_set_up(self) -> None:
+        kind = self._identify()
+        self._refuse_newer()
+        if kind == "empty" and self.access != "create":
+            raise self._missing("the file is empty")
         if self.read_only:
-            raise StoreError("{db} is read-only and has no facer tables yet", self.path)
-        with self.transaction("set up the database"):
-            migrations.apply(self.db)  # re-checks what is pending inside the lock
+            if kind == "empty":
+                raise StoreError("{db} is read-only and holds no facer store yet", self.path)
+            return
+        mode = self._connection().execute("PRAGMA journal_mode").fetchall()[0][0]
+        if kind != "facer" or self._pending_steps() or mode.lower() != "wal":
+            self._set_up_once()
+
+    def _upgrade(self) -> bool:
+        """A reader of an earlier facer's store that may be written: bring the schema up to date."""
+        with StoreConnection(self.path, self.busy_timeout_s, access="write"):
+            pass
+        self._identify()
+        return not self._pending_steps()
+
+    def _retrying(self, action: str, work: Callable[[], None]) -> None:
+        """`work`, again while SQLite says busy — which it reports at once for some steps of setting
+        a store up, outside its busy handler — until the busy timeout has really passed."""
+        started = time.monotonic()
+        while True:
+            try:
+                work()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.busy_timeout_s:
+                    raise self._busy_error(action, waited) from None
+                time.sleep(random.uniform(0.002, 0.02))
+
+    def _set_up_once(self) -> None:
+        """Schema, application id and WAL mode, under an exclusive lock."""
+        conn = self._connection()
+        if conn.in_transaction:
+            conn.rollback()
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            kind = self._identify()  # again, inside the lock: another process may have done it
+            self._refuse_newer()
+            if self._pending_steps():
+                migrations.apply(self.db)
+            if kind != "facer":
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.commit()
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        self._identify()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
+        if mode.lower() != "wal":  # another connection held the file: SQLite kept the old mode
+            raise sqlite3.OperationalError("database is locked (changing to WAL mode)")
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
     # -- errors and transactions ---------------------------------------------
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """sqlite3 errors become one `StoreError` line that says what to do."""
+        started = time.monotonic()
         try:
             yield
         except sqlite3.Error as exc:
-            raise self._store_error(exc, action) from None
+            raise self._store_error(exc, action, time.monotonic() - started) from None
 
-    def _store_error(self, exc: sqlite3.Error, action: str) -> StoreError:
+    def _busy_error(self, action: str, waited: float) -> StoreError:
+        return StoreError(
+            f"{{db}} is busy: another process held it while this one waited {waited:.1f} s "
+            f"(db_busy_timeout_s is {self.busy_timeout_s:g} s) to {_literal(action)}; try again",
+            self.path,
+        )
+
+    def _store_error(self, exc: sqlite3.Error, action: str, waited: float = 0.0) -> StoreError:
         text = _literal(str(exc))
         lower = text.lower()
         action = _literal(action)
         if "locked" in lower or "busy" in lower:
-            template = (
-                f"{{db}} is busy: another process held it for more than {self.busy_timeout_s:g} s "
-                f"(db_busy_timeout_s) while trying to {action}; try again"
-            )
-        elif "readonly" in lower or "read-only" in lower:
+            return self._busy_error(action, waited)
+        if "readonly" in lower or "read-only" in lower:
             template = f"{{db}} is read-only: cannot {action}; make the file and its folder writable, or use another"
         elif "unable to open" in lower:
             template = f"cannot open {{db}} to {action}: check that it and its folder exist and are accessible"
@@ -154,10 +353,14 @@ class StoreConnection:
         return StoreError(template, self.path)
 
     @contextmanager
-    def transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+    def transaction(self, action: str, *, check: Iterable[str] = CHECKED_TABLES) -> Iterator[sqlite3.Connection]:
         """One `BEGIN IMMEDIATE` … `COMMIT`: the write lock is taken up front (waiting up to the
         busy timeout), so concurrent writers queue instead of failing half-way. Nested calls join
-        the outer transaction, so a caller can read, decide and write atomically."""
+        the outer transaction, so a caller can read, decide and write atomically.
+
+        Before the first write of this connection, `check` tables (default: users, templates)
+        pass `PRAGMA quick_check(TABLE)`, or `StoreError` says the store is corrupt and nothing
+        is written."""
         conn = self._connection()
         if self._depth:
             self._depth += 1
@@ -172,6 +375,7 @@ class StoreConnection:
             conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
+                self._check_tables(conn, check)
                 yield conn
             except BaseException:
                 if conn.in_transaction:
@@ -180,6 +384,20 @@ class StoreConnection:
             finally:
                 self._depth = 0
             conn.commit()
+
+    def _check_tables(self, conn: sqlite3.Connection, tables: Iterable[str]) -> None:
+        for table in tables:
+            if table in self._checked:
+                continue
+            rows = conn.execute(f"PRAGMA quick_check({table})").fetchall()
+            result = "; ".join(str(r[0]) for r in rows[:3])
+            if result != "ok":
+                raise StoreError(
+                    f"{{db}} is corrupt (table {table}: {_literal(result)}); nothing was written; "
+                    "restore it from a backup",
+                    self.path,
+                )
+            self._checked.add(table)
 
     def _connection(self) -> sqlite3.Connection:
         if self.conn is None:
@@ -191,12 +409,54 @@ class StoreConnection:
         with self._errors(action):
             return conn.execute(sql, params).fetchall()
 
-    def checkpoint(self) -> None:
-        """Move the WAL into the database and truncate it, so deleted pages leave no copy behind."""
+    # -- erasure ------------------------------------------------------------------
+    def checkpoint(self, wait_s: float = ERASURE_WAIT_S) -> bool:
+        """Copy the WAL into the database file and truncate it to 0 bytes, so that no older version
+        of a page (a removed user's embeddings) is left in either file. Waits at most `wait_s` for
+        readers that still use older pages; False when they did not let go."""
+        conn = self._connection()
+        conn.execute(f"PRAGMA busy_timeout = {int(min(wait_s, self.busy_timeout_s) * 1000)}")
         try:
-            self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass  # readers hold the WAL: SQLite truncates it at a later checkpoint
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            busy = 1
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        return busy == 0
+
+    def _finish_erasure(self, wait_s: float) -> bool:
+        """Erase what removals left pending, when nothing holds the old pages any more: True when none
+        is pending now. Also done by a reader, which may checkpoint but writes nothing else."""
+        conn = self._connection()
+        if self.location_read_only or not self._has_table("pending_erasure"):
+            return True
+        newest = conn.execute("SELECT max(id) FROM pending_erasure").fetchall()[0][0]
+        if newest is None:
+            return True
+        with self._errors("erase removed users' data"):
+            if not self.checkpoint(wait_s):
+                return False
+            if self.read_only:
+                conn.execute("PRAGMA query_only = OFF")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM pending_erasure WHERE id <= ?", (newest,))
+                conn.commit()
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+                if self.read_only:
+                    conn.execute("PRAGMA query_only = ON")
+            self.checkpoint(0.0)
+        return True
+
+    def erasure_pending(self) -> bool:
+        """Whether a removal's bytes may still be in the files (a reader held older pages)."""
+        if not self._has_table("pending_erasure"):
+            return False
+        return bool(self._read("SELECT 1 FROM pending_erasure LIMIT 1", action="read it"))
 
     def check(self) -> str:
         """`PRAGMA quick_check`: "ok", or `StoreError` describing the damage (reads the whole file)."""

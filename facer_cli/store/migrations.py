@@ -99,3 +99,13 @@ def m002_verify_audit_log(db: Database) -> None:
         not_null={"user_name", "created", "band"},
     )
     db.table("attempts").create_index(["user_id", "created"])
+
+
+@step
+def m003_unverified_models_and_pending_erasure(db: Database) -> None:
+    # 1 when the template was imported under a fingerprint facer could not check (not the
+    # current model's): `users list` flags it. Older rows came from enrollments or checked imports.
+    db.table("templates").add_column("model_unverified", int, not_null_default=0)
+    # One row per removal whose bytes may still be in the WAL or in old pages of the main file
+    # (a reader held an older snapshot): the next connection that can checkpoint finishes it.
+    db.table("pending_erasure").create({"id": int, "created": str}, pk="id", not_null={"created"})

@@ -73,6 +73,8 @@ class StoredTemplate:
     created: str
     samples: int = 0
     vector: np.ndarray | None = field(default=None, repr=False)
+    # False: imported under a fingerprint facer could not check (not the current model's).
+    model_verified: bool = True
 
     def to_dict(self) -> dict:
         return {
@@ -87,6 +89,7 @@ class StoredTemplate:
             "source": self.source,
             "created": self.created,
             "samples": self.samples,
+            "model_verified": self.model_verified,
         }
 
 
@@ -100,6 +103,8 @@ class UserSummary:
     models: list[str]
     last_enrolled: str | None
     last_verified: str | None = None
+    # Models of their templates imported under a fingerprint facer could not check.
+    unverified_models: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -143,6 +148,9 @@ class Removal:
     user: str
     templates: int
     samples: int
+    # True: a reader still held older pages, so the embeddings' bytes may be in the files until
+    # the next connection that can checkpoint erases them.
+    erasure_pending: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

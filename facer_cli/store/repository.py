@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a metho
 import numpy as np
 
 from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
-from facer_cli.store.connection import StoreConnection
+from facer_cli.store.connection import ERASURE_WAIT_S, NEWEST_STEP, Access, StoreConnection
 from facer_cli.store.records import (
     MODES,
     Attempt,
@@ -43,13 +43,21 @@ if TYPE_CHECKING:
 class Store(StoreConnection):
     """A facer database: `Store("facer.db")`, or `Store.open(settings)` for the `db` setting.
 
-    >>> with Store("facer.db") as store:
+    `access`: "create" (the default: creates a missing store), "write" (an existing store) or
+    "read" (never writes, creates nothing; works on read-only files, folders and mounts).
+
+    >>> with Store("facer.db", access="read") as store:
     ...     store.list()
     """
 
     @classmethod
-    def open(cls, settings: "Settings") -> "Store":
-        return cls(settings.db_path, settings.db_busy_timeout_s)
+    def open(cls, settings: "Settings", access: Access = "create") -> "Store":
+        return cls(settings.db_path, settings.db_busy_timeout_s, access=access)
+
+    @property
+    def _unverified(self) -> str:
+        """SQL for a template's "unverified model" flag (a read-only store may predate the column)."""
+        return "t.model_unverified" if self.has_step(NEWEST_STEP) else "0"
 
     def __enter__(self) -> "Store":
         return self
@@ -68,7 +76,7 @@ class Store(StoreConnection):
         rows = conn.execute(
             "SELECT t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
             " t.source, t.created, (SELECT count(*) FROM samples s WHERE s.template_id = t.id),"
-            f" {'t.vector' if vectors else 'NULL'}"
+            f" {'t.vector' if vectors else 'NULL'}, {self._unverified}"
             " FROM templates t WHERE t.user_id = ? ORDER BY t.id",
             (user_id,),
         ).fetchall()
@@ -86,6 +94,7 @@ class Store(StoreConnection):
                 created=r[8],
                 samples=r[9],
                 vector=None if r[10] is None else blob_to_vector(r[10], r[1]),
+                model_verified=not r[11],
             )
             for r in rows
         ]
@@ -118,12 +127,23 @@ class Store(StoreConnection):
             frames_used=len(template.used),
             outliers=len(template.outliers),
             mean_quality=template.mean_quality,
+            model_verified=True,
         )
 
     def import_vector(
-        self, user: str, vector: np.ndarray, *, model: str, source: str, mode: Mode = "new"
+        self,
+        user: str,
+        vector: np.ndarray,
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+        model_verified: bool = True,
     ) -> StoredTemplate:
-        """Store a template given as a vector (e.g. a `.npy` from `facer capture` or `users export`)."""
+        """Store a template given as a vector (e.g. a `.npy` from `facer capture` or `users export`).
+
+        `model_verified=False`: the caller could not check that `model` names a model it knows
+        (the template is flagged in `list`). Either way a model's templates have one dimension."""
         vector = validate_vector(np.asarray(vector), source)
         if not model or not model.strip():
             raise VectorError(f"{source}: the model that made this vector is unknown; give its fingerprint")
@@ -138,6 +158,7 @@ class Store(StoreConnection):
             frames_used=None,
             outliers=None,
             mean_quality=None,
+            model_verified=model_verified,
         )
 
     def _save(
@@ -153,6 +174,7 @@ class Store(StoreConnection):
         frames_used: int | None,
         outliers: int | None,
         mean_quality: float | None,
+        model_verified: bool,
     ) -> StoredTemplate:
         name = validate_user_name(user)
         if mode not in MODES:
@@ -187,7 +209,7 @@ class Store(StoreConnection):
                 conn.execute("UPDATE users SET updated = ? WHERE id = ?", (created, user_id))
             template_id = conn.execute(
                 "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
-                " mean_quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " mean_quality, source, created, model_unverified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     user_id,
                     vector_to_blob(vector),
@@ -199,6 +221,7 @@ class Store(StoreConnection):
                     None if mean_quality is None else float(mean_quality),
                     source,
                     created,
+                    0 if model_verified else 1,
                 ),
             ).lastrowid
             conn.executemany(
@@ -221,6 +244,7 @@ class Store(StoreConnection):
             created=created,
             samples=len(samples),
             vector=vector,
+            model_verified=model_verified,
         )
 
     @staticmethod
@@ -283,12 +307,15 @@ class Store(StoreConnection):
             ).lastrowid
 
     # -- users -------------------------------------------------------------
-    _SUMMARY = (
-        "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
-        " group_concat(DISTINCT t.model), max(t.created),"
-        " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id)"
-        " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
-    )
+    @property
+    def _SUMMARY(self) -> str:  # noqa: N802  (a query, spelled as the constant it used to be)
+        return (
+            "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
+            " group_concat(DISTINCT t.model), max(t.created),"
+            " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id),"
+            f" group_concat(DISTINCT CASE WHEN {self._unverified} THEN t.model END)"
+            " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
+        )
 
     @staticmethod
     def _summary(row: Sequence[Any]) -> UserSummary:
@@ -301,6 +328,7 @@ class Store(StoreConnection):
             models=sorted(row[5].split(",")) if row[5] else [],
             last_enrolled=row[6],
             last_verified=row[7],
+            unverified_models=sorted(row[8].split(",")) if row[8] else [],
         )
 
     def list(self) -> List[UserSummary]:
@@ -363,17 +391,24 @@ class Store(StoreConnection):
         )
         return [Attempt(*row) for row in rows]
 
-    def remove(self, user: str) -> Removal:
-        """Delete the user, every template and every sample (overwritten on disk); the audit log
-        keeps the name and outcomes of their attempts, never an embedding."""
+    def remove(self, user: str, erasure_wait_s: float = ERASURE_WAIT_S) -> Removal:
+        """Delete the user, every template and every sample; the audit log keeps the name and
+        outcomes of their attempts, never an embedding.
+
+        Deleted rows are overwritten with zeros (`secure_delete`), and the WAL is then copied into
+        the file and truncated, so no byte of their embeddings is left in either file. A reader
+        that still holds older pages (waited for at most `erasure_wait_s`) makes this impossible
+        for now: the removal is then `erasure_pending`, and the next connection that can checkpoint
+        finishes it."""
         name = validate_user_name(user)
-        with self.transaction(f"remove {name!r}") as conn:
+        with self.transaction(f"remove {name!r}", check=("users", "templates", "samples", "attempts")) as conn:
             user_id = self._require_user(conn, name)
             templates, samples = self._delete_templates(conn, user_id)
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
-        self.checkpoint()
-        return Removal(name, templates, samples)
+            conn.execute("INSERT INTO pending_erasure (created) VALUES (?)", (now(),))
+        erased = self._finish_erasure(wait_s=erasure_wait_s)
+        return Removal(name, templates, samples, erasure_pending=not erased)
 
     def rename(self, old: str, new: str) -> UserSummary:
         old_name, new_name = validate_user_name(old), validate_user_name(new)

@@ -1,0 +1,82 @@
+"""The `facer` console script: Ctrl-C is handled from its first line on.
+
+The SIGINT handler is installed before anything else is imported, so an interrupt at any
+moment prints one line and exits 130. While modules load, arguments are parsed or the
+process winds down, it exits at once (nothing is open that needs closing: the store
+survives even SIGKILL). While a command runs, it raises KeyboardInterrupt instead, so
+transactions roll back and temporary files are removed; the command's error handling
+prints the line (`facer_cli.cli.app.FacerGroup`).
+
+This module imports nothing heavy: keep it that way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from types import FrameType
+from typing import Iterator, NoReturn
+
+EXIT_INTERRUPTED = 130
+_installed = False
+_unwinding = False
+received = False
+
+
+def exit_interrupted() -> NoReturn:
+    """One line on stderr, exit 130, now."""
+    try:
+        os.write(2, b"interrupted\n")
+    finally:
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global received, _unwinding
+    received = True
+    if _unwinding:
+        _unwinding = False  # a second Ctrl-C while unwinding exits at once
+        raise KeyboardInterrupt
+    exit_interrupted()
+
+
+def install() -> None:
+    """Ctrl-C exits at once with one line, until `unwinding_on_interrupt` says otherwise."""
+    global _installed
+    signal.signal(signal.SIGINT, _on_sigint)
+    _installed = True
+
+
+def installed() -> bool:
+    return _installed
+
+
+@contextmanager
+def unwinding_on_interrupt() -> Iterator[None]:
+    """Inside: Ctrl-C raises KeyboardInterrupt (when `install` ran; else Python's default applies)."""
+    global _unwinding
+    _unwinding = _installed
+    try:
+        yield
+    finally:
+        _unwinding = False
+
+
+def stop_unwinding() -> None:
+    """From now on Ctrl-C exits at once (called once an interrupt is being reported)."""
+    global _unwinding
+    _unwinding = False
+
+
+def main() -> None:
+    install()
+    from facer_cli.cli.app import main as run_app
+
+    run_app()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,8 +16,12 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from types import FrameType
-from typing import Iterator, NoReturn
+
+# No `typing` import: it would lengthen the start-up before the handler is installed.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Iterator, NoReturn
 
 EXIT_INTERRUPTED = 130
 _installed = False

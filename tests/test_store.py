@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_without_privileges
+
 from facer_cli.aggregate import Template
 from facer_cli.errors import (
     ModelMismatchError,
@@ -469,25 +471,6 @@ READ_ONLY_CHILD = textwrap.dedent("""
     except StoreError as exc:
         print("check:", exc)
 """)
-
-
-def run_without_privileges(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run so that file permissions apply: as is, or — for root, whom they do not stop — without
-    the capabilities that bypass them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
-    preexec = None
-    if os.geteuid() == 0:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-
-        def preexec():
-            for capability in (1, 2):  # dropped from the bounding set: gone after exec too
-                if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                    os._exit(77)
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120, preexec_fn=preexec, cwd=cwd)
-    if result.returncode == 77:
-        pytest.skip("running as root without the right to drop CAP_DAC_OVERRIDE: file permissions cannot apply")
-    return result
 
 
 def test_read_only_database_reads_but_refuses_writes_clearly(tmp_path):

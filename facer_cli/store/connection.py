@@ -389,8 +389,13 @@ class StoreConnection:
         for table in tables:
             if table in self._checked:
                 continue
-            rows = conn.execute(f"PRAGMA quick_check({table})").fetchall()
-            result = "; ".join(str(r[0]) for r in rows[:3])
+            try:
+                rows = conn.execute(f"PRAGMA quick_check({table})").fetchall()
+                result = "; ".join(str(r[0]) for r in rows[:3])
+            except sqlite3.DatabaseError as exc:  # damage that stops the check itself
+                if _is_busy(exc):
+                    raise
+                result = str(exc)
             if result != "ok":
                 raise StoreError(
                     f"{{db}} is corrupt (table {table}: {_literal(result)}); nothing was written; "

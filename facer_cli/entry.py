@@ -76,10 +76,38 @@ def stop_unwinding() -> None:
 
 def main() -> None:
     install()
-    from facer_cli.cli.app import main as run_app
+    try:
+        from facer_cli.cli.app import main as run_app
 
-    run_app()
-    sys.stdout.flush()
+        run_app()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
+    _finish(code)
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _finish(code: int) -> NoReturn:
+    """Exit without finalising the interpreter, which puts back SIGINT's default action (a late
+    Ctrl-C would then kill the process without a word): exit handlers run and output is flushed
+    here, under facer's handler, then the process ends."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader of our output went away (`facer users list | head`)
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -180,15 +180,16 @@ def test_a_store_of_an_earlier_facer_is_accepted_and_marked_when_next_written(tm
 
 
 # -- 3. a damaged store ---------------------------------------------------------------------
-def wreck_a_page_of_someone_else(path: Path, spared: np.ndarray) -> None:
-    """Overwrite a leaf page of the templates table that does not hold `spared` (whose reads stay intact)."""
+def wreck_the_first_page_of(path: Path, table: str) -> None:
+    """Overwrite the table's first leaf page (its oldest rows): a user added last is on another page,
+    so everything verify reads for them stays intact."""
     conn = sqlite3.connect(path)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    leaves = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'templates' AND pagetype = 'leaf'")]
+    (victim,) = conn.execute(
+        "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY path LIMIT 1", (table,)
+    ).fetchone()
     conn.close()
     data = bytearray(path.read_bytes())
-    spared_page = data.find(spared.astype("<f4").tobytes()) // page_size + 1
-    victim = next(page for page in leaves if page != spared_page)
     data[(victim - 1) * page_size : victim * page_size] = random.Random(victim).randbytes(page_size)
     path.write_bytes(bytes(data))
 
@@ -206,15 +207,31 @@ def test_verify_writes_nothing_to_a_store_whose_tables_are_damaged(tmp_path):
     with Store(path) as store:
         for i in range(300):
             store.import_vector(f"user{i}", unit(i), model=MODEL, source="x")
-    wreck_a_page_of_someone_else(path, spared=unit(7))
+        store.import_vector("zed", unit(7), model=MODEL, source="x")
+    wreck_the_first_page_of(path, "users")
     with Store(path, access="write") as store:
-        assert store.templates("user7")[0].id  # the pages verify reads are intact...
+        assert store.templates("zed")[0].id  # the pages verify reads are intact...
         with pytest.raises(StoreError, match="corrupt.*nothing was written"):
-            verify_probe(store, "user7", unit(7), model=MODEL, thresholds=THRESHOLDS, source="probe")
+            verify_probe(store, "zed", unit(7), model=MODEL, thresholds=THRESHOLDS, source="probe")
         with pytest.raises(StoreError, match="corrupt"):
-            store.rename("user7", "someone")
+            store.rename("zed", "someone")
     assert attempts_in(path) == 0
     assert run("users", "check", "--db", path).exit_code == 6
+    assert run("users", "list", "--db", path).exit_code == 6
+
+
+def test_removal_checks_the_templates_table_too(tmp_path):
+    path = tmp_path / "facer.db"
+    with Store(path) as store:
+        for i in range(300):
+            store.import_vector(f"user{i}", unit(i), model=MODEL, source="x")
+        store.import_vector("zed", unit(7), model=MODEL, source="x")
+    wreck_the_first_page_of(path, "templates")
+    with Store(path, access="write") as store, pytest.raises(StoreError, match="corrupt.*nothing was written"):
+        store.remove("zed")
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM users WHERE name = 'zed'").fetchone() == (1,)
+    conn.close()
 
 
 def test_facer_verify_on_a_damaged_store_says_corrupt_and_records_nothing(tmp_path, faces):
@@ -225,9 +242,7 @@ def test_facer_verify_on_a_damaged_store_says_corrupt_and_records_nothing(tmp_pa
             store.import_vector(f"user{i}", unit(i), model=model, source="x")
     enrolled = run("enroll", "obama", *(photo(faces, f"obama_{i}") for i in (1, 2, 3)), "--db", path)
     assert enrolled.exit_code == 0, enrolled.output
-    with Store(path, access="read") as store:
-        obama = store.export("obama").vector
-    wreck_a_page_of_someone_else(path, spared=obama)
+    wreck_the_first_page_of(path, "users")  # obama, enrolled last, is on another page
     result = run("verify", "obama", photo(faces, "obama_4"), "--db", path)
     assert result.exit_code == 6 and "corrupt" in result.output, result.output
     assert "MATCH" not in result.output and attempts_in(path) == 0

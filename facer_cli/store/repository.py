@@ -401,7 +401,7 @@ class Store(StoreConnection):
         for now: the removal is then `erasure_pending`, and the next connection that can checkpoint
         finishes it."""
         name = validate_user_name(user)
-        with self.transaction(f"remove {name!r}", check=("users", "templates", "samples", "attempts")) as conn:
+        with self.transaction(f"remove {name!r}", check=("users", "templates")) as conn:
             user_id = self._require_user(conn, name)
             templates, samples = self._delete_templates(conn, user_id)
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))

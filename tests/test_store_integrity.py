@@ -357,6 +357,24 @@ def test_remove_with_a_reader_returns_promptly_and_the_erasure_is_finished_later
         assert not store.erasure_pending()
 
 
+def test_delete_over_http_with_a_reader_returns_promptly(tmp_path, client_for):
+    path = tmp_path / "facer.db"
+    secrets = alice_store(path)
+    client = client_for(db=str(path))
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        started = time.monotonic()
+        response = client.delete("/users/alice")
+        assert time.monotonic() - started < 10
+        assert response.status_code == 200 and response.json()["erasure_pending"] is True
+    finally:
+        reader.communicate("\n", timeout=30)
+    assert client.get("/users").status_code == 200  # the next request finishes the erasure
+    assert not any(secret in raw_bytes(path) for secret in secrets)
+
+
 def test_the_removal_message_says_when_erasure_is_pending(tmp_path, wide_console):
     from facer_cli.cli.output import removal_view
     from facer_cli.store import Removal

@@ -1,0 +1,47 @@
+"""The listening socket `facer serve` opens itself, before the models load, so a busy port or an
+address this machine does not have is one error (`ServeError`) rather than uvicorn's log lines
+and its exit status. Imports nothing beyond the standard library (the CLI's error table uses it)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from facer_cli.errors import FacerError
+
+
+class ServeError(FacerError):
+    """The HTTP service cannot listen (port in use, address not available, not permitted) or did not start."""
+
+
+def describe_bind_error(host: str, port: int, exc: OSError) -> str:
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use by another program"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {host} is not an address of this machine"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot listen on {where}: not permitted (ports below 1024 need administrator rights)"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, not yet listening: connections are refused until the server starts.
+    Same choices as uvicorn's own (IPv6 when the host has a colon, SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = host.strip("[]")
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ServeError(describe_bind_error(host, port, exc)) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+    except socket.gaierror:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}: no such host name or address") from None
+    except OSError as exc:
+        sock.close()
+        raise ServeError(describe_bind_error(host, port, exc)) from None
+    sock.set_inheritable(True)
+    return sock

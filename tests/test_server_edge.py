@@ -582,3 +582,15 @@ def test_no_uvicorn_level_error_body_holds_a_server_path_or_a_flag(live, tmp_pat
             assert set(json.loads(text)["error"]) == {"type", "status", "message"}
         finally:
             sock.close()
+
+
+def test_accepted_connections_send_small_responses_at_once(live):
+    """TCP_NODELAY on every accepted socket (asyncio sets it only for sockets made as IPPROTO_TCP):
+    without it each small response waited ~40 ms for the client's delayed ACK."""
+    server = live()
+    assert server.sock.proto == socket.IPPROTO_TCP
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        assert http.get("/health").status_code == 200
+        (connection,) = list(server.server.server_state.connections)
+        accepted = connection.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -43,8 +43,8 @@ class LiveServer:
         self.sock = bind_socket("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        self.server = build_server(create_app(settings, engine=engine), settings, log_level="warning")
-        self.server.config.log_config = None  # keep pytest's log capture
+        app = create_app(settings, engine=engine)
+        self.server = build_server(app, settings, log_level="warning", configure_logging=False)  # pytest's capture
         self.thread = threading.Thread(target=serve_on, args=(self.server, self.sock), daemon=True)
 
     def __enter__(self) -> "LiveServer":

@@ -8,6 +8,10 @@ for the same operation. Model work runs in worker threads behind `ModelGate`: at
 most `server_concurrency` at once, at most `server_queue_size` waiting, 503 beyond.
 Errors become status codes in one place (`facer_cli.server.errors`); who may
 connect is decided in `facer_cli.server.exposure`, on every request.
+
+Started by uvicorn's own command line, the app keeps its body limits and deadline
+(408), its path rules and its docs; the header deadline, keep-alive and connection
+cap are `facer serve`'s (`facer_cli.server.edge`).
 """
 
 from __future__ import annotations

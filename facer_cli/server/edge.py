@@ -22,6 +22,7 @@ by request bodies is bounded by `BodyLimitMiddleware` instead.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import socket
@@ -221,13 +222,24 @@ class QuietErrors:
                 log.error("internal error on %s %s", scope.get("method"), printable(scope.get("path")), exc_info=exc)
 
 
-def build_server(app: ASGIApp, settings: Settings, log_level: str = "info") -> Any:
-    """A uvicorn.Server for `app` with facer's protocol and limits (run it with `serve_on`)."""
+def log_config(log_level: str) -> dict:
+    """uvicorn's logging setup, with facer's own lines (`facer.server`) through the same handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["facer"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    return config
+
+
+def build_server(app: ASGIApp, settings: Settings, log_level: str = "info", configure_logging: bool = True) -> Any:
+    """A uvicorn.Server for `app` with facer's protocol and limits (run it with `serve_on`).
+    `configure_logging=False` leaves the process's logging as it is (tests)."""
     import uvicorn
 
     keepalive = max(1, round(settings.server_keepalive_s))  # uvicorn's type; the protocol uses the exact value
     config = uvicorn.Config(
         QuietErrors(app),
+        log_config=log_config(log_level) if configure_logging else None,
         host=settings.server_host,
         port=settings.server_port,
         http=protocol_class(EdgeLimits.from_settings(settings)),

@@ -594,3 +594,64 @@ def test_accepted_connections_send_small_responses_at_once(live):
         (connection,) = list(server.server.server_state.connections)
         accepted = connection.transport.get_extra_info("socket")
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_a_server_whose_startup_fails_is_a_serve_error_not_uvicorns_exit_3():
+    async def failing(scope, receive, send):
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "models missing"})
+
+    server = build_server(failing, Settings(), log_level="critical", configure_logging=False)
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        with pytest.raises(ServeError, match="did not start"):
+            serve_on(server, sock)
+    finally:
+        sock.close()
+
+
+def test_uploads_in_flight_are_bounded_and_requests_without_a_body_never_counted():
+    import asyncio
+
+    from facer_cli.server.uploads import BodyLimitMiddleware
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def app(scope, receive, send):
+            await receive()
+            if scope["method"] == "POST":
+                await gate.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        guarded = BodyLimitMiddleware(app, max_bytes=1000, timeout_s=5, max_bodies=2)
+
+        def scope(method: str, body: bool) -> dict:
+            headers = [(b"content-length", b"3")] if body else []
+            return {"type": "http", "method": method, "path": "/", "headers": headers}
+
+        async def call(method: str, body: bool) -> int:
+            sent: list[dict] = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"abc" if body else b"", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            await guarded(scope(method, body), receive, send)
+            return sent[0]["status"]
+
+        held = [asyncio.create_task(call("POST", True)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert guarded.bodies == 2
+        assert await call("POST", True) == 503  # a third upload: refused at once
+        assert await call("GET", False) == 200  # /health and the like: never counted, never refused
+        gate.set()
+        assert [await task for task in held] == [200, 200]
+        assert guarded.bodies == 0
+        assert await call("POST", True) == 200
+
+    asyncio.run(scenario())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from facer_cli import errors as e
 from facer_cli.server.exposure import ExposureError
-from facer_cli.server.listen import ServeError
+from facer_cli.server.listen import ListenError, ServeError
 
 EXIT_OK = 0
 EXIT_NO_MATCH = 1
@@ -36,7 +36,8 @@ EXIT_CODES: dict[int, str] = {
     "fit its model",
     10: "an output file cannot be written (exists without `--force`, no such folder, disk full)",
     11: "cancelled at a confirmation prompt",
-    12: "`facer serve` cannot listen: the port is in use, the address is not this machine's, or not permitted",
+    12: "`facer serve` cannot listen (the port is in use, the address is not this machine's, or not permitted) "
+    "or did not start",
     70: "internal error (a bug: run with `--debug` for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -69,7 +70,7 @@ ERROR_HINTS: dict[type[e.FacerError], str] = {
     e.OutputExistsError: "pass --force to overwrite it",
     e.StoreError: "the store is chosen with --db or FACER_DB",
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
-    ServeError: "choose another --port (setting server_port) or --host, or stop the program that holds it",
+    ListenError: "choose another --port (setting server_port) or --host, or stop the program that holds it",
 }
 
 

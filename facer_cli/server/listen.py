@@ -11,7 +11,11 @@ from facer_cli.errors import FacerError
 
 
 class ServeError(FacerError):
-    """The HTTP service cannot listen (port in use, address not available, not permitted) or did not start."""
+    """The HTTP service did not start."""
+
+
+class ListenError(ServeError):
+    """The HTTP service cannot listen: the port is in use, the address is not this machine's, or not permitted."""
 
 
 def describe_bind_error(host: str, port: int, exc: OSError) -> str:
@@ -35,15 +39,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
         # small response waits ~40 ms for a delayed ACK).
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError as exc:
-        raise ServeError(describe_bind_error(host, port, exc)) from None
+        raise ListenError(describe_bind_error(host, port, exc)) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
     except socket.gaierror:
         sock.close()
-        raise ServeError(f"cannot listen on {host}: no such host name or address") from None
+        raise ListenError(f"cannot listen on {host}: no such host name or address") from None
     except OSError as exc:
         sock.close()
-        raise ServeError(describe_bind_error(host, port, exc)) from None
+        raise ListenError(describe_bind_error(host, port, exc)) from None
     sock.set_inheritable(True)
     return sock

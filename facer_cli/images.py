@@ -72,6 +72,9 @@ class ImageHeader:
     width: int
     height: int
     orientation: int = 1  # EXIF orientation, JPEG only
+    # Raw formats: the file length the header's pixel data needs (0: compressed, unknown).
+    # OpenCV allocates the whole image before noticing that the data is missing.
+    data_needed: int = 0
 
 
 class _Refused(Exception):
@@ -92,6 +95,11 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     """Decode an encoded image held in memory (uploads never touch the disk)."""
     header = read_header(data, name)
     _check_size(header, name, max_pixels)
+    if header.data_needed > len(data):
+        raise ImageError(
+            f"{name}: truncated image (the {header.format} header needs {header.data_needed:,} bytes, "
+            f"the file has {len(data):,})"
+        )
     if _looks_truncated(data):
         raise ImageError(f"{name}: truncated image (the file ends before the image data does)")
     image, chatter = _decode_quietly(data)
@@ -209,15 +217,6 @@ def _read(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
     if offset < 0 or offset + struct.calcsize(fmt) > len(data):
         raise struct.error("header ends early")
     return struct.unpack_from(fmt, data, offset)
-
-
-def _require_raw_data(data: bytes, offset: int, needed: int, format_name: str) -> None:
-    # Raw formats: OpenCV allocates the whole image before noticing the data is missing.
-    if offset + needed > len(data):
-        raise _Refused(
-            f"truncated image (the {format_name} header promises {needed:,} bytes of pixels, "
-            f"the file holds {max(len(data) - offset, 0):,})"
-        )
 
 
 # ---------------------------------------------------------------- JPEG
@@ -341,10 +340,10 @@ def _bmp_header(data: bytes) -> ImageHeader:
     if compression not in _BMP_COMPRESSIONS:
         raise _Refused(f"BMP with compression {compression} (JPEG/PNG inside BMP), which facer does not decode")
     height = abs(height)  # negative height: rows stored top-down
+    needed = 0
     if width > 0 and compression in (0, 3):
-        row_bytes = (width * bit_count + 31) // 32 * 4
-        _require_raw_data(data, pixel_offset, row_bytes * height, "BMP")
-    return ImageHeader("BMP", width, height)
+        needed = pixel_offset + (width * bit_count + 31) // 32 * 4 * height
+    return ImageHeader("BMP", width, height, data_needed=needed)
 
 
 # ---------------------------------------------------------------- WebP
@@ -450,11 +449,12 @@ def _pnm_header(data: bytes) -> ImageHeader:
     max_value = numbers[2] if len(numbers) == 3 else 1
     if not 1 <= max_value <= 65535:
         raise _Refused(f"damaged PNM header (maximum value {max_value})")
-    _require_pnm_data(data, pos + 1, kind, width, height, max_value)
-    return ImageHeader("PNM", width, height)
+    needed = pos + 1 + _pnm_raster_bytes(kind, width, height, max_value)
+    return ImageHeader("PNM", width, height, data_needed=needed)
 
 
-def _require_pnm_data(data: bytes, start: int, kind: int, width: int, height: int, max_value: int) -> None:
+def _pnm_raster_bytes(kind: int, width: int, height: int, max_value: int) -> int:
+    """The fewest bytes a raster of that size can take."""
     samples = width * height * (3 if kind in (3, 6) else 1)
     if kind == 4:
         needed = (width + 7) // 8 * height
@@ -464,7 +464,7 @@ def _require_pnm_data(data: bytes, start: int, kind: int, width: int, height: in
         needed = samples  # '0'/'1' need no separator in plain PBM
     else:
         needed = samples * 2 - 1  # each plain sample is a digit and a separator at least
-    _require_raw_data(data, start, needed, "PNM")
+    return needed
 
 
 # ---------------------------------------------------------------- Sun raster
@@ -476,10 +476,10 @@ def _sun_header(data: bytes) -> ImageHeader:
         raise _Refused(f"damaged Sun raster header ({depth} bits per pixel)")
     if kind not in (0, 1, 2, 3):
         raise _Refused(f"Sun raster of type {kind}, which facer does not decode")
+    needed = 0
     if kind != 2:  # every type but 2 (run-length) stores raw rows padded to 16 bits
-        row_bytes = (width * depth + 15) // 16 * 2
-        _require_raw_data(data, 32 + map_length, row_bytes * height, "Sun raster")
-    return ImageHeader("Sun raster", width, height)
+        needed = 32 + map_length + (width * depth + 15) // 16 * 2 * height
+    return ImageHeader("Sun raster", width, height, data_needed=needed)
 
 
 # ---------------------------------------------------------------- decoding

@@ -559,10 +559,17 @@ _CHATTER = re.compile(
 
 
 def _split_chatter(text: str) -> tuple[list[str], str]:
-    chatter, other = [], []
+    chatter: list[str] = []
+    other: list[str] = []
+    previous = other
     for line in text.splitlines():
-        if line.strip():
-            (chatter if _CHATTER.match(line) else other).append(line)
+        if not line.strip():
+            continue
+        if line.startswith((">", " ", "\t")):  # OpenCV continues an assertion message on lines like these
+            previous.append(line)
+            continue
+        previous = chatter if _CHATTER.match(line) else other
+        previous.append(line)
     return chatter, "".join(line + "\n" for line in other)
 
 
@@ -583,9 +590,21 @@ def _damage_in(chatter: str) -> str:
     match = _DAMAGE.search(chatter)
     if not match:
         return ""
-    text = re.sub(r"^(libpng (error|warning): |\[ ?ERROR[^\]]*\] )", "", match.group(0)).strip()
-    text = re.sub(r"OpenCV\([^)]*\) \S+:\d+: error: ", "", text)
-    return text[:160]
+    text = match.group(0)
+    for noise in _NOISE:
+        text = noise.sub("", text)
+    return text.strip()[:160]
+
+
+# Source locations and prefixes that mean nothing to a person reading the error.
+_NOISE = (
+    re.compile(r"^(libpng (error|warning): |\[ ?ERROR[^\]]*\]\s*)"),
+    re.compile(r"global \S+:\d+ "),
+    re.compile(r"imdecode_ imdecode_\(''\): "),
+    re.compile(r"OpenCV\([^)]*\) \S+:\d+: error: \(-?\d+:[^)]*\) "),
+    re.compile(r"TIFF_(Error|Warning) "),
+    re.compile(r" in function '[^']*'"),
+)
 
 
 def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -8,6 +8,7 @@ huge size gives a tiny file that lies.
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import struct
@@ -155,7 +156,7 @@ def tiff(
 
 
 def _tiff(image: np.ndarray, width: int, height: int) -> bytes:
-    # The strip holds 16 real rows; a larger claim repeats it (not a lie about the data, just a bigger image).
+    # At 16×16 the one strip holds the real rows; a larger claim points every strip at 48 zero bytes.
     return tiff(width, height, image[:, :, ::-1].tobytes() if width == SMALL else b"\0" * 48, SMALL)
 
 
@@ -196,6 +197,11 @@ def size_bombs() -> dict[str, bytes]:
     bombs["png-real-zero-bomb"] = png_zero_bomb()
     bombs["tiff-real-float-deflate-bomb"] = tiff_float_bomb()
     return bombs
+
+
+@functools.cache
+def size_bombs_cached() -> dict[str, bytes]:
+    return size_bombs()
 
 
 def _huge_claim(fmt: str) -> tuple[int, int]:

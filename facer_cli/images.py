@@ -285,6 +285,7 @@ def _exif_orientation(tiff: bytes) -> int:
 
 # ---------------------------------------------------------------- PNG
 
+_PNG_MAX_CHUNKS = 100_000  # bounds the walk; real files have at most a few thousand IDAT chunks
 _PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 
 
@@ -294,7 +295,27 @@ def _png_header(data: bytes) -> ImageHeader:
         raise _Refused("damaged PNG header (IHDR is not the first chunk)")
     if depth not in _PNG_BIT_DEPTHS.get(colour, ()):
         raise _Refused(f"damaged PNG header (colour type {colour} with bit depth {depth})")
+    _check_png_chunks(data)
     return ImageHeader("PNG", width, height)
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Every chunk must fit in the file: OpenCV 5 trusts a chunk's length (a 25 KB PNG
+    whose PLTE claims 2 GB cost 2 GB of memory and 5 s before this check)."""
+    pos = 8
+    for _ in range(_PNG_MAX_CHUNKS):
+        if pos + 12 > len(data):
+            raise _Refused("truncated image (the file ends before the PNG's IEND chunk)")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if pos + 12 + length > len(data):
+            raise _Refused(
+                f"damaged PNG data (chunk {kind.decode('latin-1')!r} claims {length:,} bytes, "
+                f"the file has {len(data) - pos - 12:,} left)"
+            )
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+    raise _Refused(f"PNG of more than {_PNG_MAX_CHUNKS:,} chunks, which facer does not decode")
 
 
 # ---------------------------------------------------------------- GIF

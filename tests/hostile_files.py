@@ -194,6 +194,7 @@ def size_bombs() -> dict[str, bytes]:
     bombs["pnm-ascii-huge"] = b"P3\n30000 30000\n255\n" + b"0 " * 32
     bombs["radiance-hdr-30000"] = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 30000 +X 30000\n" + b"\0" * 64
     bombs["bmp-under-limit-no-data"] = bmp(4000, 4000, b"\0" * 64)  # 16 Mpx: passes the pixel limit
+    bombs["png-chunk-claims-2GB"] = png_chunk_claiming(0x80808080)
     bombs["png-real-zero-bomb"] = png_zero_bomb()
     bombs["tiff-real-float-deflate-bomb"] = tiff_float_bomb()
     return bombs
@@ -210,6 +211,13 @@ def _huge_claim(fmt: str) -> tuple[int, int]:
     if fmt in ("jpeg", "gif"):
         return 65000, 65000
     return 100000, 100000
+
+
+def png_chunk_claiming(length: int) -> bytes:
+    """A real small PNG whose IDAT chunk claims `length` bytes (OpenCV 5 allocated 2 GB for 0x80808080)."""
+    data = bytearray(claiming("png", SMALL, SMALL))
+    struct.pack_into(">I", data, data.index(b"IDAT") - 4, length)
+    return bytes(data)
 
 
 def tall_bmp() -> bytes:
@@ -306,9 +314,12 @@ def _truncation(data: bytes, rng: random.Random) -> bytes:
 
 
 def _header_field(data: bytes, rng: random.Random) -> bytes:
-    """Overwrite 1-4 bytes in the first 128 with extreme values: sizes, counts, offsets."""
+    """Overwrite 1-4 bytes with extreme values: sizes, counts, offsets.
+
+    Headers sit in the first 128 bytes, or in the last 256 (a TIFF directory written after its strips).
+    """
     mutated = bytearray(data)
-    position = rng.randrange(min(len(data), 128))
+    position = rng.randrange(min(len(data), 128)) if rng.random() < 0.7 else rng.randrange(max(0, len(data) - 256), len(data))
     width = rng.randint(1, 4)
     value = rng.choice([b"\xff", b"\x00", b"\x7f", b"\x80", bytes([rng.randrange(256)])]) * width
     mutated[position : position + width] = value

@@ -98,7 +98,7 @@ def test_every_bomb_is_refused_from_its_header(name):
         finishes_within(5, lambda: decode_image(data, name, LIMIT))
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and "\n" not in message
-    assert re.search(r"over the max_image_pixels limit|side over|not a supported image format|truncated", message)
+    assert re.search(r"over the max_image_pixels limit|side over|not a supported image format|truncated|claims [\d,]+ bytes", message)
 
 
 def test_tall_bmp_passes_the_pixel_limit_but_not_the_side_limit():
@@ -182,7 +182,18 @@ def status(field):
             return int(line.split()[1]) // 1024
     raise SystemExit("no " + field)
 
+def control():  # proves the method sees memory: 150 MB touched must show
+    block = bytearray(150 * 1024 * 1024)
+    return len(block)
+
 results = {}
+try:
+    open("/proc/self/clear_refs", "w").write("5")
+except OSError:
+    pass
+before = status("VmRSS")
+control()
+results["control-150MB"] = {"outcome": "control", "peak_over_baseline_mb": status("VmHWM") - before}
 for path in map(Path, sys.argv[1:]):
     data = path.read_bytes()
     try:
@@ -212,6 +223,7 @@ def test_peak_memory_of_every_refused_bomb(tmp_path):
     assert done.stderr == ""
     results = json.loads(done.stdout)
     print(json.dumps(results, indent=1))
+    assert results.pop("control-150MB")["peak_over_baseline_mb"] >= 140
     for name, result in results.items():
         assert result["outcome"] != "accepted", name
         assert result["peak_over_baseline_mb"] < RSS_BUDGET_MB, (name, result)

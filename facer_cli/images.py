@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,7 +40,10 @@ import numpy as np
 from facer_cli.errors import ImageError, ImageTooLargeError
 from facer_cli.safe_files import DEFAULT_MAX_FILE_BYTES, read_regular_file
 
-IMAGE_SUFFIXES = frozenset(".jpg .jpeg .jpe .png .gif .bmp .dib .webp .tif .tiff .pbm .pgm .ppm .pnm .sr .ras".split())
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm"}
+    | {".sr", ".ras"}
+)
 ACCEPTED_FORMATS = "JPEG, PNG, GIF, BMP, WebP, TIFF, PNM and Sun raster"
 
 # OpenCV raises above 1,048,576 per side, JPEG stops at 65,500 and WebP at 16,383.
@@ -138,8 +142,7 @@ def _check_size(header: ImageHeader, name: str, max_pixels: int) -> None:
         raise ImageError(f"{name}: damaged {header.format} header (size {width}×{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{name}: {width}×{height} = {width * height:,} pixels is over the "
-            f"max_image_pixels limit of {max_pixels:,}"
+            f"{name}: {width}×{height} = {width * height:,} pixels is over the max_image_pixels limit of {max_pixels:,}"
         )
     if max(width, height) > MAX_IMAGE_SIDE:
         raise ImageTooLargeError(
@@ -195,12 +198,12 @@ _REFUSED_SIGNATURES = (
     (re.compile(rb"#\?(RADIANCE|RGBE)"), "Radiance HDR (OpenCV decodes it through a temp file)"),
     (re.compile(rb"\0\0\0\x0cjP  \r\n\x87\n"), "JPEG 2000"),
     (re.compile(rb"\xff\x4f\xff\x51"), "JPEG 2000 codestream"),
-    (re.compile(rb"....ftyp(avi[fs]|hei[cfmsx]|mif1|msf1)", re.S), "AVIF/HEIF"),
+    (re.compile(rb"....ftyp(avi[fs]|hei[cfmsx]|mif1|msf1)", re.DOTALL), "AVIF/HEIF"),
     (re.compile(rb"\x76\x2f\x31\x01"), "OpenEXR"),
     (re.compile(rb"P[Ff][\r\n\t ]"), "PFM (floating-point map)"),
     (re.compile(rb"P7[\r\n\t ]"), "PAM"),
     (re.compile(rb"II\+\0|MM\0\+"), "BigTIFF"),
-    (re.compile(rb"RIFF....WEBP", re.S), "WebP with an unknown chunk"),
+    (re.compile(rb"RIFF....WEBP", re.DOTALL), "WebP with an unknown chunk"),
 )
 
 
@@ -212,7 +215,7 @@ def _refused_format(data: bytes) -> str | None:
     return None
 
 
-def _read(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
+def _read(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
     """`struct.unpack_from` that reports a short file as a damaged header."""
     if offset < 0 or offset + struct.calcsize(fmt) > len(data):
         raise struct.error("header ends early")
@@ -387,13 +390,25 @@ def _webp_header(data: bytes) -> ImageHeader:
         width_bytes, height_bytes = data[payload + 4 : payload + 7], data[payload + 7 : payload + 10]
         if len(height_bytes) < 3:
             raise struct.error("header ends early")
-        return ImageHeader("WebP", int.from_bytes(width_bytes, "little") + 1, int.from_bytes(height_bytes, "little") + 1)
+        return ImageHeader(
+            "WebP", int.from_bytes(width_bytes, "little") + 1, int.from_bytes(height_bytes, "little") + 1
+        )
     raise _Refused(f"damaged WebP header (unknown first chunk {chunk!r})")
 
 
 # ---------------------------------------------------------------- TIFF
 
-_TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 259: "compression", 277: "samples", 284: "planar", 322: "tile_width", 323: "tile_height", 339: "sample_format"}  # noqa: E501
+_TIFF_TAGS = {
+    256: "width",
+    257: "height",
+    258: "bits",
+    259: "compression",
+    277: "samples",
+    284: "planar",
+    322: "tile_width",
+    323: "tile_height",
+    339: "sample_format",
+}
 _TIFF_COMPRESSIONS = {1: "none", 5: "LZW", 7: "JPEG", 8: "Deflate", 32946: "Deflate", 32773: "PackBits"}
 _TIFF_BITS = frozenset({1, 2, 4, 8, 16, 32})
 _TIFF_MAX_ENTRIES = 1024
@@ -544,24 +559,40 @@ def _stderr_captured() -> Iterator[list[str]]:
     """
     lines: list[str] = []
     with _DECODE_LOCK:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         capture = _anonymous_file()
-        saved = os.dup(2)
+        saved = _duplicate_stderr()
         try:
             os.dup2(capture, 2)
             try:
                 yield lines
             finally:
-                os.dup2(saved, 2)
+                _restore_stderr(saved)
             os.lseek(capture, 0, os.SEEK_SET)
             text = os.read(capture, _MAX_CHATTER_BYTES).decode("utf-8", "replace")
         finally:
-            os.close(saved)
+            if saved is not None:
+                os.close(saved)
             os.close(capture)
     chatter, other = _split_chatter(text)
-    if other:
+    if other and saved is not None:
         os.write(2, other.encode())
     lines[:0] = chatter
+
+
+def _duplicate_stderr() -> int | None:
+    try:
+        return os.dup(2)
+    except OSError:  # a daemon started with fd 2 closed
+        return None
+
+
+def _restore_stderr(saved: int | None) -> None:
+    if saved is None:
+        os.close(2)
+    else:
+        os.dup2(saved, 2)
 
 
 def _anonymous_file() -> int:

@@ -146,10 +146,14 @@ def tiff(
         ]
     )
     body = b"II*\0" + struct.pack("<I", ifd_at) + strip
-    body += struct.pack(f"<{strips}I", *([strip_offset] * strips)) + struct.pack(f"<{strips}I", *([len(strip)] * strips))
+    body += struct.pack(f"<{strips}I", *([strip_offset] * strips)) + struct.pack(
+        f"<{strips}I", *([len(strip)] * strips)
+    )
     body += struct.pack(f"<{samples}H", *([bits] * samples))
     entries = b"".join(
-        struct.pack("<HHII", tag, kind, count, value) if kind == 4 or count != 1 else struct.pack("<HHIHH", tag, kind, count, value, 0)
+        struct.pack("<HHII", tag, kind, count, value)
+        if kind == 4 or count != 1
+        else struct.pack("<HHIHH", tag, kind, count, value, 0)
         for tag, kind, count, value in tags
     )
     return body + struct.pack("<H", len(tags)) + entries + struct.pack("<I", next_ifd)
@@ -235,7 +239,9 @@ def png_zero_bomb(side: int = 20000) -> bytes:
     parts.append(compressor.compress(row * (side % rows_per_block)))
     parts.append(compressor.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b"")
+    )
 
 
 def tiff_float_bomb(side: int = 8000, rows_per_strip: int = 16) -> bytes:
@@ -319,7 +325,9 @@ def _header_field(data: bytes, rng: random.Random) -> bytes:
     Headers sit in the first 128 bytes, or in the last 256 (a TIFF directory written after its strips).
     """
     mutated = bytearray(data)
-    position = rng.randrange(min(len(data), 128)) if rng.random() < 0.7 else rng.randrange(max(0, len(data) - 256), len(data))
+    position = (
+        rng.randrange(min(len(data), 128)) if rng.random() < 0.7 else rng.randrange(max(0, len(data) - 256), len(data))
+    )
     width = rng.randint(1, 4)
     value = rng.choice([b"\xff", b"\x00", b"\x7f", b"\x80", bytes([rng.randrange(256)])]) * width
     mutated[position : position + width] = value

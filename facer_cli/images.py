@@ -79,6 +79,8 @@ class ImageHeader:
     # Raw formats: the file length the header's pixel data needs (0: compressed, unknown).
     # OpenCV allocates the whole image before noticing that the data is missing.
     data_needed: int = 0
+    # Compressed formats: why the data is too small to hold the claimed image ('' when it can).
+    too_little_data: str = ""
 
 
 class _Refused(Exception):
@@ -104,6 +106,8 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             f"{name}: truncated image (the {header.format} header needs {header.data_needed:,} bytes, "
             f"the file has {len(data):,})"
         )
+    if header.too_little_data:
+        raise ImageError(f"{name}: damaged {header.format} data ({header.too_little_data})")
     if _looks_truncated(data):
         raise ImageError(f"{name}: truncated image (the file ends before the image data does)")
     image, chatter = _decode_quietly(data)
@@ -224,7 +228,10 @@ def _read(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- JPEG
 
-_JPEG_FRAME_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_FRAME_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3})  # Huffman: baseline, extended, progressive, lossless
+# Arithmetic-coded and hierarchical frames: rare, not shown by browsers, and arithmetic
+# coding can squeeze a huge blank image into a few bytes, so no size bound holds.
+_JPEG_REFUSED_FRAME_MARKERS = frozenset({0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
@@ -255,6 +262,8 @@ def _jpeg_header(data: bytes) -> ImageHeader:
     size: tuple[int, int] | None = None
     orientation = 1
     for marker, start, length in _jpeg_segments(data):
+        if marker in _JPEG_REFUSED_FRAME_MARKERS:
+            raise _Refused("arithmetic-coded or hierarchical JPEG, which facer does not decode")
         if marker in _JPEG_FRAME_MARKERS and size is None:
             _, height, width, _ = _read(">BHHB", data, start)
             if height == 0:
@@ -268,7 +277,16 @@ def _jpeg_header(data: bytes) -> ImageHeader:
         raise _Refused("damaged JPEG header (no frame header before the image data)")
     if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
         raise _Refused(f"JPEG with more than {MAX_JPEG_SCANS} scans, which facer does not decode")
-    return ImageHeader("JPEG", size[0], size[1], orientation)
+    return ImageHeader("JPEG", size[0], size[1], orientation, too_little_data=_jpeg_too_little_data(data, *size))
+
+
+def _jpeg_too_little_data(data: bytes, width: int, height: int) -> str:
+    """Huffman coding spends at least one bit on every 8×8 block (its DC value), so
+    a small file cannot hold a large image; libjpeg would allocate it all first."""
+    blocks = -(-width // 8) * -(-height // 8)
+    if len(data) * 8 < blocks:
+        return f"{len(data):,} bytes cannot hold the {blocks:,} blocks of a {width}×{height} JPEG"
+    return ""
 
 
 def _exif_orientation(tiff: bytes) -> int:
@@ -288,6 +306,8 @@ def _exif_orientation(tiff: bytes) -> int:
 
 # ---------------------------------------------------------------- PNG
 
+# Deflate codes at best 258 bytes in 2 bits: no stream expands more than 1032 times.
+_DEFLATE_MAX_RATIO = 1032
 _PNG_MAX_CHUNKS = 100_000  # bounds the walk; real files have at most a few thousand IDAT chunks
 _PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 
@@ -298,13 +318,22 @@ def _png_header(data: bytes) -> ImageHeader:
         raise _Refused("damaged PNG header (IHDR is not the first chunk)")
     if depth not in _PNG_BIT_DEPTHS.get(colour, ()):
         raise _Refused(f"damaged PNG header (colour type {colour} with bit depth {depth})")
-    _check_png_chunks(data)
-    return ImageHeader("PNG", width, height)
+    compressed = _png_idat_bytes(data)
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    raw = height * (1 + (width * channels * depth + 7) // 8)
+    too_little = ""
+    if raw > _DEFLATE_MAX_RATIO * compressed + 65536:
+        too_little = f"{compressed:,} bytes of compressed pixels cannot hold a {width}×{height} image"
+    return ImageHeader("PNG", width, height, too_little_data=too_little)
 
 
-def _check_png_chunks(data: bytes) -> None:
-    """Every chunk must fit in the file: OpenCV 5 trusts a chunk's length (a 25 KB PNG
-    whose PLTE claims 2 GB cost 2 GB of memory and 5 s before this check)."""
+def _png_idat_bytes(data: bytes) -> int:
+    """The length of all IDAT chunks, after checking every chunk fits in the file.
+
+    OpenCV 5 trusts a chunk's length: a 25 KB PNG whose PLTE claimed 2 GB cost
+    2 GB of memory and 5 s before this check.
+    """
+    idat = 0
     pos = 8
     for _ in range(_PNG_MAX_CHUNKS):
         if pos + 12 > len(data):
@@ -316,7 +345,9 @@ def _check_png_chunks(data: bytes) -> None:
                 f"the file has {len(data) - pos - 12:,} left)"
             )
         if kind == b"IEND":
-            return
+            return idat
+        if kind == b"IDAT":
+            idat += length
         pos += 12 + length
     raise _Refused(f"PNG of more than {_PNG_MAX_CHUNKS:,} chunks, which facer does not decode")
 

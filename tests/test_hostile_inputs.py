@@ -101,7 +101,8 @@ def test_every_bomb_is_refused_from_its_header(name):
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and "\n" not in message
     assert re.search(
-        r"over the max_image_pixels limit|side over|not a supported image format|truncated|claims [\d,]+ bytes", message
+        r"over the max_image_pixels limit|side over|not a supported image format|truncated|claims [\d,]+ bytes|cannot hold",
+        message,
     )
 
 
@@ -120,6 +121,32 @@ def test_a_tiny_file_cannot_claim_a_large_raw_image():
         decode_image(hf.bmp(4000, 4000, b"\0" * 64), "short.bmp", LIMIT)
     with pytest.raises(ImageError, match="truncated image"):
         decode_image(b"P5\n3000 3000\n255\n" + b"\0" * 10, "short.pgm", LIMIT)
+
+
+def test_compressed_data_must_be_able_to_hold_the_claimed_size():
+    """Deflate expands at most 1032 times; Huffman JPEG spends a bit per 8×8 block at least."""
+    with pytest.raises(ImageError, match=r"damaged JPEG data \(927 bytes cannot hold the 765,625 blocks"):
+        decode_image(hf.claiming("jpeg", 7000, 7000), "tiny.jpg", LIMIT)
+    with pytest.raises(ImageError, match="bytes of compressed pixels cannot hold a 7000×7000 image"):
+        decode_image(hf.claiming("png", 7000, 7000), "tiny.png", LIMIT)
+    assert read_header(hf.png_zero_bomb(), "bomb.png").too_little_data == ""  # a real bomb is plausible
+
+
+def test_the_most_compressible_real_images_still_pass(tmp_path):
+    from PIL import Image
+
+    solid = Image.new("L", (2000, 2000), 128)
+    for name, options in (("gray.jpg", {"optimize": True, "quality": 1}), ("prog.jpg", {"progressive": True})):
+        solid.save(tmp_path / name, **options)  # optimized gray: 2 bits a block, the least sequential JPEG spends
+        assert load_image(tmp_path / name, LIMIT).shape == (2000, 2000, 3)
+    solid.convert("1").save(tmp_path / "solid.png", optimize=True)
+    assert load_image(tmp_path / "solid.png", LIMIT).shape == (2000, 2000, 3)
+
+
+def test_arithmetic_coded_jpeg_is_refused(photo):
+    data = cv2.imencode(".jpg", photo)[1].tobytes().replace(b"\xff\xc0", b"\xff\xc9", 1)
+    with pytest.raises(ImageError, match="arithmetic-coded or hierarchical JPEG"):
+        decode_image(data, "arith.jpg", LIMIT)
 
 
 @pytest.mark.parametrize(

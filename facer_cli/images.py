@@ -9,9 +9,12 @@ Hostile input is the normal case here (uploads, folders of unknown files), so:
   PAM are refused: their sizes live in nested boxes or codestreams that facer
   would have to trust blindly.
 * Width and height come from small `struct` parsers of the header, checked against
-  `max_pixels` and `MAX_IMAGE_SIDE` before a single pixel is decoded. Raw formats
-  (BMP, PNM, Sun raster) whose data is shorter than the header claims are refused
-  as truncated, so a tiny file cannot make OpenCV allocate a large blank image.
+  `max_pixels` and `MAX_IMAGE_SIDE` before a single pixel is decoded.
+* A small file cannot claim a large image, because decoders allocate the whole image
+  before they find the data missing: raw formats (BMP, PNM, Sun raster) must hold
+  every row; compressed ones must have enough data for their codec's best possible
+  ratio (Deflate 1032:1, LZW and PackBits bounded, Huffman JPEG one bit per block).
+  Every PNG chunk must fit in the file (OpenCV 5 trusts chunk lengths).
 * Decoder chatter (libjpeg's "Corrupt JPEG data", libpng warnings, OpenCV's
   `[ERROR]` lines) is written by C code straight to file descriptor 2. Decoding
   runs with fd 2 pointed at an in-memory file under a lock; what the decoder said
@@ -361,11 +364,35 @@ def _gif_header(data: bytes) -> ImageHeader:
     while True:
         block = data[pos]
         if block == 0x2C:  # image descriptor: the first frame may reach past the screen
-            left, top, width, height = _read("<HHHH", data, pos + 1)
-            return ImageHeader("GIF", max(screen_width, left + width), max(screen_height, top + height))
+            left, top, width, height, frame_flags = _read("<HHHHB", data, pos + 1)
+            size = (max(screen_width, left + width), max(screen_height, top + height))
+            table = 3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0
+            too_little = _gif_too_little_data(data, pos + 10 + table, width * height)
+            return ImageHeader("GIF", *size, too_little_data=too_little)
         if block != 0x21:
             raise _Refused("damaged GIF header (no image before the end of the file)")
         pos = _skip_gif_sub_blocks(data, pos + 2)
+
+
+def _gif_too_little_data(data: bytes, pos: int, pixels: int) -> str:
+    """LZW codes take at least min_code_size + 1 bits; code k of a table spells at most
+    k + 1 pixels, and no code more than 4096. So n codes give at most `_lzw_max_output(n)`."""
+    min_code_size = data[pos]
+    compressed = 0
+    pos += 1
+    while pos < len(data) and data[pos]:
+        compressed += data[pos]
+        pos += data[pos] + 1
+    codes = compressed * 8 // (min(min_code_size, 11) + 1)
+    if _lzw_max_output(codes) < pixels:
+        return f"{compressed:,} bytes of compressed pixels cannot hold a frame of {pixels:,} pixels"
+    return ""
+
+
+def _lzw_max_output(codes: int) -> int:
+    if codes <= 4096:
+        return codes * (codes + 3) // 2
+    return 4096 * 4099 // 2 + (codes - 4096) * 4096
 
 
 def _skip_gif_sub_blocks(data: bytes, pos: int) -> int:
@@ -441,6 +468,9 @@ _TIFF_TAGS = {
     339: "sample_format",
 }
 _TIFF_COMPRESSIONS = {1: "none", 5: "LZW", 7: "JPEG", 8: "Deflate", 32946: "Deflate", 32773: "PackBits"}
+# How many times each compression can expand its data at most: PackBits 2 bytes to 128,
+# Deflate 1032, LZW a 4096-byte string per 9-bit code, JPEG a 64-pixel block per bit.
+_TIFF_MAX_EXPANSION = {1: 1, 32773: 64, 8: 1032, 32946: 1032, 5: 4096 * 8 // 9, 7: 64 * 4 * 2 * 8}
 _TIFF_BITS = frozenset({1, 2, 4, 8, 16, 32})
 _TIFF_MAX_ENTRIES = 1024
 
@@ -458,7 +488,17 @@ def _tiff_header(data: bytes) -> ImageHeader:
     if "width" not in fields or "height" not in fields:
         raise _Refused("damaged TIFF header (no image width or height)")
     _check_tiff_layout(fields)
-    return ImageHeader("TIFF", fields["width"], fields["height"])
+    width, height = fields["width"], fields["height"]
+    return ImageHeader("TIFF", width, height, too_little_data=_tiff_too_little_data(fields, len(data)))
+
+
+def _tiff_too_little_data(fields: dict[str, int], file_bytes: int) -> str:
+    """Each compression expands its data a bounded number of times; libtiff cannot find more pixels."""
+    compressed = fields.get("byte_counts", file_bytes)  # without byte counts, libtiff reads to the end
+    raw = fields["height"] * -(-fields["width"] * fields.get("samples", 1) * fields.get("bits", 1) // 8)
+    if raw > _TIFF_MAX_EXPANSION[fields.get("compression", 1)] * compressed + 65536:
+        return f"{compressed:,} bytes of strips cannot hold a {fields['width']}×{fields['height']} image"
+    return ""
 
 
 def _tiff_fields(data: bytes, order: str, ifd: int, count: int) -> Iterator[tuple[str, int]]:
@@ -466,6 +506,9 @@ def _tiff_fields(data: bytes, order: str, ifd: int, count: int) -> Iterator[tupl
     type_formats = {1: "B", 3: "H", 4: "I"}
     for index in range(count):
         tag, kind, values, inline = _read(order + "HHI4s", data, ifd + 2 + 12 * index)
+        if tag in (279, 325) and kind in (3, 4):  # StripByteCounts, TileByteCounts: their sum
+            yield "byte_counts", _tiff_sum(data, order, type_formats[kind], values, inline)
+            continue
         if tag not in _TIFF_TAGS:
             continue
         if kind not in type_formats or values == 0:
@@ -479,6 +522,16 @@ def _tiff_fields(data: bytes, order: str, ifd: int, count: int) -> Iterator[tupl
             (offset,) = struct.unpack_from(order + "I", inline)
             numbers = _read(order + value_format * wanted, data, offset)
         yield _TIFF_TAGS[tag], max(numbers) if tag == 258 else numbers[0]
+
+
+def _tiff_sum(data: bytes, order: str, value_format: str, values: int, inline: bytes) -> int:
+    size = struct.calcsize(value_format)
+    if values * size <= 4:
+        return sum(struct.unpack_from(order + value_format * values, inline))
+    (offset,) = struct.unpack_from(order + "I", inline)
+    if offset + values * size > len(data):
+        raise struct.error("byte counts beyond the end of the file")
+    return int(np.frombuffer(data, np.dtype(order + value_format), values, offset).sum(dtype=np.uint64))
 
 
 def _check_tiff_layout(fields: dict[str, int]) -> None:

@@ -199,8 +199,7 @@ def size_bombs() -> dict[str, bytes]:
     bombs["radiance-hdr-30000"] = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 30000 +X 30000\n" + b"\0" * 64
     # Under the 50 Mpx limit, but far too little data for the size: refused before OpenCV allocates it.
     bombs["bmp-under-limit-no-data"] = bmp(4000, 4000, b"\0" * 64)
-    bombs["jpeg-under-limit-tiny"] = claiming("jpeg", 7000, 7000)
-    bombs["png-under-limit-tiny"] = claiming("png", 7000, 7000)
+    bombs.update({f"{fmt}-under-limit-tiny": claiming(fmt, 7000, 7000) for fmt in CLAIM_FORMATS})
     bombs["png-chunk-claims-2GB"] = png_chunk_claiming(0x80808080)
     bombs["png-real-zero-bomb"] = png_zero_bomb()
     bombs["tiff-real-float-deflate-bomb"] = tiff_float_bomb()

@@ -101,7 +101,7 @@ def test_every_bomb_is_refused_from_its_header(name):
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and "\n" not in message
     assert re.search(
-        r"over the max_image_pixels limit|side over|not a supported image format|truncated|claims [\d,]+ bytes|cannot hold",
+        r"over the max_image_pixels limit|side over|not a supported image format|truncated|claims [\d,]+ bytes|cannot hold|damaged",
         message,
     )
 
@@ -124,12 +124,18 @@ def test_a_tiny_file_cannot_claim_a_large_raw_image():
 
 
 def test_compressed_data_must_be_able_to_hold_the_claimed_size():
-    """Deflate expands at most 1032 times; Huffman JPEG spends a bit per 8×8 block at least."""
+    """Deflate expands at most 1032 times, LZW and PackBits a bounded number of times too;
+    Huffman JPEG spends a bit per 8×8 block at least."""
     with pytest.raises(ImageError, match=r"damaged JPEG data \(927 bytes cannot hold the 765,625 blocks"):
         decode_image(hf.claiming("jpeg", 7000, 7000), "tiny.jpg", LIMIT)
     with pytest.raises(ImageError, match="bytes of compressed pixels cannot hold a 7000×7000 image"):
         decode_image(hf.claiming("png", 7000, 7000), "tiny.png", LIMIT)
-    assert read_header(hf.png_zero_bomb(), "bomb.png").too_little_data == ""  # a real bomb is plausible
+    with pytest.raises(ImageError, match="bytes of compressed pixels cannot hold a frame of 49,000,000 pixels"):
+        decode_image(hf.claiming("gif", 7000, 7000), "tiny.gif", LIMIT)
+    with pytest.raises(ImageError, match="bytes of strips cannot hold a 7000×7000 image"):
+        decode_image(hf.claiming("tiff", 7000, 7000), "tiny.tif", LIMIT)
+    assert read_header(hf.png_zero_bomb(), "bomb.png").too_little_data == ""  # real bombs are plausible
+    assert read_header(hf.tiff_float_bomb(), "bomb.tif").too_little_data == ""
 
 
 def test_the_most_compressible_real_images_still_pass(tmp_path):
@@ -140,7 +146,11 @@ def test_the_most_compressible_real_images_still_pass(tmp_path):
         solid.save(tmp_path / name, **options)  # optimized gray: 2 bits a block, the least sequential JPEG spends
         assert load_image(tmp_path / name, LIMIT).shape == (2000, 2000, 3)
     solid.convert("1").save(tmp_path / "solid.png", optimize=True)
-    assert load_image(tmp_path / "solid.png", LIMIT).shape == (2000, 2000, 3)
+    solid.save(tmp_path / "solid.gif")
+    for compression in ("tiff_lzw", "tiff_adobe_deflate", "packbits"):
+        solid.save(tmp_path / f"{compression}.tif", compression=compression)
+    for name in ("solid.png", "solid.gif", "tiff_lzw.tif", "tiff_adobe_deflate.tif", "packbits.tif"):
+        assert load_image(tmp_path / name, LIMIT).shape == (2000, 2000, 3), name
 
 
 def test_arithmetic_coded_jpeg_is_refused(photo):

@@ -49,9 +49,9 @@ IMAGE_SUFFIXES = frozenset(
 )
 ACCEPTED_FORMATS = "JPEG, PNG, GIF, BMP, WebP, TIFF, PNM and Sun raster"
 
-# OpenCV raises above 1,048,576 per side, JPEG stops at 65,500 and WebP at 16,383.
-# 32,767 (signed 16-bit) is far beyond any face photo and keeps every codec and
-# OpenCV's 16-bit coordinate paths in range; a 10×2,000,000 BMP is refused here.
+# OpenCV raises cv2.error above 1,048,576 per side (CV_IO_MAX_IMAGE_WIDTH/HEIGHT),
+# JPEG stops at 65,500 and WebP at 16,383. 32,767 (signed 16-bit) is far beyond any
+# face photo; a 118-byte BMP claiming 10×2,000,000 passes the pixel limit, not this.
 MAX_IMAGE_SIDE = 32767
 # A progressive JPEG has about 10 scans; thousands of tiny ones make libjpeg spin.
 MAX_JPEG_SCANS = 100

@@ -78,21 +78,14 @@ HINTS: dict[type[e.FacerError], str] = {
 }
 
 
-def _lookup(table: dict, cls: type) -> object | None:
-    for ancestor in cls.__mro__:
-        if ancestor in table:
-            return table[ancestor]
-    return None
-
-
 def status_for(error: type[BaseException] | BaseException) -> int:
     cls = error if isinstance(error, type) else type(error)
-    status = _lookup(STATUS, cls)
+    status = e.resolve(STATUS, cls)
     return 500 if status is None else int(status)  # type: ignore[call-overload]
 
 
 def public_line(error: e.FacerError) -> str:
-    hint = _lookup(HINTS, type(error))
+    hint = e.resolve(HINTS, type(error))
     return error.public_message if hint is None else f"{error.public_message}; {hint}"
 
 

@@ -95,11 +95,13 @@ def frames_table(
 
     The decision, its reason and the frame's role in the template share the last column, so the
     table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full)."""
-    table = Table(title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=30)
+    table = Table(
+        title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=20)
     for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("decision", ratio=1, overflow="fold" if verbose else "ellipsis")
+    table.add_column("decision", ratio=1, min_width=15, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
         name: Text | str = literal(_file_name(frame.source))
         if frame.error is not None or not frame.faces:
@@ -380,7 +382,11 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
         frames_table(result.enrolled.frames.frames, result.enrolled.template, verbose=verbose),
     ]
     for number, check in enumerate(result.checks, start=2):
-        expected = "the same person: should match" if check.expected == "match" else "someone else: should not match"
+        expected = (
+            "Yao Ming cut from the team photo players.jpg: should match"
+            if check.expected == "match"
+            else "someone else: should not match"
+        )
         parts.append(Text.assemble((f"{number}. verify ", "bold"), literal(check.photo), f" ({expected})"))
         parts.append(frames_table(check.result.frames.frames, check.result.probe, verbose=verbose))
         parts.append(comparison_text(check.result.comparison))
@@ -392,7 +398,12 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
         )
     )
     parts.append(Text("Next, with your own photos:", "bold"))
-    parts.extend(Text("  " + step) for step in result.next_steps)
+    steps = Table.grid(padding=(0, 2))
+    steps.add_column(no_wrap=True)
+    steps.add_column(style="dim")
+    for command, what in result.next_steps:
+        steps.add_row("  " + command, what)
+    parts.append(steps)
     return Group(*parts)
 
 

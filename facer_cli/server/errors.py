@@ -81,7 +81,7 @@ HINTS: dict[type[e.FacerError], str] = {
 def status_for(error: type[BaseException] | BaseException) -> int:
     cls = error if isinstance(error, type) else type(error)
     status = e.resolve(STATUS, cls)
-    return 500 if status is None else int(status)  # type: ignore[call-overload]
+    return 500 if status is None else status
 
 
 def public_line(error: e.FacerError) -> str:

@@ -288,14 +288,23 @@ class LivenessChecker:
                 self._next_step(frame)
         else:
             sign = _direction(step)
-            self._progress = max(0.0, min(1.0, sign * yaw / step.target))
-            if sign * yaw >= step.target:
+            needed = self._turn_needed(step, sign)
+            self._progress = max(0.0, min(1.0, sign * yaw / needed))
+            if sign * yaw >= needed:
                 self._next_step(frame)
             elif sign * yaw > -WRONG_WAY_YAW:
                 self._wrong_way_armed = True  # back on the asked side of the wrong-way line
             elif self._wrong_way_armed:
                 other = "left" if step.move == "right" else "right"
                 self._fail(f"turned {other} when asked to turn {step.move} (step {self._step + 1})")
+
+    def _turn_needed(self, step: ChallengeStep, sign: int) -> float:
+        """The step's target, raised when needed so the turn leaves the frontal reference by enough to
+        show parallax (a reference at -6° and a right turn to -20° would move only 14°)."""
+        reference = self._reference
+        if reference is None or reference.yaw is None:
+            return step.target
+        return max(step.target, sign * reference.yaw + PARALLAX_MIN_YAW_CHANGE)
 
     def _next_step(self, frame: LivenessFrame) -> None:
         self._step += 1

@@ -159,11 +159,11 @@ def attacks(engine: FaceEngine, kinds: list[str], count: int, seed: int, peak_ya
 
 
 # -- printing -------------------------------------------------------------------------
-def summary(values: list[float]) -> str:
+def summary(values: list[float] | list[int], digits: int = 4) -> str:
     if not values:
         return "n=0"
-    return (f"n={len(values)} min {min(values):.4f}  median {statistics.median(values):.4f}  "
-            f"max {max(values):.4f}")
+    return (f"n={len(values)} min {min(values):.{digits}f}  median {statistics.median(values):.{digits}f}  "
+            f"max {max(values):.{digits}f}")
 
 
 def histogram(groups: dict[str, list[float]], bins: list[float]) -> None:
@@ -188,8 +188,7 @@ def report_attacks(name: str, attempts: list[Attempt]) -> None:
           f"({len(passed)} accepted)")
     for kind, n in Counter(reason_kind(a.reason.split(';')[0]) for a in attempts).most_common():
         print(f"  first reason {kind!r}: {n}")
-    print(f"  estimated |yaw change| (truly turned 25-35° or more): "
-          f"{summary([a.max_yaw_change for a in attempts])}")
+    print(f"  estimated |yaw change| from the first frame: {summary([a.max_yaw_change for a in attempts], 1)}°")
     print(f"  parallax statistic (as if pose were fooled): {summary([a.parallax for a in attempts if a.parallax is not None])}")
     for a in passed:
         print(f"  ACCEPTED: {a.label}")
@@ -253,8 +252,8 @@ def main() -> int:
         print(f"  {a.label:28s} {'LIVE' if a.live else 'not live':8s} parallax {shown:>6s}  "
               f"{a.frames:2d} frames  {a.seconds:4.1f} s  {a.reason}")
     passed = [a for a in genuine if a.live]
-    print(f"  BPCER {100 * (1 - len(passed) / len(genuine)):.1f} %; to pass: frames {summary([a.frames for a in passed])}; "
-          f"seconds {summary([a.seconds for a in passed])}")
+    print(f"  BPCER {100 * (1 - len(passed) / len(genuine)):.1f} %; to pass: frames {summary([a.frames for a in passed], 1)}; "
+          f"seconds {summary([a.seconds for a in passed], 1)}")
     print(f"  per-frame residuals, every frontal/turned pair: {summary(pair_residuals)}")
 
     started = time.perf_counter()

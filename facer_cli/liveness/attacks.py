@@ -158,18 +158,19 @@ def cylinder_maps(photo_size: tuple[int, int], centre: tuple[float, float], scal
     return map_x, map_y, inside
 
 
-def turn_schedule(rng: np.random.Generator, first_sign: int,
-                  peak_yaw: tuple[float, float] = (25.0, 35.0)) -> list[tuple[float, float, float]]:
+def turn_schedule(rng: np.random.Generator, first_sign: int, peak_yaw: tuple[float, float] = (25.0, 35.0),
+                  ramp_frames: tuple[int, int] = (3, 4)) -> list[tuple[float, float, float]]:
     """Per-frame (yaw, pitch, roll) of the plane: frontal, turned one way, then the other.
 
     Peak yaw drawn in `peak_yaw`, pitch wandering up to ±35°, a little roll; a few frames per
-    phase, as an attacker tilting a photo to follow "turn left, turn right" would.
+    phase (`ramp_frames`, inclusive), as an attacker tilting a photo to follow "turn left, turn
+    right" would.
     """
     peaks = [first_sign * rng.uniform(*peak_yaw), -first_sign * rng.uniform(*peak_yaw)]
     yaws = [0.0, 0.0]
     for peak in peaks:
         start = yaws[-1]
-        steps = int(rng.integers(3, 5))
+        steps = int(rng.integers(ramp_frames[0], ramp_frames[1] + 1))
         yaws += [start + (peak - start) * (k + 1) / steps for k in range(steps)] + [peak]
     yaws += [0.0]
     pitch_peak = rng.uniform(-35, 35)
@@ -179,7 +180,7 @@ def turn_schedule(rng: np.random.Generator, first_sign: int,
 
 def render_attack(photo: np.ndarray, face_box: tuple[float, float, float, float], kind: str,
                   rng: np.random.Generator, name: str = "photo",
-                  peak_yaw: tuple[float, float] = (25.0, 35.0)) -> AttackVideo:
+                  peak_yaw: tuple[float, float] = (25.0, 35.0), ramp_frames: tuple[int, int] = (3, 4)) -> AttackVideo:
     """One attack video from `photo` (BGR) and its face's box: see the module docstring."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -193,7 +194,7 @@ def render_attack(photo: np.ndarray, face_box: tuple[float, float, float, float]
     depth = camera_matrix()[0, 0]  # at this depth one world unit is one frame pixel
     radius = float(rng.uniform(0.6, 1.5)) if kind == "bent" else None
     first_sign = 1 if rng.random() < 0.5 else -1
-    schedule = turn_schedule(rng, first_sign, peak_yaw)
+    schedule = turn_schedule(rng, first_sign, peak_yaw, ramp_frames)
     moves: tuple[Move, ...] = ("straight", "left", "right") if first_sign > 0 else ("straight", "right", "left")
     base_face = rng.uniform(110, 190)  # face height in frame pixels when frontal
     offset = rng.uniform(-60, 60, 2)

@@ -45,7 +45,7 @@ SAME_FACE_MAX_CENTRE_SHIFT = 0.5
 SAME_FACE_MIN_COSINE = 0.25
 # A face missing for longer than this (turned away, stepped out) ends the attempt.
 MAX_FACE_GAP_MS = 1000.0
-# Blink: EAR below BLINK_CLOSED_RATIO × the open-eye level (median EAR so far), then back
+# Blink: EAR below BLINK_CLOSED_RATIO × the open-eye level (highest median EAR so far), then back
 # above BLINK_OPEN_RATIO × it. Open eyes read 0.25-0.35 on 2d106det, shut ones about half.
 BLINK_CLOSED_RATIO = 0.65
 BLINK_OPEN_RATIO = 0.85
@@ -152,6 +152,7 @@ class LivenessChecker:
         self._reference_iod = 0.0
         self._turned_residuals: list[float] = []
         self._ears: list[float] = []
+        self._open_ear = 0.0
         self._eyes_closed = False
         self._blinks = 0
         self._blinks_before_step = 0
@@ -264,7 +265,9 @@ class LivenessChecker:
         self._ears.append(ear)
         if len(self._ears) < 3:
             return  # no open-eye level yet
-        open_level = statistics.median(self._ears)
+        # The highest median so far: eyes held shut for a while must not become the new "open".
+        self._open_ear = max(self._open_ear, statistics.median(self._ears))
+        open_level = self._open_ear
         if ear < BLINK_CLOSED_RATIO * open_level:
             self._eyes_closed = True
         elif self._eyes_closed and ear > BLINK_OPEN_RATIO * open_level:

@@ -35,7 +35,8 @@ from facer_cli.api import get_engine
 from facer_cli.engine import FaceEngine
 from facer_cli.liveness import PARALLAX_MIN_RESIDUAL, Challenge, LivenessChecker, LivenessFrame, observe
 from facer_cli.liveness.attacks import AttackVideo, render_attack, turned_parallax
-from facer_cli.liveness.geometry import inter_ocular_distance, parallax_residual
+from facer_cli.liveness.checker import BlinkDetector
+from facer_cli.liveness.geometry import eye_aspect_ratio, inter_ocular_distance, parallax_residual
 from facer_cli.settings import Settings
 
 FACES = Path(os.environ.get("FACER_TEST_FACES", Path(__file__).resolve().parents[2] / "shared" / "faces"))
@@ -118,6 +119,17 @@ def genuine_pair_residuals(observed: dict[int, LivenessFrame]) -> list[float]:
             if 0 < other.timestamp_ms - ref.timestamp_ms <= 4000 and abs(other.yaw - ref.yaw) >= 15:
                 residuals.append(parallax_residual(ref.landmarks, other.landmarks, iod))
     return residuals
+
+
+def clip_blinks(observed: dict[int, LivenessFrame]) -> None:
+    """The blink cue on the clip at its full 30 fps, and at the camera's 100 and 200 ms spacing."""
+    frames = [observed[i] for i in sorted(observed) if observed[i].landmarks is not None]
+    ears = [eye_aspect_ratio(f.landmarks) for f in frames if f.landmarks is not None]
+    print(f"\nBlink cue on the clip (frames {CLIP_FRAMES[0]}-{CLIP_FRAMES[-1]}): EAR {summary(ears, 3)}")
+    for every in (1, 3, 6):
+        detector = BlinkDetector()
+        found = [frames[k].index for k in range(0, len(frames), every) if detector.update(ears[k])]
+        print(f"  every {every * 33.4:.0f} ms: {len(found)} blink(s) detected, ending at frames {found}")
 
 
 def _max_yaw_change(frames: list[LivenessFrame]) -> float:
@@ -255,6 +267,7 @@ def main() -> int:
     print(f"  BPCER {100 * (1 - len(passed) / len(genuine)):.1f} %; to pass: frames {summary([a.frames for a in passed], 1)}; "
           f"seconds {summary([a.seconds for a in passed], 1)}")
     print(f"  per-frame residuals, every frontal/turned pair: {summary(pair_residuals)}")
+    clip_blinks(observed)
 
     started = time.perf_counter()
     flat = attacks(engine, ["print", "screen"], args.attacks, args.seed, (25.0, 35.0))

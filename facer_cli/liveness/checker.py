@@ -129,6 +129,32 @@ class LivenessResult:
         return data
 
 
+class BlinkDetector:
+    """Counts blinks in a stream of eye aspect ratios: a dip below BLINK_CLOSED_RATIO × the open-eye
+    level, then a recovery above BLINK_OPEN_RATIO × it."""
+
+    def __init__(self) -> None:
+        self.ears: list[float] = []
+        self.open_level = 0.0
+        self.closed = False
+        self.count = 0
+
+    def update(self, ear: float) -> bool:
+        """Take one frame's EAR; True when it completes a blink."""
+        self.ears.append(ear)
+        if len(self.ears) < 3:
+            return False  # no open-eye level yet
+        # The highest median so far: eyes held shut for a while must not become the new "open".
+        self.open_level = max(self.open_level, statistics.median(self.ears))
+        if ear < BLINK_CLOSED_RATIO * self.open_level:
+            self.closed = True
+        elif self.closed and ear > BLINK_OPEN_RATIO * self.open_level:
+            self.closed = False
+            self.count += 1
+            return True
+        return False
+
+
 def _direction(step: ChallengeStep) -> int:
     """+1 for left (yaw > 0: the person turns to their left), -1 for right, 0 otherwise."""
     return {"left": 1, "right": -1}.get(step.move, 0)
@@ -151,10 +177,7 @@ class LivenessChecker:
         self._reference: LivenessFrame | None = None
         self._reference_iod = 0.0
         self._turned_residuals: list[float] = []
-        self._ears: list[float] = []
-        self._open_ear = 0.0
-        self._eyes_closed = False
-        self._blinks = 0
+        self._blink = BlinkDetector()
         self._blinks_before_step = 0
         self._wrong_way_armed = False
         self._progress = 0.0
@@ -194,7 +217,7 @@ class LivenessChecker:
                        f"{step.instruction if step else 'parallax'})")
         return LivenessResult(
             live=bool(self._live), reasons=list(self.reasons), challenge=self.challenge, steps_done=self._step,
-            parallax=self._parallax, blinked=self._blinks > 0,
+            parallax=self._parallax, blinked=self._blink.count > 0,
             elapsed_ms=self._last_ms - (self._first_ms if self._first_ms is not None else self._last_ms),
             cues=self.cues,
         )
@@ -254,25 +277,12 @@ class LivenessChecker:
     def _measure(self, frame: LivenessFrame, cue: FrameCue) -> None:
         assert frame.landmarks is not None and frame.yaw is not None
         cue.ear = eye_aspect_ratio(frame.landmarks)
-        self._track_blink(cue.ear)
+        self._blink.update(cue.ear)
         reference = self._reference
         if reference is not None and reference.landmarks is not None and reference.yaw is not None:
             cue.residual = parallax_residual(reference.landmarks, frame.landmarks, self._reference_iod)
             if abs(frame.yaw - reference.yaw) >= PARALLAX_MIN_YAW_CHANGE:
                 self._turned_residuals.append(cue.residual)
-
-    def _track_blink(self, ear: float) -> None:
-        self._ears.append(ear)
-        if len(self._ears) < 3:
-            return  # no open-eye level yet
-        # The highest median so far: eyes held shut for a while must not become the new "open".
-        self._open_ear = max(self._open_ear, statistics.median(self._ears))
-        open_level = self._open_ear
-        if ear < BLINK_CLOSED_RATIO * open_level:
-            self._eyes_closed = True
-        elif self._eyes_closed and ear > BLINK_OPEN_RATIO * open_level:
-            self._eyes_closed = False
-            self._blinks += 1
 
     def _advance(self, frame: LivenessFrame) -> None:
         """Move through the steps this frame completes (or fail on a wrong-way turn)."""
@@ -285,7 +295,7 @@ class LivenessChecker:
                 self._reference, self._reference_iod = frame, inter_ocular_distance(frame.landmarks)
                 self._next_step(frame)
         elif step.move == "blink":
-            blinked = self._blinks > self._blinks_before_step  # a blink during this step, not before
+            blinked = self._blink.count > self._blinks_before_step  # a blink during this step, not before
             self._progress = 1.0 if blinked else 0.0
             if blinked:
                 self._next_step(frame)
@@ -313,7 +323,7 @@ class LivenessChecker:
         self._step += 1
         self._step_started_ms = frame.timestamp_ms
         self._wrong_way_armed = False
-        self._blinks_before_step = self._blinks
+        self._blinks_before_step = self._blink.count
         if self.current_step is None:
             self._decide_parallax()
 

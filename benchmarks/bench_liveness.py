@@ -187,11 +187,19 @@ def histogram(groups: dict[str, list[float]], bins: list[float]) -> None:
         print(f"  {lo:5.3f}-{hi:5.3f} {cells}")
 
 
+REASON_KINDS = {
+    "did not": "a step timed out",
+    "no parallax:": "flat: no parallax",
+    "no parallax measured": "never turned 15° from frontal",
+    "face changed": "face changed",
+    "face lost": "face lost",
+    "turned": "turned the wrong way",
+    "stopped": "the video ended before the turns were reached",
+}
+
+
 def reason_kind(reason: str) -> str:
-    for key in ("did not", "no parallax:", "no parallax measured", "face changed", "face lost", "turned", "stopped"):
-        if key in reason:
-            return key
-    return reason or "passed"
+    return next((kind for key, kind in REASON_KINDS.items() if key in reason), reason or "passed")
 
 
 def report_attacks(name: str, attempts: list[Attempt]) -> None:
@@ -199,7 +207,7 @@ def report_attacks(name: str, attempts: list[Attempt]) -> None:
     print(f"\n{name}: {len(attempts)} attacks, full checker APCER {100 * len(passed) / max(1, len(attempts)):.1f} % "
           f"({len(passed)} accepted)")
     for kind, n in Counter(reason_kind(a.reason.split(';')[0]) for a in attempts).most_common():
-        print(f"  first reason {kind!r}: {n}")
+        print(f"  first reason: {kind}: {n}")
     print(f"  estimated |yaw change| from the first frame: {summary([a.max_yaw_change for a in attempts], 1)}°")
     print(f"  parallax statistic (as if pose were fooled): {summary([a.parallax for a in attempts if a.parallax is not None])}")
     for a in passed:

@@ -15,6 +15,7 @@ from facer_cli.liveness.challenge import Challenge, ChallengeStep
 from facer_cli.liveness.checker import (
     PARALLAX_MIN_RESIDUAL,
     PARALLAX_MIN_YAW_CHANGE,
+    BlinkDetector,
     FrameCue,
     LivenessChecker,
     LivenessFrame,
@@ -27,6 +28,7 @@ from facer_cli.liveness.runner import check_camera, check_frames, observe
 __all__ = [
     "PARALLAX_MIN_RESIDUAL",
     "PARALLAX_MIN_YAW_CHANGE",
+    "BlinkDetector",
     "Challenge",
     "ChallengeStep",
     "FrameCue",

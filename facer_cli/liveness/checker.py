@@ -198,11 +198,6 @@ class LivenessChecker:
         steps = self.challenge.steps
         return steps[self._step] if self._step < len(steps) else None
 
-    @property
-    def last_box(self) -> Box | None:
-        """The tracked face's last box: `observe` picks the face nearest to it in the next frame."""
-        return None if self._last_face is None else self._last_face.box
-
     def progress(self) -> LivenessProgress:
         step = self.current_step
         started = self._step_started_ms if self._step_started_ms is not None else self._last_ms

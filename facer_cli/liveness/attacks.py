@@ -28,6 +28,10 @@ from facer_cli.liveness.geometry import inter_ocular_distance, parallax_residual
 FRAME_SIZE = (640, 480)  # width, height
 FRAME_INTERVAL_MS = 200.0  # the camera's default spacing of kept frames
 KINDS = ("print", "screen", "bent")
+# A phone screen in portrait: this many pixels high, showing the face over this many face heights.
+SCREEN_HEIGHT = 900
+SCREEN_FACES_HIGH = 3.8
+SCREEN_FACES_WIDE = 2.2
 
 
 @dataclass
@@ -98,12 +102,12 @@ def as_screen(photo: np.ndarray, face_box: tuple[float, float, float, float],
     cast, a glare spot and a black bezel. Returns the screen and the face centre on it."""
     x1, y1, x2, y2 = face_box
     cx, cy, face = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
-    half_w, half_h = 1.1 * face, 1.9 * face
+    half_w, half_h = SCREEN_FACES_WIDE / 2 * face, SCREEN_FACES_HIGH / 2 * face
     crop_box = np.array([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
     # Crop by an affine warp so a face near the photo's edge is padded (by its edge pixels, not a mirrored second face).
-    scale = 900.0 / (2 * half_h)
+    scale = SCREEN_HEIGHT / (2 * half_h)
     matrix = np.array([[scale, 0.0, -crop_box[0] * scale], [0.0, scale, -crop_box[1] * scale]])
-    screen_size = (round(2 * half_w * scale), 900)
+    screen_size = (round(2 * half_w * scale), SCREEN_HEIGHT)
     screen = cv2.warpAffine(photo, matrix, screen_size, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     height, width = screen.shape[:2]
     # Sub-pixels: a fine grid in the screen; resampled by the camera it aliases into moiré.
@@ -190,7 +194,7 @@ def render_attack(photo: np.ndarray, face_box: tuple[float, float, float, float]
     surface = photo
     if kind == "screen":
         surface, centre = as_screen(photo, face_box, rng)
-        face_px *= 900.0 / (3.8 * face_px)  # as_screen's resampling
+        face_px = SCREEN_HEIGHT / SCREEN_FACES_HIGH  # the face's size on the screen
     depth = camera_matrix()[0, 0]  # at this depth one world unit is one frame pixel
     radius = float(rng.uniform(0.6, 1.5)) if kind == "bent" else None
     first_sign = 1 if rng.random() < 0.5 else -1

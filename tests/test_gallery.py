@@ -149,7 +149,7 @@ def test_second_template_of_the_same_person_is_no_competitor():
 
 # -- the index over a store, and its sidecar -------------------------------------------
 def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: int = 0, counter: bool = True):
-    template_ids, user_ids, vectors, _ = face_like_gallery(seed, people_count, per_person)
+    _, user_ids, vectors, _ = face_like_gallery(seed, people_count, per_person)
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA + (g.VERSION_DDL if counter else ""))
     conn.execute("PRAGMA journal_mode = WAL")

@@ -192,7 +192,8 @@ def _matmul_integer_model(dimension: int, rows: int) -> bytes:
     zero_point = helper.make_tensor("probe_zero_point", TensorProto.UINT8, [], [PROBE_ZERO_POINT])
     node = helper.make_node("MatMulInteger", ["probe", "codes", "probe_zero_point"], ["dots"])
     graph = helper.make_graph(
-        [node], "gallery_scan",
+        [node],
+        "gallery_scan",
         [helper.make_tensor_value_info("probe", TensorProto.UINT8, ["probes", dimension])],
         [helper.make_tensor_value_info("dots", TensorProto.INT32, ["probes", rows])],
         initializer=[zero_point, codes],
@@ -260,7 +261,7 @@ def search_batch(gallery: QuantisedGallery, probes: np.ndarray, top_k: int = 5) 
     quantised = [quantise_probe(p) for p in probes]
     all_dots = gallery.scan(np.stack([q.codes for q in quantised]))
     results = []
-    for probe, probe_q, dots in zip(probes, quantised, all_dots):
+    for probe, probe_q, dots in zip(probes, quantised, all_dots, strict=True):
         approx, bound = score_bounds(dots, probe_q, gallery.scales, gallery.error_norms, gallery.max_row_norm)
         rows = candidate_rows(approx - bound, approx + bound, gallery.user_ids, top_k)
         results.append(rescore(gallery, probe, rows, top_k))
@@ -280,7 +281,7 @@ def candidate_rows(lower: np.ndarray, upper: np.ndarray, user_ids: np.ndarray, t
         if pool >= total:
             best_rows = np.arange(total)
         else:
-            best_rows = np.argpartition(lower, total - pool)[total - pool:]
+            best_rows = np.argpartition(lower, total - pool)[total - pool :]
         threshold = _kth_person_lower_bound(lower[best_rows], user_ids[best_rows], top_k)
         if threshold is not None or pool >= total:
             break
@@ -452,8 +453,13 @@ def build_sidecar(conn: sqlite3.Connection, model: str, target: Path) -> str:
             os.ftruncate(fd, layout.total_bytes())
             max_row_norm = _fill(fd, conn, model, layout) if rows else 0.0
             header = {
-                "format": FORMAT_VERSION, "model": model, "dimension": dimension, "rows": rows, "stamp": stamp,
-                "max_row_norm": max_row_norm, "crc32": _payload_crc(fd, HEADER_BYTES, layout.total_bytes()),
+                "format": FORMAT_VERSION,
+                "model": model,
+                "dimension": dimension,
+                "rows": rows,
+                "stamp": stamp,
+                "max_row_norm": max_row_norm,
+                "crc32": _payload_crc(fd, HEADER_BYTES, layout.total_bytes()),
             }
             os.pwrite(fd, _encode_header(header), 0)
             os.fsync(fd)
@@ -519,7 +525,7 @@ def read_header(fd: int) -> dict[str, Any] | None:
     if len(raw) != HEADER_BYTES or not raw.startswith(MAGIC):
         return None
     try:
-        header = json.loads(raw[len(MAGIC):].split(b"\n", 1)[0])
+        header = json.loads(raw[len(MAGIC) :].split(b"\n", 1)[0])
     except ValueError:
         return None
     return header if isinstance(header, dict) and header.get("format") == FORMAT_VERSION else None
@@ -550,9 +556,9 @@ def sidecar_problem(fd: int, model: str, stamp: str) -> str | None:
 class GalleryIndex:
     """The current model's templates, searchable, kept in step with the store.
 
-        >>> index = GalleryIndex.open("facer.db", engine.fingerprint)
-        >>> people = index.search(probe, top_k=5)          # refreshes first (cheap when nothing changed)
-        >>> decision, reason = decide(people, threshold, margin)
+    >>> index = GalleryIndex.open("facer.db", engine.fingerprint)
+    >>> people = index.search(probe, top_k=5)          # refreshes first (cheap when nothing changed)
+    >>> decision, reason = decide(people, threshold, margin)
     """
 
     def __init__(self, db_path: Path, model: str, threads: int | None = None):
@@ -635,9 +641,13 @@ class GalleryIndex:
     def _install(self, buffer: mmap.mmap, layout: Layout, max_row_norm: float) -> None:
         views = _views(buffer, layout)
         gallery = QuantisedGallery(
-            template_ids=views["template_ids"], user_ids=views["user_ids"], scales=views["scales"],
-            error_norms=views["error_norms"], codes_by_dimension=views["codes_by_dimension"],
-            vectors=views["vectors"], max_row_norm=max_row_norm,
+            template_ids=views["template_ids"],
+            user_ids=views["user_ids"],
+            scales=views["scales"],
+            error_norms=views["error_norms"],
+            codes_by_dimension=views["codes_by_dimension"],
+            vectors=views["vectors"],
+            max_row_norm=max_row_norm,
         )
         if layout.rows:
             gallery.scanner = Int8Scanner(views["codes_by_dimension"], self.threads)

@@ -62,8 +62,13 @@ def camera_matrix(size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
     return np.array([[focal, 0.0, (width - 1) / 2], [0.0, focal, (height - 1) / 2], [0.0, 0.0, 1.0]])
 
 
-def plane_homography(pose: np.ndarray, translation: np.ndarray, scale: float, centre: tuple[float, float],
-                     size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+def plane_homography(
+    pose: np.ndarray,
+    translation: np.ndarray,
+    scale: float,
+    centre: tuple[float, float],
+    size: tuple[int, int] = FRAME_SIZE,
+) -> np.ndarray:
     """Photo pixels → frame pixels for the photo as a plane: `scale` world units per photo pixel,
     its `centre` pixel at `translation`, turned by `pose` (3×3) about that centre."""
     to_centre = np.array([[scale, 0.0, -scale * centre[0]], [0.0, scale, -scale * centre[1]], [0.0, 0.0, 1.0]])
@@ -96,8 +101,9 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(decoded, dtype=np.uint8)
 
 
-def as_screen(photo: np.ndarray, face_box: tuple[float, float, float, float],
-              rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
+def as_screen(
+    photo: np.ndarray, face_box: tuple[float, float, float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, float]]:
     """The photo cropped to a phone's portrait screen around the face, with a pixel grid, a colour
     cast, a glare spot and a black bezel. Returns the screen and the face centre on it."""
     x1, y1, x2, y2 = face_box
@@ -128,9 +134,15 @@ def as_screen(photo: np.ndarray, face_box: tuple[float, float, float, float],
     return np.clip(framed, 0, 255).astype(np.uint8), face_centre
 
 
-def cylinder_maps(photo_size: tuple[int, int], centre: tuple[float, float], scale: float, radius: float,
-                  pose: np.ndarray, translation: np.ndarray,
-                  size: tuple[int, int] = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cylinder_maps(
+    photo_size: tuple[int, int],
+    centre: tuple[float, float],
+    scale: float,
+    radius: float,
+    pose: np.ndarray,
+    translation: np.ndarray,
+    size: tuple[int, int] = FRAME_SIZE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Remap tables (frame pixel → photo pixel) for the photo wrapped on a vertical cylinder.
 
     The print bulges toward the camera like a face: its vertical centre line through `centre`
@@ -162,8 +174,12 @@ def cylinder_maps(photo_size: tuple[int, int], centre: tuple[float, float], scal
     return map_x, map_y, inside
 
 
-def turn_schedule(rng: np.random.Generator, first_sign: int, peak_yaw: tuple[float, float] = (25.0, 35.0),
-                  ramp_frames: tuple[int, int] = (3, 4)) -> list[tuple[float, float, float]]:
+def turn_schedule(
+    rng: np.random.Generator,
+    first_sign: int,
+    peak_yaw: tuple[float, float] = (25.0, 35.0),
+    ramp_frames: tuple[int, int] = (3, 4),
+) -> list[tuple[float, float, float]]:
     """Per-frame (yaw, pitch, roll) of the plane: frontal, turned one way, then the other.
 
     Peak yaw drawn in `peak_yaw`, pitch wandering up to ±35°, a little roll; a few frames per
@@ -179,12 +195,20 @@ def turn_schedule(rng: np.random.Generator, first_sign: int, peak_yaw: tuple[flo
     yaws += [0.0]
     pitch_peak = rng.uniform(-35, 35)
     pitches = [pitch_peak * math.sin(math.pi * k / (len(yaws) - 1)) ** 2 for k in range(len(yaws))]
-    return [(y + rng.normal(0, 1.5), p + rng.normal(0, 2.0), rng.normal(0, 4.0)) for y, p in zip(yaws, pitches)]
+    return [
+        (y + rng.normal(0, 1.5), p + rng.normal(0, 2.0), rng.normal(0, 4.0)) for y, p in zip(yaws, pitches, strict=True)
+    ]
 
 
-def render_attack(photo: np.ndarray, face_box: tuple[float, float, float, float], kind: str,
-                  rng: np.random.Generator, name: str = "photo",
-                  peak_yaw: tuple[float, float] = (25.0, 35.0), ramp_frames: tuple[int, int] = (3, 4)) -> AttackVideo:
+def render_attack(
+    photo: np.ndarray,
+    face_box: tuple[float, float, float, float],
+    kind: str,
+    rng: np.random.Generator,
+    name: str = "photo",
+    peak_yaw: tuple[float, float] = (25.0, 35.0),
+    ramp_frames: tuple[int, int] = (3, 4),
+) -> AttackVideo:
     """One attack video from `photo` (BGR) and its face's box: see the module docstring."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -211,24 +235,35 @@ def render_attack(photo: np.ndarray, face_box: tuple[float, float, float, float]
         pose = rotation(yaw, pitch, roll)
         frame = room.copy()
         if radius is not None:
-            map_x, map_y, inside = cylinder_maps((photo.shape[1], photo.shape[0]), centre, scale,
-                                                 radius * zoom, pose, translation)
+            map_x, map_y, inside = cylinder_maps(
+                (photo.shape[1], photo.shape[0]), centre, scale, radius * zoom, pose, translation
+            )
             drawn = cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             frame[inside] = drawn[inside]
         else:
             homography = plane_homography(pose, translation, scale, centre)
-            cv2.warpPerspective(surface, homography, FRAME_SIZE, dst=frame, flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_TRANSPARENT)
+            cv2.warpPerspective(
+                surface, homography, FRAME_SIZE, dst=frame, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT
+            )
         frames.append(degrade(frame, rng))
         yaws.append(yaw)
         pitches.append(pitch)
     timestamps = [k * FRAME_INTERVAL_MS for k in range(len(frames))]
-    return AttackVideo(kind=kind, photo=name, frames=frames, timestamps_ms=timestamps, yaw=yaws, pitch=pitches,
-                       moves=moves, radius=radius)
+    return AttackVideo(
+        kind=kind,
+        photo=name,
+        frames=frames,
+        timestamps_ms=timestamps,
+        yaw=yaws,
+        pitch=pitches,
+        moves=moves,
+        radius=radius,
+    )
 
 
-def turned_parallax(frames: list[LivenessFrame], true_yaw: list[float],
-                    min_change: float = PARALLAX_MIN_YAW_CHANGE) -> float | None:
+def turned_parallax(
+    frames: list[LivenessFrame], true_yaw: list[float], min_change: float = PARALLAX_MIN_YAW_CHANGE
+) -> float | None:
     """The checker's parallax statistic on an attack, as if the pose estimator had been fooled.
 
     Median residual of the frames whose plane was truly turned ≥ `min_change` from the first
@@ -241,7 +276,7 @@ def turned_parallax(frames: list[LivenessFrame], true_yaw: list[float],
     iod = inter_ocular_distance(reference.landmarks)
     residuals = [
         parallax_residual(reference.landmarks, frame.landmarks, iod)
-        for frame, yaw in zip(frames, true_yaw)
+        for frame, yaw in zip(frames, true_yaw, strict=True)
         if frame.landmarks is not None and abs(yaw - true_yaw[0]) >= min_change
     ]
     return statistics.median(residuals) if residuals else None

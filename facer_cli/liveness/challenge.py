@@ -46,8 +46,12 @@ class ChallengeStep:
         return f"turn your head to your {self.move}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"move": self.move, "target": round(self.target, 1), "time_limit_s": self.time_limit_s,
-                "instruction": self.instruction}
+        return {
+            "move": self.move,
+            "target": round(self.target, 1),
+            "time_limit_s": self.time_limit_s,
+            "instruction": self.instruction,
+        }
 
 
 @dataclass(frozen=True)

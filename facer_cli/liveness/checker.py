@@ -203,20 +203,30 @@ class LivenessChecker:
         started = self._step_started_ms if self._step_started_ms is not None else self._last_ms
         remaining = 0.0 if step is None else max(0.0, step.time_limit_s - (self._last_ms - started) / 1000.0)
         return LivenessProgress(
-            step=min(self._step + 1, len(self.challenge.steps)), steps=len(self.challenge.steps),
-            instruction="" if step is None else step.instruction, progress=self._progress,
-            remaining_s=remaining, done=self.done, live=self._live,
+            step=min(self._step + 1, len(self.challenge.steps)),
+            steps=len(self.challenge.steps),
+            instruction="" if step is None else step.instruction,
+            progress=self._progress,
+            remaining_s=remaining,
+            done=self.done,
+            live=self._live,
         )
 
     def result(self) -> LivenessResult:
         """The verdict; an attempt that ended before its last step (stream over) is not live."""
         if not self.done:
             step = self.current_step
-            self._fail(f"stopped before the challenge ended (at step {self._step + 1}: "
-                       f"{step.instruction if step else 'parallax'})")
+            self._fail(
+                f"stopped before the challenge ended (at step {self._step + 1}: "
+                f"{step.instruction if step else 'parallax'})"
+            )
         return LivenessResult(
-            live=bool(self._live), reasons=list(self.reasons), challenge=self.challenge, steps_done=self._step,
-            parallax=self._parallax, blinked=self._blink.count > 0,
+            live=bool(self._live),
+            reasons=list(self.reasons),
+            challenge=self.challenge,
+            steps_done=self._step,
+            parallax=self._parallax,
+            blinked=self._blink.count > 0,
             elapsed_ms=self._last_ms - (self._first_ms if self._first_ms is not None else self._last_ms),
             cues=self.cues,
         )
@@ -259,8 +269,10 @@ class LivenessChecker:
             cue.iou = box_iou(previous.box, frame.box)
             shift = centre_shift(previous.box, frame.box)
             if cue.iou < SAME_FACE_MIN_IOU and shift > SAME_FACE_MAX_CENTRE_SHIFT:
-                self._fail(f"face changed: the box jumped (IoU {cue.iou:.2f} < {SAME_FACE_MIN_IOU:g}, "
-                           f"centre moved {shift:.2f} box > {SAME_FACE_MAX_CENTRE_SHIFT:g})")
+                self._fail(
+                    f"face changed: the box jumped (IoU {cue.iou:.2f} < {SAME_FACE_MIN_IOU:g}, "
+                    f"centre moved {shift:.2f} box > {SAME_FACE_MAX_CENTRE_SHIFT:g})"
+                )
                 return False
         if frame.embedding is not None and self._embeddings:
             template = np.mean(self._embeddings, axis=0)
@@ -336,10 +348,14 @@ class LivenessChecker:
 
     def _decide_parallax(self) -> None:
         if not self._turned_residuals:
-            self._fail(f"no parallax measured: the head never turned {PARALLAX_MIN_YAW_CHANGE:g}° from the frontal frame")
+            self._fail(
+                f"no parallax measured: the head never turned {PARALLAX_MIN_YAW_CHANGE:g}° from the frontal frame"
+            )
             return
         self._parallax = statistics.median(self._turned_residuals)
         if self._parallax < self.parallax_min_residual:
-            self._fail(f"no parallax: flat surface (residual {self._parallax:.3f} IOD < {self.parallax_min_residual:g})")
+            self._fail(
+                f"no parallax: flat surface (residual {self._parallax:.3f} IOD < {self.parallax_min_residual:g})"
+            )
             return
         self._live = True

@@ -44,8 +44,14 @@ def observe(engine: FaceEngine, image: np.ndarray, timestamp_ms: float, index: i
     points = landmarks_106(engine, image, box)
     head = pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))
     return LivenessFrame(
-        timestamp_ms=timestamp_ms, box=box, landmarks=points, yaw=head.yaw, pitch=head.pitch, roll=head.roll,
-        embedding=engine._embed(image, keypoints[subject]), index=index,
+        timestamp_ms=timestamp_ms,
+        box=box,
+        landmarks=points,
+        yaw=head.yaw,
+        pitch=head.pitch,
+        roll=head.roll,
+        embedding=engine._embed(image, keypoints[subject]),
+        index=index,
     )
 
 

@@ -69,6 +69,12 @@ class EngineFields(BaseModel):
     max_image_pixels: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="Images with more pixels are refused (decompression bombs)."
     )
+    max_file_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=2**31,
+        description="Image files larger than this many bytes are refused unread.",
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod

@@ -74,21 +74,13 @@ ERROR_HINTS: dict[type[e.FacerError], str] = {
 }
 
 
-def _lookup(table: dict, cls: type) -> object | None:
-    for ancestor in cls.__mro__:
-        if ancestor in table:
-            return table[ancestor]
-    return None
-
-
 def exit_code_for(error: type[BaseException] | BaseException) -> int:
-    cls = error if isinstance(error, type) else type(error)
-    code = _lookup(ERROR_EXIT, cls)
-    return EXIT_INTERNAL if code is None else int(code)  # type: ignore[call-overload]
+    code = e.resolve(ERROR_EXIT, error)
+    return EXIT_INTERNAL if code is None else code
 
 
 def error_line(error: e.FacerError) -> str:
     """The one line printed after `error:`: the library's message and the CLI's hint."""
-    hint = _lookup(ERROR_HINTS, type(error))
+    hint = e.resolve(ERROR_HINTS, type(error))
     message = str(error)
     return message if hint is None else f"{message}; {hint}"

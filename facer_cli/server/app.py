@@ -45,6 +45,7 @@ from facer_cli.server.paths import PathMiddleware, user_name_param
 from facer_cli.server.uploads import BodyLimitMiddleware, Upload, read_form
 from facer_cli.service import Facer, InputFile
 from facer_cli.settings import Settings
+from facer_cli.store import parse_mode
 
 log = logging.getLogger("facer.server")
 T = TypeVar("T")
@@ -362,9 +363,9 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         def work() -> dict:
             facer = state.facer
             with facer.open_store() as store:
-                user = facer.check_enrollable(store, name, mode.value)  # type: ignore[arg-type]  # 409 first
+                user = facer.check_enrollable(store, name, parse_mode(mode.value))  # 409 first
                 frames = facer.frames_from_uploads(uploads)
-                return facer.enroll(user, frames, mode=mode.value, store=store).to_dict()  # type: ignore[arg-type]
+                return facer.enroll(user, frames, mode=parse_mode(mode.value), store=store).to_dict()
 
         return await state.gate.run(work)
 

@@ -86,17 +86,10 @@ HINTS: dict[type[e.FacerError], str] = {
 }
 
 
-def _lookup(table: dict, cls: type) -> object | None:
-    for ancestor in cls.__mro__:
-        if ancestor in table:
-            return table[ancestor]
-    return None
-
-
 def status_for(error: type[BaseException] | BaseException) -> int:
     cls = error if isinstance(error, type) else type(error)
-    status = _lookup(STATUS, cls)
-    return 500 if status is None else int(status)  # type: ignore[call-overload]
+    status = e.resolve(STATUS, cls)
+    return 500 if status is None else status
 
 
 def public_line(error: e.FacerError) -> str:
@@ -104,7 +97,7 @@ def public_line(error: e.FacerError) -> str:
     its message names server paths and the CLI's ways to fix it, so the client gets only its type."""
     if status_for(error) == 500:
         return f"the service cannot answer: {type(error).__name__} (see the server log)"
-    hint = _lookup(HINTS, type(error))
+    hint = e.resolve(HINTS, type(error))
     return error.public_message if hint is None else f"{error.public_message}; {hint}"
 
 

@@ -16,6 +16,7 @@ from facer_cli.store.records import (
     StoredTemplate,
     UserDetails,
     UserSummary,
+    parse_mode,
     validate_user_name,
 )
 from facer_cli.store.repository import Store
@@ -31,5 +32,6 @@ __all__ = [
     "StoredTemplate",
     "UserDetails",
     "UserSummary",
+    "parse_mode",
     "validate_user_name",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
-from facer_cli.errors import StoreError, UserNameError
+from facer_cli.errors import StoreError, UsageError, UserNameError
 
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
@@ -23,6 +23,14 @@ MODES: tuple[Mode, ...] = ("new", "replace", "add")
 NAME_MAX = 128
 # Outcome of an attempt that never got as far as a similarity.
 NO_PROBE = "no_probe"
+
+
+def parse_mode(value: str) -> Mode:
+    """An enrollment mode from text: "new", "replace" or "add"."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise UsageError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
 
 
 def now() -> str:

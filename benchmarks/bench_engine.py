@@ -16,7 +16,6 @@ asserts nothing about time.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -30,14 +29,12 @@ from facer_cli.engine import FaceEngine
 from facer_cli.modelpack import BUNDLED_FILES, bundled_folder
 from facer_cli.settings import Settings
 
-FACES = Path(os.environ.get("FACER_TEST_FACES", Path(__file__).resolve().parents[2] / "shared" / "faces"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import benchmark_photos  # noqa: E402
 
 
 def benchmark_images() -> list[tuple[str, np.ndarray]]:
-    paths = [bundled_folder() / "yaoming.jpg", bundled_folder() / "gdp.jpg", bundled_folder() / "players.jpg"]
-    if (FACES / "people").is_dir():
-        paths += sorted(p for p in (FACES / "people").rglob("*") if p.is_file())
-    return [(p.name, cv2.imread(str(p))) for p in paths]
+    return [(p.name, cv2.imread(str(p))) for p in benchmark_photos()]
 
 
 def floor_inputs(engine: FaceEngine, image: np.ndarray) -> list[tuple[object, list, dict]]:

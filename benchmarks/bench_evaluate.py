@@ -38,8 +38,8 @@ from facer_cli.evaluation.runner import available_cores, embed_images
 from facer_cli.modelpack import bundled_folder, load_models
 from facer_cli.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
-FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FACES  # noqa: E402
 
 
 def source_images() -> dict[str, list[Path]]:

@@ -29,29 +29,18 @@ from pathlib import Path
 import httpx
 
 from facer_cli.engine import get_engine
-from facer_cli.modelpack import bundled_folder
 from facer_cli.settings import Settings
 
-FACES = Path(os.environ.get("FACER_TEST_FACES", Path(__file__).resolve().parents[2] / "shared" / "faces"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import benchmark_photos, percentile  # noqa: E402
 
-
-def benchmark_images() -> list[Path]:
-    paths = [bundled_folder() / name for name in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
-    if (FACES / "people").is_dir():
-        paths += sorted(p for p in (FACES / "people").rglob("*") if p.suffix.lower() in (".jpg", ".png"))
-    return paths
+benchmark_images = benchmark_photos
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def cli_in_process(images: list[Path], rounds: int) -> float:

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FACES, REPO  # noqa: E402
+
 PROBE = FACES / "people" / "obama" / "obama_4.jpg"
 ENROLL = [FACES / "people" / "obama" / f"obama_{i}.jpg" for i in (1, 2, 3)]
 
@@ -143,7 +144,7 @@ def verify_vs_store_size(folder: Path, sizes: list[int], model: str, probe: np.n
     from facer_cli.store import Store
 
     thresholds = Thresholds.of(Settings())
-    print(f"\n2. verify against a store of N users (median; the verified user is one of the N)")
+    print("\n2. verify against a store of N users (median; the verified user is one of the N)")
     print("   verify_probe: look up the user, compare with their templates, commit one audit row;")
     print("     'no fsync' with synchronous=OFF (the work itself), 'fsync' as facer runs (synchronous=FULL)")
     print("   open+verify: Store() + verify + close (the close checkpoints the WAL); whole command: facer verify")

@@ -15,6 +15,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+
+
+def benchmark_photos() -> list[Path]:
+    """The photos every benchmark uses: the bundled ones, plus ../shared/faces/people where it exists."""
+    from facer_cli.modelpack import bundled_folder
+
+    paths = [bundled_folder() / name for name in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
+    if (FACES / "people").is_dir():
+        paths += sorted(p for p in (FACES / "people").rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    return paths
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
 
 
 def subprocess_env() -> dict[str, str]:

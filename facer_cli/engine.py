@@ -178,7 +178,7 @@ class FaceEngine:
     def analyze_path(self, path: Path | str, all_faces: bool = False) -> FrameReport:
         """Load and analyse an image file; an unusable file gives a report with `error` set."""
         try:
-            image = load_image(path, self._settings.max_image_pixels)
+            image = load_image(path, self._settings.max_image_pixels, self._settings.max_file_bytes)
         except ImageError as exc:
             return FrameReport(source=str(path), error=str(exc))
         return self.analyze(image, str(path), all_faces=all_faces)

@@ -11,6 +11,19 @@ service shows `public_message` instead, which never holds a server path.
 
 from __future__ import annotations
 
+from typing import Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+def resolve(table: Mapping[type, T], error: type[BaseException] | BaseException) -> T | None:
+    """The entry of a front end's table for this error: its class's, else the nearest ancestor's."""
+    cls = error if isinstance(error, type) else type(error)
+    for ancestor in cls.__mro__:
+        if ancestor in table:
+            return table[ancestor]
+    return None
+
 
 class FacerError(Exception):
     """Base of every error facer reports to a person rather than as a crash."""

@@ -69,6 +69,12 @@ class EngineFields(BaseModel):
     max_image_pixels: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="Images with more pixels are refused (decompression bombs)."
     )
+    max_file_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=2**31,
+        description="Image files larger than this many bytes are refused unread.",
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod
@@ -192,6 +198,28 @@ class Settings(EngineFields, BaseSettings):
     )
     server_queue_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="An HTTP request that waited this many seconds for a model slot gets 503."
+    )
+    server_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="`facer serve` closes a connection whose request headers are not complete this many seconds "
+        "after it opened (or after the request's first byte).",
+    )
+    server_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="An HTTP request whose body has not fully arrived this many seconds after its headers gets 408.",
+    )
+    server_keepalive_s: float = Field(
+        5.0, gt=0, le=3600, description="`facer serve` closes a connection idle this many seconds between requests."
+    )
+    server_max_connections: int = Field(
+        500,
+        ge=8,
+        le=100_000,
+        description="Open connections `facer serve` keeps; beyond, the longest-idle one is closed (503 when none is idle).",
     )
 
     @classmethod

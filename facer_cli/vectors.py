@@ -1,19 +1,26 @@
-"""`.npy` templates: read safely (never unpickled), validate, write.
+"""`.npy` templates: read safely (never unpickled, header checked before any allocation), validate, write.
 
-One reader serves files on disk and uploads held in memory.
+One reader (`facer_cli.npy`) serves files on disk and uploads held in memory.
 """
 
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from facer_cli.errors import VectorError
+from facer_cli.npy import NPY_MAGIC, load_npy_vector, unit_vector, vector_from_npy_bytes
 
-NPY_MAGIC = b"\x93NUMPY"
+__all__ = [
+    "NPY_MAGIC",
+    "load_vector",
+    "looks_like_npy",
+    "save_vector",
+    "validate_vector",
+    "vector_bytes",
+    "vector_from_bytes",
+]
 
 
 def looks_like_npy(name: str, data: bytes) -> bool:
@@ -21,49 +28,18 @@ def looks_like_npy(name: str, data: bytes) -> bool:
 
 
 def validate_vector(array: np.ndarray, name: str) -> np.ndarray:
-    """A finite, non-zero 1-D numeric vector, returned as a float32 unit vector."""
-    if array.dtype.kind not in "fiu":
-        raise VectorError(f"{name}: holds {array.dtype} values, not numbers")
-    if array.ndim != 1:
-        raise VectorError(f"{name}: shape {array.shape} is not a 1-D vector")
-    if array.shape[0] < 2:
-        raise VectorError(f"{name}: a vector of {array.shape[0]} value(s) is not a template")
-    vector = array.astype(np.float64)
-    if not np.isfinite(vector).all():
-        raise VectorError(f"{name}: contains NaN or infinite values")
-    # Scaled by its largest value first, so the norm of huge values cannot overflow.
-    largest = float(np.abs(vector).max())
-    if largest == 0:
-        raise VectorError(f"{name}: zero vector (norm 0)")
-    vector = vector / largest
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
+    """A finite, non-zero 1-D numeric vector, returned as a float32 unit vector (overflow-safe)."""
+    return unit_vector(np.asarray(array), name)
 
 
 def load_vector(path: Path | str) -> np.ndarray:
-    """Read a `.npy` template file safely: no pickles, one 1-D numeric vector."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise VectorError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise VectorError(f"{path}: cannot read ({exc.strerror})") from None
-    return vector_from_bytes(data, str(path))
+    """Read a `.npy` template file safely: a regular file, no pickles, one 1-D numeric vector."""
+    return load_npy_vector(path)
 
 
 def vector_from_bytes(data: bytes, name: str) -> np.ndarray:
     """A `.npy` template held in memory (a file's bytes, an upload), checked as `load_vector` does."""
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise VectorError(f"{name}: holds pickled Python objects, which facer never loads") from None
-        raise VectorError(f"{name}: not a valid .npy file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise VectorError(f"{name}: not a valid .npy file ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise VectorError(f"{name}: holds several arrays (.npz); give one vector as .npy")
-    return validate_vector(array, name)
+    return vector_from_npy_bytes(data, name)
 
 
 def vector_bytes(vector: np.ndarray) -> bytes:
@@ -74,4 +50,7 @@ def vector_bytes(vector: np.ndarray) -> bytes:
 
 
 def save_vector(path: Path | str, vector: np.ndarray) -> None:
-    np.save(Path(path), np.asarray(vector, dtype=np.float32).reshape(-1), allow_pickle=False)
+    """Write a template as `.npy` (0600, atomically; see `facer_cli.output_files`)."""
+    from facer_cli.output_files import write_private
+
+    write_private(path, vector_bytes(vector), overwrite=True)

@@ -117,9 +117,9 @@ def test_compare_uncertain_band_exits_3(vectors, tmp_path):
         ("matrix.npy", "is not a 1-D vector"),
         ("nan.npy", "NaN"),
         ("zero.npy", "zero vector"),
-        ("objects.npy", "pickled Python objects"),
-        ("pickle.npy", "pickled Python objects"),
-        ("empty.npy", "not a valid .npy file"),
+        ("objects.npy", "holds Python objects (pickled), which facer never loads"),
+        ("pickle.npy", "a Python pickle, which facer never loads"),
+        ("empty.npy", "empty file (0 bytes)"),
         ("short.npy", "different dimensions (512 and 128)"),
     ],
 )

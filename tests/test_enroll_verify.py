@@ -215,7 +215,7 @@ def bad_vectors(tmp_path_factory):
 
 @pytest.mark.parametrize("file, message", [
     ("matrix.npy", "is not a 1-D vector"), ("nan.npy", "NaN"), ("zero.npy", "zero vector"),
-    ("objects.npy", "pickled Python objects"), ("pickle.npy", "pickled Python objects"), ("empty.npy", "not a valid .npy"),
+    ("objects.npy", "which facer never loads"), ("pickle.npy", "which facer never loads"), ("empty.npy", "empty file (0 bytes)"),
     ("missing.npy", "no such file"), ("short.npy", "makes 512-d templates"),
 ])
 def test_import_refuses_bad_files(bad_vectors, tmp_path, file, message):

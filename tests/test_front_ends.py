@@ -85,7 +85,7 @@ def test_every_error_class_has_an_exit_code_and_a_status_and_none_means_a_verdic
     for cls in classes:
         if cls.__module__ == "facer_cli.errors" and cls is not e.FacerError:
             assert exit_code_for(cls) != 70, cls
-    assert set(ERROR_EXIT.values()) <= set(range(2, 12)) | {70}
+    assert set(ERROR_EXIT.values()) <= set(range(2, 13)) | {70}
 
 
 def test_library_messages_name_no_flags_and_http_bodies_no_paths(client_for, tmp_path, bundled_images):
@@ -213,3 +213,30 @@ def test_json_output_is_always_valid_json(tmp_path):
     result = run("compare", big, other, "--json")
     data = json.loads(result.stdout)
     assert isinstance(data["similarity"], float) and data["similarity"] == data["similarity"]
+
+
+def test_users_list_fits_one_row_per_user_at_100_columns(bundled_images, tmp_path, monkeypatch):
+    from facer_cli.cli.app import console
+
+    db = tmp_path / "facer.db"
+    long_name = "Maximiliana Ødegård-Vandenberghe of the Northern Reception Desk"
+    for name in ("alice", long_name):
+        assert run("enroll", name, bundled_images / "yaoming.jpg", "--db", db, "--min-valid-frames", "1").exit_code == 0
+    monkeypatch.setattr(console, "width", 100)
+    lines = run("users", "list", "--db", db).output.splitlines()
+    rows = [line for line in lines if "bundled:" in line]
+    assert len(rows) == 2 and all(len(line) <= 100 for line in lines)
+    assert any(line.lstrip().startswith("alice") for line in rows)
+    assert "UTC" in run("users", "show", "alice", "--db", db).output or "+" in run("users", "show", "alice", "--db", db).output
+
+
+def test_a_failed_camera_run_shows_rejections_by_reason_and_every_frame_with_verbose(faces, tmp_path):
+    clip = faces / "video" / "short_hamilton_clip.mp4"
+    args = ("capture", "--camera", clip, "--out", tmp_path / "t.npy", "--pose-yaw-limit", "1", "--pose-pitch-limit", "1",
+            "--max-frames", "3")
+    result = run(*args)
+    assert result.exit_code == 4, result.output
+    assert "by decision" in result.output and "to fix:" in result.output and "look straight" in result.output
+    assert len(result.output.splitlines()) < 25
+    verbose = run(*args, "--verbose")
+    assert verbose.exit_code == 4 and len(verbose.output.splitlines()) > 40

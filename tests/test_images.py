@@ -61,7 +61,7 @@ def test_non_images(tmp_path, content, message):
 
 def test_truncated_jpeg_and_png(tmp_path, photo):
     for suffix in (".jpg", ".png"):
-        ok, data = cv2.imencode(suffix, photo)
+        _, data = cv2.imencode(suffix, photo)
         path = tmp_path / f"cut{suffix}"
         path.write_bytes(data.tobytes()[: len(data) // 2])
         with pytest.raises(ImageError, match="truncated"):

@@ -103,8 +103,7 @@ def engines() -> tuple[FaceEngine, FaceEngine]:
 
 
 def at_size(engine: FaceEngine, size: int) -> FaceEngine:
-    engine.settings = engine.settings.model_copy(update={"det_size": size})
-    return engine
+    return FaceEngine(engine.settings.model_copy(update={"det_size": size}), engine.models)
 
 
 def assert_same_analysis(before: FaceEngine, after: FaceEngine, path: Path) -> int:

@@ -287,7 +287,7 @@ def test_enroll_verify_list_show_remove_with_real_photos(client, faces):
     assert len(client.get("/users/obama?attempts=1").json()["recent_attempts"]) == 1
 
     removed = client.delete("/users/obama").json()
-    assert removed == {"user": "obama", "templates": 2, "samples": 6}
+    assert removed == {"user": "obama", "templates": 2, "samples": 6, "erasure_pending": False}
     assert_error(client.get("/users/obama"), 404, "UnknownUserError")
     assert_error(client.delete("/users/obama"), 404, "UnknownUserError")
     assert client.get("/users").json()["users"] == []

@@ -22,10 +22,13 @@ MEASURE = "Look and measure"
 RUN = "Serve and set up"
 
 
+_REGISTERED: list[typer.Typer] = []
+
+
 def register(app: typer.Typer) -> None:
-    if getattr(app, "_facer_registered", False):
+    if app in _REGISTERED:
         return
-    app._facer_registered = True  # type: ignore[attr-defined]
+    _REGISTERED.append(app)
     app.command("demo", rich_help_panel=START)(demo_cmd.demo_command)
     app.command("enroll", rich_help_panel=STORE)(enroll_cmd.enroll_command)
     app.command("verify", rich_help_panel=STORE)(enroll_cmd.verify_command)

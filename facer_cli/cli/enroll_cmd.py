@@ -135,10 +135,10 @@ def enroll_command(
     camera_source(camera, sources)  # usage errors before anything loads
     facer = Facer(settings_for(ctx))
     with facer.open_store("create") as store:
-        name = facer.check_enrollable(store, user, mode)  # type: ignore[arg-type]
+        name = facer.check_enrollable(store, user, mode)
         frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:
-            result = facer.enroll(name, frames, mode=mode, store=store)  # type: ignore[arg-type]
+            result = facer.enroll(name, frames, mode=mode, store=store)
         except TooFewFramesError:
             explain_failure(frames, json_output, verbose)
             raise

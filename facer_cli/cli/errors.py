@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from facer_cli import errors as e
 from facer_cli.server.exposure import ExposureError
+from facer_cli.server.listen import ListenError, ServeError
 
 EXIT_OK = 0
 EXIT_NO_MATCH = 1
@@ -36,6 +37,8 @@ EXIT_CODES: dict[int, str] = {
     "fit its model",
     10: "an output file cannot be written (exists without `--force`, no such folder, disk full)",
     11: "cancelled at a confirmation prompt",
+    12: "`facer serve` cannot listen (the port is in use, the address is not this machine's, or not permitted) "
+    "or did not start",
     70: "internal error (a bug: run with `--debug` for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -56,6 +59,7 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.ModelMismatchError: 9,
     e.OutputError: 10,
     e.CancelledError: 11,
+    ServeError: 12,
 }
 
 # What a person types to fix it, in the CLI's words (library messages are neutral).
@@ -68,24 +72,17 @@ ERROR_HINTS: dict[type[e.FacerError], str] = {
     e.UnverifiedModelError: "pass --trust-fingerprint to store it anyway",
     e.StoreError: "the store is chosen with --db or FACER_DB",
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
+    ListenError: "choose another --port (setting server_port) or --host, or stop the program that holds it",
 }
 
 
-def _lookup(table: dict, cls: type) -> object | None:
-    for ancestor in cls.__mro__:
-        if ancestor in table:
-            return table[ancestor]
-    return None
-
-
 def exit_code_for(error: type[BaseException] | BaseException) -> int:
-    cls = error if isinstance(error, type) else type(error)
-    code = _lookup(ERROR_EXIT, cls)
-    return EXIT_INTERNAL if code is None else int(code)  # type: ignore[call-overload]
+    code = e.resolve(ERROR_EXIT, error)
+    return EXIT_INTERNAL if code is None else code
 
 
 def error_line(error: e.FacerError) -> str:
     """The one line printed after `error:`: the library's message and the CLI's hint."""
-    hint = _lookup(ERROR_HINTS, type(error))
+    hint = e.resolve(ERROR_HINTS, type(error))
     message = str(error)
     return message if hint is None else f"{message}; {hint}"

@@ -4,11 +4,14 @@ themselves (see `app.flag_overrides`); their help shows the setting's default.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
 from facer_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from facer_cli.store import Mode
 
 
 def setting_help(name: str, text: str | None = None) -> str:
@@ -61,7 +64,7 @@ ReplaceOption = Annotated[bool, typer.Option("--replace", help="The user exists:
 AddOption = Annotated[bool, typer.Option("--add", help="The user exists: add this as another template.")]
 
 
-def enroll_mode(replace: bool, add: bool) -> str:
+def enroll_mode(replace: bool, add: bool) -> "Mode":
     if replace and add:
         raise typer.BadParameter("give --replace or --add, not both")
     return "replace" if replace else "add" if add else "new"

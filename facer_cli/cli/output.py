@@ -17,7 +17,8 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -52,6 +53,28 @@ def literal(value: Any, style: str = "") -> Text:
     """Any value as text shown exactly: no markup, control characters as visible escapes."""
     text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
     return Text(text, style=style)
+
+
+class ShortName:
+    """A file or user name that keeps its start and its end when the column is narrow
+    (`alex_lac…moire_3.png`): the part that tells photos apart is often at the end."""
+
+    def __init__(self, value: Any, style: str = ""):
+        self.text = literal(value, style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        length = self.text.cell_len
+        return Measurement(min(length, 9), length)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        text = self.text
+        if text.cell_len > width >= 3:
+            plain = text.plain
+            tail = (width - 1) // 2 + (width - 1) % 2
+            head = width - 1 - tail
+            text = Text(plain[:head] + "…" + plain[len(plain) - tail :], style=text.style)
+        yield text
 
 
 def print_json(data: Any) -> None:
@@ -95,13 +118,15 @@ def frames_table(
 
     The decision, its reason and the frame's role in the template share the last column, so the
     table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full)."""
-    table = Table(title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=30)
+    table = Table(
+        title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    table.add_column("file", min_width=9)
     for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("decision", ratio=1, overflow="fold" if verbose else "ellipsis")
+    table.add_column("decision", ratio=1, min_width=15, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
-        name: Text | str = literal(_file_name(frame.source))
+        name: ShortName | str = ShortName(_file_name(frame.source))
         if frame.error is not None or not frame.faces:
             reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
             table.add_row(name, "–", "", "", "", "", "", "", literal(f"rejected: {reason}", "red"))
@@ -263,7 +288,7 @@ def users_view(result: "UserList", store_path: str) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    table.add_column("user", overflow="ellipsis", no_wrap=True, max_width=32)
+    table.add_column("user", min_width=9, max_width=40)
     table.add_column("templates", justify="right", no_wrap=True)
     table.add_column("frames", justify="right", no_wrap=True)
     table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=40)
@@ -271,7 +296,7 @@ def users_view(result: "UserList", store_path: str) -> Table:
     table.add_column("last verified", no_wrap=True)
     for u in result.users:
         table.add_row(
-            literal(u.name),
+            ShortName(u.name),
             str(u.templates),
             str(u.frames),
             literal(", ".join(m + (" (unverified)" if m in u.unverified_models else "") for m in u.models)),
@@ -386,7 +411,11 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
         frames_table(result.enrolled.frames.frames, result.enrolled.template, verbose=verbose),
     ]
     for number, check in enumerate(result.checks, start=2):
-        expected = "the same person: should match" if check.expected == "match" else "someone else: should not match"
+        expected = (
+            "Yao Ming cut from the team photo players.jpg: should match"
+            if check.expected == "match"
+            else "someone else: should not match"
+        )
         parts.append(Text.assemble((f"{number}. verify ", "bold"), literal(check.photo), f" ({expected})"))
         parts.append(frames_table(check.result.frames.frames, check.result.probe, verbose=verbose))
         parts.append(comparison_text(check.result.comparison))
@@ -398,7 +427,12 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
         )
     )
     parts.append(Text("Next, with your own photos:", "bold"))
-    parts.extend(Text("  " + step) for step in result.next_steps)
+    steps = Table.grid(padding=(0, 2))
+    steps.add_column(no_wrap=True)
+    steps.add_column(style="dim")
+    for command, what in result.next_steps:
+        steps.add_row("  " + command, what)
+    parts.append(steps)
     return Group(*parts)
 
 

@@ -16,11 +16,11 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 def require_server_extra() -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "multipart"):
+    for module in ("fastapi", "uvicorn", "multipart", "fastapi_offline"):
         try:
             __import__(module)
         except ImportError:
-            missing.append({"multipart": "python-multipart"}.get(module, module))
+            missing.append({"multipart": "python-multipart", "fastapi_offline": "fastapi-offline"}.get(module, module))
     if missing:
         raise MissingExtraError(
             f"facer serve needs {', '.join(missing)}: install the server extra with pip install 'facer[server]'",
@@ -79,41 +79,37 @@ def serve_command(
 
     check_exposure(settings.server_host, settings.api_key, allow_insecure_remote)
 
-    import uvicorn
+    from facer_cli.server.listen import bind_socket
 
-    from facer_cli.server import create_app
-    from facer_cli.service import Facer
+    # The port first: a busy one is one line and exit code, before the models load. Bound but not
+    # listening, it refuses connections until the models are ready.
+    sock = bind_socket(settings.server_host, settings.server_port)
+    try:
+        from facer_cli.server import create_app
+        from facer_cli.server.edge import build_server, serve_on
+        from facer_cli.service import Facer
 
-    # Load the models and open the store here, so a missing pack or a bad --db is one line and an
-    # exit code rather than a traceback from the server's startup.
-    facer = Facer(settings)
-    engine = facer.engine
-    facer.open_store().close()
-    if settings.api_key is None and not is_loopback(settings.server_host):
+        # Load the models and open the store here, so a missing pack or a bad --db is one line and an
+        # exit code rather than a traceback from the server's startup.
+        facer = Facer(settings)
+        engine = facer.engine
+        facer.open_store().close()
+        if settings.api_key is None and not is_loopback(settings.server_host):
+            err_console.print(
+                literal(
+                    f"warning: listening on {settings.server_host} without an API key (--allow-insecure-remote)",
+                    "bold red",
+                )
+            )
         err_console.print(
             literal(
-                f"warning: listening on {settings.server_host} without an API key (--allow-insecure-remote)", "bold red"
-            )
+                f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {settings.db_path}, "
+                f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
+                + ("; X-API-Key required" if settings.api_key else "")
+            ),
+            soft_wrap=True,
         )
-    err_console.print(
-        literal(
-            f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {settings.db_path}, "
-            f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
-            + ("; X-API-Key required" if settings.api_key else "")
-        ),
-        soft_wrap=True,
-    )
-    # Connections beyond the model slots, the queue and some room for /health and the users
-    # endpoints get 503 from uvicorn itself: this bounds the memory held by request bodies.
-    limit = settings.server_concurrency + settings.server_queue_size + 16
-    uvicorn.run(
-        create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote),
-        host=settings.server_host,
-        port=settings.server_port,
-        log_level=log_level,
-        limit_concurrency=limit,
-        workers=1,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+        app = create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote)
+        serve_on(build_server(app, settings, log_level), sock)
+    finally:
+        sock.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -21,6 +21,9 @@ from facer_cli.cli.output import (
     users_view,
 )
 
+if TYPE_CHECKING:
+    from facer_cli.service import Facer
+
 users_app = typer.Typer(
     help="List, show, remove, rename, export and import enrolled users; check the store.", no_args_is_help=True
 )
@@ -31,7 +34,7 @@ def can_prompt() -> bool:
     return sys.stdin.isatty()
 
 
-def _facer(ctx: typer.Context):  # noqa: ANN202  (facer_cli.service.Facer, imported lazily)
+def _facer(ctx: typer.Context) -> "Facer":
     from facer_cli.service import Facer
 
     return Facer(settings_for(ctx))
@@ -189,7 +192,7 @@ def users_import(
         user,
         file,
         fingerprint=fingerprint,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         trust_fingerprint=trust_fingerprint,
     )
     if json_output:

@@ -3,7 +3,12 @@
 - `app`: `create_app(settings)`, the FastAPI app over the service layer, and `ModelGate`.
 - `errors`: the one table of error classes to status codes, and the JSON error body.
 - `exposure`: who may connect (loopback, or an API key).
-- `uploads`: request size limits and multipart parsed in memory.
+- `uploads`: request size limits, the body deadline (408) and multipart parsed in memory.
+- `paths`: request paths decoded from the raw bytes (user names with `/`; 400 for non-UTF-8).
+- `docs`: /docs and /redoc with their scripts served by this process (no CDN).
+- `edge`: what `facer serve` runs: uvicorn's h11 protocol with header, body and keep-alive
+  deadlines and a connection cap (idle or slow clients never lock out `/health`).
+- `listen`: the listening socket, bound before the models load (`ServeError`: a busy port).
 
     from facer_cli.server import create_app
     app = create_app(settings)          # run it with uvicorn

@@ -8,6 +8,10 @@ for the same operation. Model work runs in worker threads behind `ModelGate`: at
 most `server_concurrency` at once, at most `server_queue_size` waiting, 503 beyond.
 Errors become status codes in one place (`facer_cli.server.errors`); who may
 connect is decided in `facer_cli.server.exposure`, on every request.
+
+Started by uvicorn's own command line, the app keeps its body limits and deadline
+(408), its path rules and its docs; the header deadline, keep-alive and connection
+cap are `facer serve`'s (`facer_cli.server.edge`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from enum import Enum
 from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facer_cli import __version__
+from facer_cli.server.docs import install_docs
 from facer_cli.server.errors import (
     AuthenticationError,
     ServerBusyError,
@@ -36,9 +41,11 @@ from facer_cli.server.errors import (
     response_for,
 )
 from facer_cli.server.exposure import check_exposure, is_ip_address
+from facer_cli.server.paths import PathMiddleware, user_name_param
 from facer_cli.server.uploads import BodyLimitMiddleware, Upload, read_form
 from facer_cli.service import Facer, InputFile
 from facer_cli.settings import Settings
+from facer_cli.store import parse_mode
 
 log = logging.getLogger("facer.server")
 T = TypeVar("T")
@@ -188,7 +195,13 @@ IMAGES_BODY = multipart_body(
         "file": ("One image: the original API's field name (same as one `files`).", False),
     }
 )
-UserName = Annotated[str, Path(description="The person's name (any text, 1–128 characters).")]
+# The name segment of /users/{name}…, percent-decoded as UTF-8 (`facer_cli.server.paths`).
+UserName = Annotated[str, Depends(user_name_param)]
+
+
+def max_bodies(settings: Settings) -> int:
+    """Requests with a body held at once: every model slot, the queue, and some room beyond."""
+    return settings.server_concurrency + settings.server_queue_size + 16
 
 
 def create_app(settings: Settings | None = None, engine: Any = None, *, allow_insecure_remote: bool = False) -> FastAPI:
@@ -232,11 +245,21 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             f'`{API_KEY_HEADER}` header. Errors: `{{"error": {{"type", "status", "message"}}}}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,
     )
     app.state.facer_settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Outermost last: who may connect, then the path, then the body.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.server_body_timeout_s,
+        max_bodies=max_bodies(settings),
+    )
+    app.add_middleware(PathMiddleware)
     app.add_middleware(ExposureMiddleware, api_key=settings.api_key, allow_insecure_remote=allow_insecure_remote)
     install_error_handlers(app)
+    install_docs(app)
 
     @app.get("/health", tags=["service"], responses=error_responses())
     async def health(request: Request) -> dict:
@@ -340,9 +363,9 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         def work() -> dict:
             facer = state.facer
             with facer.open_store() as store:
-                user = facer.check_enrollable(store, name, mode.value)  # type: ignore[arg-type]  # 409 first
+                user = facer.check_enrollable(store, name, parse_mode(mode.value))  # 409 first
                 frames = facer.frames_from_uploads(uploads)
-                return facer.enroll(user, frames, mode=mode.value, store=store).to_dict()  # type: ignore[arg-type]
+                return facer.enroll(user, frames, mode=parse_mode(mode.value), store=store).to_dict()
 
         return await state.gate.run(work)
 

@@ -10,12 +10,14 @@ plus a hint in HTTP's own words:
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from facer_cli import errors as e
 from facer_cli.server.exposure import ExposureError
@@ -29,6 +31,11 @@ class RequestError(e.InputError):
 
 class RequestTooLargeError(e.InputError):
     """The request body is over `max_request_bytes`."""
+
+
+class RequestTimeoutError(RequestError):
+    """The request body did not arrive within `server_body_timeout_s` (or its headers within
+    `server_header_timeout_s`): the connection is closed after the answer."""
 
 
 class TooManyFilesError(RequestTooLargeError):
@@ -64,6 +71,7 @@ STATUS: dict[type[e.FacerError], int] = {
     e.ModelMismatchError: 409,
     e.StoreError: 503,
     RequestError: 400,
+    RequestTimeoutError: 408,
     RequestTooLargeError: 413,
     UnsupportedMediaError: 415,
     AuthenticationError: 401,
@@ -78,22 +86,36 @@ HINTS: dict[type[e.FacerError], str] = {
 }
 
 
-def _lookup(table: dict, cls: type) -> object | None:
-    for ancestor in cls.__mro__:
-        if ancestor in table:
-            return table[ancestor]
-    return None
-
-
 def status_for(error: type[BaseException] | BaseException) -> int:
     cls = error if isinstance(error, type) else type(error)
-    status = _lookup(STATUS, cls)
-    return 500 if status is None else int(status)  # type: ignore[call-overload]
+    status = e.resolve(STATUS, cls)
+    return 500 if status is None else status
 
 
 def public_line(error: e.FacerError) -> str:
-    hint = _lookup(HINTS, type(error))
+    """What a client is told. A 500 is the server's own problem (model pack, settings, output files):
+    its message names server paths and the CLI's ways to fix it, so the client gets only its type."""
+    if status_for(error) == 500:
+        return f"the service cannot answer: {type(error).__name__} (see the server log)"
+    hint = e.resolve(HINTS, type(error))
     return error.public_message if hint is None else f"{error.public_message}; {hint}"
+
+
+def printable(text: object, limit: int = 300) -> str:
+    """Text for one log line: control, format (bidi, zero-width) and separator characters escaped
+    (a name or a path from a request can hold a newline that would forge a second log line)."""
+    out = []
+    for char in str(text)[:limit]:
+        if char == "\\" or (char != " " and unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs")):
+            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out) + ("…" if len(str(text)) > limit else "")
+
+
+def client_of(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "a client"
 
 
 class ErrorDetail(BaseModel):
@@ -120,8 +142,10 @@ def response_for(exc: e.FacerError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'}
     elif isinstance(exc, ServerBusyError):
         headers = {"Retry-After": "1"}
+    elif isinstance(exc, RequestTimeoutError):
+        headers = {"Connection": "close"}
     if status == 500:  # the service itself is broken (model pack, settings): worth the log
-        log.error("%s: %s", type(exc).__name__, exc)
+        log.error("%s: %s", type(exc).__name__, printable(exc, 2000))
     return error_response(status, type(exc).__name__, public_line(exc), headers)
 
 
@@ -154,9 +178,26 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, names.get(exc.status_code, "HTTPError"), message, headers)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_disconnect(request: Request, exc: ClientDisconnect) -> Response:
+        # Not the server's fault, and nobody is left to answer: one line, no traceback.
+        log.info(
+            "client %s disconnected before its request was complete: %s %s",
+            client_of(request),
+            request.method,
+            printable(request.url.path),
+        )
+        return Response(status_code=499)  # nginx's "client closed request"; never sent
+
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.error(
+            "internal error on %s %s: %s", request.method, printable(request.url.path), type(exc).__name__, exc_info=exc
+        )
+        try:  # Starlette raises it again after this answer: the server need not log it twice
+            exc.facer_logged = True  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
         return error_response(500, "InternalError", f"internal error: {type(exc).__name__} (see the server log)")
 
 
@@ -172,6 +213,7 @@ def error_responses(*codes: int) -> dict:
         401: "Missing or wrong X-API-Key header (when api_key is set)",
         403: "Reached from another machine while no api_key is set",
         404: "Unknown user",
+        408: "The request body did not arrive within server_body_timeout_s",
         409: "User exists (use mode=replace or mode=add), or enrolled with another model",
         413: "Body over max_request_bytes, image over max_image_pixels, or more than max_files_per_request files",
         415: "Not multipart/form-data, or a file that is not an image",

@@ -7,6 +7,7 @@ parser keeps every part in memory (the body is already bounded by
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -18,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facer_cli.errors import FacerError
 from facer_cli.server.errors import (
     RequestError,
+    RequestTimeoutError,
     RequestTooLargeError,
+    ServerBusyError,
     TooManyFilesError,
     UnsupportedMediaError,
     response_for,
@@ -37,18 +40,35 @@ def too_large(limit: int, size: int | None = None) -> RequestTooLargeError:
     )
 
 
-class BodyLimitMiddleware:
-    """413 for a body over `max_bytes`: at once from Content-Length, else while it streams in."""
+def has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    return "transfer-encoding" in headers or (length is not None and length.strip() not in ("", "0"))
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+
+class BodyLimitMiddleware:
+    """Request bodies, before an endpoint sees them:
+
+    - 413 for a body over `max_bytes`: at once from Content-Length, else while it streams in;
+    - 408 (and the connection closed) when the body has not all arrived `timeout_s` after the request
+      started: a client that trickles a byte at a time holds no worker for longer;
+    - 503 at once when `max_bodies` requests with a body are already in progress: bodies are held in
+      memory, so this bounds the memory uploads can take (requests without a body, `/health` among
+      them, are never counted or refused).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float | None = None, max_bodies: int | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.max_bodies = max_bodies
+        self.bodies = 0  # requests with a body in progress
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
         if length is not None:
             try:
                 declared = int(length)
@@ -58,16 +78,37 @@ class BodyLimitMiddleware:
             if declared > self.max_bytes:
                 await response_for(too_large(self.max_bytes, declared))(scope, receive, send)
                 return
+        counted = has_body(headers)
+        if counted and self.max_bodies is not None and self.bodies >= self.max_bodies:
+            busy = ServerBusyError(
+                f"busy: {self.bodies} uploads in progress, the most this server holds at once; retry shortly"
+            )
+            await response_for(busy)(scope, receive, send)
+            return
+        deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
         received = 0
+        complete = not counted
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"the request body did not arrive within {self.timeout_s:g} s "
+                        f"({received:,} bytes came; server_body_timeout_s)"
+                    ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise too_large(self.max_bytes)
+                if not message.get("more_body", False):
+                    complete = True
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -76,12 +117,17 @@ class BodyLimitMiddleware:
                 started = True
             await send(message)
 
+        if counted:
+            self.bodies += 1
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except RequestTooLargeError as exc:  # raised outside an endpoint (no handler ran)
+        except (RequestTooLargeError, RequestTimeoutError) as exc:  # raised outside an endpoint (no handler ran)
             if started:
                 raise
             await response_for(exc)(scope, receive, send)
+        finally:
+            if counted:
+                self.bodies -= 1
 
 
 class InMemoryMultiPartParser(MultiPartParser):

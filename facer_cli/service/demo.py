@@ -18,6 +18,7 @@ from facer_cli.settings import Settings
 USER = "Yao Ming"
 # Where Yao Ming stands in players.jpg (x1, y1, x2, y2), with room around his face.
 YAO_IN_PLAYERS = (670, 90, 815, 245)
+CROP_NAME = "players-crop.jpg"
 
 
 def team_photo_crop(folder: Path) -> InputFile:
@@ -31,7 +32,7 @@ def team_photo_crop(folder: Path) -> InputFile:
     ok, encoded = cv2.imencode(".jpg", image[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise RuntimeError("cannot encode the demo photo")
-    return InputFile("players.jpg (Yao Ming's part)", data=encoded.tobytes())
+    return InputFile(CROP_NAME, data=encoded.tobytes())
 
 
 def run_demo(settings: Settings, workdir: Path) -> DemoResult:
@@ -48,13 +49,13 @@ def run_demo(settings: Settings, workdir: Path) -> DemoResult:
         enrolled = facer.enroll(USER, [folder / "yaoming.jpg"], store=store)
         second = facer.verify(USER, facer.frames_from_uploads([team_photo_crop(folder)]), store=store)
         impostor = facer.verify(USER, [folder / "gdp.jpg"], store=store)
-    checks = [DemoCheck("players.jpg (Yao Ming's part)", "match", second), DemoCheck("gdp.jpg", "no_match", impostor)]
+    checks = [DemoCheck(CROP_NAME, "match", second), DemoCheck("gdp.jpg", "no_match", impostor)]
     next_steps = [
-        "facer inspect photos/alice/              # what facer sees in each photo, and why",
-        "facer enroll alice photos/alice/         # enroll a person from 3 or more photos",
-        "facer verify alice door.jpg              # exit 0 match, 1 no match, 3 uncertain",
-        "facer enroll alice --camera --replace    # or from a camera (a video file works too)",
-        "facer users list                         # who is enrolled, and where the store is",
-        "facer serve                              # the same over HTTP (pip install 'facer[server]')",
+        ("facer inspect photos/alice/", "what facer sees in each photo, and why"),
+        ("facer enroll alice photos/alice/", "enroll from 3 or more photos"),
+        ("facer verify alice door.jpg", "exit 0 match, 1 no match, 3 uncertain"),
+        ("facer enroll alice --camera --replace", "or from a camera (or a video file)"),
+        ("facer users list", "who is enrolled"),
+        ("facer serve", "the same over HTTP"),
     ]
     return DemoResult(USER, enrolled, checks, str(workdir / "demo.db"), next_steps)

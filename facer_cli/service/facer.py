@@ -24,6 +24,7 @@ from facer_cli.matching import Comparison, Thresholds, best_match
 from facer_cli.service.inputs import (
     Frames,
     InputFile,
+    Limits,
     files_of,
     frames_from_camera,
     frames_from_files,
@@ -89,6 +90,10 @@ class Facer:
         return self.engine.fingerprint
 
     @property
+    def limits(self) -> Limits:
+        return Limits.of(self.settings)
+
+    @property
     def thresholds(self) -> Thresholds:
         return Thresholds.of(self.settings)
 
@@ -116,13 +121,11 @@ class Facer:
     ) -> Frames:
         """Images named and found in folders (the folder policy of `facer_cli.image_paths`), analysed."""
         items = files_of(paths, per_folder)
-        return frames_from_files(
-            self.engine, items, self.settings.max_image_pixels, all_faces=all_faces, on_progress=on_progress
-        )
+        return frames_from_files(self.engine, items, self.limits, all_faces=all_faces, on_progress=on_progress)
 
     def frames_from_uploads(self, uploads: Sequence[InputFile]) -> Frames:
         """Images held in memory; one that is not a usable image raises its `ImageError`."""
-        return frames_from_files(self.engine, uploads, self.settings.max_image_pixels, strict=True)
+        return frames_from_files(self.engine, uploads, self.limits, strict=True)
 
     def frames_from_camera(
         self,
@@ -164,7 +167,7 @@ class Facer:
         items = [x if isinstance(x, InputFile) else InputFile.from_path(x) for x in (a, b)]
         vectors, frames = [], []
         for item in items:
-            vector, frame = vector_or_face(self.engine, item, self.settings.max_image_pixels)
+            vector, frame = vector_or_face(self.engine, item, self.limits)
             vectors.append(vector)
             if frame is not None:
                 frames.append(frame)
@@ -300,6 +303,7 @@ class Facer:
         then the template is stored flagged as unverified (`users list` shows it). Either way all
         templates of one fingerprint have one size."""
         from facer_cli.errors import ModelMismatchError, ModelPackError, UnverifiedModelError, VectorError
+        from facer_cli.npy import max_npy_bytes
         from facer_cli.vectors import vector_from_bytes
 
         if fingerprint is not None:
@@ -307,7 +311,7 @@ class Facer:
             if not fingerprint:
                 raise UsageError("the model fingerprint is empty")
         item = file if isinstance(file, InputFile) else InputFile.from_path(file)
-        vector = vector_from_bytes(item.read(VectorError), item.name)
+        vector = vector_from_bytes(item.read(max_npy_bytes(), VectorError), item.name)
         try:
             current, dimension = self.current_model()
         except ModelPackError:

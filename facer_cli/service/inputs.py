@@ -16,7 +16,9 @@ import numpy as np
 from facer_cli.errors import ImageError, InputError, NoFaceError, VectorError
 from facer_cli.image_paths import image_paths
 from facer_cli.images import decode_image
+from facer_cli.npy import max_npy_bytes
 from facer_cli.reports import FrameReport
+from facer_cli.safe_files import read_regular_file
 from facer_cli.vectors import looks_like_npy, vector_from_bytes
 
 if TYPE_CHECKING:
@@ -42,18 +44,12 @@ class InputFile:
         # An upload's name is the client's: keep its last part only.
         return cls(PurePath(name.replace("\\", "/")).name or "upload", data=data)
 
-    def read(self, error: type[InputError] = ImageError) -> bytes:
+    def read(self, max_bytes: int, error: type[InputError] = ImageError) -> bytes:
+        """The bytes: of a regular file only (no FIFO, device or folder), and at most `max_bytes`."""
         if self.data is not None:
             return self.data
         assert self.path is not None
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            raise error(f"{self.name}: no such file") from None
-        except IsADirectoryError:
-            raise error(f"{self.name}: is a folder, not a file") from None
-        except OSError as exc:
-            raise error(f"{self.name}: cannot read ({exc.strerror})") from None
+        return read_regular_file(self.path, max_bytes, error)
 
 
 @dataclass
@@ -78,13 +74,25 @@ def describe_images(names: Sequence[str], limit: int = 5) -> str:
     return f"images: {shown}"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much of an input facer reads and decodes (the max_file_bytes and max_image_pixels settings)."""
+
+    max_bytes: int
+    max_pixels: int
+
+    @classmethod
+    def of(cls, settings: "Settings") -> "Limits":
+        return cls(settings.max_file_bytes, settings.max_image_pixels)
+
+
 def analyze_input(
-    engine: "FaceEngine", item: InputFile, max_pixels: int, *, all_faces: bool = False, strict: bool = False
+    engine: "FaceEngine", item: InputFile, limits: Limits, *, all_faces: bool = False, strict: bool = False
 ) -> FrameReport:
     """Read, decode and analyse one image. An unusable file is a report with `error` set, or, with
     `strict`, the `ImageError` itself (the HTTP service fails the request on a broken upload)."""
     try:
-        image = decode_image(item.read(), item.name, max_pixels)
+        image = decode_image(item.read(limits.max_bytes), item.name, limits.max_pixels)
     except ImageError as exc:
         if strict:
             raise
@@ -95,7 +103,7 @@ def analyze_input(
 def frames_from_files(
     engine: "FaceEngine",
     items: Sequence[InputFile],
-    max_pixels: int,
+    limits: Limits,
     *,
     all_faces: bool = False,
     strict: bool = False,
@@ -103,7 +111,7 @@ def frames_from_files(
 ) -> Frames:
     frames = []
     for item in items:
-        frames.append(analyze_input(engine, item, max_pixels, all_faces=all_faces, strict=strict))
+        frames.append(analyze_input(engine, item, limits, all_faces=all_faces, strict=strict))
         if on_progress is not None:
             on_progress(1)
     source = ("uploaded " if items and items[0].path is None else "") + describe_images([i.name for i in items])
@@ -130,13 +138,16 @@ def frames_from_camera(
     return Frames(capture.frames, f"camera: {camera.description}", capture=capture)
 
 
-def vector_or_face(engine: "FaceEngine", item: InputFile, max_pixels: int) -> tuple[np.ndarray, FrameReport | None]:
+def vector_or_face(engine: "FaceEngine", item: InputFile, limits: Limits) -> tuple[np.ndarray, FrameReport | None]:
     """The one "image or .npy → vector" rule: a `.npy` (by suffix or magic bytes) is a template as it
     is; an image gives its accepted subject's embedding, else `NoFaceError` saying why."""
-    data = item.read(VectorError if item.name.lower().endswith(".npy") else ImageError)
+    npy_named = item.name.lower().endswith(".npy")
+    data = item.read(
+        max_npy_bytes() if npy_named else engine.settings.max_file_bytes, VectorError if npy_named else ImageError
+    )
     if looks_like_npy(item.name, data):
         return vector_from_bytes(data, item.name), None
-    frame = analyze_input(engine, InputFile(item.name, data=data), max_pixels, strict=True)
+    frame = analyze_input(engine, InputFile(item.name, data=data), limits, strict=True)
     if not frame.accepted or frame.embedding is None:
         raise NoFaceError(f"{item.name}: no usable face ({frame.reason.removeprefix(item.name + ': ')})")
     return frame.embedding, frame

@@ -220,7 +220,7 @@ class DemoResult:
     enrolled: EnrollResult
     checks: list[DemoCheck]
     store: str
-    next_steps: list[str] = field(default_factory=list)
+    next_steps: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -232,5 +232,5 @@ class DemoResult:
             "enroll": self.enrolled.to_dict(),
             "checks": [check.to_dict() for check in self.checks],
             "ok": self.ok,
-            "next_steps": self.next_steps,
+            "next_steps": [{"command": command, "what": what} for command, what in self.next_steps],
         }

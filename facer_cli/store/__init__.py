@@ -17,6 +17,7 @@ from facer_cli.store.records import (
     StoredTemplate,
     UserDetails,
     UserSummary,
+    parse_mode,
     validate_user_name,
 )
 from facer_cli.store.repository import Store
@@ -33,5 +34,6 @@ __all__ = [
     "StoredTemplate",
     "UserDetails",
     "UserSummary",
+    "parse_mode",
     "validate_user_name",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
-from facer_cli.errors import StoreError, UserNameError
+from facer_cli.errors import StoreError, UsageError, UserNameError
 
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
@@ -25,13 +25,30 @@ NAME_MAX = 128
 NO_PROBE = "no_probe"
 
 
+def parse_mode(value: str) -> Mode:
+    """An enrollment mode from text: "new", "replace" or "add"."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise UsageError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
+
+
 def now() -> str:
     """The time in ISO 8601 with its UTC offset, as stored."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+# Invisible letters (category Lo/Mn, so not caught as format characters): the combining grapheme
+# joiner and the Hangul fillers, which render as nothing and make look-alike names.
+INVISIBLE_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+# The explicit direction controls: marks (ALM, LRM, RLM), embeddings and overrides, isolates.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def validate_user_name(name: Any) -> str:
-    """Any Unicode text, trimmed (and NFC-normalised), 1–128 characters, no control characters."""
+    """Any Unicode text, trimmed (and NFC-normalised), 1–128 characters; no control characters, and
+    nothing invisible: no bidirectional controls (U+202E …), zero-width characters (U+200B …) or other
+    format characters (Unicode category Cf), since two names that look the same would be two users."""
     if not isinstance(name, str):
         raise UserNameError(f"a user name must be text, not {type(name).__name__}")
     cleaned = unicodedata.normalize("NFC", name.strip())
@@ -39,9 +56,18 @@ def validate_user_name(name: Any) -> str:
         raise UserNameError("the user name is empty")
     if len(cleaned) > NAME_MAX:
         raise UserNameError(f"the user name has {len(cleaned)} characters; at most {NAME_MAX} are allowed")
-    bad = next((c for c in cleaned if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
-    if bad is not None:
-        raise UserNameError(f"the user name holds a control character (U+{ord(bad):04X}); use printable text")
+    for c in cleaned:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Zl", "Zp"):
+            raise UserNameError(f"the user name holds a control character (U+{ord(c):04X}); use printable text")
+        if category == "Cs":
+            raise UserNameError(f"the user name is not valid Unicode text (a lone surrogate, U+{ord(c):04X})")
+        if category == "Cf" or c in INVISIBLE_LETTERS:
+            kind = "a text-direction control" if c in BIDI_CONTROLS else "an invisible character"
+            raise UserNameError(
+                f"the user name holds {kind} (U+{ord(c):04X}); names may not hold invisible or "
+                "text-direction characters, so that two names that look the same are never two users"
+            )
     return cleaned
 
 

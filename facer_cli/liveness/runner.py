@@ -1,0 +1,96 @@
+"""Driving the checker with the engine: image → `LivenessFrame`, and a whole camera attempt.
+
+The only place that reaches into the engine's models for liveness (its detector, its landmark
+model and its recognizer), so a change there is one change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from facer_cli.liveness.challenge import Challenge
+from facer_cli.liveness.checker import LivenessChecker, LivenessFrame, LivenessProgress, LivenessResult
+from facer_cli.pose import pose_from_landmarks_2d106
+
+if TYPE_CHECKING:
+    from facer_cli.camera import Camera
+    from facer_cli.engine import FaceEngine
+
+ProgressCallback = Callable[[LivenessProgress, LivenessFrame], None]
+
+
+def require_landmarks_106(engine: FaceEngine) -> None:
+    """The parallax and blink cues are defined on 2d106det's points; refuse a pack without them."""
+    if engine.pose_source != "landmark_2d_106":
+        raise ValueError(f"liveness needs the 106-point 2-D landmark model; this pack gives {engine.pose_source}")
+
+
+def landmarks_106(engine: FaceEngine, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The 106 landmarks of the face in `box`, image pixels."""
+    return np.asarray(engine._landmarks(image, box), dtype=np.float64)[:, :2]
+
+
+def observe(engine: FaceEngine, image: np.ndarray, timestamp_ms: float, index: int = 0) -> LivenessFrame:
+    """Detect the subject (the largest confident face, as `FaceEngine.analyze` picks it) and measure it."""
+    boxes, keypoints = engine.detector.detect(image)
+    confident = [i for i in range(len(boxes)) if boxes[i, 4] >= engine.settings.detection_threshold]
+    if not confident:
+        return LivenessFrame(timestamp_ms=timestamp_ms, index=index)
+    subject = max(confident, key=lambda i: (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1]))
+    box = (float(boxes[subject, 0]), float(boxes[subject, 1]), float(boxes[subject, 2]), float(boxes[subject, 3]))
+    points = landmarks_106(engine, image, box)
+    head = pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))
+    return LivenessFrame(
+        timestamp_ms=timestamp_ms,
+        box=box,
+        landmarks=points,
+        yaw=head.yaw,
+        pitch=head.pitch,
+        roll=head.roll,
+        embedding=engine._embed(image, keypoints[subject]),
+        index=index,
+    )
+
+
+def check_frames(
+    engine: FaceEngine,
+    frames: Iterable[tuple[np.ndarray, float]],
+    challenge: Challenge,
+    on_progress: ProgressCallback | None = None,
+    checker: LivenessChecker | None = None,
+) -> LivenessResult:
+    """Run the challenge over (image, timestamp in ms) pairs until it is decided or they run out."""
+    require_landmarks_106(engine)
+    checker = checker or LivenessChecker(challenge)
+    for index, (image, timestamp_ms) in enumerate(frames):
+        frame = observe(engine, image, timestamp_ms, index)
+        progress = checker.update(frame)
+        if on_progress is not None:
+            on_progress(progress, frame)
+        if checker.done:
+            break
+    return checker.result()
+
+
+def check_camera(
+    engine: FaceEngine,
+    camera: Camera,
+    challenge: Challenge,
+    on_progress: ProgressCallback | None = None,
+) -> LivenessResult:
+    """One attempt over a camera (or a video file playing one), released when decided."""
+    require_landmarks_106(engine)
+    checker = LivenessChecker(challenge)
+    with camera:
+        for shot in camera.frames():
+            frame = observe(engine, shot.image, shot.timestamp_ms, shot.index)
+            progress = checker.update(frame)
+            if on_progress is not None:
+                on_progress(progress, frame)
+            if checker.done:
+                camera.stop("liveness decided: " + ("live" if progress.live else "not live"))
+                break
+    return checker.result()

@@ -1,0 +1,278 @@
+"""The gallery index: exact search through int8 codes, open-set decisions, and the sidecar file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facer_cli import gallery as g
+from facer_cli.gallery import (
+    Candidate,
+    GalleryIndex,
+    QuantisedGallery,
+    decide,
+    exact_search,
+    search,
+)
+
+MODEL = "test-model-fingerprint"
+DIMENSION = 512
+SCHEMA = """
+CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE UNIQUE INDEX idx_users_name ON users (name);
+CREATE TABLE templates (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), vector BLOB NOT NULL,
+    dimension INTEGER NOT NULL, model TEXT NOT NULL, frames_seen INTEGER, frames_used INTEGER, outliers INTEGER,
+    mean_quality FLOAT, source TEXT, created TEXT NOT NULL
+);
+CREATE INDEX idx_templates_user_id ON templates (user_id);
+CREATE INDEX idx_templates_model ON templates (model);
+"""
+
+
+def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
+    vectors = rng.standard_normal((rows, DIMENSION)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def face_like_gallery(seed: int, people: int, per_person: int, spread: float = 0.9):
+    """People as noisy copies of a centre (same-person cosines about 0.5-0.8), plus near-duplicates."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng, people)
+    vectors = np.repeat(centres, per_person, axis=0) + spread * unit_rows(rng, people * per_person)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[1::7] = vectors[0::7][: len(vectors[1::7])] + 1e-4 * unit_rows(rng, len(vectors[1::7]))  # near-ties
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    user_ids = np.repeat(np.arange(1, people + 1), per_person)
+    template_ids = np.arange(1, len(vectors) + 1) * 3  # ids need not be dense
+    return template_ids, user_ids, vectors.astype(np.float32), centres
+
+
+def assert_same(found: list[Candidate], expected: list[Candidate]) -> None:
+    assert [(c.user_id, c.template_id) for c in found] == [(c.user_id, c.template_id) for c in expected]
+    np.testing.assert_allclose([c.similarity for c in found], [c.similarity for c in expected], atol=1e-6)
+
+
+# -- exact search through the int8 codes --------------------------------------------
+@pytest.mark.parametrize(("seed", "people", "per_person"), [(0, 40, 3), (1, 700, 4), (2, 3000, 2)])
+def test_quantised_search_equals_exact_search(seed, people, per_person):
+    template_ids, user_ids, vectors, centres = face_like_gallery(seed, people, per_person)
+    gallery = QuantisedGallery.from_vectors(template_ids, user_ids, vectors)
+    rng = np.random.default_rng(seed + 100)
+    probes = np.concatenate([
+        centres[rng.integers(people, size=8)] + 0.6 * unit_rows(rng, 8),  # a known person, new photo
+        unit_rows(rng, 4),  # a stranger
+        vectors[rng.integers(len(vectors), size=4)],  # an enrolled template itself: exact near-ties
+    ])
+    expected = [exact_search(template_ids, user_ids, vectors, probe, 20) for probe in probes]
+    for top_k in (1, 5, 20):
+        for probe, found, best in zip(probes, g.search_batch(gallery, probes, top_k), expected):
+            assert_same(found, best[:top_k])
+            float32_scores = vectors @ probe  # plain float32 numpy agrees to 1e-6 as well
+            assert abs(float(float32_scores.max()) - found[0].similarity) < 1e-6
+
+
+def test_error_bound_holds_for_every_row_even_for_spiky_vectors():
+    rng = np.random.default_rng(7)
+    vectors = unit_rows(rng, 3000)
+    vectors[:1000] = np.where(np.abs(vectors[:1000]) > 0.08, vectors[:1000], 0.0)  # sparse, large codes error
+    vectors[1000:1010] = 0.0
+    vectors[1000:1010, :3] = 1 / np.sqrt(3)  # one huge value per row dominates the scale
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    gallery = QuantisedGallery.from_vectors(np.arange(3000), np.arange(3000), vectors)
+    for probe in [unit_rows(rng, 1)[0], vectors[5], np.eye(DIMENSION, dtype=np.float32)[0]]:
+        quantised = g.quantise_probe(probe)
+        approx, bound = g.score_bounds(gallery.scan(quantised.codes[None])[0], quantised, gallery.scales,
+                                       gallery.error_norms, gallery.max_row_norm)
+        exact = vectors.astype(np.float64) @ probe.astype(np.float64)
+        assert (np.abs(exact - approx) <= bound).all()
+
+
+def test_scanner_integer_dots_are_exact():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-127, 128, (DIMENSION, 5000), dtype=np.int8)
+    probes = rng.integers(1, 128, (3, DIMENSION), dtype=np.uint8)  # the extremes saturate a careless kernel
+    probes[0] = 127
+    codes[:, 0] = -127
+    expected = (probes.astype(np.int64) - g.PROBE_ZERO_POINT) @ codes.astype(np.int64)
+    np.testing.assert_array_equal(g.Int8Scanner(codes).dots(probes), expected)
+
+
+def test_candidate_set_keeps_a_true_best_that_quantisation_ranks_lower():
+    # Two people whose int8 scores are in the wrong order: the bound must keep both for re-scoring.
+    lower = np.array([0.50, 0.49, 0.10, 0.05])
+    upper = lower + 0.02
+    rows = g.candidate_rows(lower, upper, np.array([1, 2, 3, 4]), top_k=1)
+    assert set(rows.tolist()) == {0, 1}
+
+
+def test_fewer_people_than_top_k_returns_them_all():
+    template_ids, user_ids, vectors, _ = face_like_gallery(4, 3, 5)
+    gallery = QuantisedGallery.from_vectors(template_ids, user_ids, vectors)
+    found = search(gallery, vectors[0], top_k=10)
+    assert sorted(c.user_id for c in found) == [1, 2, 3]
+    assert_same(found, exact_search(template_ids, user_ids, vectors, vectors[0], 10))
+
+
+# -- decisions -----------------------------------------------------------------------
+def people(*scores: float) -> list[Candidate]:
+    return [Candidate(user_id=i + 1, template_id=10 + i, similarity=s, name=f"p{i + 1}") for i, s in enumerate(scores)]
+
+
+def test_decide_identified_unknown_ambiguous():
+    assert decide(people(0.7, 0.3), threshold=0.5, margin=0.1)[0] == "identified"
+    assert decide(people(0.45, 0.1), threshold=0.5, margin=0.1)[0] == "unknown"
+    decision, reason = decide(people(0.7, 0.65), threshold=0.5, margin=0.1)
+    assert decision == "ambiguous" and "p2" in reason
+    assert decide(people(0.5, 0.375), threshold=0.5, margin=0.125)[0] == "identified"  # both bounds inclusive
+    assert decide([], threshold=0.5, margin=0.1)[0] == "unknown"
+    assert decide(people(0.8), threshold=0.5, margin=0.1)[0] == "identified"
+
+
+def test_second_template_of_the_same_person_is_no_competitor():
+    # Two near-identical templates of person 1 and a distant person 2: candidates are per person.
+    rng = np.random.default_rng(5)
+    base = unit_rows(rng, 2)
+    vectors = np.stack([base[0], base[0] + 0.01 * base[1], base[1]]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    gallery = QuantisedGallery.from_vectors([1, 2, 3], [1, 1, 2], vectors)
+    found = search(gallery, base[0], top_k=5)
+    assert [c.user_id for c in found] == [1, 2]
+    assert decide(found, threshold=0.5, margin=0.1)[0] == "identified"
+
+
+# -- the index over a store, and its sidecar -------------------------------------------
+def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: int = 0, counter: bool = True):
+    _, user_ids, vectors, _ = face_like_gallery(seed, people_count, per_person)
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA + (g.VERSION_DDL if counter else ""))
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executemany("INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'u')",
+                     [(u, f"person {u}") for u in range(1, people_count + 1)])
+    add_templates(conn, user_ids, vectors)
+    conn.commit()
+    conn.close()
+    return vectors
+
+
+def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODEL) -> None:
+    conn.executemany(
+        "INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (?, ?, ?, ?, datetime('now'))",
+        [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors)],
+    )
+
+
+@pytest.fixture(params=[True, False], ids=["counter-stamp", "scan-stamp"])
+def store(tmp_path, request):
+    path = tmp_path / "facer.db"
+    make_store(path, counter=request.param)
+    return path
+
+
+def test_index_answers_with_names_and_writes_a_private_sidecar(store):
+    with GalleryIndex.open(store, MODEL) as index:
+        assert len(index) == 60 and index.rebuilds == 1
+        probe = index.gallery.vectors[10].copy()
+        found = index.search(probe, top_k=3)
+        assert found[0].template_id == 11 and found[0].name == "person 6"
+    sidecar = g.sidecar_path(store, MODEL)
+    assert sidecar.exists() and (sidecar.stat().st_mode & 0o777) == 0o600
+    with GalleryIndex.open(store, MODEL) as again:
+        assert again.rebuilds == 0  # valid sidecar reused
+        assert again.search(probe, top_k=3) == found
+
+
+def damage_truncate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 4096)
+
+
+def damage_flip(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size - 1000)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
+def damage_header(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.write(b"garbage")
+
+
+@pytest.mark.parametrize("damage", [Path.unlink, damage_truncate, damage_flip, damage_header])
+def test_damaged_sidecar_is_rebuilt_never_trusted(store, damage):
+    with GalleryIndex.open(store, MODEL):
+        pass
+    damage(g.sidecar_path(store, MODEL))
+    with GalleryIndex.open(store, MODEL) as index:
+        assert index.rebuilds == 1 and len(index) == 60
+        assert g.sidecar_problem(os.open(index.sidecar, os.O_RDONLY), MODEL, index.stamp) is None
+
+
+def test_sidecar_of_another_model_is_not_used(store):
+    with GalleryIndex.open(store, MODEL) as index:
+        theirs = g.sidecar_path(store, "other-model")
+        theirs.write_bytes(index.sidecar.read_bytes())  # a copy that claims the wrong model
+    with GalleryIndex.open(store, "other-model") as other:
+        assert other.rebuilds == 1 and len(other) == 0 and other.search(np.ones(DIMENSION)) == []
+
+
+def test_stale_sidecar_is_rebuilt_after_another_connection_writes(store):
+    with GalleryIndex.open(store, MODEL):
+        pass
+    conn = sqlite3.connect(store)
+    conn.execute("DELETE FROM templates WHERE id = 60")
+    add_templates(conn, [1], unit_rows(np.random.default_rng(9), 1))  # reuses id 60 with a new vector
+    conn.commit()
+    conn.close()
+    with GalleryIndex.open(store, MODEL) as index:
+        assert index.rebuilds == 1 and len(index) == 60
+
+
+WRITER = """
+import sqlite3, sys, numpy as np
+conn = sqlite3.connect(sys.argv[1])
+if sys.argv[2] == "add":
+    conn.execute("INSERT INTO users (id, name, created, updated) VALUES (99, 'newcomer', 'c', 'u')")
+    conn.execute("INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (99, ?, 512, ?, 'z')",
+                 (np.frombuffer(bytes.fromhex(sys.argv[3]), '<f4').tobytes(), sys.argv[4]))
+else:
+    conn.execute("DELETE FROM templates WHERE user_id = 99")
+conn.commit()
+"""
+
+
+def test_refresh_sees_enrollment_and_removal_by_another_process(store):
+    probe = unit_rows(np.random.default_rng(11), 1)[0]
+    with GalleryIndex.open(store, MODEL) as index:
+        assert index.refresh() is False  # nothing changed: no work
+        assert index.search(probe, top_k=1)[0].name != "newcomer"
+        run_writer(store, "add", probe.astype("<f4").tobytes().hex(), MODEL)
+        found = index.search(probe, top_k=1)  # refreshes by itself
+        assert found[0].name == "newcomer" and found[0].similarity == pytest.approx(1.0, abs=1e-6)
+        run_writer(store, "remove")
+        assert index.refresh() is True
+        assert index.search(probe, top_k=1)[0].name != "newcomer" and len(index) == 60
+
+
+def run_writer(db: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-c", WRITER, str(db), *args], check=True, timeout=60)
+
+
+def test_writes_that_do_not_touch_templates_keep_the_index(tmp_path):
+    path = tmp_path / "facer.db"
+    make_store(path, counter=True)
+    with GalleryIndex.open(path, MODEL) as index:
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE users SET name = 'renamed' WHERE id = 1")  # names are read at answer time
+        conn.commit()
+        conn.close()
+        assert index.refresh() is False
+        assert index.search(index.gallery.vectors[0].copy(), top_k=1)[0].name == "renamed"

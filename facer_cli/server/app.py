@@ -384,7 +384,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
         def work() -> dict:
             facer = state.facer
-            with facer.open_store() as store:
+            with facer.open_store("write") as store:
                 user = facer.prepare_verify(store, name)  # 404 or 409 before the models run
                 return facer.verify(user, facer.frames_from_uploads(uploads), store=store).to_dict()
 

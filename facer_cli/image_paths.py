@@ -18,11 +18,24 @@ from facer_cli.images import is_image_path
 
 
 def images_in_folder(folder: Path) -> list[Path]:
-    """Image files below a folder, sorted by path; unreadable subfolders are skipped."""
+    """Image files below a folder, sorted by path. A folder that cannot be listed (no permission)
+    is kept as an entry of its own, so it gets a "cannot read" row instead of vanishing."""
     found: list[Path] = []
-    for root, _dirs, files in os.walk(folder, onerror=None, followlinks=False):
+    unreadable: list[Path] = []
+
+    def note(error: OSError) -> None:
+        unreadable.append(Path(error.filename))
+
+    for root, _dirs, files in os.walk(folder, onerror=note, followlinks=False):
         found.extend(Path(root) / name for name in files if is_image_path(Path(name)))
-    return sorted(path for path in found if path.is_file())
+    return sorted([path for path in found if _is_file(path)] + unreadable)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the system allows
+        return False
 
 
 def image_paths(paths: Iterable[Path | str], per_folder: int | None = None) -> list[Path]:

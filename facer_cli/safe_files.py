@@ -33,6 +33,8 @@ def read_regular_file(path: Path | str, max_bytes: int, error_cls: type[FacerErr
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise error_cls(f"{path}: cannot read (permission denied)")
             raise error_cls(f"{path}: is a folder, not a regular file")
         if not stat.S_ISREG(info.st_mode):
             raise error_cls(f"{path}: not a regular file ({_kind_of(info.st_mode)})")

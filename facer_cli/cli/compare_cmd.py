@@ -17,8 +17,8 @@ BAND_EXIT = {"match": 0, "no_match": EXIT_NO_MATCH, "uncertain": EXIT_UNCERTAIN}
 
 def compare_command(
     ctx: typer.Context,
-    a: Annotated[Path, typer.Argument(help="An image or a .npy template.", show_default=False)],
-    b: Annotated[Path, typer.Argument(help="An image or a .npy template.", show_default=False)],
+    a: Annotated[Path, typer.Argument(readable=False, help="An image or a .npy template.", show_default=False)],
+    b: Annotated[Path, typer.Argument(readable=False, help="An image or a .npy template.", show_default=False)],
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
     model_name: ModelOption = None,

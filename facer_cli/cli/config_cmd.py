@@ -47,7 +47,8 @@ def config_show(
 def config_init(
     ctx: typer.Context,
     path: Annotated[
-        Optional[Path], typer.Argument(help="Where to write (default: ./facer.toml).", show_default=False)
+        Optional[Path],
+        typer.Argument(readable=False, help="Where to write (default: ./facer.toml).", show_default=False),
     ] = None,
     force: ForceOption = False,
 ) -> None:

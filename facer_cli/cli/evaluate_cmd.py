@@ -31,7 +31,10 @@ class Protocol(str, Enum):
 def evaluate_command(
     ctx: typer.Context,
     data: Annotated[
-        Path, typer.Argument(help="A folder with one subfolder per identity, or a CSV of pairs path_a,path_b,same.")
+        Path,
+        typer.Argument(
+            readable=False, help="A folder with one subfolder per identity, or a CSV of pairs path_a,path_b,same."
+        ),
     ],
     target_far: Annotated[
         float,

@@ -28,7 +28,9 @@ def inspect_command(
     ctx: typer.Context,
     paths: Annotated[
         List[Path],
-        typer.Argument(help="Images and folders (searched recursively; all their images).", show_default=False),
+        typer.Argument(
+            readable=False, help="Images and folders (searched recursively; all their images).", show_default=False
+        ),
     ],
     json_output: JsonOption = False,
     verbose: VerboseOption = False,

@@ -153,7 +153,9 @@ def users_export(
 def users_import(
     ctx: typer.Context,
     user: UserArgument,
-    file: Annotated[Path, typer.Argument(help="A .npy template (1-D float vector).", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(readable=False, help="A .npy template (1-D float vector).", show_default=False)
+    ],
     fingerprint: Annotated[
         Optional[str],
         typer.Option("--fingerprint", help="The model that made it (as `users export` or `facer doctor` print it)."),

@@ -75,10 +75,16 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def short_reason(reason: str) -> str:
-    """ "yaw +31° beyond ±25°; quality 0.35 < 0.40" → "yaw, quality": the table's short form."""
+    """ "yaw +31° beyond ±25°; blurred: sharpness 41 < 80" → "yaw, blurred": the table's short form.
+
+    Each reason's leading words; a reason that starts with a number keeps what comes before its colon
+    ("2 people in view: one person at a time" → "2 people in view")."""
     parts = []
     for part in reason.split("; "):
-        head = re.split(r"[\d+\-−±<>(:]", part, maxsplit=1)[0].strip()
+        if part[:1].isdigit():
+            head = part.split(":", 1)[0].strip()
+        else:
+            head = re.split(r"[\d+\-−±<>(:]", part, maxsplit=1)[0].strip()
         parts.append(head or part)
     return ", ".join(dict.fromkeys(parts))
 

@@ -98,7 +98,7 @@ class EngineFields(BaseModel):
         description="Exposure gate: largest share of burnt-out face pixels (grey level 250 or more), 0-1.",
     )
     max_light_imbalance: float = Field(
-        2.0,
+        2.4,
         ge=1,
         le=100,
         description="Exposure gate: largest ratio of the brighter half of the face's mean level to the darker "

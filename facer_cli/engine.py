@@ -197,24 +197,30 @@ class FaceEngine:
         if self.landmarker is not None:
             head = self._head_pose(image, face.box)
             face.yaw, face.pitch, face.roll = head.yaw, head.pitch, head.roll
-        region = quality.face_region(quality.aligned_gray(image, keypoints))
+        matrix = quality.alignment(keypoints)  # shared by the measurements and the embedding
+        region = quality.measured_region(image, keypoints, matrix)
         face.sharpness = quality.sharpness(region)
         light = quality.exposure(region)
         face.brightness, face.clipped, face.light_balance = light.mean, light.clipped, light.balance
         face.quality = quality_score(face.det_score, face.sharpness)
-        face.embedding = self._embed(image, keypoints)
+        face.embedding = self._embed(image, keypoints, matrix)
 
-    def embedding_input(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        """The recognition model's input: the face aligned on ArcFace's 5 reference points."""
+    def embedding_input(
+        self, image: np.ndarray, keypoints: np.ndarray, alignment: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The recognition model's input: the face aligned on ArcFace's 5 reference points
+        (`alignment`: `quality.alignment(keypoints)`, when already computed)."""
         model = self.recognizer
         size = model.input_size[0]
-        matrix = similarity_transform(keypoints, ARCFACE_KEYPOINTS * (size / 112.0))
+        if alignment is None:
+            alignment = similarity_transform(keypoints, ARCFACE_KEYPOINTS)
+        matrix = alignment * (size / 112.0)
         crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
         return cv2.dnn.blobFromImage(crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True)
 
-    def _embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    def _embed(self, image: np.ndarray, keypoints: np.ndarray, alignment: np.ndarray | None = None) -> np.ndarray:
         model = self.recognizer
-        blob = self.embedding_input(image, keypoints)
+        blob = self.embedding_input(image, keypoints, alignment)
         vector = model.session.run(model.output_names, {model.input_name: blob})[0][0].astype(np.float32)
         return vector / np.linalg.norm(vector)
 

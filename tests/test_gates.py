@@ -90,7 +90,7 @@ def test_no_gate_turns_away_a_clean_photo(clean, analysed):
 
 def test_sharpness_is_scale_independent(analysed):
     values = {r: analysed(f"obama_{r}.jpg").subject.sharpness for r in RESOLUTIONS}
-    # The same photo at 240p and 1080p reads the same within 15 % (measured: 597 and 637).
+    # The same photo at 240p and 1080p reads the same within 15 % (measured: 597 and 646).
     assert abs(values["240p"] / values["1080p"] - 1) < 0.15, values
     # All four within 20 % of their median (the 480p/720p files themselves carry a little more detail).
     median = float(np.median(list(values.values())))

@@ -46,7 +46,7 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
     if face.det_score < settings.detection_threshold:
         reasons.append(f"detector score {face.det_score:.2f} < {settings.detection_threshold:.2f}")
     if face.eye_distance is not None and face.eye_distance < settings.min_face_size:
-        reasons.append(f"face too small: eyes {face.eye_distance:.0f} px apart < {settings.min_face_size:g}")
+        reasons.append(f"face too small: eyes {face.eye_distance:.1f} px apart < {settings.min_face_size:g}")
     if face.other_faces is not None:
         crowd = sum(size >= settings.other_face_fraction for size in face.other_faces)
         if crowd:

@@ -75,11 +75,11 @@ class EngineFields(BaseModel):
         "sharp photos read 200-1400, Gaussian blur of 2 px at that scale below 35).",
     )
     min_face_size: float = Field(
-        18.0,
+        16.0,
         ge=0,
         le=1000,
         description="Face-size gate: smallest accepted distance between the eyes, in image pixels "
-        "(below about 18 px similarity to the person's template falls fast: benchmarks/bench_gates.py).",
+        "(below 16 px similarity to the person's template falls fast: benchmarks/bench_gates.py).",
     )
     other_face_fraction: float = Field(
         0.7,

@@ -38,3 +38,16 @@ def copy_db(source: Path, target: Path) -> Path:
     src.close()
     dst.close()
     return target
+
+
+def one_face_photo(bundled: Path, folder: Path, name: str = "gdp.jpg") -> Path:
+    """The main face of the bundled group photo gdp.jpg cut out on its own (facer verifies one person at a
+    time, so the group photo itself is refused): a photo of someone else than Yao Ming, as `folder/name`."""
+    import cv2
+
+    from facer_cli.service.demo import MAIN_FACE_IN_GDP
+
+    x1, y1, x2, y2 = MAIN_FACE_IN_GDP
+    path = folder / name
+    assert cv2.imwrite(str(path), cv2.imread(str(bundled / "gdp.jpg"))[y1:y2, x1:x2])
+    return path

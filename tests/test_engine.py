@@ -92,7 +92,7 @@ def test_decisions_name_the_reason(engine, bundled_images):
     accepted, reason = decide(face, gates)
     assert not accepted
     assert f"blurred: sharpness {face.sharpness:.0f} < 10000" in reason
-    assert f"face too small: eyes {face.eye_distance:.0f} px apart < 1000" in reason
+    assert f"face too small: eyes {face.eye_distance:.1f} px apart < 1000" in reason
     assert f"too dark: mean level {face.brightness:.0f} < 255" in reason
     assert "uneven light: one side" in reason
 

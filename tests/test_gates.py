@@ -81,7 +81,7 @@ def test_no_gate_turns_away_a_clean_photo(clean, analysed):
         assert frame.accepted, (name, frame.reason)
         face = frame.subject
         assert face.other_face_fraction < 0.7, name  # the cut-outs keep only parts of their neighbours
-        assert face.eye_distance >= 18 and face.sharpness >= 80, name
+        assert face.eye_distance >= 16 and face.sharpness >= 80, name
         assert face.brightness >= 60 and face.clipped <= 0.05 and face.light_balance <= 2.4, name
 
 
@@ -163,14 +163,14 @@ def test_one_sided_shadow_is_rejected_as_uneven_light(analysed, clean, name):
 
 
 @pytest.mark.parametrize("name", ["obama_1.jpg", "biden_2.jpg", "rose_leslie_2.jpg"])
-def test_downscaled_faces_are_too_small_below_18px(analysed, name):
+def test_downscaled_faces_are_too_small_below_16px(analysed, name):
     eyes = analysed(name).subject.eye_distance
 
     def to(pixels):
         return lambda image: cv2.resize(image, None, fx=pixels / eyes, fy=pixels / eyes, interpolation=cv2.INTER_AREA)
 
     small = analysed(name, "eyes 12", to(12))
-    assert not small.accepted and re.search(r"face too small: eyes 1[123] px apart < 18", small.reason), small.reason
+    assert not small.accepted and re.search(r"face too small: eyes 1[123]\.\d px apart < 16", small.reason), small.reason
     assert short_reason(small.reason).startswith("face too small")
     fine = analysed(name, "eyes 24", to(24))
     assert fine.accepted, fine.reason
@@ -270,7 +270,7 @@ def test_advice_for_every_gate():
 
     tips = advice([frame(r) for r in (
         "2 people in view: one person at a time",
-        "face too small: eyes 12 px apart < 18",
+        "face too small: eyes 12.0 px apart < 16",
         "blurred: sharpness 20 < 80",
         "too dark: mean level 31 < 60",
         "burnt out: 40% of the face clipped > 5%",

@@ -18,76 +18,54 @@ import cv2
 import numpy as np
 
 from facer_cli import pose as pose_estimation
+from facer_cli import quality
 from facer_cli.errors import ImageError, ModelPackError
 from facer_cli.images import load_image
 from facer_cli.modelpack import LoadedModels, load_models
+from facer_cli.quality import ARCFACE_KEYPOINTS, similarity_transform
 from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.settings import EngineSettings, Settings
 
-# ArcFace's reference positions of the 5 keypoints in a 112×112 crop.
-ARCFACE_KEYPOINTS = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
 # The detector's own floor: faces between it and detection_threshold are shown as rejected.
 DETECTOR_FLOOR = 0.5
-SHARPNESS_SCALE = 200.0
+# Sharpness (variance of the Laplacian of the aligned face, `facer_cli.quality`) at which the quality score's
+# sharpness term is full: about the median of the sharp test photos (they read 216-1400).
+SHARPNESS_SCALE = 400.0
 
 
 def quality_score(det_score: float, sharpness: float) -> float:
-    """0.6 × detector score + 0.4 × min(sharpness / 200, 1)."""
+    """0.6 × detector score + 0.4 × min(sharpness / 400, 1)."""
     return 0.6 * det_score + 0.4 * min(sharpness / SHARPNESS_SCALE, 1.0)
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (Umeyama) mapping src points onto dst, as a 2×3 matrix."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    cov = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1] = -1
-    rotation = u @ np.diag(d) @ vt
-    scale = (s * d).sum() / src_c.var(0).sum()
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
-    return matrix
-
-
-def laplacian_sharpness(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
-    """Variance of the Laplacian over the face box only (the background does not count)."""
-    height, width = image.shape[:2]
-    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
-    if x2 - x1 < 3 or y2 - y1 < 3:
-        return 0.0
-    gray = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
-    # float32 and meanStdDev: several times faster than float64 and numpy's var on large faces.
-    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
-    return float(std[0, 0] ** 2)
-
-
 def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
-    """Accept the face, or reject it with every reason that applies."""
+    """Accept the face, or reject it with every reason that applies ("name value …", joined by "; ")."""
     if not face.is_subject:
         return False, "not the subject: a larger face is in the frame"
     reasons = []
     if face.det_score < settings.detection_threshold:
         reasons.append(f"detector score {face.det_score:.2f} < {settings.detection_threshold:.2f}")
+    if face.eye_distance is not None and face.eye_distance < settings.min_face_size:
+        reasons.append(f"face too small: eyes {face.eye_distance:.1f} px apart < {settings.min_face_size:g}")
+    if face.other_faces is not None:
+        crowd = sum(size >= settings.other_face_fraction for size in face.other_faces)
+        if crowd:
+            reasons.append(f"{crowd + 1} people in view: one person at a time")
     if settings.require_pose and face.yaw is not None:
         if abs(face.yaw) > settings.pose_yaw_limit:
             reasons.append(f"yaw {face.yaw:+.0f}° beyond ±{settings.pose_yaw_limit:g}°")
         if face.pitch is not None and abs(face.pitch) > settings.pose_pitch_limit:
             reasons.append(f"pitch {face.pitch:+.0f}° beyond ±{settings.pose_pitch_limit:g}°")
+    if face.sharpness is not None and face.sharpness < settings.min_sharpness:
+        reasons.append(f"blurred: sharpness {face.sharpness:.0f} < {settings.min_sharpness:g}")
+    if face.brightness is not None and face.brightness < settings.min_face_brightness:
+        reasons.append(f"too dark: mean level {face.brightness:.0f} < {settings.min_face_brightness:g}")
+    if face.clipped is not None and face.clipped > settings.max_clipped_fraction:
+        reasons.append(f"burnt out: {face.clipped:.0%} of the face clipped > {settings.max_clipped_fraction:.0%}")
+    if face.light_balance is not None and face.light_balance > settings.max_light_imbalance:
+        reasons.append(f"uneven light: one side {face.light_balance:.1f}× brighter > {settings.max_light_imbalance:g}×")
     if face.quality is not None and face.quality < settings.min_quality_score:
-        why = f"quality {face.quality:.2f} < {settings.min_quality_score:.2f}"
-        if face.sharpness is not None and face.sharpness < SHARPNESS_SCALE:
-            why += f" (blurred: sharpness {face.sharpness:.0f} < {SHARPNESS_SCALE:.0f})"
-        reasons.append(why)
+        reasons.append(f"quality {face.quality:.2f} < {settings.min_quality_score:.2f}")
     return not reasons, "; ".join(reasons)
 
 
@@ -184,7 +162,10 @@ class FaceEngine:
         return self.analyze(image, str(path), all_faces=all_faces)
 
     def analyze(self, image: np.ndarray, source: str = "frame", all_faces: bool = False) -> FrameReport:
-        """Detect every face; measure the subject (or every face) and decide."""
+        """Detect every face; measure the subject (or every face) and decide.
+
+        Every face gets its eye distance (from the detector's keypoints); a measured face also gets the
+        other faces' sizes relative to its own, pose, sharpness, exposure, quality and the embedding."""
         settings = self._settings
         boxes, keypoints = self.detector.detect(image)
         report = FrameReport(source=source, width=image.shape[1], height=image.shape[0])
@@ -194,6 +175,7 @@ class FaceEngine:
         order = np.argsort(-areas, kind="stable")
         confident = [i for i in order if boxes[i, 4] >= settings.detection_threshold]
         subject = confident[0] if confident else order[0]
+        sizes = np.sqrt(np.maximum(areas, 0.0))
         for rank, i in enumerate(order):
             face = FaceReport(
                 index=rank + 1,
@@ -201,8 +183,11 @@ class FaceEngine:
                 det_score=float(boxes[i, 4]),
                 keypoints=[(float(x), float(y)) for x, y in keypoints[i]],
                 is_subject=bool(i == subject),
+                eye_distance=quality.eye_distance(keypoints[i]),
             )
             if face.is_subject or all_faces:
+                others = sizes[order[order != i]]
+                face.other_faces = tuple(float(v) for v in others / sizes[i]) if sizes[i] > 0 else ()
                 self._measure(image, face, keypoints[i])
             face.accepted, face.reason = decide(face, settings)
             report.faces.append(face)
@@ -212,21 +197,30 @@ class FaceEngine:
         if self.landmarker is not None:
             head = self._head_pose(image, face.box)
             face.yaw, face.pitch, face.roll = head.yaw, head.pitch, head.roll
-        face.sharpness = laplacian_sharpness(image, face.box)
+        matrix = quality.alignment(keypoints)  # shared by the measurements and the embedding
+        region = quality.measured_region(image, keypoints, matrix)
+        face.sharpness = quality.sharpness(region)
+        light = quality.exposure(region)
+        face.brightness, face.clipped, face.light_balance = light.mean, light.clipped, light.balance
         face.quality = quality_score(face.det_score, face.sharpness)
-        face.embedding = self._embed(image, keypoints)
+        face.embedding = self._embed(image, keypoints, matrix)
 
-    def embedding_input(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-        """The recognition model's input: the face aligned on ArcFace's 5 reference points."""
+    def embedding_input(
+        self, image: np.ndarray, keypoints: np.ndarray, alignment: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The recognition model's input: the face aligned on ArcFace's 5 reference points
+        (`alignment`: `quality.alignment(keypoints)`, when already computed)."""
         model = self.recognizer
         size = model.input_size[0]
-        matrix = similarity_transform(keypoints, ARCFACE_KEYPOINTS * (size / 112.0))
+        if alignment is None:
+            alignment = similarity_transform(keypoints, ARCFACE_KEYPOINTS)
+        matrix = alignment * (size / 112.0)
         crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
         return cv2.dnn.blobFromImage(crop, 1.0 / model.input_std, (size, size), (model.input_mean,) * 3, swapRB=True)
 
-    def _embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    def _embed(self, image: np.ndarray, keypoints: np.ndarray, alignment: np.ndarray | None = None) -> np.ndarray:
         model = self.recognizer
-        blob = self.embedding_input(image, keypoints)
+        blob = self.embedding_input(image, keypoints, alignment)
         vector = model.session.run(model.output_names, {model.input_name: blob})[0][0].astype(np.float32)
         return vector / np.linalg.norm(vector)
 

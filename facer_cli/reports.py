@@ -25,9 +25,22 @@ class FaceReport:
     roll: float | None = None
     sharpness: float | None = None
     quality: float | None = None
+    eye_distance: float | None = None  # pixels between the eyes
+    brightness: float | None = None  # mean grey level of the face, 0-255
+    clipped: float | None = None  # share of burnt-out face pixels, 0-1
+    light_balance: float | None = None  # brighter half's mean level over the darker half's
+    # Each other face's size (√ box area) as a fraction of this one's, largest first; None when not measured.
+    other_faces: tuple[float, ...] | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
     accepted: bool = False
     reason: str = ""
+
+    @property
+    def other_face_fraction(self) -> float | None:
+        """The largest other face's size as a fraction of this one's (0 when alone)."""
+        if self.other_faces is None:
+            return None
+        return max(self.other_faces, default=0.0)
 
     @property
     def area(self) -> float:
@@ -45,6 +58,11 @@ class FaceReport:
             "roll": _round(self.roll, 2),
             "sharpness": _round(self.sharpness, 1),
             "quality": _round(self.quality, 4),
+            "eye_distance": _round(self.eye_distance, 1),
+            "brightness": _round(self.brightness, 1),
+            "clipped": _round(self.clipped, 4),
+            "light_balance": _round(self.light_balance, 3),
+            "other_face_fraction": _round(self.other_face_fraction, 3),
             "accepted": self.accepted,
             "reason": self.reason,
         }

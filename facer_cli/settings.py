@@ -66,6 +66,44 @@ class EngineFields(BaseModel):
     pose_yaw_limit: float = Field(25.0, ge=0, le=90, description="Largest accepted |yaw| in degrees (0-90).")
     pose_pitch_limit: float = Field(20.0, ge=0, le=90, description="Largest accepted |pitch| in degrees (0-90).")
     min_quality_score: float = Field(0.4, ge=0, le=1, description="Minimum quality score of an accepted face (0-1).")
+    # Quality gates (facer_cli/quality.py measures them on the face aligned to 112 x 112 pixels)
+    min_sharpness: float = Field(
+        80.0,
+        ge=0,
+        le=10_000,
+        description="Blur gate: minimum sharpness (variance of the Laplacian of the aligned 112-px face; "
+        "sharp photos read 200-1400, Gaussian blur of 2 px at that scale below 35).",
+    )
+    min_face_size: float = Field(
+        16.0,
+        ge=0,
+        le=1000,
+        description="Face-size gate: smallest accepted distance between the eyes, in image pixels "
+        "(below 16 px similarity to the person's template falls fast: benchmarks/bench_gates.py).",
+    )
+    other_face_fraction: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Reject a frame when another face is at least this fraction of the subject's size "
+        "(sqrt of box area): one person at a time (0-1).",
+    )
+    min_face_brightness: float = Field(
+        60.0, ge=0, le=255, description="Exposure gate: minimum mean grey level of the face (0-255)."
+    )
+    max_clipped_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Exposure gate: largest share of burnt-out face pixels (grey level 250 or more), 0-1.",
+    )
+    max_light_imbalance: float = Field(
+        2.4,
+        ge=1,
+        le=100,
+        description="Exposure gate: largest ratio of the brighter half of the face's mean level to the darker "
+        "half's (harsh light from one side).",
+    )
     max_image_pixels: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="Images with more pixels are refused (decompression bombs)."
     )

@@ -61,3 +61,16 @@ def run_without_privileges(args: list[str], cwd: Path) -> subprocess.CompletedPr
     if result.returncode == 77:
         pytest.skip("running as root without the right to drop CAP_DAC_OVERRIDE: file permissions cannot apply")
     return result
+
+
+def one_face_photo(bundled: Path, folder: Path, name: str = "gdp.jpg") -> Path:
+    """The main face of the bundled group photo gdp.jpg cut out on its own (facer verifies one person at a
+    time, so the group photo itself is refused): a photo of someone else than Yao Ming, as `folder/name`."""
+    import cv2
+
+    from facer_cli.service.demo import MAIN_FACE_IN_GDP
+
+    x1, y1, x2, y2 = MAIN_FACE_IN_GDP
+    path = folder / name
+    assert cv2.imwrite(str(path), cv2.imread(str(bundled / "gdp.jpg"))[y1:y2, x1:x2])
+    return path

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import people
 
-from facer_cli.engine import FaceEngine, decide, laplacian_sharpness, quality_score
+from facer_cli.engine import FaceEngine, decide, quality_score
+from facer_cli.quality import aligned_gray, face_region, sharpness
 from facer_cli.settings import Settings
 
 
@@ -34,7 +35,9 @@ def test_several_faces_the_largest_is_the_subject(engine, bundled_images):
     assert len(frame.faces) >= 3
     areas = [face.area for face in frame.faces]
     assert areas == sorted(areas, reverse=True)
-    assert frame.faces[0].is_subject and frame.accepted
+    assert frame.faces[0].is_subject
+    # Three people of about the same size: one person at a time.
+    assert not frame.accepted and frame.reason == "3 people in view: one person at a time"
     for face in frame.faces[1:]:
         assert not face.is_subject and not face.accepted and face.reason.startswith("not the subject")
         assert face.embedding is None  # only the subject is embedded unless asked
@@ -60,18 +63,21 @@ def test_no_face(engine, tmp_path):
 
 
 def test_quality_formula():
-    assert quality_score(0.8, 100) == pytest.approx(0.6 * 0.8 + 0.4 * 0.5)
+    assert quality_score(0.8, 200) == pytest.approx(0.6 * 0.8 + 0.4 * 0.5)
     assert quality_score(0.8, 1000) == pytest.approx(0.6 * 0.8 + 0.4)
 
 
-def test_sharpness_is_measured_on_the_face_region_only():
+def test_sharpness_is_measured_on_the_aligned_face_only():
     rng = np.random.default_rng(0)
-    image = np.full((200, 200, 3), 128, np.uint8)
-    image[:, 100:] = rng.integers(0, 255, (200, 100, 3), dtype=np.uint8)  # busy background
-    assert laplacian_sharpness(image, (10, 10, 90, 90)) == 0.0
-    assert laplacian_sharpness(image, (110, 10, 190, 90)) > 1000
+    image = np.full((200, 400, 3), 128, np.uint8)
+    image[:, 200:] = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)  # busy right half
+    # Keypoints of a face about 100 px wide in the flat left half, then the same in the busy right half.
+    keypoints = np.array([[70.0, 90.0], [130.0, 90.0], [100.0, 115.0], [75.0, 140.0], [125.0, 140.0]])
+    assert sharpness(face_region(aligned_gray(image, keypoints))) == 0.0
+    busy = keypoints + [200.0, 0.0]
+    assert sharpness(face_region(aligned_gray(image, busy))) > 1000
     blurred = cv2.GaussianBlur(image, (0, 0), 3)
-    assert laplacian_sharpness(blurred, (110, 10, 190, 90)) < laplacian_sharpness(image, (110, 10, 190, 90))
+    assert sharpness(face_region(aligned_gray(blurred, busy))) < sharpness(face_region(aligned_gray(image, busy)))
 
 
 def test_decisions_name_the_reason(engine, bundled_images):
@@ -82,6 +88,13 @@ def test_decisions_name_the_reason(engine, bundled_images):
     assert f"detector score {face.det_score:.2f} < 0.99" in reason
     assert "yaw" in reason and "beyond ±0°" in reason and "pitch" in reason
     assert "quality" in reason
+    gates = Settings(min_sharpness=10_000, min_face_size=1000, min_face_brightness=255, max_light_imbalance=1.0)
+    accepted, reason = decide(face, gates)
+    assert not accepted
+    assert f"blurred: sharpness {face.sharpness:.0f} < 10000" in reason
+    assert f"face too small: eyes {face.eye_distance:.1f} px apart < 1000" in reason
+    assert f"too dark: mean level {face.brightness:.0f} < 255" in reason
+    assert "uneven light: one side" in reason
 
 
 def test_every_person_photo_has_one_accepted_face(people_frames):

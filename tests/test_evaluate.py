@@ -15,6 +15,7 @@ from helpers import run
 
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same
+from facer_cli.evaluation.metrics import SAFE_FLOOR
 from facer_cli.evaluation.plot import FIGURE_PIXELS
 from facer_cli.evaluation.runner import evaluate
 
@@ -72,11 +73,14 @@ def test_people_tar_at_far_says_when_there_are_too_few_impostor_pairs(people_res
     assert not at_1e2.supported and at_1e2.note == "needs ≥ 100 impostor pairs, have 91"
     assert not at_1e3.supported
     recommendation = pairs.recommendation
-    assert not recommendation.far_supported
-    # Above every impostor pair, at or below every genuine one (clamped: no uncertain band needed).
-    assert pairs.impostor.max < recommendation.threshold_high <= pairs.impostor.max + 1e-4
+    # 0 of 91 impostors let in shows FAR ≤ 3.97 % at 95 %, not 0.1 %: nothing to paste.
+    assert not recommendation.far_supported and not recommendation.frr_supported
+    assert recommendation.toml() == ""
+    assert recommendation.far_ci_at_high[1] == pytest.approx(1 - 0.025 ** (1 / 91))
+    # Above every impostor pair and never below the model's safe floor.
+    assert recommendation.threshold_high == SAFE_FLOOR > pairs.impostor.max
     assert recommendation.far_at_high == 0.0 and recommendation.tar_at_high == 1.0
-    assert recommendation.threshold_low == recommendation.threshold_high
+    assert any("needs ≥ 3688 impostor pairs" in note for note in recommendation.notes)
 
 
 def test_enroll_protocol_uses_templates_of_k_images(people_result):
@@ -105,7 +109,9 @@ def test_result_json_has_every_figure(people_result):
         assert key in figures
     assert set(figures["current"]) >= {"accuracy", "far", "frr", "genuine_uncertain", "impostor_uncertain"}
     assert data["recommended"]["protocol"] == "enroll"
-    assert data["recommended"]["toml"].startswith("cosine_threshold_high = ")
+    assert data["recommended"]["toml"] == ""  # 15 photos support no target: nothing to paste
+    assert data["recommended"]["needed_impostor_pairs"] == 3688
+    assert data["protocols"]["pairs"]["current"]["far_ci95"][1] == pytest.approx(1 - 0.025 ** (1 / 91), abs=1e-6)
     assert data["dataset"]["identities"]["obama"] == 4
     assert data["timing"]["workers"] == 1 and data["timing"]["images_per_second"] > 0
 
@@ -262,7 +268,9 @@ def test_cli_json_with_two_worker_processes(faces):
     assert (pairs["genuine_pairs"], pairs["impostor_pairs"]) == (14, 91)
     assert pairs["current"]["accuracy"] == 1.0 and enroll["current"]["accuracy"] == 1.0
     assert enroll["enroll"]["templates"] == 10
-    assert data["recommended"]["target_far"] == 0.01 and data["recommended"]["far_supported"] is True
+    # 0 of 116 enroll-protocol impostors shows FAR ≤ 3.1 %, not 1 %: not supported (368 pairs needed).
+    assert data["recommended"]["target_far"] == 0.01 and data["recommended"]["far_supported"] is False
+    assert data["recommended"]["needed_impostor_pairs"] == 368 and data["recommended"]["toml"] == ""
     assert data["plot"] is None
 
 
@@ -278,9 +286,9 @@ def test_cli_plot_is_a_png_of_the_expected_size(faces, tmp_path):
 def test_cli_table(faces):
     result = run("evaluate", faces / "people", "--workers", "1")
     assert result.exit_code == 0, result.output
-    for text in ("accuracy", "FAR", "FRR", "EER", "TAR @ FAR 0.01", "needs ≥ 100 impostor pairs, have 91",
-                 "best-accuracy threshold", "facer.toml", "cosine_threshold_high = ", "cosine_threshold_low = ",
-                 "images/s"):
+    for text in ("accuracy", "FAR", "FRR", "95% interval", "EER", "TAR @ FAR 0.01",
+                 "needs ≥ 100 impostor pairs, have 91", "best-accuracy threshold", "needs ≥ 3688 impostor pairs",
+                 "no cosine_threshold_high or cosine_threshold_low to paste", "images/s"):
         assert text in result.output, text
 
 

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 
 from facer_cli.evaluation.metrics import (
+    SAFE_FLOOR,
     BandCounts,
     best_accuracy,
+    binomial_ci,
     equal_error_rate,
     evaluate_scores,
+    most_errors_within,
     needed_pairs,
+    pairs_needed,
     recommend,
     roc_curve,
     round_down_to,
@@ -124,62 +128,143 @@ def test_tar_at_far_counts_genuine_below_the_threshold():
     assert point.tar == pytest.approx(3 / 4)
 
 
-def test_recommended_thresholds():
+# -- confidence intervals ---------------------------------------------------------------------------
+
+
+def test_clopper_pearson_against_hand_computed_values():
+    # k = 0: (1 − p)^n = 0.025 → p = 1 − 0.025^(1/n); k = n mirrors it.
+    assert binomial_ci(0, 10) == (0.0, pytest.approx(1 - 0.025**0.1))
+    assert binomial_ci(0, 10)[1] == pytest.approx(0.308497, abs=1e-6)
+    assert binomial_ci(10, 10) == (pytest.approx(0.025**0.1), 1.0)
+    # k = 1, n = 2: P(X ≥ 1) = 1 − (1 − p)² = 0.025 → p = 1 − √0.975; the upper end mirrors it.
+    low, high = binomial_ci(1, 2)
+    assert low == pytest.approx(1 - math.sqrt(0.975), abs=1e-9) and high == pytest.approx(math.sqrt(0.975), abs=1e-9)
+    # k = 1, n = 10: lower 1 − 0.975^(1/10); upper solves (1 − p)^10 + 10 p (1 − p)^9 = 0.025.
+    low, high = binomial_ci(1, 10)
+    assert low == pytest.approx(1 - 0.975**0.1, abs=1e-9)
+    assert (1 - high) ** 10 + 10 * high * (1 - high) ** 9 == pytest.approx(0.025, abs=1e-9)
+    assert high == pytest.approx(0.445016, abs=1e-6)
+    assert binomial_ci(5, 10) == (pytest.approx(0.187086, abs=1e-6), pytest.approx(0.812914, abs=1e-6))
+    assert binomial_ci(0, 0) == (0.0, 1.0)
+    # The rule of three's neighbour: with no error the upper end is ln(40)/n ≈ 3.69/n for large n.
+    assert binomial_ci(0, 100_000)[1] * 100_000 == pytest.approx(math.log(40), rel=1e-3)
+
+
+def test_clopper_pearson_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for k, n in [(1, 3), (3, 1000), (17, 91), (250, 5000), (999, 1000)]:
+        low, high = binomial_ci(k, n)
+        assert low == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1), abs=1e-9)
+        assert high == pytest.approx(stats.beta.ppf(0.975, k + 1, n - k), abs=1e-9)
+
+
+def test_pairs_a_target_needs():
+    # n ≥ ln(0.025) / ln(1 − target): 3688 for 1e-3, 368 for 1e-2, 17 for 0.2.
+    assert (pairs_needed(1e-3), pairs_needed(1e-2), pairs_needed(0.2)) == (3688, 368, 17)
+    assert binomial_ci(0, 3688)[1] <= 1e-3 < binomial_ci(0, 3687)[1]
+    assert pairs_needed(0) == math.inf
+    # 1000 pairs: 3 errors keep the upper end at 0.87 %, 4 reach 1.02 %.
+    assert most_errors_within(0.01, 1000) == 3
+    assert binomial_ci(3, 1000)[1] <= 0.01 < binomial_ci(4, 1000)[1]
+    assert most_errors_within(0.01, 367) is None
+
+
+def test_operating_point_intervals():
+    m = evaluate_scores(GENUINE, IMPOSTOR, threshold_high=0.4, threshold_low=0.3)
+    assert m.current.far_ci == binomial_ci(1, 5)  # 0.7 of 5 impostors is let in
+    assert m.current.frr_ci == binomial_ci(0, 4)
+    data = m.to_dict()["current"]
+    assert data["far_ci95"] == [pytest.approx(v, abs=1e-6) for v in binomial_ci(1, 5)]
+    assert data["frr_ci95"][0] == 0.0
+
+
+# -- recommendations ------------------------------------------------------------------------------
+
+
+def test_too_few_pairs_give_no_paste_ready_line():
     r = recommend(np.array(GENUINE), np.array(IMPOSTOR), target_far=0.2, target_frr=0.25)
-    # FAR ≤ 0.2 with 5 impostors allows 1 at or above: just above the second highest, 0.2.
-    assert r.threshold_high == 0.2001
-    assert r.far_at_high == pytest.approx(0.2) and r.tar_at_high == 1.0
-    r = recommend(np.array(GENUINE), np.array(IMPOSTOR), target_far=0.1, target_frr=0.0)
-    assert r.threshold_high == 0.7001  # no impostor allowed: above 0.7
-    assert r.far_at_high == 0.0 and r.tar_at_high == 0.5
-    # FRR 0 allows no genuine pair below: the lowest genuine score, 0.3.
-    assert r.threshold_low == 0.3 and r.frr_at_low == 0.0
+    # Above every impostor (0.7): no impostor gets in, but 0 of 5 only shows FAR ≤ 52 %.
+    assert r.threshold_high == 0.7001 and r.far_at_high == 0.0 and r.tar_at_high == 0.5
+    assert r.far_ci_at_high[1] == pytest.approx(1 - 0.025**0.2)
+    assert not r.far_supported and not r.frr_supported
+    assert r.toml() == ""
+    assert any("FAR ≤ 0.2 needs ≥ 17 impostor pairs with no error; these 5 support FAR ≤ 0.5218" in n for n in r.notes)
+    assert any("FRR ≤ 0.25 needs ≥ 13 genuine pairs" in n for n in r.notes)
+    assert r.to_dict()["needed_impostor_pairs"] == 17 and r.to_dict()["toml"] == ""
+
+
+def test_two_pairs_recommend_nothing():
+    # The example: one genuine and one impostor pair once gave cosine_threshold_high = -0.0268.
+    r = recommend(np.array([0.72]), np.array([-0.0269]), target_far=1e-3, target_frr=1e-2)
+    assert r.toml() == "" and not r.far_supported and not r.frr_supported
+    assert r.threshold_high == SAFE_FLOOR and r.raised_to_floor
+    assert any("needs ≥ 3688 impostor pairs" in n and "support FAR ≤ 0.975" in n for n in r.notes)
+
+
+LOW_IMPOSTORS = np.linspace(-0.2, 0.1, 5000)
+HIGH_GENUINE = np.linspace(0.5, 0.9, 1000)
+
+
+def test_enough_pairs_give_paste_ready_lines_at_the_safe_floor():
+    r = recommend(HIGH_GENUINE, LOW_IMPOSTORS, target_far=1e-3, target_frr=1e-2)
+    # 0 of 5000 impostors above 0.1001 shows FAR ≤ 0.074 % ≤ 0.1 %; 0.1001 is below the floor: raised to 0.30.
+    assert r.far_supported and r.raised_to_floor and r.threshold_high == SAFE_FLOOR
+    assert r.far_ci_at_high == binomial_ci(0, 5000)
+    # FRR: up to 3 of 1000 genuine pairs may fall below low; 0.5012 is above high, so low = high.
+    assert r.frr_supported and r.threshold_low == SAFE_FLOOR and r.low_clamped
     assert r.toml().splitlines() == [
-        "cosine_threshold_high = 0.7001  # not measured: FAR 0.1 needs ≥ 10 impostor pairs, have 5",
-        "cosine_threshold_low = 0.3000  # not measured: FRR 0 cannot be measured with any number of genuine pairs",
+        "cosine_threshold_high = 0.3000  # the model's safe floor (0.3)",
+        "cosine_threshold_low = 0.3000  # set to high: no uncertain band needed",
     ]
-    assert tomllib.loads(r.toml()) == {"cosine_threshold_high": 0.7001, "cosine_threshold_low": 0.3}
+    assert tomllib.loads(r.toml()) == {"cosine_threshold_high": 0.3, "cosine_threshold_low": 0.3}
+
+
+def test_high_is_never_at_or_below_an_impostor_seen_without_the_flag():
+    impostor = np.concatenate([LOW_IMPOSTORS, [0.55]])  # one impostor scores high
+    r = recommend(HIGH_GENUINE, impostor, target_far=1e-2, target_frr=1e-2)
+    assert r.threshold_high == 0.5501 > impostor.max() and r.far_supported
+    flagged = recommend(HIGH_GENUINE, impostor, target_far=1e-2, target_frr=1e-2, allow_below_floor=True)
+    # The flag: the lowest threshold whose 95 % FAR bound is still ≤ 1 %: 36 of 5001 impostors may be above it.
+    assert flagged.far_supported and flagged.threshold_high < SAFE_FLOOR < impostor.max()
+    accepted = int(np.sum(impostor >= flagged.threshold_high))
+    assert accepted == most_errors_within(1e-2, 5001) == 36
+    assert binomial_ci(accepted, 5001)[1] <= 1e-2
 
 
 def test_recommended_low_is_clamped_to_high():
-    r = recommend(np.array(GENUINE), np.array(IMPOSTOR), target_far=0.1, target_frr=0.25)
-    # FRR 0.25 allows one genuine pair below: up to 0.6, under high 0.7001, kept as it is.
-    assert r.threshold_low == 0.6 and r.frr_at_low == 0.25
-    assert not r.notes[1:]
-    r = recommend(np.array([0.9, 0.8]), np.array([0.1, 0.2]), target_far=0.4, target_frr=0.4)
-    assert r.threshold_high == 0.2001
-    assert r.threshold_low == 0.2001  # 0.8 would exceed high: clamped
-    assert any("low set to high" in note for note in r.notes)
-    assert r.low_clamped
-    assert tomllib.loads(r.toml()) == {"cosine_threshold_high": 0.2001, "cosine_threshold_low": 0.2001}
-    assert "set to high: no uncertain band needed" in r.toml().splitlines()[1]
+    genuine = np.concatenate([np.full(990, 0.8), np.linspace(0.2, 0.35, 10)])
+    r = recommend(genuine, LOW_IMPOSTORS, target_far=1e-3, target_frr=1e-2)
+    # 1000 genuine pairs allow 3 below low: low = the 4th lowest (0.2500); under high 0.30, kept.
+    assert r.threshold_low == 0.25 and not r.low_clamped and r.frr_supported
+    assert r.frr_at_low == pytest.approx(3 / 1000)
+    assert tomllib.loads(r.toml()) == {"cosine_threshold_high": 0.3, "cosine_threshold_low": 0.25}
 
 
-def test_recommendation_notes_when_the_data_are_too_few():
-    r = recommend(np.array(GENUINE), np.array(IMPOSTOR), target_far=1e-3, target_frr=1e-2)
-    assert not r.far_supported and not r.frr_supported
-    assert any("needs ≥ 1000 impostor pairs, have 5" in note for note in r.notes)
+def test_low_alone_is_pasted_only_under_the_high_in_force():
+    # High unsupported (5 impostors), low supported (1000 genuine): the low line fits under the current high.
+    r = recommend(HIGH_GENUINE, np.array(IMPOSTOR), 1e-3, 1e-2, current_high=0.4)
+    assert not r.far_supported and r.frr_supported
+    assert r.threshold_low == 0.4 and r.low_clamped
+    assert r.toml() == "cosine_threshold_low = 0.4000  # set to high: no uncertain band needed"
+    assert recommend(HIGH_GENUINE, np.array(IMPOSTOR), 1e-3, 1e-2).toml() == ""
+
+
+def test_recommendation_notes_when_a_kind_is_missing():
     r = recommend(np.array(GENUINE), np.empty(0), target_far=1e-3, target_frr=1e-2)
-    assert r.threshold_high is None and r.threshold_low == 0.3
+    assert r.threshold_high is None and any("no impostor pairs" in note for note in r.notes)
     r = recommend(np.empty(0), np.array(IMPOSTOR), target_far=1e-3, target_frr=1e-2)
     assert r.threshold_low is None and r.threshold_high == 0.7001
 
 
 def test_no_recommended_low_when_no_genuine_pair_has_a_score():
     r = recommend(np.array([NAN, NAN]), np.array(IMPOSTOR), target_far=0.2, target_frr=0.5)
-    assert r.threshold_low is None and r.threshold_high == 0.2001
+    assert r.threshold_low is None and r.threshold_high == 0.7001
     assert any("no genuine pair has a score" in note for note in r.notes)
-    r = recommend(np.array([0.9, NAN, NAN]), np.array(IMPOSTOR), target_far=0.2, target_frr=0.34)
-    assert r.threshold_low == 0.2001  # 0.9 clamped to high; 2 of 3 rejected whatever the threshold
-    assert r.frr_at_low == pytest.approx(2 / 3)
-    assert any("more genuine pairs without a score (2)" in note for note in r.notes)
-
-
-def test_budget_is_safe_from_float_error():
-    # 0.29 × 100 = 28.999999999999996 in floating point: 29 impostors may still be accepted.
-    impostor = np.arange(100) / 100.0
-    r = recommend(np.array([0.99]), impostor, target_far=0.29, target_frr=0.5)
-    assert r.far_at_high == pytest.approx(0.29)
+    genuine = np.concatenate([np.full(990, 0.8), np.full(10, NAN)])
+    r = recommend(genuine, LOW_IMPOSTORS, target_far=1e-3, target_frr=1e-2)
+    # 10 pairs without a score are 10 certain rejections: more than the 3 that FRR 1 % allows.
+    assert any("more genuine pairs without a score (10)" in note for note in r.notes)
+    assert r.frr_at_low == pytest.approx(0.01) and not r.frr_supported
 
 
 def test_rounding_of_thresholds():

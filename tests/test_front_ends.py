@@ -12,7 +12,7 @@ import pytest
 
 from facer_cli import errors as e
 from facer_cli.cli.errors import ERROR_EXIT, exit_code_for
-from helpers import REPO, photo, run, run_json
+from helpers import REPO, one_face_photo, photo, run, run_json
 
 pytestmark = pytest.mark.usefixtures("wide_console")
 
@@ -125,7 +125,7 @@ def normalised(value):
 
 
 def test_cli_json_and_http_body_are_the_same_document(client_for, bundled_images, tmp_path):
-    yao, gdp = bundled_images / "yaoming.jpg", bundled_images / "gdp.jpg"
+    yao, gdp = bundled_images / "yaoming.jpg", one_face_photo(bundled_images, tmp_path)
     flipped = tmp_path / "yao_flipped.jpg"
     cv2.imwrite(str(flipped), cv2.flip(cv2.imread(str(yao)), 1))
     images = [yao, flipped, gdp]

@@ -38,6 +38,7 @@ from facer_cli.server import create_app  # noqa: E402
 from facer_cli.server.app import ModelGate  # noqa: E402
 from facer_cli.server.errors import ServerBusyError  # noqa: E402
 from facer_cli.server.exposure import ExposureError, check_exposure, is_loopback  # noqa: E402
+from helpers import one_face_photo  # noqa: E402
 from facer_cli.settings import Settings, load_settings  # noqa: E402
 from facer_cli.store import Store  # noqa: E402
 
@@ -237,8 +238,8 @@ def test_uploads_never_touch_the_disk(client, bundled_images, monkeypatch):
 
 # -- /compare -----------------------------------------------------------------------
 def test_compare_two_images_and_a_npy_template(client, bundled_images, engine, tmp_path):
-    yao, players = bundled_images / "yaoming.jpg", bundled_images / "players.jpg"
-    body = client.post("/compare", files=[part(yao, "a"), part(players, "b")]).json()
+    yao, other = bundled_images / "yaoming.jpg", one_face_photo(bundled_images, tmp_path)
+    body = client.post("/compare", files=[part(yao, "a"), part(other, "b")]).json()
     assert body["a"] == "yaoming.jpg" and body["band"] == "no_match" and len(body["frames"]) == 2
     vector = io.BytesIO()
     np.save(vector, engine.analyze_path(yao).embedding)
@@ -413,8 +414,9 @@ def test_model_gate_runs_at_most_its_slots_queues_then_refuses():
 
 
 def test_requests_beyond_the_bound_get_503_and_the_service_goes_on(client_for, bundled_images):
+    # A slow request: eight photos of one person (a group photo would now be refused with 422).
     client = client_for(server_concurrency=1, server_queue_size=0)
-    files = [part(bundled_images / "players.jpg")]
+    files = [part(bundled_images / "yaoming.jpg")] * 8
     statuses = []
 
     def post():
@@ -466,8 +468,8 @@ def test_real_facer_serve_process_enrolls_and_verifies(tmp_path, bundled_images)
             assert enrolled.status_code == 201, enrolled.text
             verified = http.post("/users/yao/verify", files=[("files", ("probe.jpg", yao.read_bytes(), "image/jpeg"))])
             assert verified.status_code == 200 and verified.json()["band"] == "match"
-            players = bundled_images / "players.jpg"
-            other = http.post("/users/yao/verify", files=[("files", ("players.jpg", players.read_bytes(), "image/jpeg"))])
+            gdp = one_face_photo(bundled_images, tmp_path)
+            other = http.post("/users/yao/verify", files=[("files", ("gdp.jpg", gdp.read_bytes(), "image/jpeg"))])
             assert other.json()["band"] == "no_match"
             assert httpx.get(f"{base}/users").status_code == 401
     finally:

@@ -67,6 +67,14 @@ def evaluate_command(
     workers: Annotated[
         Optional[int], typer.Option("--workers", help="Processes analysing images (default: the number of cores).")
     ] = None,
+    allow_below_floor: Annotated[
+        bool,
+        typer.Option(
+            "--allow-below-floor",
+            help="Let the recommended cosine_threshold_high go below the model's safe floor (0.30) and at or "
+            "below impostor scores seen, down to the lowest threshold whose 95% FAR bound meets --target-far.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     model_name: ModelOption = None,
     det_size: DetSizeOption = None,
@@ -101,6 +109,7 @@ def evaluate_command(
         target_far=target_far,
         target_frr=target_frr,
         workers=workers,
+        allow_below_floor=allow_below_floor,
     )
     if json_output or len(dataset.images) < PROGRESS_FROM or not err_console.is_terminal:
         result = evaluate(dataset, settings, **arguments)  # type: ignore[arg-type]

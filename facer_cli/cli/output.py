@@ -98,10 +98,16 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def short_reason(reason: str) -> str:
-    """ "yaw +31° beyond ±25°; quality 0.35 < 0.40" → "yaw, quality": the table's short form."""
+    """ "yaw +31° beyond ±25°; blurred: sharpness 41 < 80" → "yaw, blurred": the table's short form.
+
+    Each reason's leading words; a reason that starts with a number keeps what comes before its colon
+    ("2 people in view: one person at a time" → "2 people in view")."""
     parts = []
     for part in reason.split("; "):
-        head = re.split(r"[\d+\-−±<>(:]", part, maxsplit=1)[0].strip()
+        if part[:1].isdigit():
+            head = part.split(":", 1)[0].strip()
+        else:
+            head = re.split(r"[\d+\-−±<>(:]", part, maxsplit=1)[0].strip()
         parts.append(head or part)
     return ", ".join(dict.fromkeys(parts))
 
@@ -478,6 +484,10 @@ def _rate_cell(rate: float | None, count: int, total: int) -> str:
     return "–" if rate is None else f"{_pct(rate)} ({count}/{total})"
 
 
+def _ci_cell(ci: tuple[float, float] | None) -> str:
+    return "–" if ci is None else f"{_pct(ci[0])} – {_pct(ci[1])}"
+
+
 def _scores_cell(summary: Any) -> str:
     if summary.min is None:
         return "–"
@@ -492,7 +502,9 @@ def _metric_rows(m: Any) -> list[tuple[str, str]]:
         ("pairs (genuine / impostor)", f"{m.pairs} ({m.genuine.count} / {m.impostor.count})"),
         ("accuracy", _rate_cell(current.accuracy, g.match + i.no_match - i.no_score, g.total + i.total)),
         ("FAR: impostor ≥ high", _rate_cell(current.far, i.match, i.total)),
+        ("  FAR 95% interval", _ci_cell(current.far_ci)),
         ("FRR: genuine < low or no face", _rate_cell(current.frr, g.no_match, g.total)),
+        ("  FRR 95% interval", _ci_cell(current.frr_ci)),
         ("uncertain: genuine", _rate_cell(current.genuine_uncertain, g.uncertain, g.total)),
         ("uncertain: impostor", _rate_cell(current.impostor_uncertain, i.uncertain, i.total)),
         ("pairs without a score (g / i)", f"{g.no_score} / {i.no_score}"),
@@ -507,23 +519,19 @@ def _metric_rows(m: Any) -> list[tuple[str, str]]:
     best = m.best
     rows.append(("best-accuracy threshold", "–" if best is None else f"{best.threshold:.4f} ({_pct(best.accuracy)})"))
     r = m.recommendation
-    rows.append(
-        (
-            f"high for FAR ≤ {r.target_far:g}",
-            "–"
-            if r.threshold_high is None
-            else f"{r.threshold_high:.4f} (FAR {_pct(r.far_at_high)}, TAR {_pct(r.tar_at_high)})"
-            + ("" if r.far_supported else " *"),
+    high = "–"
+    if r.threshold_high is not None and r.far_at_high is not None and r.far_ci_at_high is not None:
+        high = (
+            f"{r.threshold_high:.4f} (FAR {_pct(r.far_at_high)}, ≤ {_pct(r.far_ci_at_high[1])} at 95%, "
+            f"TAR {_pct(r.tar_at_high)})" + ("" if r.far_supported else " *")
         )
-    )
-    rows.append(
-        (
-            f"low for FRR ≤ {r.target_frr:g}",
-            "–"
-            if r.threshold_low is None
-            else f"{r.threshold_low:.4f} (FRR {_pct(r.frr_at_low)})" + ("" if r.frr_supported else " *"),
+    rows.append((f"high for FAR ≤ {r.target_far:g}", high))
+    low = "–"
+    if r.threshold_low is not None and r.frr_at_low is not None and r.frr_ci_at_low is not None:
+        low = f"{r.threshold_low:.4f} (FRR {_pct(r.frr_at_low)}, ≤ {_pct(r.frr_ci_at_low[1])} at 95%)" + (
+            "" if r.frr_supported else " *"
         )
-    )
+    rows.append((f"low for FRR ≤ {r.target_frr:g}", low))
     rows.append(("genuine scores min / mean / max", _scores_cell(m.genuine)))
     rows.append(("impostor scores min / mean / max", _scores_cell(m.impostor)))
     return rows
@@ -584,17 +592,34 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
                     )
                 )
     source = result.recommended_from
-    for note in source.metrics.recommendation.notes:
+    recommendation = source.metrics.recommendation
+    for note in recommendation.notes:
         parts.append(literal(f"* {note}", "yellow"))
-    toml = source.metrics.recommendation.toml()
+    toml = recommendation.toml()
     if toml:
         parts.append(
             Text(
-                f"facer.toml, from the {source.label} protocol (FAR ≤ {result.target_far:g}, FRR ≤ {result.target_frr:g}):",
+                f"facer.toml, from the {source.label} protocol (FAR ≤ {result.target_far:g}, FRR ≤ {result.target_frr:g}"
+                ", each within its 95% upper bound):",
                 "bold",
             )
         )
         parts.extend(toml.splitlines())
+    if not recommendation.high_line or not recommendation.low_line:
+        missing = [
+            name
+            for name, shown in (
+                ("cosine_threshold_high", recommendation.high_line),
+                ("cosine_threshold_low", recommendation.low_line),
+            )
+            if not shown
+        ]
+        parts.append(
+            Text(
+                f"no {' or '.join(missing)} to paste: these pairs do not support the target (see * above)",
+                "bold yellow",
+            )
+        )
     parts.append(
         Text(
             f"{result.images} images in {result.embed_seconds:.1f} s "

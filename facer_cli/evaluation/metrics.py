@@ -40,13 +40,24 @@ Definitions (the same as `facer verify` and `facer_cli.compare.band_for`):
 - **Best-accuracy threshold**: the single threshold with the highest accuracy;
   the middle of the best gap between consecutive distinct scores (ties: the
   widest gap, then the higher threshold).
-- **Recommended `cosine_threshold_high`** for a target FAR: the lowest
-  threshold (rounded up to 4 decimals) with at most ⌊target × N_impostor⌋
-  impostor pairs at or above it. **Recommended `cosine_threshold_low`** for a
-  target FRR: the highest threshold (rounded down to 4 decimals) with at most
-  ⌊target × N_genuine⌋ genuine pairs below it (failed genuine pairs count
-  against this budget first); clamped to the high threshold, since
-  facer.toml needs low ≤ high.
+- **Confidence intervals**: every FAR and FRR comes with its exact two-sided 95 %
+  Clopper–Pearson interval for k errors in n pairs (`binomial_ci`; with k = 0 its
+  upper end is 1 − 0.025^(1/n) ≈ 3.7 / n, a little above the one-sided "rule of
+  three" 3 / n).
+- **Recommended `cosine_threshold_high`** for a target FAR: just above the highest
+  impostor score seen (rounded up to 4 decimals), and never below the model's safe
+  floor `SAFE_FLOOR` (0.30). It is *supported* — printed as a paste-ready facer.toml
+  line — only when the upper end of the 95 % interval of FAR at it is within the
+  target; otherwise facer says how many impostor pairs the target needs
+  (`pairs_needed`: with none accepted, ⌈ln 0.025 / ln(1 − target)⌉) and what FAR the
+  data do support (that upper end). With `allow_below_floor`, it is instead the
+  lowest threshold whose FAR interval still ends within the target — it may let in
+  impostors that were seen, and go below the floor.
+- **Recommended `cosine_threshold_low`** for a target FRR: the highest threshold
+  (rounded down to 4 decimals) with at most k genuine pairs below it, k the most
+  errors whose 95 % FRR interval still ends within the target (failed genuine pairs
+  count against k first); clamped to the high threshold, since facer.toml needs
+  low ≤ high. Supported on the same rule, with genuine pairs.
 """
 
 from __future__ import annotations
@@ -60,6 +71,11 @@ import numpy as np
 DEFAULT_FAR_POINTS = (1e-2, 1e-3)
 DECIMALS = 4  # recommended thresholds, ready to paste into facer.toml
 _EPS = 1e-9  # guards floor(target × n) against 0.29 × 100 = 28.999…
+CONFIDENCE = 0.95
+# The lowest cosine_threshold_high facer recommends without `allow_below_floor`. With the bundled
+# w600k_mbf model, impostor pairs of ../shared/faces stay below 0.14 (91 pairs) and its README puts
+# different identities below about 0.15: 0.30 (the default cosine_threshold_low) leaves twice that margin.
+SAFE_FLOOR = 0.30
 
 
 def as_scores(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -94,6 +110,115 @@ def _rate(count: int, total: int) -> float | None:
 
 def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+# -- confidence intervals (pure Python: no SciPy import) ------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return h
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function (the Beta(a, b) CDF at x)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def beta_quantile(q: float, a: float, b: float) -> float:
+    """x with I_x(a, b) = q, by bisection (monotone in x)."""
+    low, high = 0.0, 1.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if regularized_beta(a, b, middle) < q:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-15:
+            break
+    return (low + high) / 2
+
+
+def binomial_ci(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact two-sided Clopper–Pearson interval of a rate with k events in n trials ((0, 1) for n = 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be between 0 and n ({n}), got {k}")
+    alpha = 1.0 - confidence
+    if k == 0:
+        low = 0.0
+        high = 1.0 - (alpha / 2) ** (1.0 / n)
+    else:
+        low = beta_quantile(alpha / 2, k, n - k + 1)
+        high = 1.0 if k == n else beta_quantile(1.0 - alpha / 2, k + 1, n - k)
+    if k == n:
+        low = (alpha / 2) ** (1.0 / n)
+    return low, high
+
+
+def pairs_needed(target: float, confidence: float = CONFIDENCE) -> int | float:
+    """Fewest pairs whose 95 % upper bound can reach `target`, with no error at all (∞ for 0)."""
+    if target <= 0:
+        return math.inf
+    if target >= 1:
+        return 1
+    alpha = 1.0 - confidence
+    n = math.ceil(math.log(alpha / 2) / math.log1p(-target) - _EPS)
+    while binomial_ci(0, n, confidence)[1] > target:  # guard the rounding
+        n += 1
+    return n
+
+
+def most_errors_within(target: float, n: int, confidence: float = CONFIDENCE) -> int | None:
+    """The most errors in n pairs whose 95 % upper bound stays within `target` (None: not even 0)."""
+    if n <= 0 or binomial_ci(0, n, confidence)[1] > target:
+        return None
+    low, high = 0, n  # the upper bound rises with k: bisect for the last k within the target
+    while low < high:
+        middle = (low + high + 1) // 2
+        if binomial_ci(middle, n, confidence)[1] <= target:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _ci(count: int, total: int) -> tuple[float, float] | None:
+    return None if total == 0 else binomial_ci(count, total)
+
+
+def _ci_list(ci: tuple[float, float] | None) -> list[float | None] | None:
+    return None if ci is None else [_round(ci[0]), _round(ci[1])]
 
 
 def round_up_above(value: float, decimals: int = DECIMALS) -> float:
@@ -163,6 +288,16 @@ class OperatingPoint:
         return _rate(self.genuine.no_match, self.genuine.total)
 
     @property
+    def far_ci(self) -> tuple[float, float] | None:
+        """95 % Clopper–Pearson interval of the FAR."""
+        return _ci(self.impostor.match, self.impostor.total)
+
+    @property
+    def frr_ci(self) -> tuple[float, float] | None:
+        """95 % Clopper–Pearson interval of the FRR."""
+        return _ci(self.genuine.no_match, self.genuine.total)
+
+    @property
     def genuine_uncertain(self) -> float | None:
         return _rate(self.genuine.uncertain, self.genuine.total)
 
@@ -181,7 +316,9 @@ class OperatingPoint:
             "threshold_low": self.threshold_low,
             "accuracy": _round(self.accuracy),
             "far": _round(self.far),
+            "far_ci95": _ci_list(self.far_ci),
             "frr": _round(self.frr),
+            "frr_ci95": _ci_list(self.frr_ci),
             "genuine_uncertain": _round(self.genuine_uncertain),
             "impostor_uncertain": _round(self.impostor_uncertain),
             "genuine": self.genuine.to_dict(),
@@ -340,7 +477,7 @@ def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> TarAtFa
 
 @dataclass
 class Recommendation:
-    """Thresholds for facer.toml, with what they achieve on these pairs."""
+    """Thresholds for facer.toml, with what they achieve on these pairs and whether the data support them."""
 
     target_far: float
     target_frr: float
@@ -356,25 +493,47 @@ class Recommendation:
     impostor_pairs: int = 0
     genuine_pairs: int = 0
     low_clamped: bool = False
+    far_ci_at_high: tuple[float, float] | None = None
+    frr_ci_at_low: tuple[float, float] | None = None
+    floor: float = SAFE_FLOOR
+    raised_to_floor: bool = False
+    allow_below_floor: bool = False
+    # The low line is pasted without the high one only when it fits under the high in force.
+    current_high: float | None = None
+
+    @property
+    def needed_impostor_pairs(self) -> int | float:
+        return pairs_needed(self.target_far)
+
+    @property
+    def needed_genuine_pairs(self) -> int | float:
+        return pairs_needed(self.target_frr)
+
+    @property
+    def high_line(self) -> bool:
+        return self.threshold_high is not None and self.far_supported
+
+    @property
+    def low_line(self) -> bool:
+        if self.threshold_low is None or not self.frr_supported:
+            return False
+        if self.high_line:
+            return True
+        return self.current_high is not None and self.threshold_low <= self.current_high
 
     def toml(self) -> str:
-        """Lines for facer.toml; an inline comment says when a figure is not measured."""
+        """Paste-ready facer.toml lines: only the thresholds the data support (may be empty)."""
         lines = []
-        if self.threshold_high is not None:
+        if self.high_line:
             line = f"cosine_threshold_high = {self.threshold_high:.{DECIMALS}f}"
-            if not self.far_supported:
-                line += f"  # not measured: FAR {self.target_far:g} {_needs(self.target_far, 'impostor', self.impostor_pairs)}"
+            if self.raised_to_floor:
+                line += f"  # the model's safe floor ({self.floor:g})"
             lines.append(line)
-        if self.threshold_low is not None:
+        if self.low_line:
             line = f"cosine_threshold_low = {self.threshold_low:.{DECIMALS}f}"
-            comments = []
             if self.low_clamped:
-                comments.append("set to high: no uncertain band needed")
-            if not self.frr_supported:
-                comments.append(
-                    f"not measured: FRR {self.target_frr:g} {_needs(self.target_frr, 'genuine', self.genuine_pairs)}"
-                )
-            lines.append(line + ("  # " + "; ".join(comments) if comments else ""))
+                line += "  # set to high: no uncertain band needed"
+            lines.append(line)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -383,36 +542,82 @@ class Recommendation:
             "target_frr": self.target_frr,
             "cosine_threshold_high": self.threshold_high,
             "far_at_high": _round(self.far_at_high),
+            "far_ci95_at_high": _ci_list(self.far_ci_at_high),
             "tar_at_high": _round(self.tar_at_high),
             "far_supported": self.far_supported,
+            "needed_impostor_pairs": _finite(self.needed_impostor_pairs),
             "cosine_threshold_low": self.threshold_low,
             "frr_at_low": _round(self.frr_at_low),
+            "frr_ci95_at_low": _ci_list(self.frr_ci_at_low),
             "frr_supported": self.frr_supported,
+            "needed_genuine_pairs": _finite(self.needed_genuine_pairs),
+            "safe_floor": self.floor,
+            "raised_to_floor": self.raised_to_floor,
+            "allow_below_floor": self.allow_below_floor,
             "notes": list(self.notes),
             "toml": self.toml(),
         }
 
 
-def recommend(genuine: np.ndarray, impostor: np.ndarray, target_far: float, target_frr: float) -> Recommendation:
+def _finite(value: int | float) -> int | None:
+    return None if value == math.inf else int(value)
+
+
+def _support_note(kind: str, rate: str, target: float, n: int, errors: int, ci: tuple[float, float] | None) -> str:
+    needed = pairs_needed(target)
+    if needed == math.inf:
+        need = f"{rate} {target:g} cannot be shown with any number of {kind} pairs"
+    else:
+        need = f"{rate} ≤ {target:g} needs ≥ {needed} {kind} pairs with no error"
+    supported = "" if ci is None else f"; these {n} support {rate} ≤ {ci[1]:.4g} (95 % upper bound, {errors} of {n})"
+    return need + supported
+
+
+def recommend(
+    genuine: np.ndarray,
+    impostor: np.ndarray,
+    target_far: float,
+    target_frr: float,
+    allow_below_floor: bool = False,
+    current_high: float | None = None,
+    floor: float = SAFE_FLOOR,
+) -> Recommendation:
     notes: list[str] = []
     high = far_at = tar_at = None
-    far_supported = len(impostor) >= needed_pairs(target_far)
+    far_ci = None
+    far_supported = raised = False
+    valid_i = impostor[~np.isnan(impostor)]
     if len(impostor):
-        boundary = threshold_for_far(impostor, target_far)
-        high = -1.0 if boundary == -np.inf else round_up_above(boundary)
-        far_at = float(np.sum(impostor[~np.isnan(impostor)] >= high) / len(impostor))
+        allowed = most_errors_within(target_far, len(impostor)) if allow_below_floor else None
+        if allowed is not None and allowed > 0:
+            boundary = float(np.sort(valid_i)[::-1][allowed]) if allowed < len(valid_i) else -np.inf
+            high = -1.0 if boundary == -np.inf else round_up_above(boundary)
+        else:  # above every impostor seen
+            high = round_up_above(float(valid_i.max())) if len(valid_i) else -1.0
+        unfloored = high
+        if not allow_below_floor and high < floor:
+            high, raised = floor, True
+        accepted = int(np.sum(valid_i >= high))
+        far_at = accepted / len(impostor)
+        far_ci = binomial_ci(accepted, len(impostor))
+        far_supported = far_ci[1] <= target_far
         if len(genuine):
             tar_at = float(np.sum(genuine[~np.isnan(genuine)] >= high) / len(genuine))
         if not far_supported:
             notes.append(
-                f"FAR {target_far:g} {_needs(target_far, 'impostor', len(impostor))}: "
-                f"cosine_threshold_high is only 'above every impostor allowed', not a measured FAR"
+                _support_note("impostor", "FAR", target_far, len(impostor), accepted, far_ci)
+                + ": no cosine_threshold_high to paste"
+            )
+        if raised:
+            notes.append(
+                f"cosine_threshold_high raised from {unfloored:.{DECIMALS}f} (above every impostor seen) to the "
+                f"model's safe floor {floor:g} (--allow-below-floor keeps it lower)"
             )
     else:
         notes.append("no impostor pairs: cannot recommend cosine_threshold_high")
     low = frr_at = None
-    clamped = False
-    frr_supported = len(genuine) >= needed_pairs(target_frr)
+    frr_ci = None
+    clamped = frr_supported = False
     valid = np.sort(genuine[~np.isnan(genuine)])
     if len(genuine) == 0:
         notes.append("no genuine pairs: cannot recommend cosine_threshold_low")
@@ -420,25 +625,30 @@ def recommend(genuine: np.ndarray, impostor: np.ndarray, target_far: float, targ
         notes.append("no genuine pair has a score: cannot recommend cosine_threshold_low")
     else:
         failed = len(genuine) - len(valid)
-        allowed = _budget(target_frr, len(genuine)) - failed
-        if allowed < 0:
+        errors = most_errors_within(target_frr, len(genuine))
+        budget = (0 if errors is None else errors) - failed
+        if errors is not None and budget < 0:
             notes.append(
                 f"more genuine pairs without a score ({failed}) than FRR {target_frr:g} allows: "
                 "cosine_threshold_low cannot reach it"
             )
-        low = round_down_to(float(valid[max(allowed, 0)])) if allowed < len(valid) else -1.0
+        low = round_down_to(float(valid[max(budget, 0)])) if budget < len(valid) else -1.0
+        ceiling = high if high is not None and (far_supported or current_high is None) else current_high
+        if ceiling is not None and low > ceiling:
+            notes.append(
+                f"the FRR target allows a low threshold of {low:.{DECIMALS}f}, above cosine_threshold_high "
+                f"{ceiling:.{DECIMALS}f}: low set to it (no uncertain band is needed on these pairs)"
+            )
+            low, clamped = ceiling, True
+        rejected = int(len(genuine) - np.sum(valid >= low))
+        frr_at = rejected / len(genuine)
+        frr_ci = binomial_ci(rejected, len(genuine))
+        frr_supported = frr_ci[1] <= target_frr
         if not frr_supported:
             notes.append(
-                f"FRR {target_frr:g} {_needs(target_frr, 'genuine', len(genuine))}: "
-                "cosine_threshold_low is only 'at or below every genuine pair allowed'"
+                _support_note("genuine", "FRR", target_frr, len(genuine), rejected, frr_ci)
+                + ": no cosine_threshold_low to paste"
             )
-        if high is not None and low > high:
-            notes.append(
-                f"the FRR target allows a low threshold of {low:.{DECIMALS}f}, above the high one: "
-                "low set to high (no uncertain band is needed on these pairs)"
-            )
-            low, clamped = high, True
-        frr_at = float(1 - np.sum(valid >= low) / len(genuine))
     return Recommendation(
         target_far,
         target_frr,
@@ -453,6 +663,12 @@ def recommend(genuine: np.ndarray, impostor: np.ndarray, target_far: float, targ
         impostor_pairs=len(impostor),
         genuine_pairs=len(genuine),
         low_clamped=clamped,
+        far_ci_at_high=far_ci,
+        frr_ci_at_low=frr_ci,
+        floor=floor,
+        raised_to_floor=raised,
+        allow_below_floor=allow_below_floor,
+        current_high=current_high,
     )
 
 
@@ -523,6 +739,7 @@ def evaluate_scores(
     target_far: float = 1e-3,
     target_frr: float = 1e-2,
     far_points: Sequence[float] = DEFAULT_FAR_POINTS,
+    allow_below_floor: bool = False,
 ) -> Metrics:
     """All figures; NaN scores are pairs without a score (see the module's definitions)."""
     g, i = as_scores(genuine), as_scores(impostor)
@@ -537,7 +754,7 @@ def evaluate_scores(
         eer=eer,
         tar_at_far=[tar_at_far(g, i, far) for far in far_points],
         best=best_accuracy(g, i),
-        recommendation=recommend(g, i, target_far, target_frr),
+        recommendation=recommend(g, i, target_far, target_frr, allow_below_floor, current_high=threshold_high),
         genuine_scores=g,
         impostor_scores=i,
     )

@@ -330,10 +330,13 @@ def evaluate(
     threads_per_worker: int | None = None,
     far_points: Sequence[float] = DEFAULT_FAR_POINTS,
     progress: Callable[[int], None] | None = None,
+    allow_below_floor: bool = False,
 ) -> Evaluation:
     """Embed, score and measure; with `protocol="enroll"` the pairs protocol is reported beside it.
 
-    `settings` default to the defaults alone (front ends pass `load_settings()`'s).
+    `settings` default to the defaults alone (front ends pass `load_settings()`'s). A recommended
+    cosine_threshold_high stays above every impostor seen and at or above the model's safe floor
+    unless `allow_below_floor`.
     """
     from facer_cli.modelpack import locate_pack
 
@@ -375,6 +378,7 @@ def evaluate(
             target_far,
             target_frr,
             far_points,
+            allow_below_floor,
         )
 
     genuine, impostor = pair_scores(dataset, embeddings)

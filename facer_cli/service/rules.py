@@ -56,9 +56,21 @@ def advice(frames: Sequence["FrameReport"]) -> str:
     tips = []
     if "no face" in reasons:
         tips.append("keep one face fully in view")
+    if "people in view" in reasons:
+        tips.append("one person at a time: nobody else close to the camera")
+    if "face too small" in reasons:
+        tips.append("come closer to the camera (or use a higher resolution)")
     if "yaw" in reasons or "pitch" in reasons:
         tips.append("look straight at the camera")
-    if any(word in reasons for word in ("quality", "blurred", "detector score")):
+    if "blurred" in reasons:
+        tips.append("hold still and keep the face in focus")
+    if "too dark" in reasons:
+        tips.append("add light in front of the face")
+    if "burnt out" in reasons:
+        tips.append("avoid direct light or flash on the face")
+    if "uneven light" in reasons:
+        tips.append("light the face evenly from the front, not from one side")
+    if any(word in reasons for word in ("quality", "detector score")):
         tips.append("use sharper, evenly lit photos")
     if any(frame.error for frame in frames):
         tips.append("replace the files that cannot be read")

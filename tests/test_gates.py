@@ -1,0 +1,295 @@
+"""The quality gates on real photos and synthetic degradations of them, with the decision expected for each.
+
+Degradations are made here, in memory: Gaussian blur at the 112-px face scale, darkening,
+burning out, a one-sided shadow, downscaling, and a second face pasted in at several sizes.
+Engine outputs are cached per session so each photo is analysed once per variant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+from conftest import people
+from helpers import photo, run, run_json
+
+from facer_cli.cli.output import short_reason
+from facer_cli.images import load_image
+from facer_cli.quality import ARCFACE_KEYPOINTS, similarity_transform
+from facer_cli.reports import FrameReport
+from facer_cli.service.demo import MAIN_FACE_IN_GDP, YAO_IN_PLAYERS
+from facer_cli.service.rules import advice
+from facer_cli.settings import Settings
+
+RESOLUTIONS = ("240p", "480p", "720p", "1080p")
+
+
+@pytest.fixture(scope="session")
+def clean(faces, bundled_images):
+    """Every photo that is sharp, lit and alone: name → image (BGR)."""
+    images = {}
+    for paths in people(faces).values():
+        for path in paths:
+            images[path.name] = load_image(path, 50_000_000)
+    for path in sorted((faces / "resolutions").iterdir()) + sorted((faces / "edge").iterdir()):
+        images[path.name] = load_image(path, 50_000_000)
+    images["yaoming.jpg"] = load_image(bundled_images / "yaoming.jpg", 50_000_000)
+    for name, box in (("gdp.jpg", MAIN_FACE_IN_GDP), ("players.jpg", YAO_IN_PLAYERS)):
+        x1, y1, x2, y2 = box
+        images[f"{name} (one face cut out)"] = load_image(bundled_images / name, 50_000_000)[y1:y2, x1:x2]
+    return images
+
+
+@pytest.fixture(scope="session")
+def analysed(engine, clean):
+    """analysed(name, variant, make) → the FrameReport of make(image), analysed once per session."""
+    cache: dict[tuple[str, str], FrameReport] = {}
+
+    def get(name: str, variant: str = "original", make=None) -> FrameReport:
+        key = (name, variant)
+        if key not in cache:
+            image = clean[name] if make is None else make(clean[name])
+            cache[key] = engine.analyze(image, f"{name} [{variant}]")
+        return cache[key]
+
+    return get
+
+
+def crop_scale(frame: FrameReport) -> float:
+    """Image pixels → pixels of the 112 × 112 aligned face."""
+    matrix = similarity_transform(np.array(frame.subject.keypoints), ARCFACE_KEYPOINTS)
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
+def blur_at_face_scale(sigma: float, scale: float):
+    return lambda image: cv2.GaussianBlur(image, (0, 0), sigma / scale)
+
+
+def gain(factor: float):
+    return lambda image: np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+# -- nothing clean is turned away -----------------------------------------------------------------
+
+
+def test_no_gate_turns_away_a_clean_photo(clean, analysed):
+    for name in clean:
+        frame = analysed(name)
+        assert frame.accepted, (name, frame.reason)
+        face = frame.subject
+        assert face.other_face_fraction < 0.7, name  # the cut-outs keep only parts of their neighbours
+        assert face.eye_distance >= 16 and face.sharpness >= 80, name
+        assert face.brightness >= 60 and face.clipped <= 0.05 and face.light_balance <= 2.4, name
+
+
+# -- blur -----------------------------------------------------------------------------------------
+
+
+def test_sharpness_is_scale_independent(analysed):
+    values = {r: analysed(f"obama_{r}.jpg").subject.sharpness for r in RESOLUTIONS}
+    # The same photo at 240p and 1080p reads the same within 15 % (measured: 597 and 646).
+    assert abs(values["240p"] / values["1080p"] - 1) < 0.15, values
+    # All four within 20 % of their median (the 480p/720p files themselves carry a little more detail).
+    median = float(np.median(list(values.values())))
+    assert all(abs(v / median - 1) < 0.2 for v in values.values()), values
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS + ("small",))
+@pytest.mark.parametrize("sigma", [2, 4, 8])
+def test_blur_is_rejected_at_every_resolution(analysed, resolution, sigma):
+    """The issue's 15 cases: σ = 2, 4, 8 px at the face's 112-px scale on each file of resolutions/."""
+    name = f"obama_{resolution}.jpg"
+    scale = crop_scale(analysed(name))
+    frame = analysed(name, f"blur {sigma}", blur_at_face_scale(sigma, scale))
+    assert not frame.accepted
+    assert "blurred: sharpness" in frame.reason, frame.reason
+    assert short_reason(frame.reason).startswith("blurred")
+
+
+def test_blur_of_2px_is_rejected_on_every_face(clean, analysed):
+    for name in clean:
+        scale = crop_scale(analysed(name))
+        frame = analysed(name, "blur 2", blur_at_face_scale(2, scale))
+        assert not frame.accepted and "blurred" in frame.reason, (name, frame.reason)
+
+
+# -- exposure ---------------------------------------------------------------------------------------
+
+EXPOSURE_PHOTOS = ["obama_1.jpg", "alex_lacamoire_3.png", "rose_leslie_1.jpg", "kit_harington_2.jpg", "yaoming.jpg"]
+
+
+@pytest.mark.parametrize("name", EXPOSURE_PHOTOS)
+def test_darkening_is_rejected_as_too_dark(analysed, name):
+    frame = analysed(name, "x0.35", gain(0.35))  # 1.5 stops under
+    assert not frame.accepted and "too dark: mean level" in frame.reason, frame.reason
+
+
+@pytest.mark.parametrize("name", EXPOSURE_PHOTOS)
+@pytest.mark.parametrize("factor", [1.8, 2.5])
+def test_burning_out_is_rejected(analysed, name, factor):
+    frame = analysed(name, f"x{factor}", gain(factor))
+    assert not frame.accepted and "burnt out:" in frame.reason, frame.reason
+    assert "burnt out" in short_reason(frame.reason)
+
+
+@pytest.mark.parametrize("name", EXPOSURE_PHOTOS)
+def test_one_sided_shadow_is_rejected_as_uneven_light(analysed, clean, name):
+    face = analysed(name).subject
+    centre = float(np.mean([x for x, _ in face.keypoints]))
+    width = face.box[2] - face.box[0]
+    # Shade the side that is already the darker one (harsh light from the other side), to 25 %.
+    image = clean[name]
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    left = gray[max(y1, 0) : y2, max(x1, 0) : int(centre)].mean()
+    right = gray[max(y1, 0) : y2, int(centre) : x2].mean()
+    x = np.arange(image.shape[1], dtype=np.float32)
+    ramp = np.clip((x - (centre - 0.1 * width)) / (0.2 * width), 0, 1)  # 0 on the left, 1 on the right
+    if right < left:
+        ramp = 1 - ramp
+    mask = 0.25 + 0.75 * ramp
+
+    def shade(img):
+        return (img.astype(np.float32) * mask[None, :, None]).astype(np.uint8)
+
+    frame = analysed(name, "shadow", shade)
+    assert not frame.accepted and "uneven light: one side" in frame.reason, frame.reason
+
+
+# -- face size ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["obama_1.jpg", "biden_2.jpg", "rose_leslie_2.jpg"])
+def test_downscaled_faces_are_too_small_below_16px(analysed, name):
+    eyes = analysed(name).subject.eye_distance
+
+    def to(pixels):
+        return lambda image: cv2.resize(image, None, fx=pixels / eyes, fy=pixels / eyes, interpolation=cv2.INTER_AREA)
+
+    small = analysed(name, "eyes 12", to(12))
+    assert not small.accepted and re.search(r"face too small: eyes 1[123]\.\d px apart < 16", small.reason), small.reason
+    assert short_reason(small.reason).startswith("face too small")
+    fine = analysed(name, "eyes 24", to(24))
+    assert fine.accepted, fine.reason
+
+
+# -- several people in view ----------------------------------------------------------------------------
+
+
+def paste_second_face(subject: np.ndarray, subject_size: float, other: np.ndarray, other_box, fraction: float):
+    """The subject's photo with `other`'s face (its box, with a margin) beside it at `fraction` of its size."""
+    x1, y1, x2, y2 = other_box
+    w, h = x2 - x1, y2 - y1
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    part = other[int(max(cy - h, 0)) : int(cy + h), int(max(cx - w, 0)) : int(cx + w)]
+    factor = fraction * subject_size / np.sqrt(w * h)
+    part = cv2.resize(part, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    height = max(subject.shape[0], part.shape[0])
+    canvas = np.full((height, subject.shape[1] + part.shape[1], 3), 127, np.uint8)
+    canvas[: subject.shape[0], : subject.shape[1]] = subject
+    canvas[: part.shape[0], subject.shape[1] :] = part
+    return canvas
+
+
+@pytest.mark.parametrize(("fraction", "rejected"), [(0.95, True), (0.8, True), (0.55, False), (0.4, False)])
+def test_a_second_face_pasted_in(analysed, clean, fraction, rejected):
+    subject = analysed("obama_1.jpg").subject
+    other = analysed("biden_2.jpg").subject
+    own = np.sqrt(subject.area)
+
+    def make(image):
+        return paste_second_face(image, own, clean["biden_2.jpg"], other.box, fraction)
+
+    frame = analysed("obama_1.jpg", f"with biden at {fraction}", make)
+    assert len(frame.faces) == 2
+    assert frame.subject.other_face_fraction == pytest.approx(fraction, abs=0.1)
+    if rejected:
+        assert not frame.accepted and frame.reason == "2 people in view: one person at a time"
+        assert short_reason(frame.reason) == "2 people in view"
+    else:
+        assert frame.accepted, frame.reason
+
+
+@pytest.mark.parametrize(("scene", "count"), [("two_people.jpg", 2), ("obama_and_biden.jpg", 3), ("kit_with_rose.jpg", 2)])
+def test_scenes_are_one_person_too_many(engine, faces, scene, count):
+    frame = engine.analyze_path(faces / "scenes" / scene)
+    assert not frame.accepted
+    assert f"{count} people in view: one person at a time" in frame.reason
+    # Their other faces are 0.79-1.0 of the subject's size; the default fraction is 0.7.
+    assert frame.subject.other_face_fraction >= 0.78
+
+
+def test_distant_faces_in_the_video_do_not_count(engine, faces):
+    capture = cv2.VideoCapture(str(faces / "video" / "short_hamilton_clip.mp4"))
+    frames = []
+    try:
+        for index in range(241):
+            ok, image = capture.read()
+            assert ok
+            if index in (0, 10, 240):
+                frames.append(engine.analyze(image, f"frame {index}"))
+    finally:
+        capture.release()
+    for frame in frames[:2]:  # the lead and one distant face (0.55-0.62 of his size) behind him
+        assert len(frame.faces) == 2
+        assert frame.subject.other_face_fraction < 0.7
+        assert "people in view" not in frame.reason
+    assert "people in view" in frames[2].reason  # frame 240: five people on stage, of about one size
+
+
+def test_verify_against_a_group_photo_is_refused(faces, tmp_path):
+    db = tmp_path / "facer.db"
+    assert run("enroll", "obama", *(photo(faces, f"obama_{i}") for i in (1, 2, 3)), "--db", db).exit_code == 0
+    result = run("verify", "obama", faces / "scenes" / "obama_and_biden.jpg", "--db", db)
+    assert result.exit_code == 4, result.output  # not a MATCH: too few usable frames
+    assert "3 people in view" in result.output
+    assert "one person at a time: nobody else close to the camera" in result.output
+
+
+# -- every gate in the JSON, the tables and the advice ---------------------------------------------------
+
+
+def test_inspect_json_has_every_gate(faces):
+    result, data = run_json("inspect", faces / "scenes" / "two_people.jpg", photo(faces, "obama_1"))
+    assert result.exit_code == 0, result.output
+    scene, alone = data["frames"] if "frames" in data else data["images"]
+    subject = scene["faces"][0]
+    for key in ("sharpness", "eye_distance", "brightness", "clipped", "light_balance", "other_face_fraction"):
+        assert subject[key] is not None, key
+    assert subject["other_face_fraction"] > 0.9 and scene["reason"] == "2 people in view: one person at a time"
+    assert alone["faces"][0]["other_face_fraction"] == 0.0 and alone["accepted"]
+    json.dumps(data)
+
+
+def test_advice_for_every_gate():
+    def frame(reason):
+        return FrameReport(source="x.jpg", error=reason)  # only .reason and .accepted are read
+
+    tips = advice([frame(r) for r in (
+        "2 people in view: one person at a time",
+        "face too small: eyes 12.0 px apart < 16",
+        "blurred: sharpness 20 < 80",
+        "too dark: mean level 31 < 60",
+        "burnt out: 40% of the face clipped > 5%",
+        "uneven light: one side 3.1× brighter > 2×",
+    )])
+    for text in ("one person at a time", "come closer", "hold still", "add light", "avoid direct light",
+                 "light the face evenly"):
+        assert text in tips, text
+
+
+def test_gate_settings_have_bounds_and_change_decisions(analysed):
+    face = analysed("obama_1.jpg").subject
+    from facer_cli.engine import decide
+
+    assert decide(face, Settings().engine)[0]
+    assert not decide(face, Settings(min_sharpness=face.sharpness + 1).engine)[0]
+    assert not decide(face, Settings(max_clipped_fraction=0.0, min_face_brightness=0).engine)[0] or face.clipped == 0
+    for name in ("min_sharpness", "min_face_size", "other_face_fraction", "min_face_brightness",
+                 "max_clipped_fraction", "max_light_imbalance"):
+        metadata = Settings.model_fields[name].metadata
+        assert any(getattr(m, "ge", None) is not None for m in metadata), name
+        assert any(getattr(m, "le", None) is not None for m in metadata), name

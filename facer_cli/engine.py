@@ -260,6 +260,15 @@ class FaceEngine:
             return np.column_stack([points, pred[:, 2] * (size // 2) / scale])
         return points
 
+    # -- public per-face measurements (liveness uses them) ------------------
+    def landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The landmark model's points for the face in `box`, image pixels ((N, 2), or (N, 3) for 3-D models)."""
+        return self._landmarks(image, box)
+
+    def embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """The unit-length embedding of the face with these 5 detector keypoints."""
+        return self._embed(image, keypoints)
+
     def _head_pose(self, image: np.ndarray, box: tuple[float, float, float, float]) -> pose_estimation.HeadPose:
         points = self._landmarks(image, box)
         if self.pose_source == "landmark_3d_68":

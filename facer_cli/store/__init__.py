@@ -7,8 +7,10 @@
 """
 
 from facer_cli.store.records import (
+    LOCKED_OUT,
     MODES,
     NO_PROBE,
+    NOT_LIVE,
     Attempt,
     AttemptRecord,
     Mode,
@@ -22,8 +24,10 @@ from facer_cli.store.records import (
 from facer_cli.store.repository import Store
 
 __all__ = [
+    "LOCKED_OUT",
     "MODES",
     "NO_PROBE",
+    "NOT_LIVE",
     "Attempt",
     "AttemptRecord",
     "Mode",

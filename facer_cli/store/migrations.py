@@ -99,3 +99,14 @@ def m002_verify_audit_log(db: Database) -> None:
         not_null={"user_name", "created", "band"},
     )
     db.table("attempts").create_index(["user_id", "created"])
+
+
+@step
+def m090_liveness_audit(db: Database) -> None:
+    # The liveness outcome of a verify attempt: live 1/0 (NULL: no challenge was asked), the reasons
+    # in words, and the challenge's summary as JSON (moves, parallax, time; no pixels, no embeddings).
+    # An attempt refused as not live has band "not_live"; one refused during a lockout, "locked_out".
+    db.table("attempts").add_column("live", int)
+    db.table("attempts").add_column("liveness_reason", str)
+    db.table("attempts").add_column("liveness", str)
+    db.table("attempts").create_index(["user_id", "band", "created"])

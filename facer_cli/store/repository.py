@@ -265,7 +265,8 @@ class Store(StoreConnection):
                 return None
             return conn.execute(
                 "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
-                " template_id, model, source, frames_seen, frames_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     user_id,
                     name,
@@ -279,8 +280,22 @@ class Store(StoreConnection):
                     record.source,
                     record.frames_seen,
                     record.frames_used,
+                    None if record.live is None else int(record.live),
+                    record.liveness_reason,
+                    record.liveness,
                 ),
             ).lastrowid
+
+    def attempt_times(self, user: str, band: str, since: str) -> List[str]:
+        """When the user's attempts with this band were recorded, from `since` (ISO 8601) on, oldest first."""
+        name = validate_user_name(user)
+        rows = self._read(
+            "SELECT a.created FROM attempts a JOIN users u ON a.user_id = u.id"
+            " WHERE u.name = ? AND a.band = ? AND a.created >= ? ORDER BY a.created, a.id",
+            (name, band, since),
+            action=f"read {name!r}'s attempts",
+        )
+        return [row[0] for row in rows]
 
     # -- users -------------------------------------------------------------
     _SUMMARY = (
@@ -323,8 +338,8 @@ class Store(StoreConnection):
             row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
             templates = self._templates(conn, user_id, name, vectors=False)
             recent = conn.execute(
-                "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id"
-                " FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
+                " live, liveness_reason FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
                 (user_id, attempts),
             ).fetchall()
         return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent])
@@ -353,7 +368,10 @@ class Store(StoreConnection):
 
     def attempts(self, user: str | None = None, limit: int = 100) -> List[Attempt]:
         """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
-        sql = "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id FROM attempts"
+        sql = (
+            "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
+            " live, liveness_reason FROM attempts"
+        )
         params: tuple = ()
         if user is not None:
             sql += " WHERE user_name = ?"

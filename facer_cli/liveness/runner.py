@@ -44,11 +44,10 @@ def frame_from_report(
     if subject is None or subject.det_score < engine.settings.detection_threshold or subject.embedding is None:
         return LivenessFrame(timestamp_ms=timestamp_ms, index=index)
     points = landmarks_106(engine, image, subject.box)
-    if subject.yaw is None:
+    yaw, pitch, roll = subject.yaw, subject.pitch, subject.roll
+    if yaw is None:  # require_pose off: the engine measured no pose
         head = pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))
         yaw, pitch, roll = head.yaw, head.pitch, head.roll
-    else:
-        yaw, pitch, roll = subject.yaw, subject.pitch, subject.roll
     return LivenessFrame(
         timestamp_ms=timestamp_ms,
         box=subject.box,

@@ -25,6 +25,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
     from facer_cli.evaluation import Evaluation
+    from facer_cli.liveness import FrameCue, LivenessResult
     from facer_cli.matching import Comparison
     from facer_cli.reports import FaceReport, FrameReport
     from facer_cli.service import (
@@ -112,24 +113,37 @@ def _file_name(source: str) -> str:
 
 # -- frames -------------------------------------------------------------------
 def frames_table(
-    frames: Sequence["FrameReport"], template: "Template | None" = None, title: str | None = None, verbose: bool = False
+    frames: Sequence["FrameReport"],
+    template: "Template | None" = None,
+    title: str | None = None,
+    verbose: bool = False,
+    liveness: "LivenessResult | None" = None,
 ) -> Table:
     """One row per face (or per unreadable file): measurements, then the decision and why.
 
     The decision, its reason and the frame's role in the template share the last column, so the
-    table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full)."""
+    table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full).
+    With a liveness challenge, each frame's first row also shows the step it was at and the parallax
+    residual measured on it (against the frontal frame, in inter-ocular distances)."""
     table = Table(
         title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
     )
     table.add_column("file", min_width=9)
     for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
         table.add_column(column, justify="right", no_wrap=True)
+    cues = liveness.cues if liveness is not None else None
+    if cues is not None:
+        table.add_column("step", no_wrap=True)
+        table.add_column("plx", justify="right", no_wrap=True)
     table.add_column("decision", ratio=1, min_width=15, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
         name: ShortName | str = ShortName(_file_name(frame.source))
+        live_cells: list[str] = []
+        if cues is not None and liveness is not None:
+            live_cells = _cue_cells(liveness, cues[index] if index < len(cues) else None)
         if frame.error is not None or not frame.faces:
             reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
-            table.add_row(name, "–", "", "", "", "", "", "", literal(f"rejected: {reason}", "red"))
+            table.add_row(name, "–", "", "", "", "", "", "", *live_cells, literal(f"rejected: {reason}", "red"))
             continue
         for face in frame.faces:
             table.add_row(
@@ -141,9 +155,37 @@ def frames_table(
                 _num(face.roll, "+.1f"),
                 _num(face.sharpness, ".0f"),
                 _num(face.quality, ".2f"),
+                *(live_cells if face.index == 1 else ["" for _ in live_cells]),
                 _decision(face, template, index, verbose),
             )
     return table
+
+
+def _cue_cells(liveness: "LivenessResult", cue: "FrameCue | None") -> list[str]:
+    """The step column ("2 right") and the parallax residual of one frame."""
+    if cue is None:
+        return ["", ""]
+    steps = liveness.challenge.steps
+    move = steps[cue.step - 1].move if 0 < cue.step <= len(steps) else ""
+    return [f"{cue.step} {move}".strip(), _num(cue.residual, ".3f")]
+
+
+def liveness_line(result: "LivenessResult") -> Text:
+    """ "liveness: LIVE (parallax 0.069 IOD, 2 of 2 steps in 1.0 s)" or "liveness: NOT LIVE: <why>"."""
+    text = Text("liveness: ")
+    done = f"{result.steps_done} of {len(result.challenge.steps)} steps in {result.elapsed_ms / 1000:.1f} s"
+    parallax = "" if result.parallax is None else f"parallax {result.parallax:.3f} IOD, "
+    if result.live:
+        text.append("LIVE", "bold green")
+        text.append(f" ({parallax}{done}, {len(result.cues)} frames)")
+    else:
+        text.append("NOT LIVE", "bold red")
+        text.append(": ")
+        text.append(literal(result.reason))
+        text.append(f" ({parallax}{done})")
+    moves = " → ".join(step.move for step in result.challenge.steps)
+    text.append(f"; challenge: {moves}", "dim")
+    return text
 
 
 def _decision(face: "FaceReport", template: "Template | None", index: int, verbose: bool) -> Text:
@@ -175,7 +217,9 @@ def frames_view(
 ) -> Group:
     """The per-frame table (a summary by reason for long camera runs, unless verbose) and the capture line."""
     parts: list[RenderableType] = []
-    if frames.capture is not None and len(frames.frames) > SUMMARY_FROM and not verbose:
+    if frames.liveness is not None:  # every frame of a challenge, with its step and cues
+        parts.append(frames_table(frames.frames, template, title=title, verbose=verbose, liveness=frames.liveness))
+    elif frames.capture is not None and len(frames.frames) > SUMMARY_FROM and not verbose:
         parts.append(
             rejections_table(
                 frames.frames,
@@ -187,6 +231,8 @@ def frames_view(
     line = capture_line(frames)
     if line:
         parts.append(literal(line))
+    if frames.liveness is not None:
+        parts.append(liveness_line(frames.liveness))
     return Group(*parts)
 
 
@@ -331,13 +377,15 @@ def user_view(details: "UserDetails") -> Group:
     parts: list[RenderableType] = [head, table]
     if details.attempts:
         attempts = Table(title="latest verify attempts", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("when", "similarity", "band", "frames used/seen", "source"):
-            attempts.add_column(column, overflow="fold" if column == "source" else "ellipsis")
+        for column in ("when", "similarity", "band", "live", "frames used/seen", "source"):
+            attempts.add_column(column, overflow="fold" if column in ("source", "live") else "ellipsis")
         for a in details.attempts:
+            live = "–" if a.live is None else "yes" if a.live else f"no: {a.liveness_reason or ''}"
             attempts.add_row(
                 local_time(a.created),
                 _num(a.similarity, ".4f"),
                 a.band.replace("_", " "),
+                literal(live),
                 f"{a.frames_used}/{a.frames_seen}",
                 literal(a.source or ""),
             )

@@ -305,3 +305,72 @@ def test_http_required_liveness_refuses_plain_images_and_locks_out(client_for, f
     assert response.status_code == 429, response.text
     assert 50 <= int(response.headers["Retry-After"]) <= 60
     assert "locked until" in response.json()["error"]["message"]
+
+
+# -- facer evaluate --liveness ---------------------------------------------------------------------
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for image in frames:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def pad_folder(engine, faces, clip, tmp_path_factory) -> Path:
+    """live/: three stretches of the clip (straight, then his turn to the right: the default challenge);
+    attack/print and attack/screen: generated attacks at 5 fps, each with its order as NAME.challenge.txt."""
+    root = tmp_path_factory.mktemp("pad")
+    (root / "live").mkdir()
+    capture = cv2.VideoCapture(str(clip))
+    frames = [capture.read()[1] for _ in range(211)]
+    capture.release()
+    for first, last in ((84, 150), (90, 150), (144, 210)):
+        write_video(root / "live" / f"clip_{first}.mp4", frames[first : last + 1], 29.97)
+    for k, (kind, stem) in enumerate([("print", "obama_1"), ("print", "biden_2"), ("screen", "rose_leslie_1")]):
+        image = cv2.imread(str(photo(faces, stem)))
+        video = render_attack(image, engine.analyze(image).subject.box, kind, np.random.default_rng([5, k]), stem)
+        folder = root / "attack" / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(folder / f"{stem}.mp4", video.frames, 5.0)
+        (folder / f"{stem}.challenge.txt").write_text(" → ".join(video.moves) + "\n")
+    return root
+
+
+def test_evaluate_liveness_reports_apcer_bpcer_and_the_tradeoff(pad_folder, monkeypatch):
+    monkeypatch.setenv("FACER_FRAME_INTERVAL_MS", "100")
+    result, data = run_json("evaluate", "--liveness", pad_folder)
+    assert result.exit_code == 0, result.output
+    assert data["live_videos"] == 3 and data["attack_videos"] == 3
+    assert data["bpcer"]["rate"] == 0 and data["bpcer"]["errors"] == 0
+    assert data["bpcer"]["ci95"] == [0, pytest.approx(1 - 0.025 ** (1 / 3), abs=1e-6)]
+    assert set(data["apcer"]) == {"print", "screen"} and data["apcer_max"] == 0
+    live = [v for v in data["videos"] if v["kind"] == "live"]
+    assert all(v["live"] and v["challenge"] == ["straight", "right"] and v["parallax"] > 0.04 for v in live)
+    attacks = [v for v in data["videos"] if v["kind"] != "live"]
+    assert all(not v["live"] and len(v["challenge"]) == 3 for v in attacks)
+    sweep = {point["threshold"]: point for point in data["tradeoff"]}
+    assert 0.04 in sweep and sweep[0.07]["bpcer"]["errors"] >= sweep[0.04]["bpcer"]["errors"]
+    result = run("evaluate", "--liveness", pad_folder)
+    assert result.exit_code == 0
+    assert "BPCER: live refused" in result.stdout and "APCER print" in result.stdout and "0.040 ←" in result.stdout
+
+
+def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
+    result = run("evaluate", "--liveness", tmp_path)
+    assert result.exit_code == 4 and "no live/ folder" in result.output
+    result = run("evaluate", pad_folder, "--liveness", pad_folder)
+    assert result.exit_code == 2 and "not both" in result.output
+    assert run("evaluate").exit_code == 2
+    from facer_cli.errors import InputError
+    from facer_cli.evaluation.liveness import clopper_pearson, parse_challenge
+
+    assert parse_challenge("straight, left -> right", "x").moves == ("straight", "left", "right")
+    with pytest.raises(InputError, match="'up' is not a move"):
+        parse_challenge("straight up", "x")
+    with pytest.raises(InputError, match="starts with a 'straight'"):
+        parse_challenge("left right", "x")
+    low, high = clopper_pearson(1, 10)  # scipy.stats.beta.ppf(0.025, 1, 10), beta.ppf(0.975, 2, 9)
+    assert low == pytest.approx(0.0025285785, abs=1e-8) and high == pytest.approx(0.4450161170, abs=1e-8)

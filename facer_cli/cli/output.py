@@ -25,6 +25,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
     from facer_cli.evaluation import Evaluation
+    from facer_cli.evaluation.liveness import LivenessEvaluation, Rate
     from facer_cli.liveness import FrameCue, LivenessResult
     from facer_cli.matching import Comparison
     from facer_cli.reports import FaceReport, FrameReport
@@ -653,3 +654,63 @@ def print_all(console: Console, parts: Iterable[RenderableType | str]) -> None:
             console.print(part, soft_wrap=True, markup=False, highlight=False)
         else:
             console.print(part)
+
+
+# -- evaluate --liveness ----------------------------------------------------------
+def _pad_cell(rate: "Rate") -> str:
+    """ "3.57 % (1/28) [0.09-18.35 %]": the rate, the counts and the 95 % Clopper-Pearson interval."""
+    if rate.rate is None:
+        return "–"
+    return f"{rate.rate:.2%} ({rate.errors}/{rate.total}) [{rate.low:.2%}–{rate.high:.2%}]"
+
+
+def liveness_evaluation_view(result: "LivenessEvaluation") -> list[RenderableType | str]:
+    """Per-video outcomes, APCER per attack kind and BPCER with their intervals, and the trade-off."""
+    live, attacks = len(result.live), len(result.videos) - len(result.live)
+    parts: list[RenderableType | str] = [
+        literal(
+            f"{result.folder}: {live} live and {attacks} attack video(s), frames every {result.frame_interval_ms:g} ms, "
+            f"parallax threshold {result.threshold:g} IOD (liveness_parallax_min)"
+        )
+    ]
+    videos = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("video", "kind", "challenge", "parallax", "verdict"):
+        videos.add_column(column, overflow="fold" if column in ("video", "verdict") else "ellipsis")
+    for v in result.videos:
+        expected = v.live == (v.kind == "live")
+        verdict = literal(("live" if v.live else f"not live: {v.reason}"), "green" if expected else "bold red")
+        videos.add_row(ShortName(v.path), literal(v.kind), " ".join(v.challenge), _num(v.parallax, ".3f"), verdict)
+    parts.append(videos)
+    current = result.current
+    figures = Table(title="ISO/IEC 30107-3, with 95 % Clopper–Pearson intervals", header_style="bold")
+    figures.add_column("figure")
+    figures.add_column("rate (errors/videos) [95 % CI]")
+    figures.add_row("BPCER: live refused", _pad_cell(current.bpcer))
+    for kind, rate in current.apcer.items():
+        figures.add_row(f"APCER {kind}: attacks accepted", _pad_cell(rate))
+    if len(current.apcer) > 1:
+        worst = current.apcer_max
+        figures.add_row("APCER, worst kind", "–" if worst is None else f"{worst:.2%}")
+    parts.append(figures)
+    sweep = Table(title="trade-off over the parallax threshold", header_style="bold", box=box.SIMPLE_HEAD)
+    sweep.add_column("threshold", justify="right")
+    sweep.add_column("BPCER", justify="right")
+    kinds = list(current.apcer)
+    for kind in kinds:
+        sweep.add_column(f"APCER {kind}", justify="right")
+    for point in result.tradeoff:
+        mark = " ←" if point.threshold == result.threshold else ""
+        sweep.add_row(
+            f"{point.threshold:.3f}{mark}",
+            _rate_cell(point.bpcer.rate, point.bpcer.errors, point.bpcer.total),
+            *[_rate_cell(point.apcer[k].rate, point.apcer[k].errors, point.apcer[k].total) for k in kinds],
+        )
+    parts.append(sweep)
+    parts.append(
+        Text(
+            "A video is accepted at a threshold when it made every move in time as one face and its parallax "
+            "statistic reaches it; with few videos the intervals, not the rates, say what is known.",
+            "dim",
+        )
+    )
+    return parts

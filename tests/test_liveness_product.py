@@ -374,3 +374,25 @@ def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
         parse_challenge("left right", "x")
     low, high = clopper_pearson(1, 10)  # scipy.stats.beta.ppf(0.025, 1, 10), beta.ppf(0.975, 2, 9)
     assert low == pytest.approx(0.0025285785, abs=1e-8) and high == pytest.approx(0.4450161170, abs=1e-8)
+
+
+def test_the_product_path_reuses_the_analysis_and_sees_what_observe_sees(engine, clip, monkeypatch):
+    """`frame_from_report` gives the frame `observe` would, without running the landmark model again."""
+    from facer_cli.liveness import observe
+    from facer_cli.liveness.runner import frame_from_report
+
+    capture = cv2.VideoCapture(str(clip))
+    images = [capture.read()[1] for _ in range(115)][84::10]
+    capture.release()
+    for image in images:
+        report = engine.analyze(image)
+        calls = []
+        original = engine._landmarks
+        monkeypatch.setattr(engine, "_landmarks", lambda *a: calls.append(1) or original(*a))
+        frame = frame_from_report(engine, image, report, 0.0)
+        assert calls == []
+        monkeypatch.undo()
+        expected = observe(engine, image, 0.0)
+        assert np.array_equal(frame.landmarks, expected.landmarks) and frame.yaw == expected.yaw
+        assert np.array_equal(frame.embedding, expected.embedding) and frame.box == expected.box
+    assert frame_from_report(engine, np.zeros((64, 64, 3), np.uint8), engine.analyze(np.zeros((64, 64, 3), np.uint8)), 5.0).box is None

@@ -29,6 +29,7 @@ from facer_cli.reports import FrameReport
 
 if TYPE_CHECKING:
     from facer_cli.engine import FaceEngine
+    from facer_cli.liveness import FrameCue, LivenessProgress
     from facer_cli.settings import Settings
 
 Source = int | str
@@ -255,6 +256,8 @@ class CaptureProgress:
     max_frames: int
     last: FrameReport | None
     elapsed_s: float
+    liveness: "LivenessProgress | None" = None  # with a liveness challenge: the step to show
+    cue: "FrameCue | None" = None  # and what the checker measured on the last frame
 
     @property
     def last_decision(self) -> str:

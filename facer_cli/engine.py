@@ -8,7 +8,9 @@ model the settings did not ask for.
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -254,8 +256,26 @@ class FaceEngine:
             return np.column_stack([points, pred[:, 2] * (size // 2) / scale])
         return points
 
+    # -- public per-face measurements (liveness uses them) ------------------
+    # The points of the last head pose this thread measured (`analyze` computes them for the pose and
+    # keeps none): asked again for the same image and box, `landmarks` returns them without running
+    # the model a second time (11 ms of a 50 ms frame).
+    _last_points = threading.local()
+
+    def landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The landmark model's points for the face in `box`, image pixels ((N, 2), or (N, 3) for 3-D models)."""
+        last = getattr(self._last_points, "entry", None)
+        if last is not None and last[0] is self and last[1]() is image and last[2] == tuple(box):
+            return last[3]
+        return self._landmarks(image, box)
+
+    def embed(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """The unit-length embedding of the face with these 5 detector keypoints."""
+        return self._embed(image, keypoints)
+
     def _head_pose(self, image: np.ndarray, box: tuple[float, float, float, float]) -> pose_estimation.HeadPose:
         points = self._landmarks(image, box)
+        self._last_points.entry = (self, weakref.ref(image), tuple(box), points)
         if self.pose_source == "landmark_3d_68":
             return pose_estimation.pose_from_landmarks_3d68(points)
         return pose_estimation.pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))

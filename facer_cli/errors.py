@@ -86,6 +86,25 @@ class TooFewFramesError(FacerError):
     """Not enough frames survived the filters to build a template."""
 
 
+class LivenessError(FacerError):
+    """The face in front of the camera did not pass the liveness challenge (a print, a screen, a
+    wrong or missing move, another face). `result` is the `LivenessResult` with the reasons and cues."""
+
+    def __init__(self, message: str, *, result: object = None, frames: object = None):
+        super().__init__(message)
+        self.result = result
+        self.frames = frames
+
+
+class UserLockedError(FacerError):
+    """Too many liveness failures for this user in a short time: verify is refused until `until`."""
+
+    def __init__(self, message: str, *, until: str, retry_after_s: float):
+        super().__init__(message)
+        self.until = until
+        self.retry_after_s = retry_after_s
+
+
 class OutputError(FacerError):
     """A file facer was asked to write cannot be written."""
 

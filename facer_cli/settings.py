@@ -11,7 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -199,6 +199,50 @@ class Settings(EngineFields, BaseSettings):
         200.0, ge=0, le=60_000, description="Minimum time between kept camera frames, in milliseconds."
     )
     camera_timeout_s: float = Field(30.0, ge=0, le=86_400, description="Give up capturing after this many seconds.")
+    # Liveness (docs/liveness.md): an active head-turn challenge on camera runs
+    liveness: Literal["off", "camera", "required"] = Field(
+        "off",
+        description='Liveness challenge: "off" (only when --liveness asks), "camera" (every camera run), '
+        '"required" (camera runs, and HTTP enroll/verify must answer a challenge). Files never can.',
+    )
+    liveness_parallax_min: float = Field(
+        0.04,
+        ge=0.005,
+        le=0.5,
+        description="Least parallax residual of a live head, in inter-ocular distances (prints score 0.007-0.033, "
+        "the clip's real head 0.053-0.114).",
+    )
+    liveness_turn_deg: float = Field(
+        18.0,
+        ge=15,
+        le=30,
+        description="Each head turn's target |yaw| is drawn from this to 7 degrees more (15-30).",
+    )
+    liveness_step_s: float = Field(
+        4.0, ge=1, le=30, description="Seconds allowed for each step of the liveness challenge."
+    )
+    liveness_blink: bool = Field(False, description="Add a blink step to the liveness challenge (see docs).")
+    liveness_window_s: float = Field(
+        600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="Liveness failures of a user within this many seconds are counted (reported, and for lockout).",
+    )
+    liveness_max_failures: int = Field(
+        3, ge=1, le=1000, description="Liveness failures within liveness_window_s that lock a user out."
+    )
+    liveness_lockout_s: float = Field(
+        0.0,
+        ge=0,
+        le=7 * 86_400,
+        description="Verify is refused for this many seconds after liveness_max_failures failures (0: no lockout).",
+    )
+    liveness_max_frames: int = Field(
+        100, ge=2, le=1000, description="Most frames in one HTTP liveness burst (answering a challenge)."
+    )
+    challenge_ttl_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds an HTTP liveness challenge may be answered after it was issued."
+    )
     # Store
     db: str | None = Field(
         None, min_length=1, description="SQLite database path (default: facer.db in the per-user data folder)."

@@ -85,7 +85,7 @@ def test_every_error_class_has_an_exit_code_and_a_status_and_none_means_a_verdic
     for cls in classes:
         if cls.__module__ == "facer_cli.errors" and cls is not e.FacerError:
             assert exit_code_for(cls) != 70, cls
-    assert set(ERROR_EXIT.values()) <= set(range(2, 13)) | {70}
+    assert set(ERROR_EXIT.values()) <= set(range(2, 15)) | {70}
 
 
 def test_library_messages_name_no_flags_and_http_bodies_no_paths(client_for, tmp_path, bundled_images):

@@ -34,7 +34,7 @@ from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.service.facer import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
-from facer_cli.store.migrations import migrations
+from facer_cli.store.migrations import STEP_NAMES, migrations
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bundled:0123456789abcdef"
@@ -99,8 +99,8 @@ def test_new_store_is_owner_only_in_wal_mode_with_numbered_migrations(tmp_path):
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 7000
         applied = [m.name for m in migrations.applied(store.db)]
-        assert applied == ["m001_users_templates_samples", "m002_verify_audit_log",
-                           "m003_unverified_models_and_pending_erasure"]
+        assert applied[:2] == ["m001_users_templates_samples", "m002_verify_audit_log"]
+        assert "m003_unverified_models_and_pending_erasure" in applied and "m004_liveness_audit" in applied and applied == STEP_NAMES
     with Store(path) as again:  # reopening applies nothing twice
         assert again.count() == 1
         assert [m.name for m in migrations.applied(again.db)] == applied

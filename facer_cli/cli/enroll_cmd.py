@@ -18,6 +18,7 @@ from facer_cli.cli.options import (
     DetThresholdOption,
     ForceOption,
     JsonOption,
+    LivenessOption,
     MaxFramesOption,
     MinFramesOption,
     ModelOption,
@@ -30,13 +31,16 @@ from facer_cli.cli.options import (
     enroll_mode,
 )
 from facer_cli.cli.output import capture_view, enroll_view, frames_view, literal, print_json, verify_view
-from facer_cli.errors import TooFewFramesError
+from facer_cli.errors import LivenessError, TooFewFramesError
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.table import Table
 
     from facer_cli.camera import CaptureProgress
+    from facer_cli.liveness import LivenessProgress
     from facer_cli.service import Facer, Frames
+    from facer_cli.settings import Settings
 
 
 def camera_source(camera: bool, sources: list[str] | None) -> str | None:
@@ -53,7 +57,74 @@ def camera_source(camera: bool, sources: list[str] | None) -> str | None:
     return None
 
 
-def progress_view(progress: "CaptureProgress") -> "Table":
+def liveness_wanted(settings: "Settings", camera: bool, flag: bool | None) -> bool:
+    """--liveness/--no-liveness, else the liveness setting; a usage error (exit 2) with images."""
+    from facer_cli.service.liveness import wanted
+
+    if not camera and flag:
+        raise typer.BadParameter("--liveness needs --camera: a still image cannot answer a head-turn challenge")
+    if not camera and flag is None and settings.liveness == "required":
+        raise typer.BadParameter(
+            'the liveness setting is "required": capture with --camera, or pass --no-liveness for this run'
+        )
+    return wanted(settings, camera, flag)
+
+
+HEADLINES = {
+    "straight": "Look STRAIGHT at the camera",
+    "left": "Turn your head to your LEFT",
+    "right": "Turn your head to your RIGHT",
+    "blink": "BLINK",
+}
+
+
+def instruction_view(
+    live: "LivenessProgress", move: str | None, yaw: float | None, residual: float | None
+) -> "RenderableType":
+    """The current instruction, big and clear: the move, the step, progress toward it and the time left."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    if live.done:
+        headline = Text(
+            "LIVE" if live.live else "NOT LIVE", style="bold white on green" if live.live else "bold white on red"
+        )
+    else:
+        headline = Text(f"  {HEADLINES.get(move or '', live.instruction).upper()}  ", style="bold black on yellow")
+    width = 24
+    filled = round(width * max(0.0, min(1.0, live.progress)))
+    body = Text.assemble(
+        headline,
+        "\n\n",
+        (f"step {live.step} of {live.steps}  ", "bold"),
+        ("█" * filled, "green"),
+        ("░" * (width - filled), "dim"),
+        f" {live.progress:4.0%}   ",
+        (f"{live.remaining_s:.1f} s left", "bold red" if live.remaining_s < 1.5 else "bold"),
+        "\n",
+        (
+            f"yaw {'–' if yaw is None else format(yaw, '+.0f') + '°'}   "
+            f"parallax {'–' if residual is None else format(residual, '.3f')}",
+            "dim",
+        ),
+    )
+    return Panel(body, title="liveness", expand=False)
+
+
+def progress_view(progress: "CaptureProgress") -> "RenderableType":
+    from rich.console import Group
+
+    if progress.liveness is not None:
+        live = progress.liveness
+        cue = progress.cue
+        return Group(
+            instruction_view(live, live.move, cue.yaw if cue else None, cue.residual if cue else None),
+            _capture_table(progress),
+        )
+    return _capture_table(progress)
+
+
+def _capture_table(progress: "CaptureProgress") -> "Table":
     from rich.table import Table
 
     stats = progress.stats
@@ -63,7 +134,10 @@ def progress_view(progress: "CaptureProgress") -> "Table":
     table.add_row("source", literal(progress.source))
     table.add_row("frames read", f"{stats.read} ({stats.warmup} warm-up dropped, {stats.spaced} skipped for spacing)")
     table.add_row("analysed", str(progress.analysed))
-    table.add_row("accepted", f"{progress.accepted} of {progress.max_frames}")
+    table.add_row(
+        "accepted",
+        f"{progress.accepted}" if progress.liveness is not None else f"{progress.accepted} of {progress.max_frames}",
+    )
     if progress.last is not None:
         decision = (
             literal("accepted", "green")
@@ -75,8 +149,11 @@ def progress_view(progress: "CaptureProgress") -> "Table":
     return table
 
 
-def read_frames(facer: "Facer", camera: bool, sources: list[str] | None, show_live: bool) -> "Frames":
-    """The images (a folder gives its first max_images), or the camera's frames with a live display."""
+def read_frames(
+    facer: "Facer", camera: bool, sources: list[str] | None, show_live: bool, liveness: bool = False
+) -> "Frames":
+    """The images (a folder gives its first max_images), or the camera's frames with a live display
+    (with `liveness`, the challenge's instructions)."""
     from rich.live import Live
 
     source = camera_source(camera, sources)
@@ -94,12 +171,26 @@ def read_frames(facer: "Facer", camera: bool, sources: list[str] | None, show_li
             live.update(progress_view(progress))
 
     with live or nullcontext():
-        return facer.frames_from_camera(source, on_progress=update)
+        return facer.frames_from_camera(source, on_progress=update, liveness=liveness)
 
 
 def explain_failure(frames: "Frames", json_output: bool, verbose: bool) -> None:
     """Too few usable frames: the per-frame table says why (the error line follows on stderr)."""
     if not json_output and frames.frames:
+        console.print(frames_view(frames, verbose=verbose))
+
+
+def explain_not_live(error: LivenessError, json_output: bool, verbose: bool) -> None:
+    """Not live: every frame with its step and cues, and the verdict (the error line follows on stderr);
+    with --json, the frames and the liveness result on stdout (the shape of a result's frames)."""
+    from facer_cli.service import Frames
+
+    frames = error.frames
+    if not isinstance(frames, Frames):
+        return
+    if json_output:
+        print_json(frames.to_dict())
+    else:
         console.print(frames_view(frames, verbose=verbose))
 
 
@@ -123,24 +214,29 @@ def enroll_command(
     pose_yaw_limit: YawOption = None,
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
+    liveness_flag: LivenessOption = None,
 ) -> None:
     """Enroll a person from images, folders or a camera: per-frame table, then the template kept in the store.
 
-    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add).
-    In Python: Facer(settings).enroll(user, paths, mode=...).
+    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add),
+    13 not live (--liveness). In Python: Facer(settings).enroll(user, paths, mode=...).
     """
     from facer_cli.service import Facer
 
     mode = enroll_mode(replace, add)
     camera_source(camera, sources)  # usage errors before anything loads
     facer = Facer(settings_for(ctx))
+    liveness = liveness_wanted(facer.settings, camera, liveness_flag)
     with facer.open_store("create") as store:
         name = facer.check_enrollable(store, user, mode)
-        frames = read_frames(facer, camera, sources, show_live=not json_output)
+        frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
         try:
             result = facer.enroll(name, frames, mode=mode, store=store)
         except TooFewFramesError:
             explain_failure(frames, json_output, verbose)
+            raise
+        except LivenessError as error:
+            explain_not_live(error, json_output, verbose)
             raise
         path = str(store.path)
     if json_output:
@@ -165,23 +261,29 @@ def verify_command(
     pose_yaw_limit: YawOption = None,
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
+    liveness_flag: LivenessOption = None,
 ) -> None:
     """Is this the enrolled person? The attempt is recorded in the store's audit log.
 
     Exit 0 match, 1 no match, 3 uncertain, 4 no usable probe, 5 unknown user, 6 store error,
-    9 enrolled with another model. In Python: Facer(settings).verify(user, paths).
+    9 enrolled with another model, 13 not live (--liveness), 14 locked out after repeated liveness
+    failures. In Python: Facer(settings).verify(user, paths).
     """
     from facer_cli.service import Facer
 
     camera_source(camera, sources)
     facer = Facer(settings_for(ctx))
+    liveness = liveness_wanted(facer.settings, camera, liveness_flag)
     with facer.open_store("write") as store:
         name = facer.prepare_verify(store, user)
-        frames = read_frames(facer, camera, sources, show_live=not json_output)
+        frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
         try:
             result = facer.verify(name, frames, store=store)
         except TooFewFramesError:
             explain_failure(frames, json_output, verbose)
+            raise
+        except LivenessError as error:
+            explain_not_live(error, json_output, verbose)
             raise
     if json_output:
         print_json(result.to_dict())
@@ -214,11 +316,12 @@ def capture_command(
     pose_yaw_limit: YawOption = None,
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
+    liveness_flag: LivenessOption = None,
 ) -> None:
     """Make a template from a camera, a video or images and save it as .npy (no store involved).
 
     The template rule of verify: min_valid_frames usable frames, or all of fewer named images.
-    Exit 0 written, 4 too few usable frames, 10 the file cannot be written.
+    Exit 0 written, 4 too few usable frames, 10 the file cannot be written, 13 not live (--liveness).
     In Python: Facer(settings).capture(paths, out=...); over HTTP: POST /token/generate.
     """
     from facer_cli.output_files import with_suffix
@@ -231,11 +334,15 @@ def capture_command(
 
         raise OutputExistsError(f"{target} exists; refusing to overwrite it")
     facer = Facer(settings_for(ctx))
-    frames = read_frames(facer, camera, sources, show_live=not json_output)
+    liveness = liveness_wanted(facer.settings, camera, liveness_flag)
+    frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
     try:
         result = facer.capture(frames, out=target, overwrite=force)
     except TooFewFramesError:
         explain_failure(frames, json_output, verbose)
+        raise
+    except LivenessError as error:
+        explain_not_live(error, json_output, verbose)
         raise
     if json_output:
         print_json(result.to_dict())

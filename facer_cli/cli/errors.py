@@ -39,6 +39,10 @@ EXIT_CODES: dict[int, str] = {
     11: "cancelled at a confirmation prompt",
     12: "`facer serve` cannot listen (the port is in use, the address is not this machine's, or not permitted) "
     "or did not start",
+    13: "not live: the liveness challenge failed (a print or screen, a move not made as asked in time, or the "
+    "face changed); the attempt is recorded",
+    14: "the user is locked out after repeated liveness failures (`liveness_max_failures` within "
+    "`liveness_window_s`): retry after the time given",
     70: "internal error (a bug: run with `--debug` for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -60,6 +64,8 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.OutputError: 10,
     e.CancelledError: 11,
     ServeError: 12,
+    e.LivenessError: 13,
+    e.UserLockedError: 14,
 }
 
 # What a person types to fix it, in the CLI's words (library messages are neutral).
@@ -72,6 +78,7 @@ ERROR_HINTS: dict[type[e.FacerError], str] = {
     e.UnverifiedModelError: "pass --trust-fingerprint to store it anyway",
     e.StoreError: "the store is chosen with --db or FACER_DB",
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
+    e.LivenessError: "follow the instructions on the screen, facing the camera in good light",
     ListenError: "choose another --port (setting server_port) or --host, or stop the program that holds it",
 }
 

@@ -31,11 +31,22 @@ class Protocol(str, Enum):
 def evaluate_command(
     ctx: typer.Context,
     data: Annotated[
-        Path,
+        Optional[Path],
         typer.Argument(
-            readable=False, help="A folder with one subfolder per identity, or a CSV of pairs path_a,path_b,same."
+            readable=False,
+            help="A folder with one subfolder per identity, or a CSV of pairs path_a,path_b,same.",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    liveness_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--liveness",
+            help="Evaluate the liveness check instead: a folder with live/ and attack/ videos (APCER, BPCER, "
+            "the parallax threshold trade-off). See docs/liveness.md.",
+            show_default=False,
+        ),
+    ] = None,
     target_far: Annotated[
         float,
         typer.Option("--target-far", help="FAR the recommended cosine_threshold_high must keep (impostors let in)."),
@@ -85,7 +96,8 @@ def evaluate_command(
 ) -> None:
     """What the thresholds mean on your own faces: FAR, FRR, EER and thresholds for facer.toml.
 
-    Accuracy, FAR, FRR, EER, TAR@FAR and recommended thresholds, on labelled photos.
+    Accuracy, FAR, FRR, EER, TAR@FAR and recommended thresholds, on labelled photos. With
+    --liveness DIR: APCER and BPCER (ISO/IEC 30107-3) of the liveness check on live/ and attack/ videos.
 
     Exit 0 when it ran, 2 for a bad option, 4 when DATA cannot be used. In Python: Facer(settings).evaluate(data).
     """
@@ -96,6 +108,20 @@ def evaluate_command(
     from facer_cli.evaluation.runner import available_cores
 
     settings = settings_for(ctx)
+    if liveness_dir is not None:
+        if data is not None:
+            raise UsageError("give DATA (faces) or --liveness DIR (videos), not both")
+        from facer_cli.cli.output import liveness_evaluation_view
+        from facer_cli.evaluation.liveness import evaluate_liveness
+
+        evaluation = evaluate_liveness(liveness_dir, settings)
+        if json_output:
+            print_json(evaluation.to_dict())
+        else:
+            print_all(console, liveness_evaluation_view(evaluation))
+        return
+    if data is None:
+        raise UsageError("give DATA: a folder of identity folders or a CSV of pairs (or --liveness DIR)")
     if plot is not None:
         from facer_cli.evaluation.plot import check_available
 

@@ -59,6 +59,16 @@ SourcesArgument = Annotated[
         help="Images and folders; with --camera, the camera index, video file or stream URL.", show_default=False
     ),
 ]
+LivenessOption = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--liveness/--no-liveness",
+        help="Ask for a random head-turn challenge during the --camera capture and refuse a print, a screen or "
+        "a face that does not follow it (exit 13); images cannot answer one. "
+        + setting_help("liveness", "Overrides the liveness setting for this run."),
+        show_default=False,
+    ),
+]
 UserArgument = Annotated[str, typer.Argument(help="The user's name.", show_default=False)]
 ReplaceOption = Annotated[bool, typer.Option("--replace", help="The user exists: replace their template(s).")]
 AddOption = Annotated[bool, typer.Option("--add", help="The user exists: add this as another template.")]

@@ -25,6 +25,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
     from facer_cli.evaluation import Evaluation
+    from facer_cli.evaluation.liveness import LivenessEvaluation, Rate
+    from facer_cli.liveness import FrameCue, LivenessResult
     from facer_cli.matching import Comparison
     from facer_cli.reports import FaceReport, FrameReport
     from facer_cli.service import (
@@ -118,24 +120,37 @@ def _file_name(source: str) -> str:
 
 # -- frames -------------------------------------------------------------------
 def frames_table(
-    frames: Sequence["FrameReport"], template: "Template | None" = None, title: str | None = None, verbose: bool = False
+    frames: Sequence["FrameReport"],
+    template: "Template | None" = None,
+    title: str | None = None,
+    verbose: bool = False,
+    liveness: "LivenessResult | None" = None,
 ) -> Table:
     """One row per face (or per unreadable file): measurements, then the decision and why.
 
     The decision, its reason and the frame's role in the template share the last column, so the
-    table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full)."""
+    table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full).
+    With a liveness challenge, each frame's first row also shows the step it was at and the parallax
+    residual measured on it (against the frontal frame, in inter-ocular distances)."""
     table = Table(
         title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
     )
     table.add_column("file", min_width=9)
     for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
         table.add_column(column, justify="right", no_wrap=True)
+    cues = liveness.cues if liveness is not None else None
+    if cues is not None:
+        table.add_column("step", no_wrap=True)
+        table.add_column("plx", justify="right", no_wrap=True)
     table.add_column("decision", ratio=1, min_width=15, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
         name: ShortName | str = ShortName(_file_name(frame.source))
+        live_cells: list[str] = []
+        if cues is not None and liveness is not None:
+            live_cells = _cue_cells(liveness, cues[index] if index < len(cues) else None)
         if frame.error is not None or not frame.faces:
             reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
-            table.add_row(name, "–", "", "", "", "", "", "", literal(f"rejected: {reason}", "red"))
+            table.add_row(name, "–", "", "", "", "", "", "", *live_cells, literal(f"rejected: {reason}", "red"))
             continue
         for face in frame.faces:
             table.add_row(
@@ -147,9 +162,37 @@ def frames_table(
                 _num(face.roll, "+.1f"),
                 _num(face.sharpness, ".0f"),
                 _num(face.quality, ".2f"),
+                *(live_cells if face.index == 1 else ["" for _ in live_cells]),
                 _decision(face, template, index, verbose),
             )
     return table
+
+
+def _cue_cells(liveness: "LivenessResult", cue: "FrameCue | None") -> list[str]:
+    """The step column ("2 right") and the parallax residual of one frame."""
+    if cue is None:
+        return ["", ""]
+    steps = liveness.challenge.steps
+    move = steps[cue.step - 1].move if 0 < cue.step <= len(steps) else ""
+    return [f"{cue.step} {move}".strip(), _num(cue.residual, ".3f")]
+
+
+def liveness_line(result: "LivenessResult") -> Text:
+    """ "liveness: LIVE (parallax 0.069 IOD, 2 of 2 steps in 1.0 s)" or "liveness: NOT LIVE: <why>"."""
+    text = Text("liveness: ")
+    done = f"{result.steps_done} of {len(result.challenge.steps)} steps in {result.elapsed_ms / 1000:.1f} s"
+    parallax = "" if result.parallax is None else f"parallax {result.parallax:.3f} IOD, "
+    if result.live:
+        text.append("LIVE", "bold green")
+        text.append(f" ({parallax}{done}, {len(result.cues)} frames)")
+    else:
+        text.append("NOT LIVE", "bold red")
+        text.append(": ")
+        text.append(literal(result.reason))
+        text.append(f" ({parallax}{done})")
+    moves = " → ".join(step.move for step in result.challenge.steps)
+    text.append(f"; challenge: {moves}", "dim")
+    return text
 
 
 def _decision(face: "FaceReport", template: "Template | None", index: int, verbose: bool) -> Text:
@@ -181,7 +224,9 @@ def frames_view(
 ) -> Group:
     """The per-frame table (a summary by reason for long camera runs, unless verbose) and the capture line."""
     parts: list[RenderableType] = []
-    if frames.capture is not None and len(frames.frames) > SUMMARY_FROM and not verbose:
+    if frames.liveness is not None:  # every frame of a challenge, with its step and cues
+        parts.append(frames_table(frames.frames, template, title=title, verbose=verbose, liveness=frames.liveness))
+    elif frames.capture is not None and len(frames.frames) > SUMMARY_FROM and not verbose:
         parts.append(
             rejections_table(
                 frames.frames,
@@ -193,6 +238,8 @@ def frames_view(
     line = capture_line(frames)
     if line:
         parts.append(literal(line))
+    if frames.liveness is not None:
+        parts.append(liveness_line(frames.liveness))
     return Group(*parts)
 
 
@@ -337,13 +384,15 @@ def user_view(details: "UserDetails") -> Group:
     parts: list[RenderableType] = [head, table]
     if details.attempts:
         attempts = Table(title="latest verify attempts", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("when", "similarity", "band", "frames used/seen", "source"):
-            attempts.add_column(column, overflow="fold" if column == "source" else "ellipsis")
+        for column in ("when", "similarity", "band", "live", "frames used/seen", "source"):
+            attempts.add_column(column, overflow="fold" if column in ("source", "live") else "ellipsis")
         for a in details.attempts:
+            live = "–" if a.live is None else "yes" if a.live else f"no: {a.liveness_reason or ''}"
             attempts.add_row(
                 local_time(a.created),
                 _num(a.similarity, ".4f"),
                 a.band.replace("_", " "),
+                literal(live),
                 f"{a.frames_used}/{a.frames_seen}",
                 literal(a.source or ""),
             )
@@ -636,3 +685,63 @@ def print_all(console: Console, parts: Iterable[RenderableType | str]) -> None:
             console.print(part, soft_wrap=True, markup=False, highlight=False)
         else:
             console.print(part)
+
+
+# -- evaluate --liveness ----------------------------------------------------------
+def _pad_cell(rate: "Rate") -> str:
+    """ "3.57 % (1/28) [0.09-18.35 %]": the rate, the counts and the 95 % Clopper-Pearson interval."""
+    if rate.rate is None:
+        return "–"
+    return f"{rate.rate:.2%} ({rate.errors}/{rate.total}) [{rate.low:.2%}–{rate.high:.2%}]"
+
+
+def liveness_evaluation_view(result: "LivenessEvaluation") -> list[RenderableType | str]:
+    """Per-video outcomes, APCER per attack kind and BPCER with their intervals, and the trade-off."""
+    live, attacks = len(result.live), len(result.videos) - len(result.live)
+    parts: list[RenderableType | str] = [
+        literal(
+            f"{result.folder}: {live} live and {attacks} attack video(s), frames every {result.frame_interval_ms:g} ms, "
+            f"parallax threshold {result.threshold:g} IOD (liveness_parallax_min)"
+        )
+    ]
+    videos = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("video", "kind", "challenge", "parallax", "verdict"):
+        videos.add_column(column, overflow="fold" if column in ("video", "verdict") else "ellipsis")
+    for v in result.videos:
+        expected = v.live == (v.kind == "live")
+        verdict = literal(("live" if v.live else f"not live: {v.reason}"), "green" if expected else "bold red")
+        videos.add_row(ShortName(v.path), literal(v.kind), " ".join(v.challenge), _num(v.parallax, ".3f"), verdict)
+    parts.append(videos)
+    current = result.current
+    figures = Table(title="ISO/IEC 30107-3, with 95 % Clopper–Pearson intervals", header_style="bold")
+    figures.add_column("figure")
+    figures.add_column("rate (errors/videos) [95 % CI]")
+    figures.add_row("BPCER: live refused", _pad_cell(current.bpcer))
+    for kind, rate in current.apcer.items():
+        figures.add_row(f"APCER {kind}: attacks accepted", _pad_cell(rate))
+    if len(current.apcer) > 1:
+        worst = current.apcer_max
+        figures.add_row("APCER, worst kind", "–" if worst is None else f"{worst:.2%}")
+    parts.append(figures)
+    sweep = Table(title="trade-off over the parallax threshold", header_style="bold", box=box.SIMPLE_HEAD)
+    sweep.add_column("threshold", justify="right")
+    sweep.add_column("BPCER", justify="right")
+    kinds = list(current.apcer)
+    for kind in kinds:
+        sweep.add_column(f"APCER {kind}", justify="right")
+    for point in result.tradeoff:
+        mark = " ←" if point.threshold == result.threshold else ""
+        sweep.add_row(
+            f"{point.threshold:.3f}{mark}",
+            _rate_cell(point.bpcer.rate, point.bpcer.errors, point.bpcer.total),
+            *[_rate_cell(point.apcer[k].rate, point.apcer[k].errors, point.apcer[k].total) for k in kinds],
+        )
+    parts.append(sweep)
+    parts.append(
+        Text(
+            "A video is accepted at a threshold when it made every move in time as one face and its parallax "
+            "statistic reaches it; with few videos the intervals, not the rates, say what is known.",
+            "dim",
+        )
+    )
+    return parts

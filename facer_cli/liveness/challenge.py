@@ -72,20 +72,39 @@ class Challenge:
         return cls(tuple(_step(move, turn_target, time_limit_s) for move in moves))
 
     @classmethod
-    def random(cls, rng: random.Random | None = None, *, blink: bool = False) -> Challenge:
+    def random(
+        cls,
+        rng: random.Random | None = None,
+        *,
+        blink: bool = False,
+        turn_range: tuple[float, float] = TURN_TARGET_RANGE,
+        time_limit_s: float = STEP_TIME_LIMIT_S,
+    ) -> Challenge:
         """Straight, then 2 or 3 alternating turns starting on a random side, each with a random target.
 
         `rng` defaults to the operating system's secure source (`secrets.SystemRandom`); pass a seeded
         `random.Random` for reproducible tests. With `blink`, a blink is inserted after a random turn.
+        `turn_range` (degrees of |yaw|) and `time_limit_s` (per step) default to the measured constants.
         """
         rng = rng or secrets.SystemRandom()
         first = rng.choice(_TURNS)
         other: Move = "right" if first == "left" else "left"
         turns = [first, other, first][: rng.choice((2, 3))]
-        steps = [_step("straight", 0.0, STEP_TIME_LIMIT_S)]
-        steps += [_step(move, rng.uniform(*TURN_TARGET_RANGE), STEP_TIME_LIMIT_S) for move in turns]
+        steps = [_step("straight", 0.0, time_limit_s)]
+        steps += [_step(move, rng.uniform(*turn_range), time_limit_s) for move in turns]
         if blink:
-            steps.insert(rng.randint(2, len(steps)), _step("blink", 0.0, BLINK_TIME_LIMIT_S))
+            steps.insert(rng.randint(2, len(steps)), _step("blink", 0.0, max(time_limit_s, BLINK_TIME_LIMIT_S)))
+        return cls(tuple(steps))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Challenge:
+        """The challenge `to_dict` described (a sidecar file, a stored challenge)."""
+        steps = []
+        for item in data.get("steps", []):
+            move = item.get("move")
+            if move not in MOVES:
+                raise ValueError(f"unknown move {move!r}; expected one of {MOVES}")
+            steps.append(ChallengeStep(move, float(item.get("target", 0.0)), float(item["time_limit_s"])))
         return cls(tuple(steps))
 
     @property

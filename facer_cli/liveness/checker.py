@@ -99,6 +99,7 @@ class LivenessProgress:
     remaining_s: float
     done: bool
     live: bool | None  # None while undecided
+    move: str = ""  # the current step's move ("straight", "left", "right", "blink"); "" once past the last
 
 
 @dataclass
@@ -210,6 +211,7 @@ class LivenessChecker:
             remaining_s=remaining,
             done=self.done,
             live=self._live,
+            move="" if step is None else step.move,
         )
 
     def result(self) -> LivenessResult:

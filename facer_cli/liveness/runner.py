@@ -18,6 +18,7 @@ from facer_cli.pose import pose_from_landmarks_2d106
 if TYPE_CHECKING:
     from facer_cli.camera import Camera
     from facer_cli.engine import FaceEngine
+    from facer_cli.reports import FrameReport
 
 ProgressCallback = Callable[[LivenessProgress, LivenessFrame], None]
 
@@ -30,7 +31,33 @@ def require_landmarks_106(engine: FaceEngine) -> None:
 
 def landmarks_106(engine: FaceEngine, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """The 106 landmarks of the face in `box`, image pixels."""
-    return np.asarray(engine._landmarks(image, box), dtype=np.float64)[:, :2]
+    return np.asarray(engine.landmarks(image, box), dtype=np.float64)[:, :2]
+
+
+def frame_from_report(
+    engine: FaceEngine, image: np.ndarray, report: FrameReport, timestamp_ms: float, index: int = 0
+) -> LivenessFrame:
+    """The `LivenessFrame` of a frame the engine has already analysed (`FaceEngine.analyze`): its subject's
+    box, pose and embedding are reused, only the 106 landmarks are computed again (`analyze` keeps none).
+    The same subject as `observe`: the largest confident face; a frame without one has no face."""
+    subject = report.subject
+    if subject is None or subject.det_score < engine.settings.detection_threshold or subject.embedding is None:
+        return LivenessFrame(timestamp_ms=timestamp_ms, index=index)
+    points = landmarks_106(engine, image, subject.box)
+    yaw, pitch, roll = subject.yaw, subject.pitch, subject.roll
+    if yaw is None:  # require_pose off: the engine measured no pose
+        head = pose_from_landmarks_2d106(points, (image.shape[1], image.shape[0]))
+        yaw, pitch, roll = head.yaw, head.pitch, head.roll
+    return LivenessFrame(
+        timestamp_ms=timestamp_ms,
+        box=subject.box,
+        landmarks=points,
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        embedding=subject.embedding,
+        index=index,
+    )
 
 
 def observe(engine: FaceEngine, image: np.ndarray, timestamp_ms: float, index: int = 0) -> LivenessFrame:
@@ -50,7 +77,7 @@ def observe(engine: FaceEngine, image: np.ndarray, timestamp_ms: float, index: i
         yaw=head.yaw,
         pitch=head.pitch,
         roll=head.roll,
-        embedding=engine._embed(image, keypoints[subject]),
+        embedding=engine.embed(image, keypoints[subject]),
         index=index,
     )
 
@@ -80,10 +107,11 @@ def check_camera(
     camera: Camera,
     challenge: Challenge,
     on_progress: ProgressCallback | None = None,
+    checker: LivenessChecker | None = None,
 ) -> LivenessResult:
     """One attempt over a camera (or a video file playing one), released when decided."""
     require_landmarks_106(engine)
-    checker = LivenessChecker(challenge)
+    checker = checker or LivenessChecker(challenge)
     with camera:
         for shot in camera.frames():
             frame = observe(engine, shot.image, shot.timestamp_ms, shot.index)

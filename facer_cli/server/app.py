@@ -32,9 +32,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facer_cli import __version__
+from facer_cli.server.challenges import PendingChallenges, burst_timestamps, check_span
 from facer_cli.server.docs import install_docs
 from facer_cli.server.errors import (
     AuthenticationError,
+    ChallengeError,
     ServerBusyError,
     error_responses,
     install_error_handlers,
@@ -43,7 +45,7 @@ from facer_cli.server.errors import (
 from facer_cli.server.exposure import check_exposure, is_ip_address
 from facer_cli.server.paths import PathMiddleware, user_name_param
 from facer_cli.server.uploads import BodyLimitMiddleware, Upload, read_form
-from facer_cli.service import Facer, InputFile
+from facer_cli.service import Facer, Frames, InputFile
 from facer_cli.settings import Settings
 from facer_cli.store import parse_mode
 
@@ -108,6 +110,7 @@ class ServerState:
     facer: Facer
     gate: ModelGate
     started: float
+    challenges: PendingChallenges
 
     @property
     def settings(self) -> Settings:
@@ -195,8 +198,68 @@ IMAGES_BODY = multipart_body(
         "file": ("One image: the original API's field name (same as one `files`).", False),
     }
 )
+BURST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Images; with challenge_id, the frames answering it, each named with "
+                            "its timestamp in ms (e.g. 1200.jpg) unless `timestamps` is sent.",
+                        },
+                        "file": {"type": "string", "format": "binary", "description": "One image (same as `files`)."},
+                        "timestamps": {
+                            "type": "string",
+                            "description": "With challenge_id: each frame's timestamp in ms, in the order of the "
+                            "files (0,200,400 or a JSON list).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+ChallengeId = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="A challenge from POST /liveness/challenge: the files are then the frames answering it "
+        "(single use; expires after challenge_ttl_s).",
+    ),
+]
 # The name segment of /users/{name}…, percent-decoded as UTF-8 (`facer_cli.server.paths`).
 UserName = Annotated[str, Depends(user_name_param)]
+
+
+async def read_inputs(request: Request, state: "ServerState", challenge_id: str | None) -> Callable[[], Frames]:
+    """The uploaded images, or with `challenge_id` the frames answering that challenge (taken now: single
+    use, whatever comes next): a function giving their `Frames`, to run in a model slot."""
+    settings = state.settings
+    if challenge_id is None:
+        if settings.liveness == "required":
+            raise ChallengeError(
+                'this server requires a liveness challenge (setting liveness = "required"): POST /liveness/challenge, '
+                "then send the frames answering it with ?challenge_id=…"
+            )
+        form = await read_form(request, settings.max_files_per_request)
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
+        return lambda: state.facer.frames_from_uploads(uploads)
+    pending = state.challenges.take(challenge_id)
+    form = await read_form(request, max(settings.max_files_per_request, settings.liveness_max_frames))
+    uploads = uploads_as_inputs(form.images_of("files", "file"))
+    if len(uploads) > settings.liveness_max_frames:
+        from facer_cli.server.errors import TooManyFilesError
+
+        raise TooManyFilesError(f"too many frames: at most {settings.liveness_max_frames} (liveness_max_frames)")
+    stamps = burst_timestamps([upload.name for upload in uploads], form.fields.get("timestamps"))
+    check_span(stamps, pending, state.challenges.clock())
+    pairs = list(zip(uploads, stamps, strict=True))
+    return lambda: state.facer.frames_from_burst(pairs, pending.challenge)
 
 
 def max_bodies(settings: Settings) -> int:
@@ -213,6 +276,10 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
         settings = load_settings().settings
     facer = Facer(settings, engine=engine)
+    from facer_cli.service.liveness import challenge_for
+
+    # Tests replace `app.state.challenges.draw` to ask a known challenge.
+    challenges = PendingChallenges(settings.challenge_ttl_s, lambda: challenge_for(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -224,6 +291,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             facer,
             ModelGate(settings.server_concurrency, settings.server_queue_size, settings.server_queue_timeout_s),
             time.time(),
+            challenges,
         )
         info = loaded.info
         log.info(
@@ -249,6 +317,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         redoc_url=None,
     )
     app.state.facer_settings = settings
+    app.state.challenges = challenges
     # Outermost last: who may connect, then the path, then the body.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -340,12 +409,21 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         """Delete the user, every template and every per-frame sample (`facer users remove --json`)."""
         return await run_in_threadpool(lambda: state_of(request).facer.remove_user(name).to_dict())
 
+    @api.post("/liveness/challenge", tags=["liveness"], responses=error_responses(401, 503))
+    async def liveness_challenge(request: Request) -> dict:
+        """A fresh random head-turn challenge to answer once, before `expires_at`: film the person doing
+        `steps` in order (each |yaw| `target` within `time_limit_s`), then POST the frames with their
+        timestamps to /users/{name}/verify (or /enroll) with ?challenge_id=…"""
+        state = state_of(request)
+        issued = state.challenges.issue()
+        return {**issued.to_dict(), "max_frames": state.settings.liveness_max_frames}
+
     @api.post(
         "/users/{name}/enroll",
         tags=["users"],
         status_code=201,
-        openapi_extra=IMAGES_BODY,
-        responses=error_responses(400, 401, 409, 413, 415, 422, 503),
+        openapi_extra=BURST_BODY,
+        responses=error_responses(400, 401, 403, 409, 413, 415, 422, 503),
     )
     async def users_enroll(
         request: Request,
@@ -354,39 +432,40 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             EnrollMode,
             Query(description="new: the user must not exist; replace: replace their templates; add: another template."),
         ] = EnrollMode.NEW,
+        challenge_id: ChallengeId = None,
     ) -> dict:
-        """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`)."""
+        """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`).
+        With challenge_id: from the frames answering that liveness challenge; not live is 403."""
         state = state_of(request)
-        form = await read_form(request, state.settings.max_files_per_request)
-        uploads = uploads_as_inputs(form.images_of("files", "file"))
+        frames_of = await read_inputs(request, state, challenge_id)
 
         def work() -> dict:
             facer = state.facer
             with facer.open_store() as store:
                 user = facer.check_enrollable(store, name, parse_mode(mode.value))  # 409 first
-                frames = facer.frames_from_uploads(uploads)
-                return facer.enroll(user, frames, mode=parse_mode(mode.value), store=store).to_dict()
+                return facer.enroll(user, frames_of(), mode=parse_mode(mode.value), store=store).to_dict()
 
         return await state.gate.run(work)
 
     @api.post(
         "/users/{name}/verify",
         tags=["users"],
-        openapi_extra=IMAGES_BODY,
-        responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
+        openapi_extra=BURST_BODY,
+        responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     )
-    async def users_verify(request: Request, name: UserName) -> dict:
+    async def users_verify(request: Request, name: UserName, challenge_id: ChallengeId = None) -> dict:
         """Is this the enrolled person? similarity, band (match, uncertain, no_match) and the attempt
-        recorded (`facer verify --json`). A probe of explicit images needs min(min_valid_frames, images) usable."""
+        recorded (`facer verify --json`). A probe of explicit images needs min(min_valid_frames, images) usable.
+        With challenge_id: the frames answering that liveness challenge; not live is 403 (recorded), and
+        repeated failures lock the user out (429) when liveness_lockout_s is set."""
         state = state_of(request)
-        form = await read_form(request, state.settings.max_files_per_request)
-        uploads = uploads_as_inputs(form.images_of("files", "file"))
+        frames_of = await read_inputs(request, state, challenge_id)
 
         def work() -> dict:
             facer = state.facer
             with facer.open_store("write") as store:
-                user = facer.prepare_verify(store, name)  # 404 or 409 before the models run
-                return facer.verify(user, facer.frames_from_uploads(uploads), store=store).to_dict()
+                user = facer.prepare_verify(store, name)  # 404, 409 or 429 before the models run
+                return facer.verify(user, frames_of(), store=store).to_dict()
 
         return await state.gate.run(work)
 

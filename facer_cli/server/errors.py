@@ -10,6 +10,7 @@ plus a hint in HTTP's own words:
 from __future__ import annotations
 
 import logging
+import math
 import unicodedata
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,14 @@ class UnsupportedMediaError(e.InputError):
     """Not multipart/form-data, or an uploaded part whose declared type is not an image (or a .npy)."""
 
 
+class ChallengeError(RequestError):
+    """A liveness challenge id that is unknown or expired, or a burst that cannot answer one."""
+
+
+class ChallengeUsedError(ChallengeError):
+    """A liveness challenge id that was already answered: each is single use."""
+
+
 class AuthenticationError(e.FacerError):
     """The X-API-Key header is missing or wrong."""
 
@@ -70,9 +79,13 @@ STATUS: dict[type[e.FacerError], int] = {
     e.UserExistsError: 409,
     e.ModelMismatchError: 409,
     e.StoreError: 503,
+    e.LivenessError: 403,
+    e.UserLockedError: 429,
     RequestError: 400,
     RequestTimeoutError: 408,
     RequestTooLargeError: 413,
+    ChallengeError: 400,
+    ChallengeUsedError: 409,
     UnsupportedMediaError: 415,
     AuthenticationError: 401,
     ServerBusyError: 503,
@@ -83,6 +96,7 @@ HINTS: dict[type[e.FacerError], str] = {
     e.UserExistsError: "use ?mode=replace to replace their template(s) or ?mode=add to add another one",
     e.ModelMismatchError: "re-enroll them with ?mode=replace",
     e.UnknownUserError: "see GET /users",
+    ChallengeError: "POST /liveness/challenge for a new one",
 }
 
 
@@ -142,6 +156,8 @@ def response_for(exc: e.FacerError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'}
     elif isinstance(exc, ServerBusyError):
         headers = {"Retry-After": "1"}
+    elif isinstance(exc, e.UserLockedError):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     elif isinstance(exc, RequestTimeoutError):
         headers = {"Connection": "close"}
     if status == 500:  # the service itself is broken (model pack, settings): worth the log
@@ -211,13 +227,14 @@ def error_responses(*codes: int) -> dict:
     described = {
         400: "Bad request: unreadable image, no usable face, missing field, bad user name",
         401: "Missing or wrong X-API-Key header (when api_key is set)",
-        403: "Reached from another machine while no api_key is set",
+        403: "Reached from another machine while no api_key is set; or not live (the liveness challenge failed)",
         404: "Unknown user",
         408: "The request body did not arrive within server_body_timeout_s",
-        409: "User exists (use mode=replace or mode=add), or enrolled with another model",
+        409: "User exists (use mode=replace or mode=add), enrolled with another model, or a challenge already used",
         413: "Body over max_request_bytes, image over max_image_pixels, or more than max_files_per_request files",
         415: "Not multipart/form-data, or a file that is not an image",
         422: "Too few valid frames: each rejected file with its reason",
+        429: "Locked out after repeated liveness failures: Retry-After says when to try again",
         503: "Busy: every model slot taken and the queue full (retry), or the store is locked",
     }
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes} | ERROR_RESPONSES

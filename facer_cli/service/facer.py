@@ -26,6 +26,7 @@ from facer_cli.service.inputs import (
     InputFile,
     Limits,
     files_of,
+    frames_from_burst,
     frames_from_camera,
     frames_from_files,
     vector_or_face,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from facer_cli.camera import Camera, CaptureProgress, Source
     from facer_cli.engine import FaceEngine
     from facer_cli.evaluation import Evaluation
+    from facer_cli.liveness import Challenge, LivenessResult
     from facer_cli.reports import FrameReport
 
 PathLike = Union[str, Path]
@@ -132,9 +134,29 @@ class Facer:
         source: "Source | None" = None,
         on_progress: "Callable[[CaptureProgress], None] | None" = None,
         camera: "Camera | None" = None,
+        *,
+        liveness: bool | None = None,
+        challenge: "Challenge | None" = None,
     ) -> Frames:
-        """A camera index (default `camera_index`), a video file or a stream URL, until `max_frames` accepted."""
-        return frames_from_camera(self.engine, source, self.settings, on_progress, camera)
+        """A camera index (default `camera_index`), a video file or a stream URL, until `max_frames` accepted.
+
+        With liveness (`liveness=True`, or None and the `liveness` setting "camera" or "required"), the
+        person answers a random head-turn challenge (`challenge` replaces it: tests, a known clip) and the
+        capture ends when it is decided; the `Frames` carry the `LivenessResult`, which `enroll`, `verify`
+        and `capture` check."""
+        from facer_cli.service import liveness as live
+
+        check = None
+        if live.wanted(self.settings, True, liveness):
+            check = live.LiveCheck(self.engine, self.settings, challenge)
+        return frames_from_camera(self.engine, source, self.settings, on_progress, camera, check)
+
+    def frames_from_burst(self, uploads: Sequence[tuple[InputFile, float]], challenge: "Challenge") -> Frames:
+        """Uploaded frames, each with its timestamp in ms, answering `challenge` (the HTTP liveness flow)."""
+        from facer_cli.service.liveness import LiveCheck
+
+        check = LiveCheck(self.engine, self.settings, challenge)
+        return frames_from_burst(self.engine, uploads, self.limits, check)
 
     def _frames(self, inputs: Inputs) -> Frames:
         if isinstance(inputs, Frames):
@@ -175,9 +197,18 @@ class Facer:
         return CompareResult(items[0].name, items[1].name, comparison, frames)
 
     # -- templates without a store -----------------------------------------
-    def capture(self, inputs: Inputs, *, out: PathLike | None = None, overwrite: bool = False) -> CaptureResult:
-        """A template (a token) from images or camera frames; written to `out` as `.npy` when given."""
+    def capture(
+        self,
+        inputs: Inputs,
+        *,
+        out: PathLike | None = None,
+        overwrite: bool = False,
+        liveness: "LivenessResult | None" = None,
+    ) -> CaptureResult:
+        """A template (a token) from images or camera frames; written to `out` as `.npy` when given.
+        Frames that failed a liveness challenge raise `LivenessError` (nothing is written)."""
         frames = self._frames(inputs)
+        self._refuse_not_live(frames, liveness)
         result = CaptureResult(template_for(frames, self.settings, Purpose.PROBE), frames, self.model)
         if out is not None:
             result.out = str(write_template_file(out, result.vector, overwrite))
@@ -195,11 +226,21 @@ class Facer:
             raise UserExistsError(f"{name!r} is already enrolled ({count} template(s))")
         return name
 
-    def enroll(self, user: str, inputs: Inputs, *, mode: Mode = "new", store: Store | None = None) -> EnrollResult:
-        """Build the template (at least `min_valid_frames` usable frames) and store it with its samples."""
+    def enroll(
+        self,
+        user: str,
+        inputs: Inputs,
+        *,
+        mode: Mode = "new",
+        store: Store | None = None,
+        liveness: "LivenessResult | None" = None,
+    ) -> EnrollResult:
+        """Build the template (at least `min_valid_frames` usable frames) and store it with its samples.
+        Frames that failed a liveness challenge (theirs, or `liveness`) raise `LivenessError`, storing nothing."""
         with self._store(store, "create") as opened:
             name = self.check_enrollable(opened, user, mode)
             frames = self._frames(inputs)
+            self._refuse_not_live(frames, liveness)
             template = template_for(frames, self.settings, Purpose.ENROLL)
             stored = opened.add_template(
                 name, template, frames.frames, model=self.model, source=frames.source, mode=mode
@@ -212,30 +253,62 @@ class Facer:
         store.templates(name, with_vectors=False)  # an unknown user is told so before the models load
         store.templates_of_model(name, self.model, with_vectors=False)
         store.check_writable(f"record a verify attempt for {name!r}")
+        self.check_lockout(store, name)
         return name
 
-    def verify(self, user: str, inputs: Inputs, *, store: Store | None = None) -> VerifyResult:
+    def check_lockout(self, store: Store, user: str) -> None:
+        """`UserLockedError` (and a "locked_out" attempt in the audit log) while the user is locked out
+        after `liveness_max_failures` liveness failures within `liveness_window_s`."""
+        from facer_cli.service.liveness import failure_window, locked_error
+        from facer_cli.store import LOCKED_OUT
+
+        if self.settings.liveness_lockout_s <= 0:
+            return
+        window = failure_window(store, user, self.settings)
+        if window.locked_until is None:
+            return
+        store.record_attempt(AttemptRecord(user, self.model, "refused: locked out", LOCKED_OUT, 0, 0))
+        raise locked_error(window)
+
+    def _refuse_not_live(self, frames: Frames, liveness: "LivenessResult | None") -> None:
+        result = liveness if liveness is not None else frames.liveness
+        if result is not None and not result.live:
+            from facer_cli.service.liveness import refuse_not_live
+
+            raise refuse_not_live(result, frames)
+
+    def verify(
+        self,
+        user: str,
+        inputs: Inputs,
+        *,
+        store: Store | None = None,
+        liveness: "LivenessResult | None" = None,
+    ) -> VerifyResult:
         """Build a probe (the template rule for probes), compare it with every template of the user
         made by the current model, keep the best and record the attempt — read, decide and record in
         one transaction. No usable probe: the attempt is recorded as "no_probe" and
-        `TooFewFramesError` raised."""
+        `TooFewFramesError` raised. Frames that failed their liveness challenge (or `liveness`, when
+        given): recorded as "not_live" with the reasons, and `LivenessError` raised."""
+        from facer_cli.service.liveness import audit_fields, failure_window, refuse_not_live
+        from facer_cli.store import NOT_LIVE
+
         with self._store(store, "write") as opened:
             name = self.prepare_verify(opened, user)
             model = self.model
             frames = self._frames(inputs)
+            result = liveness if liveness is not None else frames.liveness
+            audit = audit_fields(result)
+            seen = len(frames.frames)
+            accepted = sum(frame.accepted for frame in frames.frames)
+            if result is not None and not result.live:
+                opened.record_attempt(AttemptRecord(name, model, frames.source, NOT_LIVE, seen, accepted, **audit))
+                window = failure_window(opened, name, self.settings)
+                raise refuse_not_live(result, frames, f" ({window.describe()})")
             try:
                 probe = template_for(frames, self.settings, Purpose.PROBE)
             except TooFewFramesError:
-                opened.record_attempt(
-                    AttemptRecord(
-                        name,
-                        model,
-                        frames.source,
-                        NO_PROBE,
-                        len(frames.frames),
-                        sum(frame.accepted for frame in frames.frames),
-                    )
-                )
+                opened.record_attempt(AttemptRecord(name, model, frames.source, NO_PROBE, seen, accepted, **audit))
                 raise
             verification = verify_probe(
                 opened,
@@ -246,6 +319,7 @@ class Facer:
                 source=frames.source,
                 frames_seen=probe.frames_seen,
                 frames_used=len(probe.used),
+                liveness=result,
             )
         v = verification
         return VerifyResult(
@@ -417,9 +491,12 @@ def verify_probe(
     source: str,
     frames_seen: int | None = None,
     frames_used: int | None = None,
+    liveness: "LivenessResult | None" = None,
 ) -> Verification:
     """Compare a probe vector with every template of the user made by `model`, keep the best, decide
-    the band and record the attempt — read, decide and record in one transaction."""
+    the band and record the attempt — read, decide and record in one transaction. `liveness`: the
+    challenge the probe's frames answered, kept in the attempt's row."""
+    from facer_cli.service.liveness import audit_fields
     from facer_cli.vectors import validate_vector
 
     name = validate_user_name(user)
@@ -445,6 +522,7 @@ def verify_probe(
                 thresholds.high,
                 thresholds.low,
                 best.id,
+                **audit_fields(liveness),
             )
         )
     return Verification(name, comparison, best.id, match.compared, attempt_id, now())

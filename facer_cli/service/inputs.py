@@ -24,6 +24,8 @@ from facer_cli.vectors import looks_like_npy, vector_from_bytes
 if TYPE_CHECKING:
     from facer_cli.camera import Camera, Capture, CaptureProgress, Source
     from facer_cli.engine import FaceEngine
+    from facer_cli.liveness import LivenessResult
+    from facer_cli.service.liveness import LiveCheck
     from facer_cli.settings import Settings
 
 
@@ -60,11 +62,14 @@ class Frames:
     source: str
     explicit_images: bool = False  # images named or found in folders, not a camera
     capture: "Capture | None" = None
+    liveness: "LivenessResult | None" = None  # the challenge these frames answered, if one was asked
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"source": self.source, "frames": [frame.to_dict() for frame in self.frames]}
         if self.capture is not None:
             data["capture"] = self.capture.to_dict()
+        if self.liveness is not None:
+            data["liveness"] = self.liveness.to_dict()
         return data
 
 
@@ -129,13 +134,36 @@ def frames_from_camera(
     settings: "Settings",
     on_progress: "Callable[[CaptureProgress], None] | None" = None,
     camera: "Camera | None" = None,
+    live: "LiveCheck | None" = None,
 ) -> Frames:
-    """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.camera`)."""
+    """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.camera`); with
+    `live`, until its liveness challenge is decided (the frames of the challenge make the template)."""
     from facer_cli.camera import Camera, capture_frames
 
     camera = camera or Camera.from_settings(source, settings)
+    if live is not None:
+        from facer_cli.service.liveness import capture_live
+
+        capture, result = capture_live(engine, camera, live, on_progress)
+        return Frames(capture.frames, f"camera: {camera.description}", capture=capture, liveness=result)
     capture = capture_frames(engine, camera, settings.max_frames, on_progress)
     return Frames(capture.frames, f"camera: {camera.description}", capture=capture)
+
+
+def frames_from_burst(
+    engine: "FaceEngine", items: Sequence[tuple[InputFile, float]], limits: Limits, live: "LiveCheck"
+) -> Frames:
+    """Uploaded frames with their timestamps (ms), answering a liveness challenge: decoded and analysed in
+    time order until the challenge is decided; a file that is not a usable image fails the request."""
+    from facer_cli.service.liveness import check_burst
+
+    def analysed() -> Iterable[tuple[np.ndarray, FrameReport, float]]:
+        for item, timestamp_ms in sorted(items, key=lambda pair: pair[1]):
+            image = decode_image(item.read(limits.max_bytes), item.name, limits.max_pixels)
+            yield image, engine.analyze(image, f"{item.name} @{timestamp_ms / 1000:.2f}s"), timestamp_ms
+
+    frames, result = check_burst(engine, analysed(), live)
+    return Frames(frames, f"uploaded burst: {len(items)} frame(s)", liveness=result)
 
 
 def vector_or_face(engine: "FaceEngine", item: InputFile, limits: Limits) -> tuple[np.ndarray, FrameReport | None]:

@@ -8,8 +8,10 @@
 
 from facer_cli.store.connection import Access
 from facer_cli.store.records import (
+    LOCKED_OUT,
     MODES,
     NO_PROBE,
+    NOT_LIVE,
     Attempt,
     AttemptRecord,
     Mode,
@@ -23,9 +25,11 @@ from facer_cli.store.records import (
 from facer_cli.store.repository import Store
 
 __all__ = [
+    "LOCKED_OUT",
     "MODES",
     "Access",
     "NO_PROBE",
+    "NOT_LIVE",
     "Attempt",
     "AttemptRecord",
     "Mode",

@@ -50,7 +50,10 @@ CHECKED_TABLES: tuple[str, ...] = ("users",)
 # How long a removal waits for readers to let go of the old pages before it says that
 # erasure is pending (finished by the next connection that can checkpoint).
 ERASURE_WAIT_S = 1.0
-NEWEST_STEP = STEP_NAMES[-1]
+# Steps a read-only store may lack and still be read (their columns are read only when present).
+UNVERIFIED_STEP = "m003_unverified_models_and_pending_erasure"
+LIVENESS_STEP = "m004_liveness_audit"
+READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP)
 
 
 def _literal(text: str) -> str:
@@ -243,7 +246,7 @@ class StoreConnection:
     def _open(self) -> None:
         self._retrying("open it", self._identify_and_set_up)
         if self.read_only and self._pending_steps() and (self.location_read_only or not self._upgrade()):
-            if self._pending_steps() != [NEWEST_STEP]:
+            if not set(self._pending_steps()) <= set(READ_OPTIONAL_STEPS):
                 raise StoreError(
                     "{db} comes from an earlier facer and is read-only: open it once where it can be "
                     "written, so that facer can upgrade it",

@@ -109,3 +109,14 @@ def m003_unverified_models_and_pending_erasure(db: Database) -> None:
     # One row per removal whose bytes may still be in the WAL or in old pages of the main file
     # (a reader held an older snapshot): the next connection that can checkpoint finishes it.
     db.table("pending_erasure").create({"id": int, "created": str}, pk="id", not_null={"created"})
+
+
+@step
+def m004_liveness_audit(db: Database) -> None:
+    # The liveness outcome of a verify attempt: live 1/0 (NULL: no challenge was asked), the reasons
+    # in words, and the challenge's summary as JSON (moves, parallax, time; no pixels, no embeddings).
+    # An attempt refused as not live has band "not_live"; one refused during a lockout, "locked_out".
+    db.table("attempts").add_column("live", int)
+    db.table("attempts").add_column("liveness_reason", str)
+    db.table("attempts").add_column("liveness", str)
+    db.table("attempts").create_index(["user_id", "band", "created"])

@@ -23,6 +23,9 @@ MODES: tuple[Mode, ...] = ("new", "replace", "add")
 NAME_MAX = 128
 # Outcome of an attempt that never got as far as a similarity.
 NO_PROBE = "no_probe"
+# Outcomes of attempts refused by liveness: the challenge failed, or the user was locked out.
+NOT_LIVE = "not_live"
+LOCKED_OUT = "locked_out"
 
 
 def parse_mode(value: str) -> Mode:
@@ -147,6 +150,12 @@ class Attempt:
     frames_seen: int | None
     frames_used: int | None
     template_id: int | None = None
+    live: bool | None = None  # None: no liveness challenge was asked
+    liveness_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.live is not None:
+            self.live = bool(self.live)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -196,6 +205,9 @@ class AttemptRecord:
     threshold_high: float | None = None
     threshold_low: float | None = None
     template_id: int | None = None
+    live: bool | None = None  # the liveness outcome; None when no challenge was asked
+    liveness_reason: str | None = None
+    liveness: str | None = None  # JSON: the challenge and its summary (LivenessResult.to_dict without cues)
 
 
 def sample_rows(template: "Template", frames: Sequence["FrameReport"]) -> list[dict]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a metho
 import numpy as np
 
 from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
-from facer_cli.store.connection import ERASURE_WAIT_S, NEWEST_STEP, Access, StoreConnection
+from facer_cli.store.connection import ERASURE_WAIT_S, LIVENESS_STEP, UNVERIFIED_STEP, Access, StoreConnection
 from facer_cli.store.records import (
     MODES,
     Attempt,
@@ -57,7 +57,12 @@ class Store(StoreConnection):
     @property
     def _unverified(self) -> str:
         """SQL for a template's "unverified model" flag (a read-only store may predate the column)."""
-        return "t.model_unverified" if self.has_step(NEWEST_STEP) else "0"
+        return "t.model_unverified" if self.has_step(UNVERIFIED_STEP) else "0"
+
+    @property
+    def _liveness_columns(self) -> str:
+        """The attempts' liveness columns, or NULLs on a read-only store from before they existed."""
+        return "live, liveness_reason" if self.has_step(LIVENESS_STEP) else "NULL, NULL"
 
     def __enter__(self) -> "Store":
         return self
@@ -289,7 +294,8 @@ class Store(StoreConnection):
                 return None
             return conn.execute(
                 "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
-                " template_id, model, source, frames_seen, frames_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     user_id,
                     name,
@@ -303,8 +309,22 @@ class Store(StoreConnection):
                     record.source,
                     record.frames_seen,
                     record.frames_used,
+                    None if record.live is None else int(record.live),
+                    record.liveness_reason,
+                    record.liveness,
                 ),
             ).lastrowid
+
+    def attempt_times(self, user: str, band: str, since: str) -> List[str]:
+        """When the user's attempts with this band were recorded, from `since` (ISO 8601) on, oldest first."""
+        name = validate_user_name(user)
+        rows = self._read(
+            "SELECT a.created FROM attempts a JOIN users u ON a.user_id = u.id"
+            " WHERE u.name = ? AND a.band = ? AND a.created >= ? ORDER BY a.created, a.id",
+            (name, band, since),
+            action=f"read {name!r}'s attempts",
+        )
+        return [row[0] for row in rows]
 
     # -- users -------------------------------------------------------------
     @property
@@ -351,8 +371,8 @@ class Store(StoreConnection):
             row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
             templates = self._templates(conn, user_id, name, vectors=False)
             recent = conn.execute(
-                "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id"
-                " FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
+                f" {self._liveness_columns} FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
                 (user_id, attempts),
             ).fetchall()
         return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent])
@@ -381,7 +401,10 @@ class Store(StoreConnection):
 
     def attempts(self, user: str | None = None, limit: int = 100) -> List[Attempt]:
         """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
-        sql = "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id FROM attempts"
+        sql = (
+            "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
+            f" {self._liveness_columns} FROM attempts"
+        )
         params: tuple = ()
         if user is not None:
             sql += " WHERE user_name = ?"

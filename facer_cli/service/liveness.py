@@ -1,0 +1,226 @@
+"""Liveness in the product: which challenge a run asks, frames checked as they are analysed, the lockout.
+
+The core (`facer_cli.liveness`) decides from `LivenessFrame`s; here the frames a camera or an HTTP burst
+gives are analysed once by the engine (`FaceEngine.analyze`, for the template) and the same analysis is
+fed to the checker (`frame_from_report`), so the face that answered the challenge is the face whose
+frames make the template: the capture ends when the challenge is decided, and the template is built
+from the challenge's own frames.
+
+The lockout reads the audit log: a user's attempts refused as not live (band "not_live") within
+`liveness_window_s`; at `liveness_max_failures` of them, verify is refused for `liveness_lockout_s`
+after the last one (0: failures are reported, nobody is locked out).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+from facer_cli.errors import ConfigError, LivenessError, UserLockedError
+from facer_cli.liveness import Challenge, FrameCue, LivenessChecker, LivenessProgress, LivenessResult
+from facer_cli.liveness.runner import frame_from_report
+
+if TYPE_CHECKING:
+    from facer_cli.camera import Camera, Capture, CaptureProgress
+    from facer_cli.engine import FaceEngine
+    from facer_cli.reports import FrameReport
+    from facer_cli.settings import Settings
+    from facer_cli.store import Store
+
+# The turn targets are drawn from liveness_turn_deg to this many degrees more (the core's 18-25°).
+TURN_SPREAD_DEG = 7.0
+
+
+def challenge_for(settings: "Settings", rng: random.Random | None = None) -> Challenge:
+    """A fresh random challenge under the settings (the operating system's secure source by default)."""
+    low = settings.liveness_turn_deg
+    return Challenge.random(
+        rng,
+        blink=settings.liveness_blink,
+        turn_range=(low, low + TURN_SPREAD_DEG),
+        time_limit_s=settings.liveness_step_s,
+    )
+
+
+def wanted(settings: "Settings", camera: bool, flag: bool | None = None) -> bool:
+    """Whether a run asks for liveness: the flag when given, else the setting (camera runs only)."""
+    if flag is not None:
+        return flag
+    return camera and settings.liveness in ("camera", "required")
+
+
+def require_landmarks_106(engine: "FaceEngine") -> None:
+    if engine.pose_source != "landmark_2d_106":
+        raise ConfigError(
+            "liveness needs the 106-point 2-D landmark model (2d106det) for head pose and parallax; this engine "
+            f"estimates pose with {engine.pose_source or 'no landmark model'}: set allowed_modules to "
+            "detection, landmark_2d_106, recognition"
+        )
+
+
+class LiveCheck:
+    """One challenge, fed with frames the engine has analysed."""
+
+    def __init__(self, engine: "FaceEngine", settings: "Settings", challenge: Challenge | None = None):
+        require_landmarks_106(engine)
+        self.engine = engine
+        self.challenge = challenge if challenge is not None else challenge_for(settings)
+        self.checker = LivenessChecker(self.challenge, parallax_min_residual=settings.liveness_parallax_min)
+
+    @property
+    def done(self) -> bool:
+        return self.checker.done
+
+    def update(self, image: np.ndarray, report: "FrameReport", timestamp_ms: float, index: int) -> LivenessProgress:
+        return self.checker.update(frame_from_report(self.engine, image, report, timestamp_ms, index))
+
+    @property
+    def last_cue(self) -> FrameCue | None:
+        return self.checker.cues[-1] if self.checker.cues else None
+
+    def result(self) -> LivenessResult:
+        return self.checker.result()
+
+
+def capture_live(
+    engine: "FaceEngine",
+    camera: "Camera",
+    check: LiveCheck,
+    on_progress: "Callable[[CaptureProgress], None] | None" = None,
+) -> tuple["Capture", LivenessResult]:
+    """Analyse the camera's frames and run the challenge over them until it is decided (or the stream
+    ends, or the camera times out): every frame of the challenge is kept for the template."""
+    from facer_cli.camera import Capture, CaptureProgress
+
+    frames: list[FrameReport] = []
+    accepted = 0
+    started = time.monotonic()
+    with camera:
+        for frame in camera.frames():
+            report = engine.analyze(frame.image, frame.name)
+            frames.append(report)
+            accepted += report.accepted
+            progress = check.update(frame.image, report, frame.timestamp_ms, frame.index)
+            if on_progress is not None:
+                on_progress(
+                    CaptureProgress(
+                        source=camera.description,
+                        stats=camera.stats,
+                        analysed=len(frames),
+                        accepted=accepted,
+                        max_frames=len(frames),
+                        last=report,
+                        elapsed_s=time.monotonic() - started,
+                        liveness=progress,
+                        cue=check.last_cue,
+                    )
+                )
+            if check.done:
+                camera.stop("liveness decided: " + ("live" if progress.live else "not live"))
+                break
+    capture = Capture(source=camera.description, frames=frames, stats=camera.stats, max_frames=len(frames))
+    return capture, check.result()
+
+
+def check_burst(
+    engine: "FaceEngine", images: Iterable[tuple[np.ndarray, "FrameReport", float]], check: LiveCheck
+) -> tuple[list["FrameReport"], LivenessResult]:
+    """Run the challenge over analysed frames (image, report, timestamp in ms) in time order; the frames
+    up to the decision are kept."""
+    kept = []
+    for index, (image, report, timestamp_ms) in enumerate(images):
+        kept.append(report)
+        check.update(image, report, timestamp_ms, index)
+        if check.done:
+            break
+    return kept, check.result()
+
+
+def refuse_not_live(result: LivenessResult, frames: object = None, note: str = "") -> LivenessError:
+    return LivenessError(f"not live: {result.reason}{note}", result=result, frames=frames)
+
+
+def audit_fields(result: LivenessResult | None) -> dict:
+    """What an attempt row keeps of the liveness outcome (no per-frame cues: they are for display)."""
+    if result is None:
+        return {}
+    return {
+        "live": result.live,
+        "liveness_reason": result.reason or None,
+        "liveness": json.dumps(result.to_dict(with_cues=False), ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+# -- repeated failures and the lockout ---------------------------------------------------------
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def duration(seconds: float) -> str:
+    """600 → "10 min", 90 → "1 min 30 s", 45 → "45 s", 7200 → "2 h"."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]
+    return " ".join(part for part in parts if part) or "0 s"
+
+
+@dataclass
+class FailureWindow:
+    """A user's liveness failures within the window, and the lockout they cause, if any."""
+
+    user: str
+    failures: list[str]  # times (ISO 8601) of the not_live attempts in the window, oldest first
+    window_s: float
+    max_failures: int
+    lockout_s: float
+    now: datetime
+
+    @property
+    def locked_until(self) -> datetime | None:
+        if self.lockout_s <= 0 or len(self.failures) < self.max_failures:
+            return None
+        until = datetime.fromisoformat(self.failures[-1]) + timedelta(seconds=self.lockout_s)
+        return until if until > self.now else None
+
+    def describe(self) -> str:
+        count = len(self.failures)
+        text = f"{count} liveness failure{'s' if count != 1 else ''} for {self.user!r} in the last {duration(self.window_s)}"
+        until = self.locked_until
+        if until is not None:
+            left = (until - self.now).total_seconds()
+            text += f": locked until {until.astimezone():%H:%M:%S} (in {duration(max(1.0, left))})"
+        elif self.lockout_s > 0:
+            text += f" (locked out at {self.max_failures})"
+        return text
+
+
+def failure_window(store: "Store", user: str, settings: "Settings", now: datetime | None = None) -> FailureWindow:
+    moment = now or datetime.now(timezone.utc)
+    from facer_cli.store import NOT_LIVE
+
+    since = _iso(moment - timedelta(seconds=settings.liveness_window_s))
+    return FailureWindow(
+        user,
+        store.attempt_times(user, NOT_LIVE, since),
+        settings.liveness_window_s,
+        settings.liveness_max_failures,
+        settings.liveness_lockout_s,
+        moment,
+    )
+
+
+def locked_error(window: FailureWindow) -> UserLockedError:
+    until = window.locked_until
+    assert until is not None
+    return UserLockedError(
+        window.describe(),
+        until=_iso(until),
+        retry_after_s=(until - window.now).total_seconds(),
+    )

@@ -356,6 +356,11 @@ def test_evaluate_liveness_reports_apcer_bpcer_and_the_tradeoff(pad_folder, monk
     result = run("evaluate", "--liveness", pad_folder)
     assert result.exit_code == 0
     assert "BPCER: live refused" in result.stdout and "APCER print" in result.stdout and "0.040 ←" in result.stdout
+    pytest.importorskip("matplotlib")
+    plot = pad_folder.parent / "residuals.png"
+    result, data = run_json("evaluate", "--liveness", pad_folder, "--plot", plot)
+    assert result.exit_code == 0 and data["plot"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
@@ -365,7 +370,8 @@ def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
     assert result.exit_code == 2 and "not both" in result.output
     assert run("evaluate").exit_code == 2
     from facer_cli.errors import InputError
-    from facer_cli.evaluation.liveness import clopper_pearson, parse_challenge
+    from facer_cli.evaluation.liveness import parse_challenge
+    from facer_cli.evaluation.metrics import binomial_ci as clopper_pearson
 
     assert parse_challenge("straight, left -> right", "x").moves == ("straight", "left", "right")
     with pytest.raises(InputError, match="'up' is not a move"):

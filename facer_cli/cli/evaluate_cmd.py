@@ -23,6 +23,16 @@ from facer_cli.cli.output import evaluation_view, literal, print_all, print_json
 PROGRESS_FROM = 5
 
 
+def check_plot(plot: Path) -> None:
+    """Before the (long) evaluation: a .png name, and matplotlib installed."""
+    from facer_cli.errors import UsageError
+    from facer_cli.evaluation.plot import check_available
+
+    if plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG image: give a file name ending in .png, not {plot.name!r}")
+    check_available()
+
+
 class Protocol(str, Enum):
     pairs = "pairs"
     enroll = "enroll"
@@ -114,20 +124,24 @@ def evaluate_command(
         from facer_cli.cli.output import liveness_evaluation_view
         from facer_cli.evaluation.liveness import evaluate_liveness
 
+        if plot is not None:
+            check_plot(plot)
         evaluation = evaluate_liveness(liveness_dir, settings)
+        if plot is not None:
+            from facer_cli.evaluation.plot import save_liveness_plot
+
+            save_liveness_plot(evaluation, plot)
         if json_output:
-            print_json(evaluation.to_dict())
+            print_json({**evaluation.to_dict(), "plot": None if plot is None else str(plot)})
         else:
             print_all(console, liveness_evaluation_view(evaluation))
+            if plot is not None:
+                console.print(literal(f"plot saved to {plot}"))
         return
     if data is None:
         raise UsageError("give DATA: a folder of identity folders or a CSV of pairs (or --liveness DIR)")
     if plot is not None:
-        from facer_cli.evaluation.plot import check_available
-
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot writes a PNG image: give a file name ending in .png, not {plot.name!r}")
-        check_available()
+        check_plot(plot)
     dataset = load_dataset(data)
     arguments: dict[str, Any] = dict(
         protocol=protocol.value,

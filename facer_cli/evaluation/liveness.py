@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facer_cli.errors import InputError
+from facer_cli.evaluation.metrics import binomial_ci
 from facer_cli.liveness import Challenge, LivenessChecker, check_camera
 from facer_cli.liveness.challenge import MOVES, STEP_TIME_LIMIT_S, Move
 
@@ -41,47 +42,7 @@ if TYPE_CHECKING:
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_MOVES: tuple[Move, ...] = ("straight", "right")
-CONFIDENCE = 0.95
 SWEEP = (0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.055, 0.06, 0.07)
-
-
-# -- Clopper-Pearson (a local copy: facer_cli.evaluation.metrics has none yet) -------------------------
-def _binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(X ≤ k) for X ~ Binomial(n, p), summed in log space."""
-    if p <= 0:
-        return 1.0
-    if p >= 1:
-        return 1.0 if k >= n else 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for i in range(k + 1):
-        total += math.exp(
-            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-        )
-    return min(1.0, total)
-
-
-def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Exact two-sided interval of a rate with k events in n trials ((0, 1) for n = 0), by bisection."""
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= k <= n:
-        raise ValueError(f"k must be between 0 and n ({n}), got {k}")
-    half = (1.0 - confidence) / 2
-
-    def solve(target: float, kk: int) -> float:  # the p where P(X ≤ kk) = target (decreasing in p)
-        low, high = 0.0, 1.0
-        for _ in range(100):
-            middle = (low + high) / 2
-            if _binomial_cdf(kk, n, middle) > target:
-                low = middle
-            else:
-                high = middle
-        return (low + high) / 2
-
-    lower = 0.0 if k == 0 else solve(1.0 - half, k - 1)  # P(X ≥ k) = half
-    upper = 1.0 if k == n else solve(half, k)  # P(X ≤ k) = half
-    return lower, upper
 
 
 # -- the data -----------------------------------------------------------------------------------------
@@ -123,7 +84,7 @@ class Rate:
 
     @classmethod
     def of(cls, errors: int, total: int) -> Rate:
-        low, high = clopper_pearson(errors, total)
+        low, high = binomial_ci(errors, total)
         return cls(errors, total, low, high)
 
     @property

@@ -9,11 +9,15 @@ has a fixed size: FIGURE_INCHES at DPI pixels per inch (1200 × 500 pixels).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facer_cli.errors import MissingExtraError, OutputError
 from facer_cli.evaluation.runner import Evaluation
+
+if TYPE_CHECKING:
+    from facer_cli.evaluation.liveness import LivenessEvaluation
 
 FIGURE_INCHES = (12.0, 5.0)
 DPI = 100
@@ -153,3 +157,37 @@ def _draw_histograms(ax, evaluation: Evaluation) -> None:
     ax.set_ylabel("density")
     ax.set_title(f"scores, {result.label} protocol")
     ax.legend(loc="upper left", fontsize=8)
+
+
+def save_liveness_plot(evaluation: "LivenessEvaluation", path: Path | str) -> Path:
+    """The parallax residual of every live and attack video side by side, the threshold marked
+    (`facer evaluate --liveness DIR --plot FILE.png`). Videos without a residual (no turn made) are counted
+    in the title, not drawn."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    path = Path(path)
+    figure = Figure(figsize=(FIGURE_INCHES[0] / 2, FIGURE_INCHES[1]), dpi=DPI)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    kinds = ["live", *evaluation.species]
+    residuals = {
+        kind: [v.parallax for v in evaluation.videos if v.kind == kind and v.parallax is not None] for kind in kinds
+    }
+    drawn = [r for values in residuals.values() for r in values]
+    top = max([evaluation.threshold * 2, *drawn]) * 1.05
+    bins = np.linspace(0.0, top, 41)
+    for kind in kinds:
+        if residuals[kind]:
+            color = "tab:green" if kind == "live" else None
+            ax.hist(residuals[kind], bins=bins, alpha=0.5, color=color, label=f"{kind} ({len(residuals[kind])})")
+    ax.axvline(evaluation.threshold, color="k", linestyle="--", label=f"threshold {evaluation.threshold:g}")
+    missing = sum(v.parallax is None for v in evaluation.videos)
+    ax.set_xlabel("parallax residual (inter-ocular distances): live heads high, flat surfaces low")
+    ax.set_ylabel("videos")
+    ax.set_title(f"liveness: {len(evaluation.videos)} videos" + (f", {missing} without a turn" if missing else ""))
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    try:
+        figure.savefig(path, format="png", dpi=DPI)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -296,13 +296,27 @@ class Capture:
 ProgressCallback = Callable[[CaptureProgress], None]
 
 
+class FrameWatcher(Protocol):
+    """Looks at each analysed frame as it comes (a liveness challenge does), may end the capture, and
+    says what a live display should show of it."""
+
+    liveness: "LivenessProgress | None"
+    cue: "FrameCue | None"
+
+    def watch(self, frame: Frame, report: FrameReport) -> None: ...
+
+    def stop_reason(self) -> str | None: ...
+
+
 def capture_frames(
     engine: "FaceEngine",
     camera: Camera,
-    max_frames: int,
+    max_frames: int | None,
     on_progress: ProgressCallback | None = None,
+    watcher: FrameWatcher | None = None,
 ) -> Capture:
-    """Analyse the camera's frames until `max_frames` are accepted, the stream ends or it times out."""
+    """Analyse the camera's frames until `max_frames` are accepted (None: no such limit), the `watcher`
+    says stop, the stream ends or it times out."""
     frames: list[FrameReport] = []
     accepted = 0
     started = time.monotonic()
@@ -311,6 +325,8 @@ def capture_frames(
             report = engine.analyze(frame.image, frame.name)
             frames.append(report)
             accepted += report.accepted
+            if watcher is not None:
+                watcher.watch(frame, report)
             if on_progress is not None:
                 on_progress(
                     CaptureProgress(
@@ -318,12 +334,18 @@ def capture_frames(
                         stats=camera.stats,
                         analysed=len(frames),
                         accepted=accepted,
-                        max_frames=max_frames,
+                        max_frames=len(frames) if max_frames is None else max_frames,
                         last=report,
                         elapsed_s=time.monotonic() - started,
+                        liveness=None if watcher is None else watcher.liveness,
+                        cue=None if watcher is None else watcher.cue,
                     )
                 )
-            if accepted >= max_frames:
-                camera.stop(f"{max_frames} frame(s) accepted")
+            stop = watcher.stop_reason() if watcher is not None else None
+            if stop is None and max_frames is not None and accepted >= max_frames:
+                stop = f"{max_frames} frame(s) accepted"
+            if stop is not None:
+                camera.stop(stop)
                 break
-    return Capture(source=camera.description, frames=frames, stats=camera.stats, max_frames=max_frames)
+    limit = len(frames) if max_frames is None else max_frames
+    return Capture(source=camera.description, frames=frames, stats=camera.stats, max_frames=limit)

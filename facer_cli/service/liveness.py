@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -27,7 +26,7 @@ from facer_cli.liveness import Challenge, FrameCue, LivenessChecker, LivenessPro
 from facer_cli.liveness.runner import frame_from_report
 
 if TYPE_CHECKING:
-    from facer_cli.camera import Camera, Capture, CaptureProgress
+    from facer_cli.camera import Camera, Capture, CaptureProgress, Frame
     from facer_cli.engine import FaceEngine
     from facer_cli.reports import FrameReport
     from facer_cli.settings import Settings
@@ -96,36 +95,29 @@ def capture_live(
 ) -> tuple["Capture", LivenessResult]:
     """Analyse the camera's frames and run the challenge over them until it is decided (or the stream
     ends, or the camera times out): every frame of the challenge is kept for the template."""
-    from facer_cli.camera import Capture, CaptureProgress
+    from facer_cli.camera import capture_frames
 
-    frames: list[FrameReport] = []
-    accepted = 0
-    started = time.monotonic()
-    with camera:
-        for frame in camera.frames():
-            report = engine.analyze(frame.image, frame.name)
-            frames.append(report)
-            accepted += report.accepted
-            progress = check.update(frame.image, report, frame.timestamp_ms, frame.index)
-            if on_progress is not None:
-                on_progress(
-                    CaptureProgress(
-                        source=camera.description,
-                        stats=camera.stats,
-                        analysed=len(frames),
-                        accepted=accepted,
-                        max_frames=len(frames),
-                        last=report,
-                        elapsed_s=time.monotonic() - started,
-                        liveness=progress,
-                        cue=check.last_cue,
-                    )
-                )
-            if check.done:
-                camera.stop("liveness decided: " + ("live" if progress.live else "not live"))
-                break
-    capture = Capture(source=camera.description, frames=frames, stats=camera.stats, max_frames=len(frames))
+    capture = capture_frames(engine, camera, None, on_progress, watcher=ChallengeWatcher(check))
     return capture, check.result()
+
+
+class ChallengeWatcher:
+    """The challenge as a `camera.FrameWatcher`: each frame goes to the checker; it stops the capture
+    once the challenge is decided."""
+
+    def __init__(self, check: LiveCheck):
+        self.check = check
+        self.liveness: LivenessProgress | None = None
+        self.cue: FrameCue | None = None
+
+    def watch(self, frame: "Frame", report: "FrameReport") -> None:
+        self.liveness = self.check.update(frame.image, report, frame.timestamp_ms, frame.index)
+        self.cue = self.check.last_cue
+
+    def stop_reason(self) -> str | None:
+        if not self.check.done or self.liveness is None:
+            return None
+        return "liveness decided: " + ("live" if self.liveness.live else "not live")
 
 
 def check_burst(

@@ -157,11 +157,11 @@ class Settings(EngineFields):
     max_frames: int = Field(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
     max_images: int = Field(5, ge=1, le=10_000, description="Images taken from each folder for a template.")
     workers: int = Field(
-        0,
+        2,
         ge=0,
         le=64,
-        description="Images read and analysed at once by commands over several images, each in a thread "
-        "(0: one per core); one decodes while another runs the models, results in input order.",
+        description="Images read and analysed at once by commands over several images, each in a thread, "
+        "never more than the CPU cores (0: one per core); one decodes while another runs the models.",
     )
     camera_index: int = Field(0, ge=0, le=1000, description="Default camera index.")
     camera_warmup_frames: int = Field(5, ge=0, le=10_000, description="Frames dropped right after a camera opens.")

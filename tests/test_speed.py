@@ -39,17 +39,19 @@ def same_frames(a, b) -> None:
                 assert fx.embedding.dtype == fy.embedding.dtype and np.array_equal(fx.embedding, fy.embedding)
 
 
-def test_worker_count():
+def test_worker_count(monkeypatch):
     assert worker_count(0, 1) == 1
     assert worker_count(0, 1000) == cores()
+    monkeypatch.setattr("facer_cli.service.inputs.cores", lambda: 4)
     assert worker_count(3, 2) == 2 and worker_count(3, 10) == 3 and worker_count(1, 10) == 1
-    assert Settings().workers == 0
+    assert worker_count(8, 10) == 4 and worker_count(0, 10) == 4
+    assert Settings().workers == 2 and worker_count(Settings().workers, 10) == 2
     with pytest.raises(Exception, match="workers"):
         with_overrides(Settings(), workers=-1)
 
 
 @pytest.mark.parametrize("all_faces", [False, True])
-def test_threads_give_the_sequential_frames_in_input_order(engine, bundled_images, tmp_path, all_faces):
+def test_threads_give_the_sequential_frames_in_input_order(engine, bundled_images, tmp_path, all_faces, monkeypatch):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     items = [InputFile.from_path(p) for p in photos(bundled_images)]
@@ -58,6 +60,7 @@ def test_threads_give_the_sequential_frames_in_input_order(engine, bundled_image
     sequential = frames_from_files(engine, items, limits, all_faces=all_faces, workers=1).frames
     assert sequential[1].error and sequential[2].error and sum(bool(f.faces) for f in sequential) >= 3
     for workers in (2, 3):
+        monkeypatch.setattr("facer_cli.service.inputs.cores", lambda: 4)  # three threads even on two cores
         progress: list[int] = []
         threaded = frames_from_files(
             engine, items, limits, all_faces=all_faces, workers=workers, on_progress=progress.append
@@ -66,16 +69,18 @@ def test_threads_give_the_sequential_frames_in_input_order(engine, bundled_image
         same_frames(sequential, threaded.frames)
 
 
-def test_threads_in_strict_mode_raise_the_first_bad_item(engine, bundled_images):
+def test_threads_in_strict_mode_raise_the_first_bad_item(engine, bundled_images, monkeypatch):
     good = (bundled_images / "yaoming.jpg").read_bytes()
     uploads = [InputFile.from_bytes(name, data) for name, data in
                [("a.jpg", good), ("first-bad.jpg", b"nothing"), ("b.jpg", good), ("second-bad.jpg", b"x" * 10)]]
+    monkeypatch.setattr("facer_cli.service.inputs.cores", lambda: 2)
     for workers in (1, 2):
         with pytest.raises(ImageError, match="first-bad.jpg"):
             frames_from_files(engine, uploads, Limits.of(Settings()), strict=True, workers=workers)
 
 
-def test_facer_uses_the_workers_setting(engine, bundled_images):
+def test_facer_uses_the_workers_setting(engine, bundled_images, monkeypatch):
+    monkeypatch.setattr("facer_cli.service.inputs.cores", lambda: 2)
     paths = photos(bundled_images)[:6]
     one = Facer(with_overrides(Settings(), workers=1), engine=engine).inspect(paths)
     two = Facer(with_overrides(Settings(), workers=2), engine=engine).inspect(paths)

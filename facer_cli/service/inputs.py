@@ -110,8 +110,11 @@ def cores() -> int:
 
 
 def worker_count(workers: int, images: int) -> int:
-    """Threads for `images` images: the `workers` setting (0: one per core), at most one per image."""
-    return max(1, min(workers or cores(), images))
+    """Threads for `images` images: the `workers` setting (0: one per core), never more than the
+    cores or the images. Decoding runs one image at a time (`facer_cli.images`), so beyond two or
+    three threads only the models' share of the work spreads further."""
+    available = cores()
+    return max(1, min(workers or available, available, images))
 
 
 def frames_from_files(

@@ -3,6 +3,7 @@ the detector is safe from several threads, and start-up leaves out what a comman
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -137,3 +138,30 @@ def test_verify_loads_neither_sqlite_utils_nor_pydantic_settings(tmp_path, bundl
     done = subprocess.run([sys.executable, "-c", code, "verify", "yao", str(photo), "--db", str(db)],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert "MATCH" in done.stdout and "LOADED []" in done.stdout, done.stdout[-800:] + done.stderr
+
+
+def test_the_console_script_ends_without_losing_output_audit_row_or_wal(tmp_path, bundled_images):
+    """`facer verify` ends with os._exit (no interpreter teardown): the JSON is complete, the attempt is
+    in the store and the store is intact, in WAL mode, for the next process."""
+    import sqlite3
+
+    from facer_cli.store import Store
+
+    db = tmp_path / "facer.db"
+    photo = bundled_images / "yaoming.jpg"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACER_")}
+    base = [sys.executable, "-m", "facer_cli"]
+    subprocess.run([*base, "enroll", "yao", str(photo), "--min-valid-frames", "1", "--db", str(db)],
+                   capture_output=True, cwd=REPO, env=env, check=True, timeout=120)
+    for _ in range(2):
+        done = subprocess.run([*base, "verify", "yao", str(photo), "--db", str(db), "--json"],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)  # the whole document, flushed before the process ended
+        assert result["band"] == "match" and result["attempt_id"]
+    with Store(db, access="read") as store:
+        assert [a.id for a in store.attempts("yao")][:2] == [result["attempt_id"], result["attempt_id"] - 1]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()

@@ -112,8 +112,8 @@ def medians(samples: list[tuple[float, float, str]]) -> tuple[float, float]:
 
 def ratio_line(label: str, new: list, old: list, target: str = "") -> str:
     """Per-round wall ratio new/old (the runs of a round are side by side), its median and range."""
-    values = [n[0] / o[0] for n, o in zip(new, old)]
-    cpu = statistics.median(n[1] / o[1] for n, o in zip(new, old))
+    values = [n[0] / o[0] for n, o in zip(new, old, strict=True)]
+    cpu = statistics.median(n[1] / o[1] for n, o in zip(new, old, strict=True))
     text = f"  {label:<48} {statistics.median(values):5.2f}×  (rounds {min(values):.2f}–{max(values):.2f}; CPU {cpu:.2f}×)"
     return text + (f"  target {target}" if target else "")
 
@@ -214,7 +214,7 @@ def target_inspect(runner: Runner, new: Path, old: Path | None, rounds: int, pho
         wall, cpu = medians(values)
         print(f"    {name:<40} {wall:6.2f} s  ({wall / len(photos) * 1000:5.1f} ms per photo; CPU {cpu:.2f} s)")
     same = all(json.loads(a[2]) == json.loads(b[2]) for a, b in
-               zip(samples["facer, default workers"], samples["facer, workers = 1"]))
+               zip(samples["facer, default workers"], samples["facer, workers = 1"], strict=True))
     print(f"  threaded JSON equals the sequential JSON (every number, same order): {same}")
     new_runs = samples["facer, default workers"]
     if old:
@@ -298,7 +298,7 @@ def target_engine(rounds: int) -> None:
     for _ in range(rounds):
         for name, (run, items) in runs.items():
             samples[name].append(time_per_frame(run, items, 3))
-    ratios = [e / f for e, f in zip(samples["engine"], samples["floor"])]
+    ratios = [e / f for e, f in zip(samples["engine"], samples["floor"], strict=True)]
     print(f"  {len(images)} photos, medians of {rounds}: engine {statistics.median(samples['engine']):.2f} ms, "
           f"floor {statistics.median(samples['floor']):.2f} ms per frame")
     print(f"  engine / floor: {statistics.median(ratios):.3f}× (rounds {min(ratios):.3f}–{max(ratios):.3f})  "

@@ -1,6 +1,6 @@
 """The engine: one frame in, one report per face out.
 
-Models are loaded once and warmed up once. Per frame it runs the detector,
+Models are loaded once (and warmed up once on a GPU). Per frame it runs the detector,
 then — for the subject (the largest face) only, unless asked for every face —
 the landmark model that gives pose and the recognition model. It never runs a
 model the settings did not ask for.
@@ -110,7 +110,10 @@ class FaceEngine:
         self.landmarker = found.get(self.pose_source) if self.pose_source else None
         self._prepare_detector()
         started = time.perf_counter()
-        self._warm_up()
+        # On the CPU a first run costs no more than the next (measured: benchmarks/bench_speed.py),
+        # so a warm-up would only add its own time; accelerators pick kernels on the first run.
+        if self.models.provider != "CPUExecutionProvider":
+            self._warm_up()
         self.warmup_seconds = time.perf_counter() - started
 
     # -- configuration -------------------------------------------------
@@ -287,7 +290,7 @@ def _cached_engine(key: str) -> FaceEngine:
 
 
 def get_engine(settings: EngineSettings | Settings | None = None) -> FaceEngine:
-    """An engine for these settings, loaded and warmed up once per process and reused.
+    """An engine for these settings, loaded once per process and reused.
 
     Only the engine's own settings (`EngineSettings`) pick the engine, so commands that
     differ in thresholds, store or server settings share one.

@@ -16,6 +16,7 @@ a few lines of protobuf wire-format parsing instead of the `onnx` package.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -318,7 +319,9 @@ class SCRFD(_OnnxModel):
 
     insightface runs a dynamic-size detector through one extra fixed-size session
     per input size; this wrapper runs the file's own session for every size (the
-    outputs are the same: `tests/test_onnx_models.py`).
+    outputs are the same: `tests/test_onnx_models.py`). After `prepare`, `detect`
+    may run in several threads at once (ONNX Runtime's `run` is thread-safe and
+    the anchor cache is guarded).
     """
 
     taskname = "detection"
@@ -330,6 +333,7 @@ class SCRFD(_OnnxModel):
         self.input_mean, self.input_std = 127.5, 128.0
         self.nms_thresh, self.det_thresh = 0.4, 0.5
         self.center_cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self._cache_lock = threading.Lock()
         self.static_input_size = _fixed_size(self.input_shape)
         self.input_sizes = [self.static_input_size] if self.static_input_size else list(DEFAULT_DET_SIZES)
         self.input_size = self.input_sizes[-1]
@@ -359,12 +363,17 @@ class SCRFD(_OnnxModel):
         return self.session
 
     def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
+        """The anchor centres of a feature map, cached. Safe from several threads: a cached array is
+        read-only and only ever added, under a lock (two threads may compute the same one; the
+        first stored is kept and both are equal)."""
         key = (height, width, stride)
         centers = self.center_cache.get(key)
         if centers is None:
             centers = anchor_centers(height, width, stride, self._num_anchors)
-            if len(self.center_cache) < 100:
-                self.center_cache[key] = centers
+            centers.flags.writeable = False
+            with self._cache_lock:
+                if len(self.center_cache) < 100:
+                    centers = self.center_cache.setdefault(key, centers)
         return centers
 
     def forward(self, img: np.ndarray, threshold: float) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:

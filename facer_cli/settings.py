@@ -8,15 +8,14 @@ names the setting, the value, its origin and what is accepted.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
 
 from facer_cli.errors import ConfigError
 
@@ -44,7 +43,7 @@ class EngineFields(BaseModel):
     model_root: str = Field(
         "~/.insightface/models", min_length=1, description="Folder holding InsightFace model packs."
     )
-    allowed_modules: Annotated[list[str], NoDecode] = Field(
+    allowed_modules: list[str] = Field(
         ["detection", "landmark_3d_68", "recognition"],
         description=f"Model modules to load and run, of {', '.join(MODULE_NAMES)}.",
     )
@@ -166,14 +165,16 @@ class EngineSettings(EngineFields):
         return self.model_dump_json()
 
 
-class Settings(EngineFields, BaseSettings):
+class Settings(EngineFields):
     """Every setting facer reads, with its default and accepted range.
 
     `Settings(...)` holds the defaults plus what is passed: it reads neither facer.toml nor
     the environment. `load_settings()` adds those layers, as the front ends do.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, **_MODEL_CONFIG)  # type: ignore[typeddict-item]
+    # A plain model (not pydantic-settings' BaseSettings, whose import alone costs ~90 ms of
+    # every command's start-up): FACER_* variables are read by `read_environment`.
+    model_config = ConfigDict(**_MODEL_CONFIG, validate_default=True)  # type: ignore[typeddict-item]
 
     # Aggregation
     min_valid_frames: int = Field(3, ge=1, le=1000, description="Fewest accepted frames that make a template.")
@@ -193,6 +194,13 @@ class Settings(EngineFields, BaseSettings):
     # Frame sources
     max_frames: int = Field(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
     max_images: int = Field(5, ge=1, le=10_000, description="Images taken from each folder for a template.")
+    workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Images read and analysed at once by commands over several images, each in a thread, "
+        "never more than the CPU cores (0: one per core); one decodes while another runs the models.",
+    )
     camera_index: int = Field(0, ge=0, le=1000, description="Default camera index.")
     camera_warmup_frames: int = Field(5, ge=0, le=10_000, description="Frames dropped right after a camera opens.")
     frame_interval_ms: float = Field(
@@ -304,13 +312,6 @@ class Settings(EngineFields, BaseSettings):
         description="Open connections `facer serve` keeps; beyond, the longest-idle one is closed (503 when none is idle).",
     )
 
-    @classmethod
-    def settings_customise_sources(  # type: ignore[override]
-        cls, settings_cls: Any, init_settings: Any, **sources: Any
-    ) -> tuple[Any, ...]:
-        # Only what is passed: facer.toml and FACER_* are layered by load_settings, on request.
-        return (init_settings,)
-
     @field_validator("api_key")
     @classmethod
     def _api_key(cls, value: str | None) -> str | None:
@@ -401,13 +402,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX, case_sensitive=False)
-    if environ is not None:
-        source.env_vars = {key.lower(): value for key, value in environ.items()}
-    try:
-        return source()
-    except SettingsError as exc:
-        raise ConfigError(f"bad FACER_* environment variable: {exc}") from None
+    """`FACER_<NAME>` variables (any case), as strings: validation turns them into values
+    (`allowed_modules` takes a JSON list or comma-separated names)."""
+    if environ is None:
+        environ = os.environ
+    prefix = ENV_PREFIX.lower()
+    found = {key.lower(): value for key, value in environ.items() if key.lower().startswith(prefix)}
+    return {name: found[prefix + name] for name in SETTING_NAMES if prefix + name in found}
 
 
 def load_settings(

@@ -123,11 +123,18 @@ class Facer:
     ) -> Frames:
         """Images named and found in folders (the folder policy of `facer_cli.image_paths`), analysed."""
         items = files_of(paths, per_folder)
-        return frames_from_files(self.engine, items, self.limits, all_faces=all_faces, on_progress=on_progress)
+        return frames_from_files(
+            self.engine,
+            items,
+            self.limits,
+            all_faces=all_faces,
+            on_progress=on_progress,
+            workers=self.settings.workers,
+        )
 
     def frames_from_uploads(self, uploads: Sequence[InputFile]) -> Frames:
         """Images held in memory; one that is not a usable image raises its `ImageError`."""
-        return frames_from_files(self.engine, uploads, self.limits, strict=True)
+        return frames_from_files(self.engine, uploads, self.limits, strict=True, workers=self.settings.workers)
 
     def frames_from_camera(
         self,

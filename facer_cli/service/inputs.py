@@ -7,6 +7,8 @@ HTTP service and the Python API read, decode and judge inputs the same way.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -105,6 +107,21 @@ def analyze_input(
     return engine.analyze(image, item.name, all_faces=all_faces)
 
 
+def cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def worker_count(workers: int, images: int) -> int:
+    """Threads for `images` images: the `workers` setting (0: one per core), never more than the
+    cores or the images. Decoding runs one image at a time (`facer_cli.images`), so beyond two or
+    three threads only the models' share of the work spreads further."""
+    available = cores()
+    return max(1, min(workers or available, available, images))
+
+
 def frames_from_files(
     engine: "FaceEngine",
     items: Sequence[InputFile],
@@ -113,12 +130,34 @@ def frames_from_files(
     all_faces: bool = False,
     strict: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Frames:
-    frames = []
-    for item in items:
-        frames.append(analyze_input(engine, item, limits, all_faces=all_faces, strict=strict))
-        if on_progress is not None:
-            on_progress(1)
+    """Read, decode and analyse every item, in `worker_count(workers, …)` threads over the one engine
+    (ONNX Runtime and OpenCV release the GIL, so one image decodes while another runs the models).
+    Frames come back in input order, as the sequential loop gives them, with the same numbers;
+    `on_progress(1)` is called per image in that order. With `strict`, the first unusable item in
+    input order raises its error and the items not yet started are dropped."""
+    count = worker_count(workers, len(items))
+    frames: list[FrameReport] = []
+
+    def analyse(item: InputFile) -> FrameReport:
+        return analyze_input(engine, item, limits, all_faces=all_faces, strict=strict)
+
+    if count == 1:
+        for item in items:
+            frames.append(analyse(item))
+            if on_progress is not None:
+                on_progress(1)
+    else:
+        pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="facer-frames")
+        try:
+            for future in [pool.submit(analyse, item) for item in items]:
+                frames.append(future.result())
+                if on_progress is not None:
+                    on_progress(1)
+        finally:
+            # After an error or Ctrl-C: nothing more starts; at most `count` images finish unseen.
+            pool.shutdown(wait=False, cancel_futures=True)
     source = ("uploaded " if items and items[0].path is None else "") + describe_images([i.name for i in items])
     return Frames(frames, source, explicit_images=True)
 

@@ -28,13 +28,15 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sequence
 from urllib.parse import quote
 
-from sqlite_utils import Database
-
 from facer_cli.errors import StoreError
-from facer_cli.store.migrations import STEP_NAMES, migrations
+from facer_cli.store import migrations
+from facer_cli.store.migrations import MIGRATION_SET, STEP_NAMES
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 Access = Literal["read", "write", "create"]
 ACCESS: tuple[Access, ...] = ("read", "write", "create")
@@ -80,6 +82,7 @@ class StoreConnection:
         # This connection refuses writes: opened for reading, or the location is read-only.
         self.read_only = True
         self.conn: sqlite3.Connection | None = None
+        self._db: "Database | None" = None
         self._depth = 0
         self._checked: set[str] = set()
         self._steps: set[str] = set()
@@ -87,6 +90,15 @@ class StoreConnection:
         with self._errors("open it"):
             self._connect()
             self._open()
+
+    @property
+    def db(self) -> "Database":
+        """The connection as a `sqlite_utils.Database` (for the schema steps; sqlite_utils loads on first use)."""
+        if self._db is None or self._db.conn is not self.conn:
+            from sqlite_utils import Database
+
+            self._db = Database(self._connection(), execute_plugins=False, recursive_triggers=False)
+        return self._db
 
     def close(self) -> None:
         if self.conn is not None:
@@ -181,7 +193,6 @@ class StoreConnection:
                 uri += "&immutable=1"
             self.location_read_only = True
         self.conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s)
-        self.db = Database(self.conn, execute_plugins=False, recursive_triggers=False)
         conn = self.conn
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -211,7 +222,7 @@ class StoreConnection:
         if "_sqlite_migrations" in names:
             rows = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
             sets = {row[0] for row in rows}
-            steps = {row[1] for row in rows if row[0] == migrations.name}
+            steps = {row[1] for row in rows if row[0] == MIGRATION_SET}
         self._steps = steps
         if app_id == APPLICATION_ID:
             return "facer"
@@ -223,7 +234,7 @@ class StoreConnection:
             )
         if not names:
             return "empty"
-        if names <= OWN_TABLES and sets == {migrations.name} and "m001_users_templates_samples" in steps:
+        if names <= OWN_TABLES and sets == {MIGRATION_SET} and "m001_users_templates_samples" in steps:
             return "legacy"
         foreign = sorted(names - OWN_TABLES) or sorted(names)
         raise StoreError(

@@ -2,28 +2,59 @@
 
 A step, once released, never changes: a schema change is a new step. Each step
 runs in a transaction together with the record that it ran.
+
+sqlite_utils is imported only when a step is pending (`apply`) or `migrations` is
+asked for: opening an up-to-date store (every command but the first) does without it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from sqlite_utils import Database, Migrations
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
 
-migrations = Migrations("facer.store")
+# The migration set's name, as recorded in `_sqlite_migrations`.
+MIGRATION_SET = "facer.store"
 # The steps this facer knows, in order: a store that applied others comes from a newer facer.
 STEP_NAMES: list[str] = []
+_STEPS: list[Callable[["Database"], None]] = []
+_migrations: "Migrations | None" = None
 
 
-def step(function: Callable[[Database], None]) -> Callable[[Database], None]:
+def step(function: Callable[["Database"], None]) -> Callable[["Database"], None]:
     """Register a numbered schema step (and remember its name)."""
     STEP_NAMES.append(function.__name__)
-    migrations()(function)
+    _STEPS.append(function)
     return function
 
 
+def migrations_set() -> "Migrations":
+    """The steps as `sqlite_utils.Migrations` (made on first use)."""
+    global _migrations
+    if _migrations is None:
+        from sqlite_utils import Migrations
+
+        made = Migrations(MIGRATION_SET)
+        for function in _STEPS:
+            made()(function)
+        _migrations = made
+    return _migrations
+
+
+def apply(db: "Database") -> None:
+    """Run the pending steps, each in a transaction with the record that it ran."""
+    migrations_set().apply(db)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "migrations":
+        return migrations_set()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @step
-def m001_users_templates_samples(db: Database) -> None:
+def m001_users_templates_samples(db: "Database") -> None:
     db.table("users").create(
         {"id": int, "name": str, "created": str, "updated": str},
         pk="id",
@@ -76,7 +107,7 @@ def m001_users_templates_samples(db: Database) -> None:
 
 
 @step
-def m002_verify_audit_log(db: Database) -> None:
+def m002_verify_audit_log(db: "Database") -> None:
     # Who tried to verify as whom, when, and the outcome. No embeddings: the log
     # outlives the user it names (a removed user's attempts keep their name only).
     db.table("attempts").create(
@@ -102,7 +133,7 @@ def m002_verify_audit_log(db: Database) -> None:
 
 
 @step
-def m003_unverified_models_and_pending_erasure(db: Database) -> None:
+def m003_unverified_models_and_pending_erasure(db: "Database") -> None:
     # 1 when the template was imported under a fingerprint facer could not check (not the
     # current model's): `users list` flags it. Older rows came from enrollments or checked imports.
     db.table("templates").add_column("model_unverified", int, not_null_default=0)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from facer_cli import gallery as g
+from facer_cli.store import Store
 from facer_cli.gallery import (
     Candidate,
     GalleryIndex,
@@ -23,17 +24,6 @@ from facer_cli.gallery import (
 
 MODEL = "test-model-fingerprint"
 DIMENSION = 512
-SCHEMA = """
-CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
-CREATE UNIQUE INDEX idx_users_name ON users (name);
-CREATE TABLE templates (
-    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), vector BLOB NOT NULL,
-    dimension INTEGER NOT NULL, model TEXT NOT NULL, frames_seen INTEGER, frames_used INTEGER, outliers INTEGER,
-    mean_quality FLOAT, source TEXT, created TEXT NOT NULL
-);
-CREATE INDEX idx_templates_user_id ON templates (user_id);
-CREATE INDEX idx_templates_model ON templates (model);
-"""
 
 
 def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
@@ -88,7 +78,7 @@ def test_error_bound_holds_for_every_row_even_for_spiky_vectors():
     gallery = QuantisedGallery.from_vectors(np.arange(3000), np.arange(3000), vectors)
     for probe in [unit_rows(rng, 1)[0], vectors[5], np.eye(DIMENSION, dtype=np.float32)[0]]:
         quantised = g.quantise_probe(probe)
-        approx, bound = g.score_bounds(gallery.scan(quantised.codes[None])[0], quantised, gallery.scales,
+        approx, bound = g.score_bounds(gallery.scan(quantised.codes), quantised, gallery.scales,
                                        gallery.error_norms, gallery.max_row_norm)
         exact = vectors.astype(np.float64) @ probe.astype(np.float64)
         assert (np.abs(exact - approx) <= bound).all()
@@ -149,10 +139,14 @@ def test_second_template_of_the_same_person_is_no_competitor():
 
 # -- the index over a store, and its sidecar -------------------------------------------
 def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: int = 0, counter: bool = True):
+    """A real store (every migration), filled directly; without `counter`, as an earlier facer left it."""
     _, user_ids, vectors, _ = face_like_gallery(seed, people_count, per_person)
+    Store(path, access="create").close()
     conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA + (g.VERSION_DDL if counter else ""))
-    conn.execute("PRAGMA journal_mode = WAL")
+    if not counter:
+        for trigger in ("insert", "delete", "update"):
+            conn.execute(f"DROP TRIGGER gallery_version_{trigger}")
+        conn.execute("DROP TABLE gallery_version")
     conn.executemany("INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'u')",
                      [(u, f"person {u}") for u in range(1, people_count + 1)])
     add_templates(conn, user_ids, vectors)
@@ -168,6 +162,12 @@ def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODE
     )
 
 
+def stored_vectors(path: Path) -> np.ndarray:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT vector FROM templates ORDER BY id").fetchall()
+    return np.stack([np.frombuffer(row[0], "<f4") for row in rows])
+
+
 @pytest.fixture(params=[True, False], ids=["counter-stamp", "scan-stamp"])
 def store(tmp_path, request):
     path = tmp_path / "facer.db"
@@ -178,7 +178,7 @@ def store(tmp_path, request):
 def test_index_answers_with_names_and_writes_a_private_sidecar(store):
     with GalleryIndex.open(store, MODEL) as index:
         assert len(index) == 60 and index.rebuilds == 1
-        probe = index.gallery.vectors[10].copy()
+        probe = stored_vectors(store)[10]
         found = index.search(probe, top_k=3)
         assert found[0].template_id == 11 and found[0].name == "person 6"
     sidecar = g.sidecar_path(store, MODEL)
@@ -213,7 +213,7 @@ def test_damaged_sidecar_is_rebuilt_never_trusted(store, damage):
     damage(g.sidecar_path(store, MODEL))
     with GalleryIndex.open(store, MODEL) as index:
         assert index.rebuilds == 1 and len(index) == 60
-        assert g.sidecar_problem(os.open(index.sidecar, os.O_RDONLY), MODEL, index.stamp) is None
+        assert g.sidecar_problem(os.open(index.sidecar, os.O_RDONLY), MODEL) is None
 
 
 def test_sidecar_of_another_model_is_not_used(store):
@@ -275,4 +275,4 @@ def test_writes_that_do_not_touch_templates_keep_the_index(tmp_path):
         conn.commit()
         conn.close()
         assert index.refresh() is False
-        assert index.search(index.gallery.vectors[0].copy(), top_k=1)[0].name == "renamed"
+        assert index.search(stored_vectors(path)[0], top_k=1)[0].name == "renamed"

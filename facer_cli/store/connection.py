@@ -41,7 +41,17 @@ ACCESS: tuple[Access, ...] = ("read", "write", "create")
 # `PRAGMA application_id` of a facer store: "FACE" in ASCII.
 APPLICATION_ID = 0x46414345
 # Tables facer owns; a database without the id and holding others is not facer's.
-OWN_TABLES = {"users", "templates", "samples", "attempts", "pending_erasure", "_sqlite_migrations"}
+OWN_TABLES = {
+    "users",
+    "templates",
+    "samples",
+    "attempts",
+    "pending_erasure",
+    "gallery_version",
+    "lookalikes",
+    "identifications",
+    "_sqlite_migrations",
+}
 # Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these and their
 # indexes: every command reads them, and they are small (about 3 ms per 10 000 users). The
 # templates table (2 KB a row: 45 ms per 10 000) is checked where it is read (`cell_size_check`),
@@ -51,6 +61,10 @@ CHECKED_TABLES: tuple[str, ...] = ("users",)
 # erasure is pending (finished by the next connection that can checkpoint).
 ERASURE_WAIT_S = 1.0
 NEWEST_STEP = STEP_NAMES[-1]
+# Steps a reader can do without, when the store is read-only and one of them is pending: m003
+# (its templates were all checked imports, no erasure can be pending) and m004 (no gallery counter:
+# the gallery index scans for its stamp; no look-alikes or identify log to read).
+READER_OPTIONAL_STEPS = {"m003_unverified_models_and_pending_erasure", "m004_gallery_version_lookalikes_identify_log"}
 
 
 def _literal(text: str) -> str:
@@ -243,13 +257,13 @@ class StoreConnection:
     def _open(self) -> None:
         self._retrying("open it", self._identify_and_set_up)
         if self.read_only and self._pending_steps() and (self.location_read_only or not self._upgrade()):
-            if self._pending_steps() != [NEWEST_STEP]:
+            if not set(self._pending_steps()) <= READER_OPTIONAL_STEPS:
                 raise StoreError(
                     "{db} comes from an earlier facer and is read-only: open it once where it can be "
                     "written, so that facer can upgrade it",
                     self.path,
                 )
-            # readable as it is: its templates were all checked imports, no erasure can be pending
+            # readable as it is (see READER_OPTIONAL_STEPS)
         if not self.location_read_only:
             self._finish_erasure(wait_s=0.0)
 

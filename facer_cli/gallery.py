@@ -691,25 +691,58 @@ def sidecar_problem(fd: int, model: str) -> str | None:
     return None
 
 
-def map_gallery(fd: int, header: dict[str, Any], threads: int | None) -> tuple[QuantisedGallery, mmap.mmap]:
-    """The gallery over a checked sidecar's map; the scanner packs its own copy of the codes."""
+def map_gallery(fd: int, header: dict[str, Any], threads: int | None) -> QuantisedGallery:
+    """The gallery of a checked sidecar: the scanner packs its own copy of the codes, the small
+    per-row arrays are copied, and the map is closed — the process keeps nothing of the file, so
+    `erase_sidecars` can wipe it under a running index."""
     layout = Layout(int(header["rows"]), int(header["dimension"]))
-    buffer = mmap.mmap(fd, layout.total_bytes(), access=mmap.ACCESS_READ)
-    views = _views(buffer, layout)
-    gallery = QuantisedGallery(
-        template_ids=views["template_ids"],
-        user_ids=views["user_ids"],
-        scales=views["scales"],
-        error_norms=views["error_norms"],
-        codes_by_dimension=views["codes_by_dimension"],
-        max_row_norm=float(header["max_row_norm"]),
-    )
-    if layout.rows:
-        gallery.scanner = Int8Scanner(views["codes_by_dimension"], threads)
-        # The scanner holds its own packed copy: drop the codes' pages from our RSS (clean,
-        # file-backed pages; touching them again would just read the file).
-        buffer.madvise(mmap.MADV_DONTNEED)
-    return gallery, buffer
+    with mmap.mmap(fd, layout.total_bytes(), access=mmap.ACCESS_READ) as buffer:
+        views = _views(buffer, layout)
+        gallery = QuantisedGallery(
+            template_ids=views["template_ids"].copy(),
+            user_ids=views["user_ids"].copy(),
+            scales=views["scales"].copy(),
+            error_norms=views["error_norms"].copy(),
+            codes_by_dimension=np.empty((layout.dimension, 0), np.int8),  # held by the scanner only
+            max_row_norm=float(header["max_row_norm"]),
+        )
+        if layout.rows:
+            gallery.scanner = Int8Scanner(views["codes_by_dimension"], threads)
+        del views
+    return gallery
+
+
+def erase_sidecars(db_path: Path) -> int:
+    """Overwrite with zeros, then delete, every gallery sidecar (and leftover temporary file) of the
+    store: they hold int8 codes of templates, so a removed person's must not outlive the removal.
+    Running indexes keep nothing of the files (see `map_gallery`); the next one rebuilds from the
+    store. Returns how many files were erased."""
+    db_path = Path(db_path)
+    erased = 0
+    for path in [
+        *db_path.parent.glob(f"{glob_escape(db_path.name)}.gallery-*.bin"),
+        *db_path.parent.glob(f".{glob_escape(db_path.name)}.gallery-*.tmp"),
+    ]:
+        try:
+            with open(path, "r+b") as f:
+                size = os.fstat(f.fileno()).st_size
+                zeros = bytes(min(size, 16 << 20))
+                written = 0
+                while written < size:
+                    written += f.write(zeros[: size - written])
+                f.flush()
+                os.fsync(f.fileno())
+            path.unlink()
+            erased += 1
+        except FileNotFoundError:
+            continue
+    return erased
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 # -- the index --------------------------------------------------------------------
@@ -737,7 +770,6 @@ class GalleryIndex:
         self.max_id = 0
         self.persistent = True  # False: the sidecar could not be written beside the store
         self.stats = SearchStats()
-        self._buffer: mmap.mmap | None = None
 
     @classmethod
     def open(cls, db_path: Path | str, model: str, threads: int | None = None) -> GalleryIndex:
@@ -803,9 +835,9 @@ class GalleryIndex:
         return True
 
     def _install(self, fd: int, header: dict[str, Any]) -> None:
-        gallery, buffer = map_gallery(fd, header, self.threads)
+        gallery = map_gallery(fd, header, self.threads)
         self._release()
-        self.gallery, self._buffer = gallery, buffer
+        self.gallery = gallery
         self.dimension = int(header["dimension"])
         self.delta = Delta.empty(self.dimension)
         self.stamp = dict(header["stamp"])
@@ -892,7 +924,6 @@ class GalleryIndex:
 
     def _release(self) -> None:
         self.gallery = None
-        self._buffer = None  # the map closes when the last numpy view of it is gone
 
     # -- searching ---------------------------------------------------------------
     def search(self, probe: np.ndarray, top_k: int = 5, refresh: bool = True) -> list[Candidate]:

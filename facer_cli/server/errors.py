@@ -81,6 +81,7 @@ STATUS: dict[type[e.FacerError], int] = {
 
 HINTS: dict[type[e.FacerError], str] = {
     e.UserExistsError: "use ?mode=replace to replace their template(s) or ?mode=add to add another one",
+    e.LookalikeError: "use ?allow_lookalike=true if they are different people (the pair is recorded)",
     e.ModelMismatchError: "re-enroll them with ?mode=replace",
     e.UnknownUserError: "see GET /users",
 }
@@ -214,7 +215,8 @@ def error_responses(*codes: int) -> dict:
         403: "Reached from another machine while no api_key is set",
         404: "Unknown user",
         408: "The request body did not arrive within server_body_timeout_s",
-        409: "User exists (use mode=replace or mode=add), or enrolled with another model",
+        409: "User exists (use mode=replace or mode=add), looks like another enrolled person "
+        "(allow_lookalike=true), or enrolled with another model",
         413: "Body over max_request_bytes, image over max_image_pixels, or more than max_files_per_request files",
         415: "Not multipart/form-data, or a file that is not an image",
         422: "Too few valid frames: each rejected file with its reason",

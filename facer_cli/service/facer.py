@@ -13,13 +13,14 @@ call `load_settings()` for that). The engine is loaded on first use and shared b
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
 
-from facer_cli.errors import NoFaceError, TooFewFramesError, UsageError, UserExistsError
+from facer_cli.errors import LookalikeError, NoFaceError, TooFewFramesError, UsageError, UserExistsError
 from facer_cli.matching import Comparison, Thresholds, best_match
 from facer_cli.service.inputs import (
     Frames,
@@ -48,6 +49,7 @@ from facer_cli.store import (
     NO_PROBE,
     Access,
     AttemptRecord,
+    IdentifyRecord,
     Mode,
     Removal,
     Store,
@@ -63,7 +65,9 @@ if TYPE_CHECKING:
     from facer_cli.camera import Camera, CaptureProgress, Source
     from facer_cli.engine import FaceEngine
     from facer_cli.evaluation import Evaluation
+    from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.reports import FrameReport
+    from facer_cli.service.identify import IdentifyResult
 
 PathLike = Union[str, Path]
 Inputs = Union[Frames, Iterable[PathLike]]
@@ -75,6 +79,8 @@ class Facer:
     def __init__(self, settings: Settings | None = None, *, engine: "FaceEngine | None" = None):
         self.settings = settings if settings is not None else Settings()
         self._engine = engine
+        self._galleries: dict[tuple[str, str], "GalleryIndex"] = {}
+        self._galleries_lock = threading.Lock()
 
     @property
     def engine(self) -> "FaceEngine":
@@ -195,16 +201,154 @@ class Facer:
             raise UserExistsError(f"{name!r} is already enrolled ({count} template(s))")
         return name
 
-    def enroll(self, user: str, inputs: Inputs, *, mode: Mode = "new", store: Store | None = None) -> EnrollResult:
-        """Build the template (at least `min_valid_frames` usable frames) and store it with its samples."""
+    def enroll(
+        self,
+        user: str,
+        inputs: Inputs,
+        *,
+        mode: Mode = "new",
+        allow_lookalike: bool = False,
+        store: Store | None = None,
+    ) -> EnrollResult:
+        """Build the template (at least `min_valid_frames` usable frames) and store it with its samples.
+
+        A template that matches another enrolled person at or above `identify_threshold` raises
+        `LookalikeError` (one person enrolled twice, or a look-alike) unless `allow_lookalike`; then
+        it is stored and the pairs are recorded (`users show` lists them)."""
         with self._store(store, "create") as opened:
             name = self.check_enrollable(opened, user, mode)
             frames = self._frames(inputs)
             template = template_for(frames, self.settings, Purpose.ENROLL)
-            stored = opened.add_template(
-                name, template, frames.frames, model=self.model, source=frames.source, mode=mode
+            model = self.model
+            lookalikes = self.lookalikes(template.vector, name, store=opened)
+            if lookalikes and not allow_lookalike:
+                best = lookalikes[0]
+                raise LookalikeError(
+                    f"{name!r} looks like {best.name!r} ({best.similarity:.2f}): the same person enrolled twice, "
+                    f"or a look-alike (identify_threshold {self.settings.identify_threshold:g})"
+                )
+            with opened.transaction(f"enroll {name!r}"):
+                stored = opened.add_template(
+                    name, template, frames.frames, model=model, source=frames.source, mode=mode
+                )
+                if lookalikes:
+                    opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], model)
+        return EnrollResult(name, mode, template, stored, frames, [c.to_dict() for c in lookalikes])
+
+    def lookalikes(self, vector: Any, user: str | None = None, *, store: Store | None = None) -> list["Candidate"]:
+        """Enrolled people other than `user` whose templates match `vector` at or above identify_threshold."""
+        with self._store(store, "read") as opened:
+            index = self.gallery_index(opened.path)
+        found = index.search(vector, top_k=self.settings.identify_top + 1)
+        threshold = self.settings.identify_threshold
+        return [c for c in found if c.name != user and c.similarity >= threshold]
+
+    # -- the store: identify (1:N) ---------------------------------------------
+    def gallery_index(self, db_path: PathLike | None = None) -> "GalleryIndex":
+        """The gallery index of the current model's templates in the store (kept per process and
+        brought up to date with the store before every search)."""
+        from facer_cli.gallery import GalleryIndex
+
+        path = Path(db_path) if db_path is not None else self.settings.db_path
+        key = (str(path.expanduser().resolve()), self.model)
+        with self._galleries_lock:
+            index = self._galleries.get(key)
+            if index is None:
+                index = GalleryIndex.open(path, self.model)
+                self._galleries[key] = index
+        return index
+
+    def prepare_identify(self, store: Store) -> None:
+        """A store that cannot record the attempt fails before any capture."""
+        store.check_writable("record an identify attempt")
+
+    def identify(self, inputs: Inputs, *, top: int | None = None, store: Store | None = None) -> "IdentifyResult":
+        """Who is this? Build a probe as `verify` does, search every template of the current model
+        exactly, decide identified / unknown / ambiguous (identify_threshold, identify_margin and, from
+        a camera, identify_frames) and record the attempt. No usable probe: recorded as "no_probe" and
+        `TooFewFramesError` raised."""
+        import numpy as np
+
+        from facer_cli.service.identify import (
+            IdentifyResult,
+            audit_candidates,
+            decide_with_frames,
+            gallery_warning,
+        )
+
+        settings = self.settings
+        top = settings.identify_top if top is None else top
+        if not 1 <= top <= 100:
+            raise UsageError(f"top must be between 1 and 100, not {top}")
+        with self._store(store, "write") as opened:
+            self.prepare_identify(opened)
+            model = self.model
+            frames = self._frames(inputs)
+            try:
+                probe = template_for(frames, settings, Purpose.PROBE)
+            except TooFewFramesError:
+                opened.record_identification(
+                    IdentifyRecord(
+                        model,
+                        frames.source,
+                        NO_PROBE,
+                        frames_seen=len(frames.frames),
+                        frames_used=sum(frame.accepted for frame in frames.frames),
+                    )
+                )
+                raise
+            index = self.gallery_index(opened.path)
+            probes = [probe.vector]
+            by_frame = frames.capture is not None and settings.identify_frames > 1
+            if by_frame:
+                probes += [f.embedding for f in frames.frames if f.accepted and f.embedding is not None]
+            found = index.search_batch(np.stack(probes).astype(np.float32), max(top, 2))
+            candidates = found[0]
+            decision, reason, agreeing = decide_with_frames(
+                candidates,
+                found[1:],
+                settings.identify_threshold,
+                settings.identify_margin,
+                settings.identify_frames if by_frame else 1,
             )
-        return EnrollResult(name, mode, template, stored, frames)
+            size = len(index)
+            warning = gallery_warning(size, settings.identify_calibrated_for, settings.identify_threshold)
+            shown = candidates[:top]
+            best = candidates[0] if candidates else None
+            gap = candidates[0].similarity - candidates[1].similarity if len(candidates) > 1 else None
+            attempt_id = opened.record_identification(
+                IdentifyRecord(
+                    model,
+                    frames.source,
+                    decision,
+                    user=best.name if best is not None and decision == "identified" else None,
+                    similarity=None if best is None else best.similarity,
+                    threshold=settings.identify_threshold,
+                    margin=gap,
+                    candidates=audit_candidates(shown),
+                    gallery_size=size,
+                    frames_seen=probe.frames_seen,
+                    frames_used=len(probe.used),
+                )
+            )
+        return IdentifyResult(
+            decision,
+            reason,
+            shown,
+            gap,
+            settings.identify_threshold,
+            settings.identify_margin,
+            size,
+            settings.identify_calibrated_for,
+            model,
+            attempt_id,
+            now(),
+            probe,
+            frames,
+            settings.identify_frames if by_frame else 1,
+            agreeing,
+            [warning] if warning else [],
+        )
 
     def prepare_verify(self, store: Store, user: str) -> str:
         """Unknown user, a model mismatch or a store that cannot record the attempt: before any capture."""

@@ -101,11 +101,14 @@ class EnrollResult:
     template: "Template"
     stored: StoredTemplate
     frames: "Frames"
+    # Other people it matched at or above identify_threshold, enrolled anyway (allow_lookalike).
+    lookalikes: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "user": self.user,
             "mode": self.mode,
+            "lookalikes": self.lookalikes,
             "template_id": self.stored.id,
             "model": self.stored.model,
             "created": self.stored.created,

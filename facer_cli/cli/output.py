@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         EnrollResult,
         ExportResult,
         Frames,
+        IdentifyResult,
         InspectResult,
         UserList,
         VerifyResult,
@@ -254,11 +255,14 @@ def enroll_view(result: "EnrollResult", store_path: str, verbose: bool = False) 
     line = Text(f"{verb[result.mode]} ")
     line.append(literal(result.user, "bold"))
     line.append(literal(f": template {result.stored.id}, model {result.stored.model}, in {store_path}"))
-    return Group(
+    parts: list[RenderableType] = [
         frames_view(result.frames, result.template, title=f"enroll {result.user}", verbose=verbose),
         Text(template_summary(result.template)),
         line,
-    )
+    ]
+    for other in result.lookalikes:
+        parts.append(literal(f"recorded as a look-alike of {other['user']!r} ({other['similarity']:.2f})", "yellow"))
+    return Group(*parts)
 
 
 def verify_view(result: "VerifyResult", verbose: bool = False) -> Group:
@@ -271,6 +275,51 @@ def verify_view(result: "VerifyResult", verbose: bool = False) -> Group:
         comparison_text(result.comparison),
         line,
     )
+
+
+DECISION_STYLE = {"identified": "bold green", "unknown": "bold red", "ambiguous": "bold yellow"}
+
+
+def identify_view(result: "IdentifyResult", verbose: bool = False) -> Group:
+    """Frames, the probe, the candidates (best first) and the decision with its reason."""
+    table = Table(
+        title=f"top {len(result.candidates)} of {result.gallery_size} template(s)",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("user", min_width=9, max_width=40)
+    table.add_column("similarity", justify="right")
+    table.add_column("template", justify="right")
+    for rank, candidate in enumerate(result.candidates, start=1):
+        style = "green" if rank == 1 and result.decision == "identified" else ""
+        table.add_row(
+            str(rank),
+            ShortName(candidate.name if candidate.name is not None else f"user {candidate.user_id}", style),
+            f"{candidate.similarity:.4f}",
+            str(candidate.template_id),
+        )
+    line = Text()
+    if result.decision == "identified" and result.user is not None:
+        line.append("IDENTIFIED", DECISION_STYLE["identified"])
+        line.append(" as ")
+        line.append(literal(result.user, "bold"))
+    else:
+        line.append(result.decision.upper(), DECISION_STYLE[result.decision])
+    line.append(
+        f"  (threshold {result.threshold:g}, margin {result.margin:g}"
+        + (f", {result.frames_needed} frames" if result.frames_needed > 1 else "")
+        + ")"
+    )
+    parts: list[RenderableType] = [
+        frames_view(result.frames, result.probe, title="identify", verbose=verbose),
+        Text(template_summary(result.probe, "probe template")),
+    ]
+    if result.candidates:
+        parts.append(table)
+    parts += [line, literal(result.reason), Text(f"attempt {result.attempt_id} recorded", "dim")]
+    return Group(*parts)
 
 
 def capture_view(result: "CaptureResult", verbose: bool = False) -> Group:
@@ -344,6 +393,13 @@ def user_view(details: "UserDetails") -> Group:
         parts.append(attempts)
     else:
         parts.append(Text("no verify attempts yet"))
+    if details.lookalikes:
+        looks = Table(title="look-alikes (enrolled anyway)", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("user", "similarity", "when"):
+            looks.add_column(column)
+        for other in details.lookalikes:
+            looks.add_row(ShortName(other.user), f"{other.similarity:.4f}", local_time(other.created))
+        parts.append(looks)
     return Group(*parts)
 
 
@@ -398,6 +454,19 @@ def doctor_view(info: "DoctorInfo") -> Table:
         "load",
         f"{data['load_seconds']:.2f} s (warm-up {data['warmup_seconds']:.2f} s, total {data['total_seconds']:.2f} s)",
     )
+    gallery = data.get("gallery")
+    if gallery and "templates" in gallery:
+        table.add_row(
+            "identify gallery",
+            literal(
+                f"{gallery['templates']} template(s) of this model; identify_threshold {gallery['identify_threshold']:g} "
+                f"calibrated for {gallery['calibrated_for']}"
+            ),
+        )
+        if gallery["warning"]:
+            table.add_row("  warning", literal(gallery["warning"], "bold yellow"))
+    elif gallery:
+        table.add_row("identify gallery", literal(gallery["error"], "yellow"))
     return table
 
 

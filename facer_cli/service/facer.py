@@ -528,7 +528,29 @@ class Facer:
             onnxruntime.get_available_providers(),
             package_versions(),
             round(time.perf_counter() - started, 3),
+            self._gallery_info(engine.fingerprint),
         )
+
+    def _gallery_info(self, model: str) -> dict[str, Any] | None:
+        """The store's templates of `model` against identify_calibrated_for; None without a store."""
+        from facer_cli.errors import StoreError
+        from facer_cli.service.identify import gallery_warning
+
+        if not self.settings.db_path.exists():
+            return None
+        try:
+            with self.open_store("read") as store:
+                size = store.gallery_size(model)
+        except StoreError as exc:
+            return {"error": exc.public_message}
+        calibrated = self.settings.identify_calibrated_for
+        return {
+            "db": str(self.settings.db_path),
+            "templates": size,
+            "identify_threshold": self.settings.identify_threshold,
+            "calibrated_for": calibrated,
+            "warning": gallery_warning(size, calibrated, self.settings.identify_threshold),
+        }
 
 
 @dataclass

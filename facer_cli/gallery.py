@@ -65,6 +65,10 @@ VERSION_TABLE = "gallery_version"
 DELTA_MIN = 4096
 DELTA_FRACTION = 0.05
 DEAD_FRACTION = 0.10
+# A process that opens the index and finds more new templates than this since the sidecar was
+# written rewrites it, so the next cold start maps them instead of reading them from the store.
+REWRITE_MIN = 1024
+REWRITE_FRACTION = 0.01
 SQL_VARIABLES = 500
 
 
@@ -813,10 +817,12 @@ class GalleryIndex:
     def _sync(self, stamp: dict[str, Any]) -> None:
         """Bring the index to `stamp` (inside a read transaction): the sidecar when it is valid,
         then the changes since it was written; a rebuild when that cannot be done exactly."""
-        if self.gallery is None:
+        cold = self.gallery is None
+        if cold:
             self._map_sidecar()
         if self.gallery is not None and self._catch_up(stamp):
-            return
+            if not cold or len(self.delta) <= max(REWRITE_MIN, REWRITE_FRACTION * len(self.gallery)):
+                return
         self._rebuild()
 
     def _map_sidecar(self) -> bool:

@@ -220,7 +220,8 @@ class Facer:
             frames = self._frames(inputs)
             template = template_for(frames, self.settings, Purpose.ENROLL)
             model = self.model
-            lookalikes = self.lookalikes(template.vector, name, store=opened)
+            known = {other.user for other in opened.lookalikes(name)}  # recorded pairs stop nothing again
+            lookalikes = [c for c in self.lookalikes(template.vector, name, store=opened) if c.name not in known]
             if lookalikes and not allow_lookalike:
                 best = lookalikes[0]
                 raise LookalikeError(

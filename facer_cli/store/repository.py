@@ -417,6 +417,11 @@ class Store(StoreConnection):
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             conn.execute("INSERT INTO pending_erasure (created) VALUES (?)", (now(),))
         erased = self._finish_erasure(wait_s=erasure_wait_s)
+        # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
+        # `identify` rebuilds them from the store, without this user).
+        from facer_cli.gallery import erase_sidecars
+
+        erase_sidecars(self.path)
         return Removal(name, templates, samples, erasure_pending=not erased)
 
     # -- identify: the gallery's size, look-alikes, the identify audit log -----------------
@@ -440,6 +445,14 @@ class Store(StoreConnection):
                 "INSERT INTO lookalikes (user_id, other_user_id, similarity, model, created) VALUES (?, ?, ?, ?, ?)",
                 [(user_id, int(other), float(similarity), model, created) for other, similarity in others],
             )
+
+    def lookalikes(self, user: str) -> List[Lookalike]:
+        """The user's recorded look-alikes ([] for an unknown user)."""
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            user_id = self._user_id(conn, name)
+            return [] if user_id is None else self._lookalikes(conn, user_id)
 
     def _lookalikes(self, conn: sqlite3.Connection, user_id: int) -> List[Lookalike]:
         if not self.has_step(IDENTIFY_STEP):

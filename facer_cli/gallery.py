@@ -476,13 +476,15 @@ def exact_search(
 def store_stamp(conn: sqlite3.Connection, model: str) -> dict[str, Any]:
     """A durable stamp of the model's templates, the same in every process.
 
-    With the `gallery_version` table (m004: per model, inserts and deletes counted by triggers)
-    it is one look-up and says how much changed: {"inserts": i, "deletes": d}. Without it (a
+    With the `gallery_version` table (m004: per model, inserts, deletes and inserts that reused an
+    id, counted by triggers) it is one look-up and says how much changed:
+    {"inserts": i, "deletes": d, "reused": r}. Without it (a
     read-only store of an earlier facer), an aggregate over the model's templates — count, max/sum
     of ids, sum of user ids, the newest `created` — exact but a scan: {"scan": "..."}."""
     if _has_counter(conn):
-        row = conn.execute(f"SELECT inserts, deletes FROM {VERSION_TABLE} WHERE model = ?", (model,)).fetchone()
-        return {"inserts": int(row[0]) if row else 0, "deletes": int(row[1]) if row else 0}
+        row = conn.execute(f"SELECT inserts, deletes, reused FROM {VERSION_TABLE} WHERE model = ?", (model,)).fetchone()
+        inserts, deletes, reused = (int(v) for v in row) if row else (0, 0, 0)
+        return {"inserts": inserts, "deletes": deletes, "reused": reused}
     count, newest, id_sum, user_sum, created = conn.execute(
         "SELECT count(*), coalesce(max(id), 0), total(id), total(user_id), coalesce(max(created), '')"
         " FROM templates WHERE model = ?",
@@ -868,14 +870,18 @@ class GalleryIndex:
 
     def _catch_up(self, stamp: dict[str, Any]) -> bool:
         """Apply the store's inserts and deletes since `self.stamp`; False when that cannot be done
-        exactly (no counter, ids reused, rows added and removed in between) or is too much."""
+        exactly (no counter, an id reused, a row updated) or is too much: the caller rebuilds.
+
+        With no reused id, every template inserted since has an id above `max_id`: those still
+        there are read; the others were inserted and deleted in between. So the deletes counted
+        must be the known rows now missing plus those: anything else means a rebuild."""
         if stamp == self.stamp:
             return True
         if "inserts" not in stamp or "inserts" not in self.stamp or self.gallery is None:
             return False
         inserted = stamp["inserts"] - self.stamp["inserts"]
         deleted = stamp["deletes"] - self.stamp["deletes"]
-        if inserted < 0 or deleted < 0:
+        if inserted < 0 or deleted < 0 or stamp.get("reused") != self.stamp.get("reused"):
             return False
         gallery = self.gallery
         limit = max(DELTA_MIN, int(DELTA_FRACTION * len(gallery)))
@@ -885,10 +891,11 @@ class GalleryIndex:
             "SELECT id, user_id, dimension, vector FROM templates WHERE model = ? AND id > ? ORDER BY id",
             (self.model, self.max_id),
         ).fetchmany(inserted + 1)
-        if len(new_rows) != inserted:
+        if len(new_rows) > inserted:
             return False
+        transient = inserted - len(new_rows)  # inserted and deleted again since
         alive, delta = gallery.alive, self.delta
-        if deleted:
+        if deleted > transient:
             present = np.fromiter(
                 (
                     row[0]
@@ -899,24 +906,22 @@ class GalleryIndex:
                 dtype=np.int64,
             )
             alive_base = np.isin(gallery.template_ids, present, assume_unique=True)
-            if gallery.alive is not None:
-                gone_base = int((gallery.alive & ~alive_base).sum())
-                alive_base &= gallery.alive
-            else:
-                gone_base = int((~alive_base).sum())
+            was_alive = gallery.alive if gallery.alive is not None else np.ones(len(gallery), bool)
+            gone_base = int((was_alive & ~alive_base).sum())
+            alive_base &= was_alive
             keep = np.isin(delta.template_ids, present, assume_unique=True)
-            if gone_base + int((~keep).sum()) != deleted:
+            if gone_base + int((~keep).sum()) + transient != deleted:
                 return False
             if len(gallery) - int(alive_base.sum()) > DEAD_FRACTION * len(gallery):
                 return False
             alive = None if alive_base.all() else alive_base
             delta = Delta(delta.template_ids[keep], delta.user_ids[keep], delta.vectors[keep])
+        elif deleted != transient:
+            return False
         if new_rows:
             dimension = self.dimension or int(new_rows[0][2])
             vectors = _decode(new_rows, dimension)
-            if len(gallery) == 0:
-                self.dimension = dimension
-                delta = Delta.empty(dimension) if len(delta) == 0 else delta
+            self.dimension = dimension
             delta = Delta(
                 np.concatenate([delta.template_ids, [row[0] for row in new_rows]]).astype(np.int64),
                 np.concatenate([delta.user_ids, [row[1] for row in new_rows]]).astype(np.int64),

@@ -276,3 +276,94 @@ def test_writes_that_do_not_touch_templates_keep_the_index(tmp_path):
         conn.close()
         assert index.refresh() is False
         assert index.search(stored_vectors(path)[0], top_k=1)[0].name == "renamed"
+
+
+# -- incremental catch-up ---------------------------------------------------------------
+def counter_store(tmp_path, people_count=40, per_person=3):
+    path = tmp_path / "facer.db"
+    make_store(path, people_count, per_person, counter=True)
+    return path
+
+
+def all_rows(path: Path):
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, user_id, vector FROM templates WHERE model = ? ORDER BY id", (MODEL,)).fetchall()
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+            np.stack([np.frombuffer(r[2], "<f4") for r in rows]))
+
+
+def assert_exact(index: GalleryIndex, path: Path, probes: np.ndarray, top_k: int = 5) -> None:
+    ids, users, vectors = all_rows(path)
+    for probe, found in zip(probes, index.search_batch(probes, top_k)):
+        assert_same(found, exact_search(ids, users, vectors, probe, top_k))
+
+
+def test_inserts_and_deletes_are_caught_up_exactly_without_a_rebuild(tmp_path):
+    path = counter_store(tmp_path)
+    rng = np.random.default_rng(21)
+    with GalleryIndex.open(path, MODEL) as index:
+        assert index.rebuilds == 1
+        conn = sqlite3.connect(path)
+        conn.executemany("INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'u')",
+                         [(u, f"new {u}") for u in (101, 102)])
+        fresh = unit_rows(rng, 3)
+        add_templates(conn, [101, 101, 102], fresh)
+        conn.execute("DELETE FROM templates WHERE user_id IN (3, 7)")  # six rows of the quantised part
+        conn.commit()
+        probes = np.concatenate([fresh, stored_vectors(path)[:4], unit_rows(rng, 3)])
+        assert_exact(index, path, probes)
+        assert (index.rebuilds, index.catch_ups, len(index.delta)) == (1, 1, 3) and len(index) == 117
+        conn.execute("DELETE FROM templates WHERE user_id = 102")  # from the delta
+        conn.commit()
+        conn.close()
+        assert_exact(index, path, probes)
+        assert (index.rebuilds, index.catch_ups, len(index.delta), len(index)) == (1, 2, 2, 116)
+    # A cold open maps the (stale) sidecar and catches up the same way.
+    with GalleryIndex.open(path, MODEL) as cold:
+        assert (cold.rebuilds, cold.catch_ups, len(cold)) == (0, 1, 116)
+        assert_exact(cold, path, probes)
+
+
+def test_a_reused_id_or_a_large_delta_means_a_rebuild(tmp_path, monkeypatch):
+    path = counter_store(tmp_path)
+    rng = np.random.default_rng(22)
+    with GalleryIndex.open(path, MODEL) as index:
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM templates WHERE id = (SELECT max(id) FROM templates)")
+        add_templates(conn, [1], unit_rows(rng, 1))  # takes the deleted row's id
+        conn.commit()
+        assert index.refresh() and index.rebuilds == 2
+        monkeypatch.setattr(g, "DELTA_MIN", 4)
+        monkeypatch.setattr(g, "DELTA_FRACTION", 0.0)
+        add_templates(conn, [2] * 5, unit_rows(rng, 5))
+        conn.commit()
+        conn.close()
+        assert index.refresh() and index.rebuilds == 3 and len(index.delta) == 0 and len(index) == 125
+        assert_exact(index, path, unit_rows(rng, 4))
+
+
+def test_many_removed_rows_mean_a_rebuild(tmp_path):
+    path = counter_store(tmp_path)
+    with GalleryIndex.open(path, MODEL) as index:
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM templates WHERE user_id <= 10")  # a quarter of the rows
+        conn.commit()
+        conn.close()
+        assert index.refresh() and index.rebuilds == 2 and len(index) == 90
+
+
+def test_quantised_path_on_a_face_like_gallery_with_a_delta_equals_float32_search():
+    template_ids, user_ids, vectors, centres = face_like_gallery(8, 500, 3)
+    split = 1200
+    gallery = QuantisedGallery.from_vectors(template_ids[:split], user_ids[:split], vectors[:split])
+    gallery.alive = np.ones(split, bool)
+    gallery.alive[::11] = False
+    delta = g.Delta(template_ids[split:], user_ids[split:], vectors[split:])
+    keep = np.concatenate([gallery.alive, np.ones(len(vectors) - split, bool)])
+    rng = np.random.default_rng(9)
+    probes = np.concatenate([centres[rng.integers(500, size=6)] + 0.6 * unit_rows(rng, 6), unit_rows(rng, 3),
+                             vectors[rng.integers(len(vectors), size=3)]])
+    stats = g.SearchStats()
+    for probe, found in zip(probes, g.search_batch(gallery, probes, 5, delta=delta, stats=stats)):
+        assert_same(found, exact_search(template_ids[keep], user_ids[keep], vectors[keep], probe, 5))
+    assert stats.rescored < 0.1 * stats.scanned  # the bound keeps few rows

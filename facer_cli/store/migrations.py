@@ -116,19 +116,26 @@ def m004_gallery_version_lookalikes_identify_log(db: Database) -> None:
     # What `facer identify` needs from the store. Plain statements, not executescript (which would
     # commit the step's transaction half-way).
     #
-    # gallery_version: per model, how many templates were ever inserted and deleted, kept by
-    # triggers, so the gallery index (`facer_cli.gallery`) sees in two look-ups whether — and how —
-    # the templates changed since its sidecar file was written; an update of a row's content
-    # counts as a delete and an insert.
+    # gallery_version: per model, how many templates were ever inserted and deleted, the highest
+    # id ever inserted, and how many inserts took an id at or below it (SQLite reuses the ids of
+    # deleted newest rows), kept by triggers. The gallery index (`facer_cli.gallery`) sees in one
+    # look-up whether and how the templates changed since its sidecar was written: with no reused
+    # id, every new template has an id above the ones it knows. An update of a row's content
+    # counts as a delete and a reused insert.
     db.execute(
         "CREATE TABLE gallery_version (model TEXT PRIMARY KEY, inserts INTEGER NOT NULL DEFAULT 0,"
-        " deletes INTEGER NOT NULL DEFAULT 0)"
+        " deletes INTEGER NOT NULL DEFAULT 0, high_water INTEGER NOT NULL DEFAULT 0,"
+        " reused INTEGER NOT NULL DEFAULT 0)"
     )
-    db.execute("INSERT INTO gallery_version (model, inserts) SELECT model, count(*) FROM templates GROUP BY model")
+    db.execute(
+        "INSERT INTO gallery_version (model, inserts, high_water)"
+        " SELECT model, count(*), max(id) FROM templates GROUP BY model"
+    )
     db.execute(
         "CREATE TRIGGER gallery_version_insert AFTER INSERT ON templates BEGIN"
         " INSERT OR IGNORE INTO gallery_version (model) VALUES (NEW.model);"
-        " UPDATE gallery_version SET inserts = inserts + 1 WHERE model = NEW.model; END"
+        " UPDATE gallery_version SET inserts = inserts + 1, reused = reused + (NEW.id <= high_water),"
+        " high_water = max(high_water, NEW.id) WHERE model = NEW.model; END"
     )
     db.execute(
         "CREATE TRIGGER gallery_version_delete AFTER DELETE ON templates BEGIN"
@@ -138,7 +145,8 @@ def m004_gallery_version_lookalikes_identify_log(db: Database) -> None:
         "CREATE TRIGGER gallery_version_update AFTER UPDATE OF id, user_id, vector, dimension, model ON templates BEGIN"
         " UPDATE gallery_version SET deletes = deletes + 1 WHERE model = OLD.model;"
         " INSERT OR IGNORE INTO gallery_version (model) VALUES (NEW.model);"
-        " UPDATE gallery_version SET inserts = inserts + 1 WHERE model = NEW.model; END"
+        " UPDATE gallery_version SET inserts = inserts + 1, reused = reused + 1,"
+        " high_water = max(high_water, NEW.id) WHERE model = NEW.model; END"
     )
     # Pairs of users whose templates matched at or above identify_threshold when the second was
     # enrolled anyway (a look-alike, or one person twice): `users show` lists them.

@@ -664,6 +664,8 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
             )
         )
         parts.extend(toml.splitlines())
+    if result.identify is not None:
+        parts.extend(identify_evaluation_view(result.identify))
     parts.append(
         Text(
             f"{result.images} images in {result.embed_seconds:.1f} s "
@@ -671,6 +673,73 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
             "dim",
         )
     )
+    return parts
+
+
+def identify_evaluation_view(outcome: Any) -> list[RenderableType | str]:
+    """The identify protocol's table, notes and facer.toml lines."""
+    mated, non_mated = outcome.mated, outcome.non_mated
+    counts = outcome.counts(outcome.threshold, outcome.margin)
+    m, n = counts["mated"], counts["non_mated"]
+    table = Table(
+        title=f"identify (1:N) at identify_threshold {outcome.threshold:g} / identify_margin {outcome.margin:g}",
+        header_style="bold",
+    )
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    rows = [
+        ("gallery", f"{outcome.templates} template(s) of k={outcome.k} image(s), {len(outcome.enrolled)} identities"),
+        (
+            "searches (mated / non-mated)",
+            f"{len(mated)} / {len(non_mated)} ({len(outcome.kept_out)} identities kept out)",
+        ),
+        ("rank-1 identification rate", _rate_cell(outcome.rank1, sum(s.best == s.mate for s in mated), len(mated))),
+        (
+            "FPIR: stranger named",
+            _rate_cell(outcome.fpir(outcome.threshold), n["identified"] + n["ambiguous"], len(non_mated)),
+        ),
+        (
+            "FNIR: mate missed at rank 1",
+            _rate_cell(
+                outcome.fnir(outcome.threshold),
+                len(mated) - sum(s.best == s.mate and s.best_score >= outcome.threshold for s in mated),
+                len(mated),
+            ),
+        ),
+        (
+            "ambiguous (all searches)",
+            _rate_cell(
+                outcome.ambiguous_rate(outcome.threshold, outcome.margin),
+                m["ambiguous"] + n["ambiguous"],
+                len(mated) + len(non_mated),
+            ),
+        ),
+        (
+            "mated: right / wrong / unknown / ambiguous",
+            f"{m['identified_right']} / {m['identified_wrong']} / {m['unknown']} / {m['ambiguous']}",
+        ),
+        ("non-mated: named / unknown / ambiguous", f"{n['identified']} / {n['unknown']} / {n['ambiguous']}"),
+    ]
+    for point in outcome.fnir_at_fpir:
+        rows.append(
+            (
+                f"FNIR @ FPIR {point.fpir:g}",
+                f"{_pct(point.fnir)} (≥ {point.threshold:.4f})"
+                if point.supported
+                else f"– ({point.to_dict()['note']})",
+            )
+        )
+    for name, value in rows:
+        table.add_row(name, value)
+    parts: list[RenderableType | str] = [table]
+    for failure in outcome.failures:
+        parts.append(literal(f"  template of {failure} not built: its images are non-mated searches", "yellow"))
+    for note in outcome.notes:
+        parts.append(literal(f"* {note}", "yellow"))
+    toml = outcome.toml()
+    if toml:
+        parts.append(Text(f"facer.toml, from the identify protocol (FPIR ≤ {outcome.target_fpir:g}):", "bold"))
+        parts.extend(toml.splitlines())
     return parts
 
 

@@ -415,43 +415,52 @@ def candidate_rows(
     a row whose upper bound is below T is either not its person's best or its person is not in
     the top_k: dropping it changes nothing.
 
-    T is found without sorting the gallery: take the rows whose upper bound reaches a cut below the
-    best upper bound; if T over those rows is at least the cut, no other row can change it (their
-    lower bounds are below the cut); otherwise lower the cut and try again."""
+    T is found without sorting the gallery: the rows whose lower bound reaches a cut near the top
+    are taken, the cut lowered until they hold top_k people; T over them is exact, since every
+    person whose best lower bound is at least the cut (so at least T) is among them."""
     known = known or {}
     total = lower.shape[0]
-    if total == 0:
+    alive = np.isfinite(lower)
+    if total == 0 or not alive.any():
         return np.arange(0)
-    finite = upper[np.isfinite(upper)]
-    if finite.size == 0:
-        return np.arange(0)
-    top, floor = float(finite.max()), float(finite.min())
-    step = 0.05
+    # The cut is guessed from a sample of the lower bounds (so that about `wanted` rows reach it),
+    # checked on every row, and lowered while the rows that reach it hold fewer than top_k people.
+    stride = max(1, total // 8192)
+    sample = np.sort(lower[::stride][np.isfinite(lower[::stride])])[::-1]
+    wanted = max(64, 16 * top_k)
     while True:
-        cut = top - step
-        rows = np.flatnonzero(upper >= cut) if cut > floor else np.flatnonzero(np.isfinite(upper))
-        threshold = _kth_person_lower_bound(lower[rows], user_ids[rows], top_k, known)
-        if cut <= floor:
+        position = wanted // stride
+        everything = position >= sample.shape[0]
+        cut = -np.inf if everything else float(sample[position])
+        rows = np.flatnonzero(lower >= cut) if not everything else np.flatnonzero(alive)
+        users = user_ids[rows]
+        present = set(np.unique(users).tolist())
+        people = len(present) + sum(1 for u, v in known.items() if v >= cut and u not in present)
+        if people >= top_k or everything:
             break
-        if threshold is not None and threshold >= cut:
-            break
-        step *= 4
+        wanted *= 4
+    threshold = _kth_person_lower_bound(lower[rows], users, top_k, {u: v for u, v in known.items() if v >= cut})
     if threshold is None:  # fewer than top_k people in the whole gallery: all of them
-        return np.flatnonzero(np.isfinite(upper))
+        return np.flatnonzero(alive)
     return np.flatnonzero(upper >= threshold)
 
 
 def _kth_person_lower_bound(
     lower: np.ndarray, user_ids: np.ndarray, top_k: int, known: dict[int, float]
 ) -> float | None:
+    if known:
+        lower = np.concatenate([lower, np.fromiter(known.values(), np.float64, len(known))])
+        user_ids = np.concatenate([user_ids, np.fromiter(known.keys(), np.int64, len(known))])
+    if lower.shape[0] < top_k:
+        return None
     order = np.lexsort((-lower, user_ids))  # per person, best lower bound first
+    users = user_ids[order]
     first_of_person = np.ones(order.shape[0], dtype=bool)
-    first_of_person[1:] = user_ids[order][1:] != user_ids[order][:-1]
-    best = dict(zip(user_ids[order][first_of_person].tolist(), lower[order][first_of_person].tolist(), strict=True))
-    for user, score in known.items():
-        best[user] = max(best.get(user, -np.inf), score)
-    per_person = sorted(best.values(), reverse=True)
-    return float(per_person[top_k - 1]) if len(per_person) >= top_k else None
+    first_of_person[1:] = users[1:] != users[:-1]
+    per_person = lower[order][first_of_person]
+    if per_person.shape[0] < top_k:
+        return None
+    return float(np.partition(per_person, per_person.shape[0] - top_k)[per_person.shape[0] - top_k])
 
 
 def exact_search(

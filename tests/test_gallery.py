@@ -367,3 +367,23 @@ def test_quantised_path_on_a_face_like_gallery_with_a_delta_equals_float32_searc
     for probe, found in zip(probes, g.search_batch(gallery, probes, 5, delta=delta, stats=stats)):
         assert_same(found, exact_search(template_ids[keep], user_ids[keep], vectors[keep], probe, 5))
     assert stats.rescored < 0.1 * stats.scanned  # the bound keeps few rows
+
+
+def test_the_hand_made_scan_model_is_the_one_onnx_helper_builds():
+    import onnx
+    from onnx import TensorProto, helper
+
+    codes = TensorProto(name="codes", data_type=TensorProto.INT8, dims=[512, 1000])
+    codes.external_data.add(key="location", value="gallery-codes")
+    codes.data_location = TensorProto.EXTERNAL
+    zero_point = TensorProto(name="probe_zero_point", data_type=TensorProto.UINT8, raw_data=bytes([g.PROBE_ZERO_POINT]))
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["probe", "codes", "probe_zero_point"], ["dots"])],
+        "gallery_scan",
+        [helper.make_tensor_value_info("probe", TensorProto.UINT8, ["probes", 512])],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["probes", 1000])],
+        initializer=[zero_point, codes],
+    )
+    expected = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    expected.ir_version = 8
+    assert onnx.ModelProto.FromString(g._matmul_integer_model(512, 1000)) == expected

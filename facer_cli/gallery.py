@@ -935,15 +935,12 @@ class GalleryIndex:
         transient = inserted - len(new_rows)  # inserted and deleted again since
         alive, delta = gallery.alive, self.delta
         if deleted > transient:
-            present = np.fromiter(
-                (
-                    row[0]
-                    for row in self.conn.execute(
-                        "SELECT id FROM templates WHERE model = ? AND id <= ?", (self.model, self.max_id)
-                    )
-                ),
-                dtype=np.int64,
-            )
+            # The ids still there, as one text joined inside SQLite and parsed by numpy: iterating a
+            # million rows in Python would take seconds.
+            joined = self.conn.execute(
+                "SELECT group_concat(id) FROM templates WHERE model = ? AND id <= ?", (self.model, self.max_id)
+            ).fetchone()[0]
+            present = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.empty(0, np.int64)
             alive_base = np.isin(gallery.template_ids, present, assume_unique=True)
             was_alive = gallery.alive if gallery.alive is not None else np.ones(len(gallery), bool)
             gone_base = int((was_alive & ~alive_base).sum())

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from facer_cli import gallery as g
-from facer_cli.store import Store
 from facer_cli.gallery import (
     Candidate,
     GalleryIndex,
@@ -21,6 +20,7 @@ from facer_cli.gallery import (
     exact_search,
     search,
 )
+from facer_cli.store import Store
 
 MODEL = "test-model-fingerprint"
 DIMENSION = 512
@@ -62,7 +62,7 @@ def test_quantised_search_equals_exact_search(seed, people, per_person):
     ])
     expected = [exact_search(template_ids, user_ids, vectors, probe, 20) for probe in probes]
     for top_k in (1, 5, 20):
-        for probe, found, best in zip(probes, g.search_batch(gallery, probes, top_k), expected):
+        for probe, found, best in zip(probes, g.search_batch(gallery, probes, top_k), expected, strict=False):
             assert_same(found, best[:top_k])
             float32_scores = vectors @ probe  # plain float32 numpy agrees to 1e-6 as well
             assert abs(float(float32_scores.max()) - found[0].similarity) < 1e-6
@@ -158,7 +158,7 @@ def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: in
 def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODEL) -> None:
     conn.executemany(
         "INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (?, ?, ?, ?, datetime('now'))",
-        [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors)],
+        [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors, strict=False)],
     )
 
 
@@ -294,7 +294,7 @@ def all_rows(path: Path):
 
 def assert_exact(index: GalleryIndex, path: Path, probes: np.ndarray, top_k: int = 5) -> None:
     ids, users, vectors = all_rows(path)
-    for probe, found in zip(probes, index.search_batch(probes, top_k)):
+    for probe, found in zip(probes, index.search_batch(probes, top_k), strict=False):
         assert_same(found, exact_search(ids, users, vectors, probe, top_k))
 
 
@@ -364,7 +364,7 @@ def test_quantised_path_on_a_face_like_gallery_with_a_delta_equals_float32_searc
     probes = np.concatenate([centres[rng.integers(500, size=6)] + 0.6 * unit_rows(rng, 6), unit_rows(rng, 3),
                              vectors[rng.integers(len(vectors), size=3)]])
     stats = g.SearchStats()
-    for probe, found in zip(probes, g.search_batch(gallery, probes, 5, delta=delta, stats=stats)):
+    for probe, found in zip(probes, g.search_batch(gallery, probes, 5, delta=delta, stats=stats), strict=False):
         assert_same(found, exact_search(template_ids[keep], user_ids[keep], vectors[keep], probe, 5))
     assert stats.rescored < 0.1 * stats.scanned  # the bound keeps few rows
 

@@ -153,7 +153,7 @@ import sys, sqlite3, numpy as np
 from pathlib import Path
 db, model, probe = Path(sys.argv[1]), sys.argv[2], np.load(sys.argv[3])
 with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-        count = conn.execute("SELECT count(*) FROM templates WHERE model = ?", (model,)).fetchone()[0]
+    count = conn.execute("SELECT count(*) FROM templates WHERE model = ?", (model,)).fetchone()[0]
     ids, matrix = np.empty(count, np.int64), np.empty((count, probe.shape[0]), np.float32)
     cursor, start = conn.execute("SELECT id, vector FROM templates WHERE model = ? ORDER BY id", (model,)), 0
     while rows := cursor.fetchmany(20000):

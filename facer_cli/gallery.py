@@ -400,7 +400,8 @@ def search_batch(
             approx, bound = score_bounds(
                 all_dots[2 * index : 2 * index + 2], quantised[index], base.scales, base.error_norms, base.max_row_norm
             )
-            lower, upper = approx - bound, approx + bound
+            lower = np.subtract(approx, bound)
+            upper = np.add(approx, bound, out=approx)  # approx is kept for the rows re-scored only
             if base.alive is not None:
                 lower[~base.alive] = -np.inf
                 upper[~base.alive] = -np.inf
@@ -410,7 +411,7 @@ def search_batch(
             exact = vectors.astype(np.float64) @ probe.astype(np.float64)
             stats.rescored += len(rows)
             # A row outside its own bound: the codes do not describe the row the store holds.
-            if np.any(np.abs(exact - approx[rows]) > bound[rows]):
+            if np.any(np.abs(exact - (upper[rows] - bound[rows])) > bound[rows] + SCORE_SLACK):
                 raise _Resync("a template's codes do not match the store")
             found += zip(exact.tolist(), base.template_ids[rows].tolist(), base.user_ids[rows].tolist(), strict=True)
         results.append(best_per_person(found, top_k))
@@ -450,8 +451,7 @@ def candidate_rows(
     person whose best lower bound is at least the cut (so at least T) is among them."""
     known = known or {}
     total = lower.shape[0]
-    alive = np.isfinite(lower)
-    if total == 0 or not alive.any():
+    if total == 0 or not np.isfinite(lower.max()):  # masked rows are -inf: all of them, or none left
         return np.arange(0)
     # The cut is guessed from a sample of the lower bounds (so that about `wanted` rows reach it),
     # checked on every row, and lowered while the rows that reach it hold fewer than top_k people.
@@ -462,7 +462,7 @@ def candidate_rows(
         position = wanted // stride
         everything = position >= sample.shape[0]
         cut = -np.inf if everything else float(sample[position])
-        rows = np.flatnonzero(lower >= cut) if not everything else np.flatnonzero(alive)
+        rows = np.flatnonzero(lower >= cut) if not everything else np.flatnonzero(np.isfinite(lower))
         users = user_ids[rows]
         present = set(np.unique(users).tolist())
         people = len(present) + sum(1 for u, v in known.items() if v >= cut and u not in present)
@@ -471,7 +471,7 @@ def candidate_rows(
         wanted *= 4
     threshold = _kth_person_lower_bound(lower[rows], users, top_k, {u: v for u, v in known.items() if v >= cut})
     if threshold is None:  # fewer than top_k people in the whole gallery: all of them
-        return np.flatnonzero(alive)
+        return np.flatnonzero(np.isfinite(lower))
     return np.flatnonzero(upper >= threshold)
 
 

@@ -227,11 +227,13 @@ def test_identify_warns_when_the_gallery_outgrew_the_calibration(gallery_of_peop
     done = run("identify", held_out["rose_leslie"], "--db", tmp_path / "facer.db")
     assert done.exit_code == 0 and "warning" not in done.stderr
     config = tmp_path / "facer.toml"
-    config.write_text("identify_calibrated_for = 3\n")
-    warned = run("--config", config, "identify", held_out["rose_leslie"], "--db", tmp_path / "facer.db")
+    config.write_text(f"identify_calibrated_for = 3\ndb = {str(tmp_path / 'facer.db')!r}\n")
+    warned = run("--config", config, "identify", held_out["rose_leslie"])
     assert warned.exit_code == 0 and "calibrated for" in warned.stderr
     doctor, data = run_json("--config", config, "doctor")
-    assert doctor.exit_code == 0 and data["gallery"] is None or "templates" in (data["gallery"] or {})
+    assert doctor.exit_code == 0 and data["gallery"]["templates"] == 5 and data["gallery"]["calibrated_for"] == 3
+    assert "more than the 3" in data["gallery"]["warning"]
+    assert "calibrated for 3" in run("--config", config, "doctor").stdout
 
 
 def test_verdict_codes_are_no_error_codes():

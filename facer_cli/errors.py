@@ -125,6 +125,11 @@ class UserExistsError(FacerError):
     """The user is already enrolled and the mode asks for a new user."""
 
 
+class LookalikeError(UserExistsError):
+    """The template to enroll matches another enrolled person at or above identify_threshold:
+    one person enrolled twice, or a look-alike."""
+
+
 class ModelMismatchError(FacerError):
     """Templates made by different models cannot be compared, or a vector does not fit its model."""
 

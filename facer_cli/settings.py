@@ -191,6 +191,35 @@ class Settings(EngineFields):
     cosine_threshold_low: float = Field(
         0.30, ge=-1, le=1, description="No match below this cosine similarity (-1 to 1)."
     )
+    # 1:N identification (`facer identify`)
+    identify_threshold: float = Field(
+        0.50,
+        ge=-1,
+        le=1,
+        description="`facer identify` names a person only at or above this cosine similarity (-1 to 1); stricter "
+        "than cosine_threshold_high because a probe meets every template: false identifications ≈ N × FAR.",
+    )
+    identify_margin: float = Field(
+        0.10,
+        ge=0,
+        le=2,
+        description="… and only when the best person beats the best *other* person by at least this much "
+        "(else: ambiguous).",
+    )
+    identify_frames: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="With a camera: name a person only when this many accepted frames each identify them on their own.",
+    )
+    identify_top: int = Field(5, ge=1, le=100, description="Candidates `facer identify` lists (--top).")
+    identify_calibrated_for: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Templates of the current model identify_threshold was calibrated for (`facer evaluate "
+        "--protocol identify` recommends both); `identify` and `doctor` warn when the gallery is larger.",
+    )
     # Frame sources
     max_frames: int = Field(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
     max_images: int = Field(5, ge=1, le=10_000, description="Images taken from each folder for a template.")

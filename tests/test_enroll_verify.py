@@ -311,7 +311,8 @@ CHILD = textwrap.dedent("""
         time.sleep(0.005)
     for i in range(20):
         with facer.open_store() as store:  # a connection per enrollment, as separate runs would
-            facer.enroll(f"{prefix} {i}", frames, store=store)
+            # One face under 40 names: look-alikes by design (the check still searches the gallery).
+            facer.enroll(f"{prefix} {i}", frames, store=store, allow_lookalike=True)
             assert facer.verify(f"{prefix} {i}", frames, store=store).band.value == "match"
     print("done", flush=True)
 """)

@@ -20,20 +20,10 @@ from facer_cli.gallery import (
     exact_search,
     search,
 )
+from facer_cli.store import Store
 
 MODEL = "test-model-fingerprint"
 DIMENSION = 512
-SCHEMA = """
-CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
-CREATE UNIQUE INDEX idx_users_name ON users (name);
-CREATE TABLE templates (
-    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), vector BLOB NOT NULL,
-    dimension INTEGER NOT NULL, model TEXT NOT NULL, frames_seen INTEGER, frames_used INTEGER, outliers INTEGER,
-    mean_quality FLOAT, source TEXT, created TEXT NOT NULL
-);
-CREATE INDEX idx_templates_user_id ON templates (user_id);
-CREATE INDEX idx_templates_model ON templates (model);
-"""
 
 
 def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
@@ -72,7 +62,7 @@ def test_quantised_search_equals_exact_search(seed, people, per_person):
     ])
     expected = [exact_search(template_ids, user_ids, vectors, probe, 20) for probe in probes]
     for top_k in (1, 5, 20):
-        for probe, found, best in zip(probes, g.search_batch(gallery, probes, top_k), expected):
+        for probe, found, best in zip(probes, g.search_batch(gallery, probes, top_k), expected, strict=False):
             assert_same(found, best[:top_k])
             float32_scores = vectors @ probe  # plain float32 numpy agrees to 1e-6 as well
             assert abs(float(float32_scores.max()) - found[0].similarity) < 1e-6
@@ -88,7 +78,7 @@ def test_error_bound_holds_for_every_row_even_for_spiky_vectors():
     gallery = QuantisedGallery.from_vectors(np.arange(3000), np.arange(3000), vectors)
     for probe in [unit_rows(rng, 1)[0], vectors[5], np.eye(DIMENSION, dtype=np.float32)[0]]:
         quantised = g.quantise_probe(probe)
-        approx, bound = g.score_bounds(gallery.scan(quantised.codes[None])[0], quantised, gallery.scales,
+        approx, bound = g.score_bounds(gallery.scan(quantised.codes), quantised, gallery.scales,
                                        gallery.error_norms, gallery.max_row_norm)
         exact = vectors.astype(np.float64) @ probe.astype(np.float64)
         assert (np.abs(exact - approx) <= bound).all()
@@ -149,10 +139,14 @@ def test_second_template_of_the_same_person_is_no_competitor():
 
 # -- the index over a store, and its sidecar -------------------------------------------
 def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: int = 0, counter: bool = True):
+    """A real store (every migration), filled directly; without `counter`, as an earlier facer left it."""
     _, user_ids, vectors, _ = face_like_gallery(seed, people_count, per_person)
+    Store(path, access="create").close()
     conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA + (g.VERSION_DDL if counter else ""))
-    conn.execute("PRAGMA journal_mode = WAL")
+    if not counter:
+        for trigger in ("insert", "delete", "update"):
+            conn.execute(f"DROP TRIGGER gallery_version_{trigger}")
+        conn.execute("DROP TABLE gallery_version")
     conn.executemany("INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'u')",
                      [(u, f"person {u}") for u in range(1, people_count + 1)])
     add_templates(conn, user_ids, vectors)
@@ -164,8 +158,14 @@ def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: in
 def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODEL) -> None:
     conn.executemany(
         "INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (?, ?, ?, ?, datetime('now'))",
-        [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors)],
+        [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors, strict=False)],
     )
+
+
+def stored_vectors(path: Path) -> np.ndarray:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT vector FROM templates ORDER BY id").fetchall()
+    return np.stack([np.frombuffer(row[0], "<f4") for row in rows])
 
 
 @pytest.fixture(params=[True, False], ids=["counter-stamp", "scan-stamp"])
@@ -178,7 +178,7 @@ def store(tmp_path, request):
 def test_index_answers_with_names_and_writes_a_private_sidecar(store):
     with GalleryIndex.open(store, MODEL) as index:
         assert len(index) == 60 and index.rebuilds == 1
-        probe = index.gallery.vectors[10].copy()
+        probe = stored_vectors(store)[10]
         found = index.search(probe, top_k=3)
         assert found[0].template_id == 11 and found[0].name == "person 6"
     sidecar = g.sidecar_path(store, MODEL)
@@ -213,7 +213,7 @@ def test_damaged_sidecar_is_rebuilt_never_trusted(store, damage):
     damage(g.sidecar_path(store, MODEL))
     with GalleryIndex.open(store, MODEL) as index:
         assert index.rebuilds == 1 and len(index) == 60
-        assert g.sidecar_problem(os.open(index.sidecar, os.O_RDONLY), MODEL, index.stamp) is None
+        assert g.sidecar_problem(os.open(index.sidecar, os.O_RDONLY), MODEL) is None
 
 
 def test_sidecar_of_another_model_is_not_used(store):
@@ -275,4 +275,115 @@ def test_writes_that_do_not_touch_templates_keep_the_index(tmp_path):
         conn.commit()
         conn.close()
         assert index.refresh() is False
-        assert index.search(index.gallery.vectors[0].copy(), top_k=1)[0].name == "renamed"
+        assert index.search(stored_vectors(path)[0], top_k=1)[0].name == "renamed"
+
+
+# -- incremental catch-up ---------------------------------------------------------------
+def counter_store(tmp_path, people_count=40, per_person=3):
+    path = tmp_path / "facer.db"
+    make_store(path, people_count, per_person, counter=True)
+    return path
+
+
+def all_rows(path: Path):
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, user_id, vector FROM templates WHERE model = ? ORDER BY id", (MODEL,)).fetchall()
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+            np.stack([np.frombuffer(r[2], "<f4") for r in rows]))
+
+
+def assert_exact(index: GalleryIndex, path: Path, probes: np.ndarray, top_k: int = 5) -> None:
+    ids, users, vectors = all_rows(path)
+    for probe, found in zip(probes, index.search_batch(probes, top_k), strict=False):
+        assert_same(found, exact_search(ids, users, vectors, probe, top_k))
+
+
+def test_inserts_and_deletes_are_caught_up_exactly_without_a_rebuild(tmp_path):
+    path = counter_store(tmp_path)
+    rng = np.random.default_rng(21)
+    with GalleryIndex.open(path, MODEL) as index:
+        assert index.rebuilds == 1
+        conn = sqlite3.connect(path)
+        conn.executemany("INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'u')",
+                         [(u, f"new {u}") for u in (101, 102)])
+        fresh = unit_rows(rng, 3)
+        add_templates(conn, [101, 101, 102], fresh)
+        conn.execute("DELETE FROM templates WHERE user_id IN (3, 7)")  # six rows of the quantised part
+        conn.commit()
+        probes = np.concatenate([fresh, stored_vectors(path)[:4], unit_rows(rng, 3)])
+        assert_exact(index, path, probes)
+        assert (index.rebuilds, index.catch_ups, len(index.delta)) == (1, 1, 3) and len(index) == 117
+        conn.execute("DELETE FROM templates WHERE user_id = 102")  # from the delta
+        conn.commit()
+        conn.close()
+        assert_exact(index, path, probes)
+        assert (index.rebuilds, index.catch_ups, len(index.delta), len(index)) == (1, 2, 2, 116)
+    # A cold open maps the (stale) sidecar and catches up the same way.
+    with GalleryIndex.open(path, MODEL) as cold:
+        assert (cold.rebuilds, cold.catch_ups, len(cold)) == (0, 1, 116)
+        assert_exact(cold, path, probes)
+
+
+def test_a_reused_id_or_a_large_delta_means_a_rebuild(tmp_path, monkeypatch):
+    path = counter_store(tmp_path)
+    rng = np.random.default_rng(22)
+    with GalleryIndex.open(path, MODEL) as index:
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM templates WHERE id = (SELECT max(id) FROM templates)")
+        add_templates(conn, [1], unit_rows(rng, 1))  # takes the deleted row's id
+        conn.commit()
+        assert index.refresh() and index.rebuilds == 2
+        monkeypatch.setattr(g, "DELTA_MIN", 4)
+        monkeypatch.setattr(g, "DELTA_FRACTION", 0.0)
+        add_templates(conn, [2] * 5, unit_rows(rng, 5))
+        conn.commit()
+        conn.close()
+        assert index.refresh() and index.rebuilds == 3 and len(index.delta) == 0 and len(index) == 125
+        assert_exact(index, path, unit_rows(rng, 4))
+
+
+def test_many_removed_rows_mean_a_rebuild(tmp_path):
+    path = counter_store(tmp_path)
+    with GalleryIndex.open(path, MODEL) as index:
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM templates WHERE user_id <= 10")  # a quarter of the rows
+        conn.commit()
+        conn.close()
+        assert index.refresh() and index.rebuilds == 2 and len(index) == 90
+
+
+def test_quantised_path_on_a_face_like_gallery_with_a_delta_equals_float32_search():
+    template_ids, user_ids, vectors, centres = face_like_gallery(8, 500, 3)
+    split = 1200
+    gallery = QuantisedGallery.from_vectors(template_ids[:split], user_ids[:split], vectors[:split])
+    gallery.alive = np.ones(split, bool)
+    gallery.alive[::11] = False
+    delta = g.Delta(template_ids[split:], user_ids[split:], vectors[split:])
+    keep = np.concatenate([gallery.alive, np.ones(len(vectors) - split, bool)])
+    rng = np.random.default_rng(9)
+    probes = np.concatenate([centres[rng.integers(500, size=6)] + 0.6 * unit_rows(rng, 6), unit_rows(rng, 3),
+                             vectors[rng.integers(len(vectors), size=3)]])
+    stats = g.SearchStats()
+    for probe, found in zip(probes, g.search_batch(gallery, probes, 5, delta=delta, stats=stats), strict=False):
+        assert_same(found, exact_search(template_ids[keep], user_ids[keep], vectors[keep], probe, 5))
+    assert stats.rescored < 0.1 * stats.scanned  # the bound keeps few rows
+
+
+def test_the_hand_made_scan_model_is_the_one_onnx_helper_builds():
+    import onnx
+    from onnx import TensorProto, helper
+
+    codes = TensorProto(name="codes", data_type=TensorProto.INT8, dims=[512, 1000])
+    codes.external_data.add(key="location", value="gallery-codes")
+    codes.data_location = TensorProto.EXTERNAL
+    zero_point = TensorProto(name="probe_zero_point", data_type=TensorProto.UINT8, raw_data=bytes([g.PROBE_ZERO_POINT]))
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["probe", "codes", "probe_zero_point"], ["dots"])],
+        "gallery_scan",
+        [helper.make_tensor_value_info("probe", TensorProto.UINT8, ["probes", 512])],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["probes", 1000])],
+        initializer=[zero_point, codes],
+    )
+    expected = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    expected.ir_version = 8
+    assert onnx.ModelProto.FromString(g._matmul_integer_model(512, 1000)) == expected

@@ -334,7 +334,8 @@ def test_http_json_is_the_cli_json(client, bundled_images, tmp_path):
     assert by_http["similarity"] == by_cli["similarity"] and by_http["band"] == by_cli["band"] == "match"
     assert by_http["attempt_id"] == by_cli["attempt_id"] + 1  # one audit log
 
-    cli_enroll = CliRunner().invoke(cli_app, ["enroll", "yao2", str(yao), str(flipped), str(yao), "--db", str(db), "--json"])
+    cli_enroll = CliRunner().invoke(cli_app, ["enroll", "yao2", str(yao), str(flipped), str(yao), "--db", str(db), "--json",
+                                                "--allow-lookalike"])  # the same face: a look-alike of yao
     assert cli_enroll.exit_code == 0, cli_enroll.output
     assert set(json.loads(cli_enroll.stdout)) == set(enrolled.json())
 
@@ -344,7 +345,8 @@ def test_api_key_is_required_everywhere_but_health(client_for, bundled_images):
     client = client_for(api_key=KEY)
     assert client.get("/health").json()["api_key_required"] is True
     for method, path in [("get", "/users"), ("get", "/users/x"), ("delete", "/users/x"), ("post", "/token/generate"),
-                         ("post", "/compare"), ("post", "/users/x/enroll"), ("post", "/users/x/verify")]:
+                         ("post", "/compare"), ("post", "/users/x/enroll"), ("post", "/users/x/verify"),
+                         ("post", "/identify")]:
         response = client.request(method, path)
         assert_error(response, 401, "AuthenticationError", "missing X-API-Key")
         assert "X-API-Key" in response.headers["www-authenticate"]

@@ -11,13 +11,14 @@ from facer_cli.cli import (
     doctor_cmd,
     enroll_cmd,
     evaluate_cmd,
+    identify_cmd,
     inspect_cmd,
     serve_cmd,
     users_cmd,
 )
 
 START = "Start here"
-STORE = "Enroll and verify"
+STORE = "Enroll, verify and identify"
 MEASURE = "Look and measure"
 RUN = "Serve and set up"
 
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo", rich_help_panel=START)(demo_cmd.demo_command)
     app.command("enroll", rich_help_panel=STORE)(enroll_cmd.enroll_command)
     app.command("verify", rich_help_panel=STORE)(enroll_cmd.verify_command)
+    app.command("identify", rich_help_panel=STORE)(identify_cmd.identify_command)
     app.add_typer(users_cmd.users_app, name="users", rich_help_panel=STORE)
     app.command("capture", rich_help_panel=STORE)(enroll_cmd.capture_command)
     app.command("inspect", rich_help_panel=MEASURE)(inspect_cmd.inspect_command)

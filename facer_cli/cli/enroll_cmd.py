@@ -203,6 +203,14 @@ def enroll_command(
     camera: CameraOption = False,
     replace: ReplaceOption = False,
     add: AddOption = False,
+    allow_lookalike: Annotated[
+        bool,
+        typer.Option(
+            "--allow-lookalike",
+            help="Enroll even when the template matches another enrolled person at or above identify_threshold "
+            "(a look-alike, not the same person twice); the pair is recorded.",
+        ),
+    ] = False,
     db: DbOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -218,8 +226,9 @@ def enroll_command(
 ) -> None:
     """Enroll a person from images, folders or a camera: per-frame table, then the template kept in the store.
 
-    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add),
-    13 not live (--liveness). In Python: Facer(settings).enroll(user, paths, mode=...).
+    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add) or looks like
+    another enrolled person (use --allow-lookalike), 13 not live (--liveness).
+    In Python: Facer(settings).enroll(user, paths, mode=...).
     """
     from facer_cli.service import Facer
 
@@ -231,7 +240,7 @@ def enroll_command(
         name = facer.check_enrollable(store, user, mode)
         frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
         try:
-            result = facer.enroll(name, frames, mode=mode, store=store)
+            result = facer.enroll(name, frames, mode=mode, allow_lookalike=allow_lookalike, store=store)
         except TooFewFramesError:
             explain_failure(frames, json_output, verbose)
             raise

@@ -1,8 +1,8 @@
 """The CLI's one error table: each error class to an exit code and a hint in the CLI's own words.
 
 Resolved by class (the nearest entry along the class's ancestry), so every error —
-also one defined later — gets a code. No error ever exits 1 or 3: those mean
-"no match" and "uncertain". The README's exit-code table is made from `EXIT_CODES`
+also one defined later — gets a code. No error ever exits 1, 3, 15 or 16: those are
+verdicts ("no match", "uncertain", and `identify`'s "unknown" and "ambiguous"). The README's exit-code table is made from `EXIT_CODES`
 (a test keeps them equal).
 """
 
@@ -17,12 +17,17 @@ EXIT_NO_MATCH = 1
 EXIT_USAGE = 2
 EXIT_UNCERTAIN = 3
 EXIT_CANCELLED = 11
+EXIT_IDENTIFIED = 0
+EXIT_UNKNOWN_PERSON = 15
+EXIT_AMBIGUOUS = 16
+# Verdicts, not errors: no error class may map to these.
+VERDICT_CODES = frozenset({EXIT_NO_MATCH, EXIT_UNCERTAIN, EXIT_UNKNOWN_PERSON, EXIT_AMBIGUOUS})
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 # Every exit code facer uses, with its meaning (the README's table).
 EXIT_CODES: dict[int, str] = {
-    0: "success; for `compare` and `verify`: match",
+    0: "success; for `compare` and `verify`: match; for `identify`: identified",
     1: "no match",
     2: "usage error, bad setting (`facer.toml`, `FACER_*`, flag), bad user name, or a missing optional extra",
     3: "uncertain (similarity between the two thresholds)",
@@ -31,7 +36,8 @@ EXIT_CODES: dict[int, str] = {
     5: "unknown user",
     6: "store error: the database is locked beyond `db_busy_timeout_s`, read-only, corrupt, not a facer database, "
     "or from a newer facer",
-    7: "the user is already enrolled: pass `--replace` or `--add`",
+    7: "the user is already enrolled: pass `--replace` or `--add`; or their template looks like another enrolled "
+    "person's (`identify_threshold`): pass `--allow-lookalike`",
     8: "model pack missing, incomplete or changed",
     9: "model mismatch: the user's templates come from another model (re-enroll), or an imported vector does not "
     "fit its model",
@@ -43,6 +49,8 @@ EXIT_CODES: dict[int, str] = {
     "face changed); the attempt is recorded",
     14: "the user is locked out after repeated liveness failures (`liveness_max_failures` within "
     "`liveness_window_s`): retry after the time given",
+    15: "`identify`: unknown (nobody in the gallery at or above `identify_threshold`)",
+    16: "`identify`: ambiguous (another person within `identify_margin` of the best, or camera frames that disagree)",
     70: "internal error (a bug: run with `--debug` for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -71,6 +79,7 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
 # What a person types to fix it, in the CLI's words (library messages are neutral).
 ERROR_HINTS: dict[type[e.FacerError], str] = {
     e.UserExistsError: "pass --replace to replace their template(s) or --add to add another one",
+    e.LookalikeError: "pass --allow-lookalike if they are different people (the pair is recorded)",
     e.ModelMismatchError: "re-enroll with `facer enroll NAME --replace …`",
     e.UnknownUserError: "see `facer users list`",
     e.TooFewFramesError: "or lower --min-valid-frames",

@@ -36,6 +36,7 @@ def check_plot(plot: Path) -> None:
 class Protocol(str, Enum):
     pairs = "pairs"
     enroll = "enroll"
+    identify = "identify"
 
 
 def evaluate_command(
@@ -71,9 +72,18 @@ def evaluate_command(
         Protocol,
         typer.Option(
             "--protocol",
-            help="pairs: image against image. enroll: templates from k images against single images (identity folders), beside pairs.",
+            help="pairs: image against image. enroll: templates from k images against single images (identity "
+            "folders), beside pairs. identify: 1:N, some identities enrolled from k images, others kept out "
+            "(rank-1, FNIR at FPIR, ambiguous rate, identify_* settings), beside pairs.",
         ),
     ] = Protocol.pairs,
+    target_fpir: Annotated[
+        float,
+        typer.Option(
+            "--target-fpir",
+            help="identify protocol: the FPIR (strangers named as someone) the recommended identify_threshold must keep.",
+        ),
+    ] = 1e-2,
     enroll_images: Annotated[
         Optional[int],
         typer.Option("-k", "--enroll-images", help="Images per enrolled template (default: min_valid_frames)."),
@@ -150,6 +160,7 @@ def evaluate_command(
         target_frr=target_frr,
         workers=workers,
         allow_below_floor=allow_below_floor,
+        target_fpir=target_fpir,
     )
     if json_output or len(dataset.images) < PROGRESS_FROM or not err_console.is_terminal:
         result = evaluate(dataset, settings, **arguments)  # type: ignore[arg-type]

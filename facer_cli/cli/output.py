@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         EnrollResult,
         ExportResult,
         Frames,
+        IdentifyResult,
         InspectResult,
         UserList,
         VerifyResult,
@@ -307,11 +308,14 @@ def enroll_view(result: "EnrollResult", store_path: str, verbose: bool = False) 
     line = Text(f"{verb[result.mode]} ")
     line.append(literal(result.user, "bold"))
     line.append(literal(f": template {result.stored.id}, model {result.stored.model}, in {store_path}"))
-    return Group(
+    parts: list[RenderableType] = [
         frames_view(result.frames, result.template, title=f"enroll {result.user}", verbose=verbose),
         Text(template_summary(result.template)),
         line,
-    )
+    ]
+    for other in result.lookalikes:
+        parts.append(literal(f"recorded as a look-alike of {other['user']!r} ({other['similarity']:.2f})", "yellow"))
+    return Group(*parts)
 
 
 def verify_view(result: "VerifyResult", verbose: bool = False) -> Group:
@@ -324,6 +328,51 @@ def verify_view(result: "VerifyResult", verbose: bool = False) -> Group:
         comparison_text(result.comparison),
         line,
     )
+
+
+DECISION_STYLE = {"identified": "bold green", "unknown": "bold red", "ambiguous": "bold yellow"}
+
+
+def identify_view(result: "IdentifyResult", verbose: bool = False) -> Group:
+    """Frames, the probe, the candidates (best first) and the decision with its reason."""
+    table = Table(
+        title=f"top {len(result.candidates)} of {result.gallery_size} template(s)",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("user", min_width=9, max_width=40)
+    table.add_column("similarity", justify="right")
+    table.add_column("template", justify="right")
+    for rank, candidate in enumerate(result.candidates, start=1):
+        style = "green" if rank == 1 and result.decision == "identified" else ""
+        table.add_row(
+            str(rank),
+            ShortName(candidate.name if candidate.name is not None else f"user {candidate.user_id}", style),
+            f"{candidate.similarity:.4f}",
+            str(candidate.template_id),
+        )
+    line = Text()
+    if result.decision == "identified" and result.user is not None:
+        line.append("IDENTIFIED", DECISION_STYLE["identified"])
+        line.append(" as ")
+        line.append(literal(result.user, "bold"))
+    else:
+        line.append(result.decision.upper(), DECISION_STYLE[result.decision])
+    line.append(
+        f"  (threshold {result.threshold:g}, margin {result.margin:g}"
+        + (f", {result.frames_needed} frames" if result.frames_needed > 1 else "")
+        + ")"
+    )
+    parts: list[RenderableType] = [
+        frames_view(result.frames, result.probe, title="identify", verbose=verbose),
+        Text(template_summary(result.probe, "probe template")),
+    ]
+    if result.candidates:
+        parts.append(table)
+    parts += [line, literal(result.reason), Text(f"attempt {result.attempt_id} recorded", "dim")]
+    return Group(*parts)
 
 
 def capture_view(result: "CaptureResult", verbose: bool = False) -> Group:
@@ -399,6 +448,13 @@ def user_view(details: "UserDetails") -> Group:
         parts.append(attempts)
     else:
         parts.append(Text("no verify attempts yet"))
+    if details.lookalikes:
+        looks = Table(title="look-alikes (enrolled anyway)", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("user", "similarity", "when"):
+            looks.add_column(column)
+        for other in details.lookalikes:
+            looks.add_row(ShortName(other.user), f"{other.similarity:.4f}", local_time(other.created))
+        parts.append(looks)
     return Group(*parts)
 
 
@@ -453,6 +509,19 @@ def doctor_view(info: "DoctorInfo") -> Table:
         "load",
         f"{data['load_seconds']:.2f} s (warm-up {data['warmup_seconds']:.2f} s, total {data['total_seconds']:.2f} s)",
     )
+    gallery = data.get("gallery")
+    if gallery and "templates" in gallery:
+        table.add_row(
+            "identify gallery",
+            literal(
+                f"{gallery['templates']} template(s) of this model; identify_threshold {gallery['identify_threshold']:g} "
+                f"calibrated for {gallery['calibrated_for']}"
+            ),
+        )
+        if gallery["warning"]:
+            table.add_row("  warning", literal(gallery["warning"], "bold yellow"))
+    elif gallery:
+        table.add_row("identify gallery", literal(gallery["error"], "yellow"))
     return table
 
 
@@ -669,6 +738,8 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
                 "bold yellow",
             )
         )
+    if result.identify is not None:
+        parts.extend(identify_evaluation_view(result.identify))
     parts.append(
         Text(
             f"{result.images} images in {result.embed_seconds:.1f} s "
@@ -676,6 +747,73 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
             "dim",
         )
     )
+    return parts
+
+
+def identify_evaluation_view(outcome: Any) -> list[RenderableType | str]:
+    """The identify protocol's table, notes and facer.toml lines."""
+    mated, non_mated = outcome.mated, outcome.non_mated
+    counts = outcome.counts(outcome.threshold, outcome.margin)
+    m, n = counts["mated"], counts["non_mated"]
+    table = Table(
+        title=f"identify (1:N) at identify_threshold {outcome.threshold:g} / identify_margin {outcome.margin:g}",
+        header_style="bold",
+    )
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    rows = [
+        ("gallery", f"{outcome.templates} template(s) of k={outcome.k} image(s), {len(outcome.enrolled)} identities"),
+        (
+            "searches (mated / non-mated)",
+            f"{len(mated)} / {len(non_mated)} ({len(outcome.kept_out)} identities kept out)",
+        ),
+        ("rank-1 identification rate", _rate_cell(outcome.rank1, sum(s.best == s.mate for s in mated), len(mated))),
+        (
+            "FPIR: stranger named",
+            _rate_cell(outcome.fpir(outcome.threshold), n["identified"] + n["ambiguous"], len(non_mated)),
+        ),
+        (
+            "FNIR: mate missed at rank 1",
+            _rate_cell(
+                outcome.fnir(outcome.threshold),
+                len(mated) - sum(s.best == s.mate and s.best_score >= outcome.threshold for s in mated),
+                len(mated),
+            ),
+        ),
+        (
+            "ambiguous (all searches)",
+            _rate_cell(
+                outcome.ambiguous_rate(outcome.threshold, outcome.margin),
+                m["ambiguous"] + n["ambiguous"],
+                len(mated) + len(non_mated),
+            ),
+        ),
+        (
+            "mated: right / wrong / unknown / ambiguous",
+            f"{m['identified_right']} / {m['identified_wrong']} / {m['unknown']} / {m['ambiguous']}",
+        ),
+        ("non-mated: named / unknown / ambiguous", f"{n['identified']} / {n['unknown']} / {n['ambiguous']}"),
+    ]
+    for point in outcome.fnir_at_fpir:
+        rows.append(
+            (
+                f"FNIR @ FPIR {point.fpir:g}",
+                f"{_pct(point.fnir)} (≥ {point.threshold:.4f})"
+                if point.supported
+                else f"– ({point.to_dict()['note']})",
+            )
+        )
+    for name, value in rows:
+        table.add_row(name, value)
+    parts: list[RenderableType | str] = [table]
+    for failure in outcome.failures:
+        parts.append(literal(f"  template of {failure} not built: its images are non-mated searches", "yellow"))
+    for note in outcome.notes:
+        parts.append(literal(f"* {note}", "yellow"))
+    toml = outcome.toml()
+    if toml:
+        parts.append(Text(f"facer.toml, from the identify protocol (FPIR ≤ {outcome.target_fpir:g}):", "bold"))
+        parts.extend(toml.splitlines())
     return parts
 
 

@@ -17,6 +17,7 @@ min(min_valid_frames, k) usable frames of k images), and the template is
 compared with the identity's other images (genuine) and with every image of the
 other identities (impostor). An image without a usable face, or a template that
 cannot be built, gives its pairs no score (see `metrics` for how they count).
+Identify protocol (identity folders only): open-set 1:N, see `evaluation.identify`.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from facer_cli.settings import EngineSettings, Settings
 
 if TYPE_CHECKING:
     from facer_cli.engine import FaceEngine
+    from facer_cli.evaluation.identify import IdentifyOutcome
 
-PROTOCOLS = ("pairs", "enroll")
+PROTOCOLS = ("pairs", "enroll", "identify")
 # Modules the pool's fork server imports once, so each worker starts without re-importing them.
 _PRELOAD = ["facer_cli.engine", "facer_cli.evaluation.runner"]
 _CHUNKS_PER_WORKER = 8
@@ -281,6 +283,7 @@ class Evaluation:
     embed_seconds: float
     unusable: list[UnusableImage]
     protocols: list[ProtocolResult]
+    identify: "IdentifyOutcome | None" = None
 
     @property
     def images(self) -> int:
@@ -311,6 +314,7 @@ class Evaluation:
             "unusable_images": [u.to_dict() for u in self.unusable],
             "protocols": {p.name: p.to_dict() for p in self.protocols},
             "recommended": {"protocol": recommended.name, **recommended.metrics.recommendation.to_dict()},
+            "identify": None if self.identify is None else self.identify.to_dict(),
             "timing": {
                 "workers": self.workers,
                 "embed_seconds": round(self.embed_seconds, 3),
@@ -331,8 +335,10 @@ def evaluate(
     far_points: Sequence[float] = DEFAULT_FAR_POINTS,
     progress: Callable[[int], None] | None = None,
     allow_below_floor: bool = False,
+    target_fpir: float = 1e-2,
 ) -> Evaluation:
-    """Embed, score and measure; with `protocol="enroll"` the pairs protocol is reported beside it.
+    """Embed, score and measure; with `protocol="enroll"` or `"identify"` the pairs protocol is
+    reported beside it. `target_fpir`: the identify protocol's target for identify_threshold.
 
     `settings` default to the defaults alone (front ends pass `load_settings()`'s). A recommended
     cosine_threshold_high stays above every impostor seen and at or above the model's safe floor
@@ -350,9 +356,9 @@ def evaluate(
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
     k = settings.min_valid_frames if k is None else k
-    if protocol == "enroll":
+    if protocol in ("enroll", "identify"):
         if dataset.labels is None:
-            raise UsageError("the enroll protocol needs identity folders (a CSV of pairs has no identities)")
+            raise UsageError(f"the {protocol} protocol needs identity folders (a CSV of pairs has no identities)")
         if k < 1:
             raise UsageError(f"images per enrolled template must be at least 1, got {k}")
     if sum(dataset.pair_counts) == 0:
@@ -386,6 +392,11 @@ def evaluate(
     if protocol == "enroll":
         outcome = enroll_scores(dataset, frames, embeddings, settings, k)
         results.append(ProtocolResult("enroll", measure(outcome.genuine, outcome.impostor), outcome))
+    identified = None
+    if protocol == "identify":
+        from facer_cli.evaluation.identify import identify_scores
+
+        identified = identify_scores(dataset, frames, embeddings, settings, k, target_fpir)
     return Evaluation(
         dataset,
         model,
@@ -397,4 +408,5 @@ def evaluate(
         embed_seconds,
         unusable,
         results,
+        identified,
     )

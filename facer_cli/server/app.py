@@ -23,7 +23,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
+from typing import Annotated, Any, AsyncIterator, Callable, Optional, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
@@ -433,6 +433,13 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             Query(description="new: the user must not exist; replace: replace their templates; add: another template."),
         ] = EnrollMode.NEW,
         challenge_id: ChallengeId = None,
+        allow_lookalike: Annotated[
+            bool,
+            Query(
+                description="Enroll even when the template matches another enrolled person at or above "
+                "identify_threshold (409 otherwise); the pair is recorded."
+            ),
+        ] = False,
     ) -> dict:
         """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`).
         With challenge_id: from the frames answering that liveness challenge; not live is 403."""
@@ -443,7 +450,9 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             facer = state.facer
             with facer.open_store() as store:
                 user = facer.check_enrollable(store, name, parse_mode(mode.value))  # 409 first
-                return facer.enroll(user, frames_of(), mode=parse_mode(mode.value), store=store).to_dict()
+                return facer.enroll(
+                    user, frames_of(), mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
+                ).to_dict()
 
         return await state.gate.run(work)
 
@@ -466,6 +475,33 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             with facer.open_store("write") as store:
                 user = facer.prepare_verify(store, name)  # 404, 409 or 429 before the models run
                 return facer.verify(user, frames_of(), store=store).to_dict()
+
+        return await state.gate.run(work)
+
+    @api.post(
+        "/identify",
+        tags=["users"],
+        openapi_extra=IMAGES_BODY,
+        responses=error_responses(400, 401, 413, 415, 422, 503),
+    )
+    async def identify(
+        request: Request,
+        top: Annotated[
+            Optional[int], Query(ge=1, le=100, description="Candidates to list (default: identify_top).")
+        ] = None,
+    ) -> dict:
+        """Who is this? `decision` (identified, unknown, ambiguous), `user` when identified, the top
+        candidates with their similarity, and the attempt recorded (`facer identify --json`). Every
+        decision is a 200; a probe of explicit images needs min(min_valid_frames, images) usable (422)."""
+        state = state_of(request)
+        form = await read_form(request, state.settings.max_files_per_request)
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
+
+        def work() -> dict:
+            facer = state.facer
+            with facer.open_store("write") as store:
+                facer.prepare_identify(store)  # 503 before the models run
+                return facer.identify(facer.frames_from_uploads(uploads), top=top, store=store).to_dict()
 
         return await state.gate.run(work)
 

@@ -94,6 +94,7 @@ STATUS: dict[type[e.FacerError], int] = {
 
 HINTS: dict[type[e.FacerError], str] = {
     e.UserExistsError: "use ?mode=replace to replace their template(s) or ?mode=add to add another one",
+    e.LookalikeError: "use ?allow_lookalike=true if they are different people (the pair is recorded)",
     e.ModelMismatchError: "re-enroll them with ?mode=replace",
     e.UnknownUserError: "see GET /users",
     ChallengeError: "POST /liveness/challenge for a new one",
@@ -230,7 +231,8 @@ def error_responses(*codes: int) -> dict:
         403: "Reached from another machine while no api_key is set; or not live (the liveness challenge failed)",
         404: "Unknown user",
         408: "The request body did not arrive within server_body_timeout_s",
-        409: "User exists (use mode=replace or mode=add), enrolled with another model, or a challenge already used",
+        409: "User exists (use mode=replace or mode=add), looks like another enrolled person "
+        "(allow_lookalike=true), enrolled with another model, or a challenge already used",
         413: "Body over max_request_bytes, image over max_image_pixels, or more than max_files_per_request files",
         415: "Not multipart/form-data, or a file that is not an image",
         422: "Too few valid frames: each rejected file with its reason",

@@ -5,11 +5,13 @@
 - `demo`: `run_demo`, the main story on the bundled photos.
 - `inputs`: files, uploads and cameras to frames; "image or .npy → vector".
 - `rules`: the one "template from frames" rule.
+- `identify`: 1:N identification's result and decision rules (the search is `facer_cli.gallery`).
 - `results`: the dataclasses every operation returns (tables and JSON are made from them).
 """
 
 from facer_cli.service.demo import run_demo
 from facer_cli.service.facer import Facer, package_versions
+from facer_cli.service.identify import IdentifyResult
 from facer_cli.service.inputs import Frames, InputFile
 from facer_cli.service.results import (
     CaptureResult,
@@ -35,6 +37,7 @@ __all__ = [
     "ExportResult",
     "Facer",
     "Frames",
+    "IdentifyResult",
     "InputFile",
     "InspectResult",
     "Purpose",

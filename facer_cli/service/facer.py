@@ -13,13 +13,14 @@ call `load_settings()` for that). The engine is loaded on first use and shared b
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
 
-from facer_cli.errors import NoFaceError, TooFewFramesError, UsageError, UserExistsError
+from facer_cli.errors import LookalikeError, NoFaceError, TooFewFramesError, UsageError, UserExistsError
 from facer_cli.matching import Comparison, Thresholds, best_match
 from facer_cli.service.inputs import (
     Frames,
@@ -49,6 +50,7 @@ from facer_cli.store import (
     NO_PROBE,
     Access,
     AttemptRecord,
+    IdentifyRecord,
     Mode,
     Removal,
     Store,
@@ -64,8 +66,10 @@ if TYPE_CHECKING:
     from facer_cli.camera import Camera, CaptureProgress, Source
     from facer_cli.engine import FaceEngine
     from facer_cli.evaluation import Evaluation
+    from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.liveness import Challenge, LivenessResult
     from facer_cli.reports import FrameReport
+    from facer_cli.service.identify import IdentifyResult
 
 PathLike = Union[str, Path]
 Inputs = Union[Frames, Iterable[PathLike]]
@@ -77,6 +81,8 @@ class Facer:
     def __init__(self, settings: Settings | None = None, *, engine: "FaceEngine | None" = None):
         self.settings = settings if settings is not None else Settings()
         self._engine = engine
+        self._galleries: dict[tuple[str, str], "GalleryIndex"] = {}
+        self._galleries_lock = threading.Lock()
 
     @property
     def engine(self) -> "FaceEngine":
@@ -239,20 +245,152 @@ class Facer:
         inputs: Inputs,
         *,
         mode: Mode = "new",
+        allow_lookalike: bool = False,
         store: Store | None = None,
         liveness: "LivenessResult | None" = None,
     ) -> EnrollResult:
         """Build the template (at least `min_valid_frames` usable frames) and store it with its samples.
-        Frames that failed a liveness challenge (theirs, or `liveness`) raise `LivenessError`, storing nothing."""
+
+        Frames that failed a liveness challenge (theirs, or `liveness`) raise `LivenessError`, storing
+        nothing. A template that matches another enrolled person at or above `identify_threshold` raises
+        `LookalikeError` (one person enrolled twice, or a look-alike) unless `allow_lookalike`; then
+        it is stored and the pairs are recorded (`users show` lists them)."""
         with self._store(store, "create") as opened:
             name = self.check_enrollable(opened, user, mode)
             frames = self._frames(inputs)
             self._refuse_not_live(frames, liveness)
             template = template_for(frames, self.settings, Purpose.ENROLL)
-            stored = opened.add_template(
-                name, template, frames.frames, model=self.model, source=frames.source, mode=mode
+            model = self.model
+            known = {other.user for other in opened.lookalikes(name)}  # recorded pairs stop nothing again
+            lookalikes = [c for c in self.lookalikes(template.vector, name, store=opened) if c.name not in known]
+            if lookalikes and not allow_lookalike:
+                best = lookalikes[0]
+                raise LookalikeError(
+                    f"{name!r} looks like {best.name!r} ({best.similarity:.2f}): the same person enrolled twice, "
+                    f"or a look-alike (identify_threshold {self.settings.identify_threshold:g})"
+                )
+            with opened.transaction(f"enroll {name!r}"):
+                stored = opened.add_template(
+                    name, template, frames.frames, model=model, source=frames.source, mode=mode
+                )
+                if lookalikes:
+                    opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], model)
+        return EnrollResult(name, mode, template, stored, frames, [c.to_dict() for c in lookalikes])
+
+    def lookalikes(self, vector: Any, user: str | None = None, *, store: Store | None = None) -> list["Candidate"]:
+        """Enrolled people other than `user` whose templates match `vector` at or above identify_threshold."""
+        with self._store(store, "read") as opened:
+            index = self.gallery_index(opened.path)
+        found = index.search(vector, top_k=self.settings.identify_top + 1)
+        threshold = self.settings.identify_threshold
+        return [c for c in found if c.name != user and c.similarity >= threshold]
+
+    # -- the store: identify (1:N) ---------------------------------------------
+    def gallery_index(self, db_path: PathLike | None = None) -> "GalleryIndex":
+        """The gallery index of the current model's templates in the store (kept per process and
+        brought up to date with the store before every search)."""
+        from facer_cli.gallery import GalleryIndex
+
+        path = Path(db_path) if db_path is not None else self.settings.db_path
+        key = (str(path.expanduser().resolve()), self.model)
+        with self._galleries_lock:
+            index = self._galleries.get(key)
+            if index is None:
+                index = GalleryIndex.open(path, self.model)
+                self._galleries[key] = index
+        return index
+
+    def prepare_identify(self, store: Store) -> None:
+        """A store that cannot record the attempt fails before any capture."""
+        store.check_writable("record an identify attempt")
+
+    def identify(self, inputs: Inputs, *, top: int | None = None, store: Store | None = None) -> "IdentifyResult":
+        """Who is this? Build a probe as `verify` does, search every template of the current model
+        exactly, decide identified / unknown / ambiguous (identify_threshold, identify_margin and, from
+        a camera, identify_frames) and record the attempt. No usable probe: recorded as "no_probe" and
+        `TooFewFramesError` raised."""
+        import numpy as np
+
+        from facer_cli.service.identify import (
+            IdentifyResult,
+            audit_candidates,
+            decide_with_frames,
+            gallery_warning,
+        )
+
+        settings = self.settings
+        top = settings.identify_top if top is None else top
+        if not 1 <= top <= 100:
+            raise UsageError(f"top must be between 1 and 100, not {top}")
+        with self._store(store, "write") as opened:
+            self.prepare_identify(opened)
+            model = self.model
+            frames = self._frames(inputs)
+            try:
+                probe = template_for(frames, settings, Purpose.PROBE)
+            except TooFewFramesError:
+                opened.record_identification(
+                    IdentifyRecord(
+                        model,
+                        frames.source,
+                        NO_PROBE,
+                        frames_seen=len(frames.frames),
+                        frames_used=sum(frame.accepted for frame in frames.frames),
+                    )
+                )
+                raise
+            index = self.gallery_index(opened.path)
+            probes = [probe.vector]
+            by_frame = frames.capture is not None and settings.identify_frames > 1
+            if by_frame:
+                probes += [f.embedding for f in frames.frames if f.accepted and f.embedding is not None]
+            found = index.search_batch(np.stack(probes).astype(np.float32), max(top, 2))
+            candidates = found[0]
+            decision, reason, agreeing = decide_with_frames(
+                candidates,
+                found[1:],
+                settings.identify_threshold,
+                settings.identify_margin,
+                settings.identify_frames if by_frame else 1,
             )
-        return EnrollResult(name, mode, template, stored, frames)
+            size = len(index)
+            warning = gallery_warning(size, settings.identify_calibrated_for, settings.identify_threshold)
+            shown = candidates[:top]
+            best = candidates[0] if candidates else None
+            gap = candidates[0].similarity - candidates[1].similarity if len(candidates) > 1 else None
+            attempt_id = opened.record_identification(
+                IdentifyRecord(
+                    model,
+                    frames.source,
+                    decision,
+                    user=best.name if best is not None and decision == "identified" else None,
+                    similarity=None if best is None else best.similarity,
+                    threshold=settings.identify_threshold,
+                    margin=gap,
+                    candidates=audit_candidates(shown),
+                    gallery_size=size,
+                    frames_seen=probe.frames_seen,
+                    frames_used=len(probe.used),
+                )
+            )
+        return IdentifyResult(
+            decision,
+            reason,
+            shown,
+            gap,
+            settings.identify_threshold,
+            settings.identify_margin,
+            size,
+            settings.identify_calibrated_for,
+            model,
+            attempt_id,
+            now(),
+            probe,
+            frames,
+            settings.identify_frames if by_frame else 1,
+            agreeing,
+            [warning] if warning else [],
+        )
 
     def prepare_verify(self, store: Store, user: str) -> str:
         """Unknown user, a model mismatch or a store that cannot record the attempt: before any capture."""
@@ -465,7 +603,29 @@ class Facer:
             onnxruntime.get_available_providers(),
             package_versions(),
             round(time.perf_counter() - started, 3),
+            self._gallery_info(engine.fingerprint),
         )
+
+    def _gallery_info(self, model: str) -> dict[str, Any] | None:
+        """The store's templates of `model` against identify_calibrated_for; None without a store."""
+        from facer_cli.errors import StoreError
+        from facer_cli.service.identify import gallery_warning
+
+        if not self.settings.db_path.exists():
+            return None
+        try:
+            with self.open_store("read") as store:
+                size = store.gallery_size(model)
+        except StoreError as exc:
+            return {"error": exc.public_message}
+        calibrated = self.settings.identify_calibrated_for
+        return {
+            "db": str(self.settings.db_path),
+            "templates": size,
+            "identify_threshold": self.settings.identify_threshold,
+            "calibrated_for": calibrated,
+            "warning": gallery_warning(size, calibrated, self.settings.identify_threshold),
+        }
 
 
 @dataclass

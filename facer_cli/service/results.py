@@ -101,11 +101,14 @@ class EnrollResult:
     template: "Template"
     stored: StoredTemplate
     frames: "Frames"
+    # Other people it matched at or above identify_threshold, enrolled anyway (allow_lookalike).
+    lookalikes: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "user": self.user,
             "mode": self.mode,
+            "lookalikes": self.lookalikes,
             "template_id": self.stored.id,
             "model": self.stored.model,
             "created": self.stored.created,
@@ -183,6 +186,9 @@ class DoctorInfo:
     available_providers: list[str]
     versions: dict[str, str]
     total_seconds: float
+    # The store's gallery for identify: templates of this model, what identify_threshold was
+    # calibrated for, and a warning when the gallery is larger (None: no store yet).
+    gallery: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -190,6 +196,7 @@ class DoctorInfo:
             "total_seconds": self.total_seconds,
             "available_providers": self.available_providers,
             "versions": self.versions,
+            "gallery": self.gallery,
         }
 
 

@@ -43,7 +43,17 @@ ACCESS: tuple[Access, ...] = ("read", "write", "create")
 # `PRAGMA application_id` of a facer store: "FACE" in ASCII.
 APPLICATION_ID = 0x46414345
 # Tables facer owns; a database without the id and holding others is not facer's.
-OWN_TABLES = {"users", "templates", "samples", "attempts", "pending_erasure", "_sqlite_migrations"}
+OWN_TABLES = {
+    "users",
+    "templates",
+    "samples",
+    "attempts",
+    "pending_erasure",
+    "gallery_version",
+    "lookalikes",
+    "identifications",
+    "_sqlite_migrations",
+}
 # Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these and their
 # indexes: every command reads them, and they are small (about 3 ms per 10 000 users). The
 # templates table (2 KB a row: 45 ms per 10 000) is checked where it is read (`cell_size_check`),
@@ -52,10 +62,14 @@ CHECKED_TABLES: tuple[str, ...] = ("users",)
 # How long a removal waits for readers to let go of the old pages before it says that
 # erasure is pending (finished by the next connection that can checkpoint).
 ERASURE_WAIT_S = 1.0
-# Steps a read-only store may lack and still be read (their columns are read only when present).
+# Steps a read-only store may lack and still be read (their tables and columns are read only when
+# present): m003 (its templates were all checked imports, no erasure can be pending), m004 (no
+# liveness columns in the audit log), m005 (no gallery counter: the gallery index scans for its
+# stamp; no look-alikes or identify log to read).
 UNVERIFIED_STEP = "m003_unverified_models_and_pending_erasure"
 LIVENESS_STEP = "m004_liveness_audit"
-READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP)
+GALLERY_STEP = "m005_gallery_version_lookalikes_identify_log"
+READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP)
 
 
 def _literal(text: str) -> str:
@@ -263,7 +277,7 @@ class StoreConnection:
                     "written, so that facer can upgrade it",
                     self.path,
                 )
-            # readable as it is: its templates were all checked imports, no erasure can be pending
+            # readable as it is (see READ_OPTIONAL_STEPS)
         if not self.location_read_only:
             self._finish_erasure(wait_s=0.0)
 

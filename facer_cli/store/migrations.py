@@ -151,3 +151,73 @@ def m004_liveness_audit(db: Database) -> None:
     db.table("attempts").add_column("liveness_reason", str)
     db.table("attempts").add_column("liveness", str)
     db.table("attempts").create_index(["user_id", "band", "created"])
+
+
+@step
+def m005_gallery_version_lookalikes_identify_log(db: Database) -> None:
+    # What `facer identify` needs from the store. Plain statements, not executescript (which would
+    # commit the step's transaction half-way).
+    #
+    # gallery_version: per model, how many templates were ever inserted and deleted, the highest
+    # id ever inserted, and how many inserts took an id at or below it (SQLite reuses the ids of
+    # deleted newest rows), kept by triggers. The gallery index (`facer_cli.gallery`) sees in one
+    # look-up whether and how the templates changed since its sidecar was written: with no reused
+    # id, every new template has an id above the ones it knows. An update of a row's content
+    # counts as a delete and a reused insert.
+    db.execute(
+        "CREATE TABLE gallery_version (model TEXT PRIMARY KEY, inserts INTEGER NOT NULL DEFAULT 0,"
+        " deletes INTEGER NOT NULL DEFAULT 0, high_water INTEGER NOT NULL DEFAULT 0,"
+        " reused INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute(
+        "INSERT INTO gallery_version (model, inserts, high_water)"
+        " SELECT model, count(*), max(id) FROM templates GROUP BY model"
+    )
+    db.execute(
+        "CREATE TRIGGER gallery_version_insert AFTER INSERT ON templates BEGIN"
+        " INSERT OR IGNORE INTO gallery_version (model) VALUES (NEW.model);"
+        " UPDATE gallery_version SET inserts = inserts + 1, reused = reused + (NEW.id <= high_water),"
+        " high_water = max(high_water, NEW.id) WHERE model = NEW.model; END"
+    )
+    db.execute(
+        "CREATE TRIGGER gallery_version_delete AFTER DELETE ON templates BEGIN"
+        " UPDATE gallery_version SET deletes = deletes + 1 WHERE model = OLD.model; END"
+    )
+    db.execute(
+        "CREATE TRIGGER gallery_version_update AFTER UPDATE OF id, user_id, vector, dimension, model ON templates BEGIN"
+        " UPDATE gallery_version SET deletes = deletes + 1 WHERE model = OLD.model;"
+        " INSERT OR IGNORE INTO gallery_version (model) VALUES (NEW.model);"
+        " UPDATE gallery_version SET inserts = inserts + 1, reused = reused + 1,"
+        " high_water = max(high_water, NEW.id) WHERE model = NEW.model; END"
+    )
+    # Pairs of users whose templates matched at or above identify_threshold when the second was
+    # enrolled anyway (a look-alike, or one person twice): `users show` lists them.
+    db.table("lookalikes").create(
+        {"id": int, "user_id": int, "other_user_id": int, "similarity": float, "model": str, "created": str},
+        pk="id",
+        not_null={"user_id", "other_user_id", "similarity", "created"},
+    )
+    db.table("lookalikes").create_index(["user_id"])
+    db.table("lookalikes").create_index(["other_user_id"])
+    # The identify audit log: probe source, the candidates' names and scores, the decision. Never
+    # an embedding; names are kept as text, so the log outlives the users it names.
+    db.table("identifications").create(
+        {
+            "id": int,
+            "created": str,
+            "model": str,
+            "source": str,
+            "decision": str,
+            "user_name": str,
+            "similarity": float,
+            "threshold": float,
+            "margin": float,
+            "candidates": str,
+            "gallery_size": int,
+            "frames_seen": int,
+            "frames_used": int,
+        },
+        pk="id",
+        not_null={"created", "decision"},
+    )
+    db.table("identifications").create_index(["created"])

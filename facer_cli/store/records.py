@@ -165,16 +165,32 @@ class Attempt:
 
 
 @dataclass
+class Lookalike:
+    """Another user whose template matched this one's at or above identify_threshold when one of
+    them was enrolled anyway (`--allow-lookalike`)."""
+
+    user: str
+    similarity: float
+    created: str
+    model: str | None = None
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "similarity": round(self.similarity, 6)}
+
+
+@dataclass
 class UserDetails:
     user: UserSummary
     templates: list[StoredTemplate]
     attempts: list[Attempt]
+    lookalikes: list[Lookalike] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             **self.user.to_dict(),
             "template_list": [t.to_dict() for t in self.templates],
             "recent_attempts": [a.to_dict() for a in self.attempts],
+            "lookalikes": [x.to_dict() for x in self.lookalikes],
         }
 
 
@@ -208,6 +224,24 @@ class AttemptRecord:
     live: bool | None = None  # the liveness outcome; None when no challenge was asked
     liveness_reason: str | None = None
     liveness: str | None = None  # JSON: the challenge and its summary (LivenessResult.to_dict without cues)
+
+
+@dataclass
+class IdentifyRecord:
+    """What the identify audit log keeps of one attempt: the candidates' names and scores and the
+    decision, never an embedding."""
+
+    model: str
+    source: str
+    decision: str
+    user: str | None = None
+    similarity: float | None = None
+    threshold: float | None = None
+    margin: float | None = None
+    candidates: list[dict] = field(default_factory=list)  # {"user": name, "similarity": score}
+    gallery_size: int | None = None
+    frames_seen: int | None = None
+    frames_used: int | None = None
 
 
 def sample_rows(template: "Template", frames: Sequence["FrameReport"]) -> list[dict]:

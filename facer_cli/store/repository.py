@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a metho
 import numpy as np
 
 from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
-from facer_cli.store.connection import ERASURE_WAIT_S, LIVENESS_STEP, UNVERIFIED_STEP, Access, StoreConnection
+from facer_cli.store.connection import (
+    ERASURE_WAIT_S,
+    GALLERY_STEP,
+    LIVENESS_STEP,
+    UNVERIFIED_STEP,
+    Access,
+    StoreConnection,
+)
 from facer_cli.store.records import (
     MODES,
     Attempt,
     AttemptRecord,
+    IdentifyRecord,
+    Lookalike,
     Mode,
     Removal,
     StoredTemplate,
@@ -32,6 +41,9 @@ from facer_cli.store.records import (
     vector_to_blob,
 )
 from facer_cli.vectors import validate_vector
+
+# Schema steps some reads depend on (a read-only store may lack the newest ones).
+IDENTIFY_STEP = GALLERY_STEP
 
 if TYPE_CHECKING:
     from facer_cli.aggregate import Template
@@ -375,7 +387,8 @@ class Store(StoreConnection):
                 f" {self._liveness_columns} FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
                 (user_id, attempts),
             ).fetchall()
-        return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent])
+            lookalikes = self._lookalikes(conn, user_id)
+        return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent], lookalikes)
 
     def templates(self, user: str, with_vectors: bool = True) -> List[StoredTemplate]:
         name = validate_user_name(user)
@@ -428,10 +441,115 @@ class Store(StoreConnection):
             user_id = self._require_user(conn, name)
             templates, samples = self._delete_templates(conn, user_id)
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))
+            if self.has_step(IDENTIFY_STEP):
+                conn.execute("DELETE FROM lookalikes WHERE user_id = ? OR other_user_id = ?", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             conn.execute("INSERT INTO pending_erasure (created) VALUES (?)", (now(),))
         erased = self._finish_erasure(wait_s=erasure_wait_s)
+        # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
+        # `identify` rebuilds them from the store, without this user).
+        from facer_cli.gallery import erase_sidecars
+
+        erase_sidecars(self.path)
         return Removal(name, templates, samples, erasure_pending=not erased)
+
+    # -- identify: the gallery's size, look-alikes, the identify audit log -----------------
+    def gallery_size(self, model: str) -> int:
+        """Templates of `model`: the N that 1:N search compares a probe with."""
+        return self._read("SELECT count(*) FROM templates WHERE model = ?", (model,), action="count templates")[0][0]
+
+    def user_ids(self, names: Sequence[str]) -> dict[str, int]:
+        conn = self._connection()
+        with self._errors("read users"):
+            return {name: uid for name in names if (uid := self._user_id(conn, validate_user_name(name))) is not None}
+
+    def record_lookalikes(self, user: str, others: Sequence[tuple[int, float]], model: str) -> None:
+        """Record that `user` matched each (other user id, similarity) at or above identify_threshold
+        and was enrolled anyway (joins an open transaction, so the enrollment and this are one)."""
+        name = validate_user_name(user)
+        with self.transaction(f"record look-alikes of {name!r}") as conn:
+            user_id = self._require_user(conn, name)
+            created = now()
+            conn.executemany(
+                "INSERT INTO lookalikes (user_id, other_user_id, similarity, model, created) VALUES (?, ?, ?, ?, ?)",
+                [(user_id, int(other), float(similarity), model, created) for other, similarity in others],
+            )
+
+    def lookalikes(self, user: str) -> List[Lookalike]:
+        """The user's recorded look-alikes ([] for an unknown user)."""
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            user_id = self._user_id(conn, name)
+            return [] if user_id is None else self._lookalikes(conn, user_id)
+
+    def _lookalikes(self, conn: sqlite3.Connection, user_id: int) -> List[Lookalike]:
+        if not self.has_step(IDENTIFY_STEP):
+            return []
+        rows = conn.execute(
+            "SELECT u.name, l.similarity, l.created, l.model FROM lookalikes l"
+            " JOIN users u ON u.id = CASE WHEN l.user_id = ? THEN l.other_user_id ELSE l.user_id END"
+            " WHERE l.user_id = ? OR l.other_user_id = ? ORDER BY l.similarity DESC, l.id",
+            (user_id, user_id, user_id),
+        ).fetchall()
+        return [Lookalike(*row) for row in rows]
+
+    def record_identification(self, record: IdentifyRecord) -> int | None:
+        """Append an identify attempt to its audit log (names and scores, never an embedding)."""
+        import json
+
+        with self.transaction("record an identify attempt") as conn:
+            return conn.execute(
+                "INSERT INTO identifications (created, model, source, decision, user_name, similarity, threshold,"
+                " margin, candidates, gallery_size, frames_seen, frames_used)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now(),
+                    record.model,
+                    record.source,
+                    record.decision,
+                    record.user,
+                    record.similarity,
+                    record.threshold,
+                    record.margin,
+                    json.dumps(record.candidates, ensure_ascii=False),
+                    record.gallery_size,
+                    record.frames_seen,
+                    record.frames_used,
+                ),
+            ).lastrowid
+
+    def identifications(self, limit: int = 100) -> List[dict]:
+        """The identify audit log, newest first."""
+        import json
+
+        if not self.has_step(IDENTIFY_STEP):
+            return []
+        rows = self._read(
+            "SELECT id, created, model, source, decision, user_name, similarity, threshold, margin, candidates,"
+            " gallery_size, frames_seen, frames_used FROM identifications ORDER BY id DESC LIMIT ?",
+            (limit,),
+            action="read the identify log",
+        )
+        keys = (
+            "id",
+            "created",
+            "model",
+            "source",
+            "decision",
+            "user",
+            "similarity",
+            "threshold",
+            "margin",
+            "candidates",
+            "gallery_size",
+            "frames_seen",
+            "frames_used",
+        )
+        found = [dict(zip(keys, row, strict=True)) for row in rows]
+        for item in found:
+            item["candidates"] = json.loads(item["candidates"] or "[]")
+        return found
 
     def rename(self, old: str, new: str) -> UserSummary:
         old_name, new_name = validate_user_name(old), validate_user_name(new)

@@ -1,0 +1,84 @@
+"""`facer identify`: who, of everyone enrolled, is this? Parse, call `Facer`, render."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from facer_cli.cli.app import console, err_console, settings_for
+from facer_cli.cli.enroll_cmd import camera_source, explain_failure, read_frames
+from facer_cli.cli.errors import EXIT_AMBIGUOUS, EXIT_IDENTIFIED, EXIT_UNKNOWN_PERSON
+from facer_cli.cli.options import (
+    CameraOption,
+    DbOption,
+    DetSizeOption,
+    DetThresholdOption,
+    JsonOption,
+    MaxFramesOption,
+    MinFramesOption,
+    ModelOption,
+    PitchOption,
+    QualityOption,
+    SourcesArgument,
+    VerboseOption,
+    YawOption,
+    setting_option,
+)
+from facer_cli.cli.output import identify_view, literal, print_json
+from facer_cli.errors import TooFewFramesError
+
+DECISION_EXIT = {"identified": EXIT_IDENTIFIED, "unknown": EXIT_UNKNOWN_PERSON, "ambiguous": EXIT_AMBIGUOUS}
+
+TopOption = Annotated[Optional[int], setting_option("identify_top", "--top")]
+IdentifyThresholdOption = Annotated[Optional[float], setting_option("identify_threshold", "--identify-threshold")]
+IdentifyMarginOption = Annotated[Optional[float], setting_option("identify_margin", "--identify-margin")]
+IdentifyFramesOption = Annotated[Optional[int], setting_option("identify_frames", "--identify-frames")]
+
+
+def identify_command(
+    ctx: typer.Context,
+    sources: SourcesArgument = None,
+    camera: CameraOption = False,
+    identify_top: TopOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+    identify_threshold: IdentifyThresholdOption = None,
+    identify_margin: IdentifyMarginOption = None,
+    identify_frames: IdentifyFramesOption = None,
+    max_frames: MaxFramesOption = None,
+    min_valid_frames: MinFramesOption = None,
+    model_name: ModelOption = None,
+    det_size: DetSizeOption = None,
+    detection_threshold: DetThresholdOption = None,
+    pose_yaw_limit: YawOption = None,
+    pose_pitch_limit: PitchOption = None,
+    min_quality_score: QualityOption = None,
+) -> None:
+    """Who is this? Searches every enrolled template of the current model and names the person — or
+    says unknown or ambiguous. The attempt is recorded in the store's identify log.
+
+    Exit 0 identified, 15 unknown, 16 ambiguous, 4 no usable probe, 6 store error.
+    In Python: Facer(settings).identify(paths).
+    """
+    from facer_cli.service import Facer
+
+    camera_source(camera, sources)
+    facer = Facer(settings_for(ctx))
+    with facer.open_store("write") as store:
+        facer.prepare_identify(store)
+        frames = read_frames(facer, camera, sources, show_live=not json_output)
+        try:
+            result = facer.identify(frames, store=store)
+        except TooFewFramesError:
+            explain_failure(frames, json_output, verbose)
+            raise
+    for warning in result.warnings:
+        err_console.print("[bold yellow]warning:[/] ", end="")
+        err_console.print(literal(warning), soft_wrap=True)
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        console.print(identify_view(result, verbose))
+    raise typer.Exit(DECISION_EXIT[result.decision])

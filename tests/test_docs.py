@@ -15,7 +15,7 @@ from facer_cli.cli.errors import EXIT_CODES
 from helpers import REPO, run
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
-COMMANDS = ["demo", "inspect", "compare", "enroll", "verify", "capture", "users", "evaluate", "serve", "config",
+COMMANDS = ["demo", "inspect", "compare", "enroll", "verify", "identify", "capture", "users", "evaluate", "serve", "config",
             "doctor"]
 SUBCOMMANDS = {"users": ["list", "show", "remove", "rename", "export", "import", "check"], "config": ["show", "init"]}
 

@@ -56,8 +56,10 @@ def identify_command(
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
 ) -> None:
-    """Who is this? Searches every enrolled template of the current model and names the person — or
-    says unknown or ambiguous. The attempt is recorded in the store's identify log.
+    """Who is this? Names the enrolled person, or says unknown or ambiguous.
+
+    Searches every enrolled template of the current model; the attempt is recorded in the store's
+    identify log.
 
     Exit 0 identified, 15 unknown, 16 ambiguous, 4 no usable probe, 6 store error.
     In Python: Facer(settings).identify(paths).

@@ -66,9 +66,10 @@ def serve_command(
     model_name: ModelOption = None,
     det_size: DetSizeOption = None,
 ) -> None:
-    """Serve the HTTP API (health, token, enroll, verify, users, compare; docs at /docs) in one process.
+    """Serve the HTTP API (enroll, verify, identify, users, token, compare; docs at /docs) in one process.
 
-    The models load and warm up before the port opens. Stop with Ctrl-C.
+    Endpoints: health, token, compare, users (enroll, verify, show, remove), identify, liveness
+    challenges. The models load before the port opens. Stop with Ctrl-C.
     In Python: facer_cli.server.create_app(settings), run with uvicorn.
     """
     if log_level not in LOG_LEVELS:

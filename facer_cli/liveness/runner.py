@@ -92,13 +92,8 @@ def check_frames(
     """Run the challenge over (image, timestamp in ms) pairs until it is decided or they run out."""
     require_landmarks_106(engine)
     checker = checker or LivenessChecker(challenge)
-    for index, (image, timestamp_ms) in enumerate(frames):
-        frame = observe(engine, image, timestamp_ms, index)
-        progress = checker.update(frame)
-        if on_progress is not None:
-            on_progress(progress, frame)
-        if checker.done:
-            break
+    shots = ((image, timestamp_ms, index) for index, (image, timestamp_ms) in enumerate(frames))
+    _run(engine, shots, checker, on_progress)
     return checker.result()
 
 
@@ -110,15 +105,28 @@ def check_camera(
     checker: LivenessChecker | None = None,
 ) -> LivenessResult:
     """One attempt over a camera (or a video file playing one), released when decided."""
-    require_landmarks_106(engine)
+    require_landmarks_106(engine)  # before the camera opens
     checker = checker or LivenessChecker(challenge)
     with camera:
-        for shot in camera.frames():
-            frame = observe(engine, shot.image, shot.timestamp_ms, shot.index)
-            progress = checker.update(frame)
-            if on_progress is not None:
-                on_progress(progress, frame)
-            if checker.done:
-                camera.stop("liveness decided: " + ("live" if progress.live else "not live"))
-                break
+        shots = ((shot.image, shot.timestamp_ms, shot.index) for shot in camera.frames())
+        decided = _run(engine, shots, checker, on_progress)
+        if decided is not None:
+            camera.stop("liveness decided: " + ("live" if decided.live else "not live"))
     return checker.result()
+
+
+def _run(
+    engine: FaceEngine,
+    shots: Iterable[tuple[np.ndarray, float, int]],
+    checker: LivenessChecker,
+    on_progress: ProgressCallback | None,
+) -> LivenessProgress | None:
+    """Feed (image, timestamp in ms, index) to the checker until it decides; the deciding progress, or None."""
+    for image, timestamp_ms, index in shots:
+        frame = observe(engine, image, timestamp_ms, index)
+        progress = checker.update(frame)
+        if on_progress is not None:
+            on_progress(progress, frame)
+        if checker.done:
+            return progress
+    return None

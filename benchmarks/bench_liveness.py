@@ -25,14 +25,14 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facer_cli.engine import get_engine
-from facer_cli.engine import FaceEngine
+from facer_cli.engine import FaceEngine, get_engine
 from facer_cli.liveness import PARALLAX_MIN_RESIDUAL, Challenge, LivenessChecker, LivenessFrame, observe
 from facer_cli.liveness.attacks import AttackVideo, render_attack, turned_parallax
 from facer_cli.liveness.checker import BlinkDetector
@@ -59,22 +59,28 @@ class Attempt:
     max_yaw_change: float  # estimated, from the first frame
 
 
+def clip_images() -> Iterator[tuple[int, np.ndarray, float]]:
+    """(index, image, timestamp in ms) of the clip's frames in CLIP_FRAMES, read in order."""
+    capture = cv2.VideoCapture(str(CLIP))
+    try:
+        for index in range(CLIP_FRAMES[-1] + 1):
+            ok, image = capture.read()
+            if not ok:
+                return
+            if index in CLIP_FRAMES:
+                yield index, image, capture.get(cv2.CAP_PROP_POS_MSEC)
+    finally:
+        capture.release()
+
+
 def clip_frames(engine: FaceEngine) -> tuple[dict[int, LivenessFrame], list[float]]:
     """Every clip frame in CLIP_FRAMES observed once (the checker is pure: attempts reuse them)."""
-    capture = cv2.VideoCapture(str(CLIP))
     observed: dict[int, LivenessFrame] = {}
     times = []
-    index = 0
-    while index <= CLIP_FRAMES[-1]:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index in CLIP_FRAMES:
-            started = time.perf_counter()
-            observed[index] = observe(engine, image, capture.get(cv2.CAP_PROP_POS_MSEC), index)
-            times.append(time.perf_counter() - started)
-        index += 1
-    capture.release()
+    for index, image, timestamp_ms in clip_images():
+        started = time.perf_counter()
+        observed[index] = observe(engine, image, timestamp_ms, index)
+        times.append(time.perf_counter() - started)
     return observed, times
 
 
@@ -83,22 +89,14 @@ def product_path_times(engine: FaceEngine) -> tuple[list[float], list[float]]:
     as any camera run does), then `frame_from_report` turns the analysis into the checker's frame (the
     landmarks analyze computed for the pose are reused). Returns (analyze times, frame_from_report times),
     seconds; the checker's own cost per frame is the "liveness cues" figure."""
-    capture = cv2.VideoCapture(str(CLIP))
     analyze_times, extra_times = [], []
-    index = 0
-    while index <= CLIP_FRAMES[-1]:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index in CLIP_FRAMES:
-            started = time.perf_counter()
-            report = engine.analyze(image)
-            middle = time.perf_counter()
-            frame_from_report(engine, image, report, capture.get(cv2.CAP_PROP_POS_MSEC), index)
-            analyze_times.append(middle - started)
-            extra_times.append(time.perf_counter() - middle)
-        index += 1
-    capture.release()
+    for index, image, timestamp_ms in clip_images():
+        started = time.perf_counter()
+        report = engine.analyze(image)
+        middle = time.perf_counter()
+        frame_from_report(engine, image, report, timestamp_ms, index)
+        analyze_times.append(middle - started)
+        extra_times.append(time.perf_counter() - middle)
     return analyze_times, extra_times
 
 

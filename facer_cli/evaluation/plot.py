@@ -9,7 +9,7 @@ has a fixed size: FIGURE_INCHES at DPI pixels per inch (1200 × 500 pixels).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,10 @@ def save_plot(evaluation: Evaluation, path: Path | str) -> Path:
         f"facer evaluate {evaluation.dataset.source.name}: {evaluation.images} images, model {evaluation.model}",
         fontsize=11,
     )
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: Path) -> Path:
     figure.tight_layout()
     try:
         figure.savefig(path, format="png", dpi=DPI)
@@ -185,9 +189,4 @@ def save_liveness_plot(evaluation: "LivenessEvaluation", path: Path | str) -> Pa
     ax.set_ylabel("videos")
     ax.set_title(f"liveness: {len(evaluation.videos)} videos" + (f", {missing} without a turn" if missing else ""))
     ax.legend(fontsize=8)
-    figure.tight_layout()
-    try:
-        figure.savefig(path, format="png", dpi=DPI)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return _save(figure, path)

@@ -50,28 +50,24 @@ def template_for(frames: "Frames", settings: "Settings", purpose: Purpose) -> Te
         raise TooFewFramesError("; ".join(parts)) from None
 
 
+# Words of a rejection reason -> what a person can do about it, most useful first.
+TIPS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("no face",), "keep one face fully in view"),
+    (("people in view",), "one person at a time: nobody else close to the camera"),
+    (("face too small",), "come closer to the camera (or use a higher resolution)"),
+    (("yaw", "pitch"), "look straight at the camera"),
+    (("blurred",), "hold still and keep the face in focus"),
+    (("too dark",), "add light in front of the face"),
+    (("burnt out",), "avoid direct light or flash on the face"),
+    (("uneven light",), "light the face evenly from the front, not from one side"),
+    (("quality", "detector score"), "use sharper, evenly lit photos"),
+)
+
+
 def advice(frames: Sequence["FrameReport"]) -> str:
     """What a person can do about the rejections seen, most useful first."""
     reasons = " ".join(frame.reason for frame in frames if not frame.accepted)
-    tips = []
-    if "no face" in reasons:
-        tips.append("keep one face fully in view")
-    if "people in view" in reasons:
-        tips.append("one person at a time: nobody else close to the camera")
-    if "face too small" in reasons:
-        tips.append("come closer to the camera (or use a higher resolution)")
-    if "yaw" in reasons or "pitch" in reasons:
-        tips.append("look straight at the camera")
-    if "blurred" in reasons:
-        tips.append("hold still and keep the face in focus")
-    if "too dark" in reasons:
-        tips.append("add light in front of the face")
-    if "burnt out" in reasons:
-        tips.append("avoid direct light or flash on the face")
-    if "uneven light" in reasons:
-        tips.append("light the face evenly from the front, not from one side")
-    if any(word in reasons for word in ("quality", "detector score")):
-        tips.append("use sharper, evenly lit photos")
+    tips = [tip for words, tip in TIPS if any(word in reasons for word in words)]
     if any(frame.error for frame in frames):
         tips.append("replace the files that cannot be read")
     tips.append("add more photos or frames")

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import benchmark_photos, percentile  # noqa: E402
 
 benchmark_images = benchmark_photos
+
+
+@contextmanager
+def running_server(command: list[str], env: dict, cwd: str | Path, port: int) -> Iterator[tuple[str, dict, float]]:
+    """A `facer serve` process: (base URL, its /health answer, seconds until it answered); stopped after."""
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started, health = time.monotonic(), None
+        while time.monotonic() - started < 90 and server.poll() is None:
+            try:
+                health = httpx.get(f"{base}/health", timeout=2).json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        if health is None:
+            server.kill()
+            raise SystemExit(f"the server did not answer /health:\n{server.communicate()[0]}")
+        yield base, health, time.monotonic() - started
+    finally:
+        server.terminate()
+        try:
+            server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def free_port() -> int:
@@ -121,21 +148,7 @@ def main() -> None:
                    "--log-level", "warning"]
         if args.concurrency:
             command += ["--concurrency", str(args.concurrency)]
-        server = subprocess.Popen(command, env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            started = time.monotonic()
-            health = None
-            while time.monotonic() - started < 90 and server.poll() is None:
-                try:
-                    health = httpx.get(f"{base}/health", timeout=2).json()
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            if health is None:
-                server.kill()
-                sys.exit(f"the server did not answer /health:\n{server.communicate()[0]}")
-            ready_s = time.monotonic() - started
+        with running_server(command, env, folder, port) as (base, health, ready_s):
             slots = health["models"]["slots"]
             print(f"server ready in {ready_s:.1f} s (process start + model load): {health['fingerprint']} on "
                   f"{health['provider']}, {slots} model slot(s)")
@@ -143,12 +156,6 @@ def main() -> None:
                 load_run(base, bodies, args.requests, args.parallel, args.time_limit)
             )
             refused = httpx.get(f"{base}/health", timeout=5).json()["models"]["refused"]
-        finally:
-            server.terminate()
-            try:
-                server.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
     in_process_after = cli_in_process(images, args.rounds)
     in_process_ms = (in_process_before + in_process_after) / 2

@@ -230,8 +230,7 @@ def target_inspect(runner: Runner, new: Path, old: Path | None, rounds: int, pho
 
 
 def target_server(runner: Runner, new: Path, photos: list[Path], requests: int, parallel: int, folder: Path) -> None:
-    import httpx
-    from bench_server import cli_in_process, free_port, load_run
+    from bench_server import cli_in_process, free_port, load_run, running_server
 
     header(f"4. `facer serve`: POST /token/generate, one large photo each, {parallel} at a time")
     bodies = [(p.name, p.read_bytes()) for p in photos]
@@ -240,28 +239,9 @@ def target_server(runner: Runner, new: Path, photos: list[Path], requests: int, 
     env = dict(runner.env, PYTHONPATH=str(new))
     command = [sys.executable, "-m", "facer_cli", "serve", "--port", str(port), "--db", str(folder / "serve.db"),
                "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        started, health = time.monotonic(), None
-        while time.monotonic() - started < 90 and server.poll() is None:
-            try:
-                health = httpx.get(f"{base}/health", timeout=2).json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        if health is None:
-            server.kill()
-            raise SystemExit(f"the server did not answer /health:\n{server.communicate()[0]}")
+    with running_server(command, env, folder, port) as (base, health, _):
         asyncio.run(load_run(base, bodies[:parallel], parallel, parallel, 60))  # first touch
         latencies, statuses, wall = asyncio.run(load_run(base, bodies, requests, parallel, 300))
-    finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
     after = cli_in_process(photos, 1)
     one_process_ms = (before + after) / 2
     done = len(latencies)

@@ -121,7 +121,7 @@ def main() -> int:
     one_thread = samples["  the same with 1 ONNX Runtime thread"]
 
     def ratio(a, b):  # per round (the runs of a round are side by side), then the median
-        values = [x / y for x, y in zip(a, b)]
+        values = [x / y for x, y in zip(a, b, strict=True)]
         return f"{statistics.median(values):.3f}× (rounds: {min(values):.3f}–{max(values):.3f})"
 
     print(f"engine / floor:           {ratio(engine, floor)}  target ≤ 1.15")

@@ -171,7 +171,7 @@ def attack_photos(engine: FaceEngine) -> list[tuple[str, np.ndarray, tuple[float
 
 
 def run_attack(engine: FaceEngine, video: AttackVideo) -> tuple[Attempt, list[float]]:
-    frames = [observe(engine, image, t, k) for k, (image, t) in enumerate(zip(video.frames, video.timestamps_ms))]
+    frames = [observe(engine, image, t, k) for k, (image, t) in enumerate(zip(video.frames, video.timestamps_ms, strict=True))]
     checker, _ = run_checker(frames, Challenge.of(*video.moves))  # the attacker's best case: the order it plays
     result = checker.result()
     label = f"{video.kind} {video.photo}" + (f" r={video.radius:.2f}" if video.radius else "")

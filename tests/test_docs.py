@@ -10,9 +10,9 @@ import sys
 import textwrap
 
 import pytest
+from helpers import REPO, run
 
 from facer_cli.cli.errors import EXIT_CODES
-from helpers import REPO, run
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 COMMANDS = ["demo", "inspect", "compare", "enroll", "verify", "identify", "capture", "users", "evaluate", "serve", "config",

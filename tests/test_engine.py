@@ -98,7 +98,7 @@ def test_decisions_name_the_reason(engine, bundled_images):
 
 
 def test_every_person_photo_has_one_accepted_face(people_frames):
-    for name, frames in people_frames.items():
+    for frames in people_frames.values():
         for frame in frames:
             assert len(frame.faces) == 1, frame.source
             assert frame.accepted, (frame.source, frame.reason)

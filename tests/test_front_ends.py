@@ -9,10 +9,11 @@ import sys
 
 import cv2
 import pytest
+from helpers import REPO, one_face_photo, photo, run, run_json
 
 from facer_cli import errors as e
 from facer_cli.cli.errors import ERROR_EXIT, exit_code_for
-from helpers import REPO, one_face_photo, photo, run, run_json
+from facer_cli.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("wide_console")
 
@@ -177,9 +178,10 @@ def test_global_options_after_the_command_and_version(tmp_path):
     assert result.exit_code == 2 and "det_size = 33" in result.output
     assert run("config", "show", f"--config={bad}").exit_code == 2
     assert run("--version").output.startswith("facer ")
-    with pytest.raises(Exception):  # --debug after the command: the traceback, not the one line
-        from facer_cli.cli import app
+    with pytest.raises(ConfigError):  # --debug after the command: the traceback, not the one line
         from typer.testing import CliRunner
+
+        from facer_cli.cli import app
 
         CliRunner().invoke(app, ["config", "show", "--config", str(bad), "--debug"], catch_exceptions=False)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from helpers import REPO, photo, run_json, run_without_privileges
 from hostile_files import fuzz_seeds, mutations
 

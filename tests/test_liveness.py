@@ -316,7 +316,7 @@ def _run_attacks(engine, photos, count: int, kinds: tuple[str, ...], seed: int, 
         name, photo, box = photos[(7 * k) % len(photos)]
         rng = np.random.default_rng([seed, k])
         video = render_attack(photo, box, kinds[k % len(kinds)], rng, name, ramp_frames=ramp_frames)
-        frames = [observe(engine, image, t, i) for i, (image, t) in enumerate(zip(video.frames, video.timestamps_ms))]
+        frames = [observe(engine, image, t, i) for i, (image, t) in enumerate(zip(video.frames, video.timestamps_ms, strict=True))]
         checker = LivenessChecker(Challenge.of(*video.moves))  # the attacker plays the order asked
         for observed in frames:
             checker.update(observed)

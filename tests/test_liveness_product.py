@@ -394,7 +394,7 @@ def test_the_product_path_reuses_the_analysis_and_sees_what_observe_sees(engine,
         report = engine.analyze(image)
         calls = []
         original = engine._landmarks
-        monkeypatch.setattr(engine, "_landmarks", lambda *a: calls.append(1) or original(*a))
+        monkeypatch.setattr(engine, "_landmarks", lambda *a, calls=calls, original=original: calls.append(1) or original(*a))
         frame = frame_from_report(engine, image, report, 0.0)
         assert calls == []
         monkeypatch.undo()

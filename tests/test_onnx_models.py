@@ -115,7 +115,7 @@ def assert_same_analysis(before: FaceEngine, after: FaceEngine, path: Path) -> i
     image = load_image(path, before.settings.max_image_pixels)
     frames = [engine.analyze(image, str(path), all_faces=True) for engine in (before, after)]
     assert len(frames[0].faces) == len(frames[1].faces), path
-    for face_before, face_after in zip(frames[0].faces, frames[1].faces):
+    for face_before, face_after in zip(frames[0].faces, frames[1].faces, strict=True):
         assert face_before.box == face_after.box and face_before.det_score == face_after.det_score, path
         assert face_before.keypoints == face_after.keypoints, path
         assert face_before.embedding is not None and face_after.embedding is not None, path
@@ -156,7 +156,7 @@ def test_low_threshold_and_several_sizes_decode_alike(engines, bundled_images):
         {"max_num": 3, "metric": "max"},
     ):
         found_before, found_after = before.detect(image, **kwargs), after.detect(image, **kwargs)
-        for theirs, ours in zip(found_before, found_after):
+        for theirs, ours in zip(found_before, found_after, strict=True):
             assert theirs is not None and ours is not None
             assert np.array_equal(theirs, ours) and theirs.dtype == ours.dtype, kwargs
 

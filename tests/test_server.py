@@ -30,16 +30,15 @@ httpx = pytest.importorskip("httpx")
 with warnings.catch_warnings():  # Starlette's notice that its TestClient will move from httpx to httpx2
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
+from helpers import one_face_photo  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from facer_cli.cli import app as cli_app  # noqa: E402
 from facer_cli.errors import ConfigError  # noqa: E402
-from facer_cli.server import create_app  # noqa: E402
 from facer_cli.server.app import ModelGate  # noqa: E402
 from facer_cli.server.errors import ServerBusyError  # noqa: E402
 from facer_cli.server.exposure import ExposureError, check_exposure, is_loopback  # noqa: E402
-from helpers import one_face_photo  # noqa: E402
-from facer_cli.settings import Settings, load_settings  # noqa: E402
+from facer_cli.settings import load_settings  # noqa: E402
 from facer_cli.store import Store  # noqa: E402
 
 KEY = "k" * 12 + "-test-key-0123"

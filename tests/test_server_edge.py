@@ -25,13 +25,14 @@ pytest.importorskip("multipart")
 pytest.importorskip("fastapi_offline")
 httpx = pytest.importorskip("httpx")
 
+from helpers import run  # noqa: E402
+
 from facer_cli.errors import ModelPackError, StoreError  # noqa: E402
 from facer_cli.server import create_app  # noqa: E402
 from facer_cli.server.edge import build_server, serve_on  # noqa: E402
 from facer_cli.server.errors import printable  # noqa: E402
 from facer_cli.server.listen import ServeError, bind_socket  # noqa: E402
 from facer_cli.settings import Settings  # noqa: E402
-from helpers import run  # noqa: E402
 
 KEY = "k" * 12 + "-test-key-0123"
 
@@ -555,7 +556,7 @@ def test_no_error_body_holds_a_server_path_or_a_cli_flag(client_for, bundled_ima
     error = assert_clean(client.get("/users"), 500, db)
     assert error["type"] == "InternalError"
     monkeypatch.setattr(facer, "users", lambda: (_ for _ in ()).throw(
-        ModelPackError(f"model pack missing at /tmp/models; pass --model or pip install --force-reinstall x")))
+        ModelPackError("model pack missing at /tmp/models; pass --model or pip install --force-reinstall x")))
     error = assert_clean(client.get("/users"), 500, "models")
     assert error["type"] == "ModelPackError"
     monkeypatch.setattr(facer, "users", lambda: (_ for _ in ()).throw(StoreError("{db} is locked", path=db)))

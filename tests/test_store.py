@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import run_without_privileges
 
 from facer_cli.aggregate import Template
@@ -34,7 +33,7 @@ from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.service.facer import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
-from facer_cli.store.migrations import STEP_NAMES, migrations
+from facer_cli.store.migrations import migrations
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bundled:0123456789abcdef"

@@ -4,10 +4,10 @@ must never be two users. The rule lives in `validate_user_name`, so the CLI and 
 from __future__ import annotations
 
 import pytest
+from helpers import run
 
 from facer_cli.errors import UserNameError
 from facer_cli.store import validate_user_name
-from helpers import run
 
 REFUSED = {
     "\u202e": "text-direction control",  # RIGHT-TO-LEFT OVERRIDE: "alice\u202eecila" shows as "aliceecila"

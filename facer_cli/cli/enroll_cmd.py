@@ -174,9 +174,22 @@ def read_frames(
         return facer.frames_from_camera(source, on_progress=update, liveness=liveness)
 
 
-def explain_failure(frames: "Frames", json_output: bool, verbose: bool) -> None:
+class FrameReader:
+    """The frame source handed to the service, which calls it once its store checks have passed (so
+    the camera opens only when the command can succeed); keeps what it read for `explain_failure`."""
+
+    def __init__(self, facer: "Facer", camera: bool, sources: list[str] | None, show_live: bool, liveness: bool):
+        self.args = (facer, camera, sources, show_live, liveness)
+        self.frames: "Frames | None" = None
+
+    def __call__(self) -> "Frames":
+        self.frames = read_frames(*self.args)
+        return self.frames
+
+
+def explain_failure(frames: "Frames | None", json_output: bool, verbose: bool) -> None:
     """Too few usable frames: the per-frame table says why (the error line follows on stderr)."""
-    if not json_output and frames.frames:
+    if not json_output and frames is not None and frames.frames:
         console.print(frames_view(frames, verbose=verbose))
 
 
@@ -236,13 +249,12 @@ def enroll_command(
     camera_source(camera, sources)  # usage errors before anything loads
     facer = Facer(settings_for(ctx))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)
+    reader = FrameReader(facer, camera, sources, not json_output, liveness)
     with facer.open_store("create") as store:
-        name = facer.check_enrollable(store, user, mode)
-        frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
         try:
-            result = facer.enroll(name, frames, mode=mode, allow_lookalike=allow_lookalike, store=store)
+            result = facer.enroll(user, reader, mode=mode, allow_lookalike=allow_lookalike, store=store)
         except TooFewFramesError:
-            explain_failure(frames, json_output, verbose)
+            explain_failure(reader.frames, json_output, verbose)
             raise
         except LivenessError as error:
             explain_not_live(error, json_output, verbose)
@@ -283,13 +295,12 @@ def verify_command(
     camera_source(camera, sources)
     facer = Facer(settings_for(ctx))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)
+    reader = FrameReader(facer, camera, sources, not json_output, liveness)
     with facer.open_store("write") as store:
-        name = facer.prepare_verify(store, user)
-        frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
         try:
-            result = facer.verify(name, frames, store=store)
+            result = facer.verify(user, reader, store=store)
         except TooFewFramesError:
-            explain_failure(frames, json_output, verbose)
+            explain_failure(reader.frames, json_output, verbose)
             raise
         except LivenessError as error:
             explain_not_live(error, json_output, verbose)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
-from facer_cli.cli.enroll_cmd import camera_source, explain_failure, read_frames
+from facer_cli.cli.enroll_cmd import FrameReader, camera_source, explain_failure
 from facer_cli.cli.errors import EXIT_AMBIGUOUS, EXIT_IDENTIFIED, EXIT_UNKNOWN_PERSON
 from facer_cli.cli.options import (
     CameraOption,
@@ -68,13 +68,12 @@ def identify_command(
 
     camera_source(camera, sources)
     facer = Facer(settings_for(ctx))
+    reader = FrameReader(facer, camera, sources, not json_output, liveness=False)
     with facer.open_store("write") as store:
-        facer.prepare_identify(store)
-        frames = read_frames(facer, camera, sources, show_live=not json_output)
         try:
-            result = facer.identify(frames, store=store)
+            result = facer.identify(reader, store=store)
         except TooFewFramesError:
-            explain_failure(frames, json_output, verbose)
+            explain_failure(reader.frames, json_output, verbose)
             raise
     for warning in result.warnings:
         err_console.print("[bold yellow]warning:[/] ", end="")

@@ -448,10 +448,9 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
         def work() -> dict:
             facer = state.facer
-            with facer.open_store() as store:
-                user = facer.check_enrollable(store, name, parse_mode(mode.value))  # 409 first
+            with facer.open_store() as store:  # 409 before the models run: enroll checks, then calls frames_of
                 return facer.enroll(
-                    user, frames_of(), mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
+                    name, frames_of, mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
                 ).to_dict()
 
         return await state.gate.run(work)
@@ -472,9 +471,8 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
         def work() -> dict:
             facer = state.facer
-            with facer.open_store("write") as store:
-                user = facer.prepare_verify(store, name)  # 404, 409 or 429 before the models run
-                return facer.verify(user, frames_of(), store=store).to_dict()
+            with facer.open_store("write") as store:  # 404, 409 or 429 before the models run
+                return facer.verify(name, frames_of, store=store).to_dict()
 
         return await state.gate.run(work)
 
@@ -499,9 +497,8 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
         def work() -> dict:
             facer = state.facer
-            with facer.open_store("write") as store:
-                facer.prepare_identify(store)  # 503 before the models run
-                return facer.identify(facer.frames_from_uploads(uploads), top=top, store=store).to_dict()
+            with facer.open_store("write") as store:  # 503 before the models run
+                return facer.identify(lambda: facer.frames_from_uploads(uploads), top=top, store=store).to_dict()
 
         return await state.gate.run(work)
 

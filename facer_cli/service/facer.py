@@ -72,7 +72,9 @@ if TYPE_CHECKING:
     from facer_cli.service.identify import IdentifyResult
 
 PathLike = Union[str, Path]
-Inputs = Union[Frames, Iterable[PathLike]]
+# Frames, paths (analysed here), or a source called once the store's checks have passed, so a camera
+# opens only when enrolling, verifying or identifying can succeed.
+Inputs = Union[Frames, Iterable[PathLike], Callable[[], Frames]]
 
 
 class Facer:
@@ -174,6 +176,8 @@ class Facer:
     def _frames(self, inputs: Inputs) -> Frames:
         if isinstance(inputs, Frames):
             return inputs
+        if callable(inputs):
+            return inputs()
         return self.frames_from_paths(inputs, per_folder=self.settings.max_images)
 
     # -- inspect and compare ------------------------------------------------

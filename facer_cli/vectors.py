@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facer_cli.npy import NPY_MAGIC, load_npy_vector, unit_vector, vector_from_npy_bytes
+from facer_cli.npy import NPY_MAGIC, unit_vector
+from facer_cli.npy import load_npy_vector as load_vector  # a .npy file: regular file, never unpickled
+from facer_cli.npy import vector_from_npy_bytes as vector_from_bytes  # .npy bytes (an upload), checked alike
 
 __all__ = [
     "NPY_MAGIC",
@@ -30,16 +32,6 @@ def looks_like_npy(name: str, data: bytes) -> bool:
 def validate_vector(array: np.ndarray, name: str) -> np.ndarray:
     """A finite, non-zero 1-D numeric vector, returned as a float32 unit vector (overflow-safe)."""
     return unit_vector(np.asarray(array), name)
-
-
-def load_vector(path: Path | str) -> np.ndarray:
-    """Read a `.npy` template file safely: a regular file, no pickles, one 1-D numeric vector."""
-    return load_npy_vector(path)
-
-
-def vector_from_bytes(data: bytes, name: str) -> np.ndarray:
-    """A `.npy` template held in memory (a file's bytes, an upload), checked as `load_vector` does."""
-    return vector_from_npy_bytes(data, name)
 
 
 def vector_bytes(vector: np.ndarray) -> bytes:

@@ -93,7 +93,7 @@ def main() -> int:
     args = parser.parse_args()
 
     images = benchmark_images()
-    engine = FaceEngine(Settings.model_validate({"det_size": 320, "onnx_threads": args.onnx_threads}))
+    engine = FaceEngine(Settings.from_values({"det_size": 320, "onnx_threads": args.onnx_threads}))
     floors = [floor_inputs(engine, image) for _, image in images]
     with tempfile.TemporaryDirectory() as tmp:
         app = face_analysis_app(Path(tmp) / "pack")

@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="also time other worker/thread splits")
     parser.add_argument("--inspect", action="store_true", help="also time a `facer inspect` subprocess")
     args = parser.parse_args()
-    settings = Settings.model_validate({})
+    settings = Settings.from_values({})
     cores = available_cores()
     with tempfile.TemporaryDirectory(prefix="facer-bench-") as tmp:
         paths = build_folder(Path(tmp), args.repeats)

@@ -285,7 +285,7 @@ def main() -> int:
     if not CLIP.is_file() or not (FACES / "people").is_dir():
         print(f"test faces not found at {FACES} (set FACER_TEST_FACES)")
         return 2
-    engine = get_engine(Settings.model_validate({}))
+    engine = get_engine(Settings.from_values({}))
 
     observed, observe_times = clip_frames(engine)
     genuine, cue_times, pair_residuals = genuine_attempts(observed)

@@ -286,7 +286,7 @@ class FaceEngine:
 
 @lru_cache(maxsize=4)
 def _cached_engine(key: str) -> FaceEngine:
-    return FaceEngine(EngineSettings.model_validate_json(key))
+    return FaceEngine(EngineSettings.from_cache_key(key))
 
 
 def get_engine(settings: EngineSettings | Settings | None = None) -> FaceEngine:

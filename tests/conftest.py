@@ -89,7 +89,7 @@ def client_for(tmp_path, engine):
     clients = []
 
     def make(**values):
-        settings = Settings.model_validate({"db": str(tmp_path / "facer.db"), **values})
+        settings = Settings.from_values({"db": str(tmp_path / "facer.db"), **values})
         client = TestClient(create_app(settings, engine=engine), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

@@ -30,4 +30,4 @@ def test_folder_with_too_few_usable_images_says_why(tmp_path, faces):
     (tmp_path / "a.jpg").symlink_to(faces / "people" / "obama" / "obama_1.jpg")
     (tmp_path / "b.jpg").write_bytes(b"")
     with pytest.raises(TooFewFramesError, match=r"1 of 2 \(need 2\).*b.jpg \(empty file"):
-        generate_token_from_directory(tmp_path, settings=Settings.model_validate({}))
+        generate_token_from_directory(tmp_path, settings=Settings.from_values({}))

@@ -223,6 +223,6 @@ def test_generate_token_from_camera_plays_the_clip(clip, faces, engine, settings
 def test_generate_token_from_camera_uses_camera_index_by_default(live_camera, monkeypatch):
     made, _ = live_camera
     # this stand-in delivers frames faster than real time: no spacing, or the clip would end first
-    settings = Settings.model_validate({"camera_index": 4, "camera_warmup_frames": 0, "frame_interval_ms": 0})
+    settings = Settings.from_values({"camera_index": 4, "camera_warmup_frames": 0, "frame_interval_ms": 0})
     generate_token_from_camera(max_frames=2, settings=settings)
     assert LiveCamera.opened == [4] and made[0].released

@@ -28,7 +28,7 @@ SEVERAL = ("alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie")  
 @pytest.fixture
 def facer_for(tmp_path, engine):
     def make(**values) -> Facer:
-        settings = Settings.model_validate({"db": str(tmp_path / "facer.db"), "min_valid_frames": 1, **values})
+        settings = Settings.from_values({"db": str(tmp_path / "facer.db"), "min_valid_frames": 1, **values})
         return Facer(settings, engine=engine)
 
     return make

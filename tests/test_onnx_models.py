@@ -9,6 +9,7 @@ must be exactly equal.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def engines() -> tuple[FaceEngine, FaceEngine]:
 
 
 def at_size(engine: FaceEngine, size: int) -> FaceEngine:
-    return FaceEngine(engine.settings.model_copy(update={"det_size": size}), engine.models)
+    return FaceEngine(dataclasses.replace(engine.settings, det_size=size), engine.models)
 
 
 def assert_same_analysis(before: FaceEngine, after: FaceEngine, path: Path) -> int:

@@ -75,7 +75,7 @@ def live(tmp_path, engine):
     with ExitStack() as stack:
 
         def make(**values) -> LiveServer:
-            settings = Settings.model_validate({"db": str(tmp_path / "facer.db"), **values})
+            settings = Settings.from_values({"db": str(tmp_path / "facer.db"), **values})
             return stack.enter_context(LiveServer(settings, engine))
 
         yield make

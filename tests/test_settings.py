@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from facer_cli.cli import app
 from facer_cli.errors import ConfigError
-from facer_cli.settings import Settings, example_config_text, load_settings
+from facer_cli.settings import SETTING_INFOS, Settings, example_config_text, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
 def test_defaults_match_the_original_service():
-    s = Settings.model_validate({})
+    s = Settings.from_values({})
     assert (s.use_gpu, s.use_directml, s.camera_index, s.max_frames, s.max_images) == (True, True, 0, 5, 5)
     assert s.allowed_modules == ["detection", "landmark_3d_68", "recognition"]
     assert (s.require_pose, s.det_size, s.detection_threshold, s.min_valid_frames) == (True, 320, 0.6, 3)
@@ -125,7 +125,7 @@ def test_config_init_writes_readable_toml(tmp_path, monkeypatch):
     assert runner.invoke(app, ["config", "init"]).exit_code == 0
     written = tomllib.loads((tmp_path / "facer.toml").read_text())
     assert written["det_size"] == 320 and "db" not in written
-    assert load_settings(cwd=tmp_path).settings == Settings.model_validate({})
+    assert load_settings(cwd=tmp_path).settings == Settings.from_values({})
     again = runner.invoke(app, ["config", "init"])
     assert again.exit_code == 10 and "--force" in again.output
     assert (tmp_path / "facer.toml").stat().st_mode & 0o777 == 0o600
@@ -135,7 +135,61 @@ def test_example_file_documents_every_setting_with_its_default():
     text = (REPO / "facer.toml.example").read_text()
     assert text == example_config_text(), "regenerate facer.toml.example from settings.example_config_text()"
     values = tomllib.loads(text)
-    for name, field in Settings.model_fields.items():
+    for name, field in SETTING_INFOS.items():
         if field.default is not None:
             assert values[name] == field.default
         assert f"{name} =" in text
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("use_gpu", "yes", True),
+        ("use_gpu", " OFF ", False),
+        ("use_gpu", "0", False),
+        ("max_frames", " 7 ", 7),
+        ("frame_interval_ms", "12.5", 12.5),
+        ("liveness", "camera", "camera"),
+        ("db", "/tmp/x.db", "/tmp/x.db"),
+    ],
+)
+def test_environment_strings_become_typed_values(monkeypatch, name, text, expected):
+    monkeypatch.setenv(f"FACER_{name.upper()}", text)
+    assert getattr(load_settings(cwd=Path("/nonexistent")).settings, name) == expected
+
+
+@pytest.mark.parametrize(
+    "name, text, reason",
+    [
+        ("use_gpu", "maybe", "must be true or false"),
+        ("max_frames", "3.5", "must be a whole number"),
+        ("max_frames", "true", "must be a whole number"),
+        ("frame_interval_ms", "nan", "must be a finite number"),
+        ("frame_interval_ms", "1e400", "must be a finite number"),
+        ("frame_interval_ms", "fast", "must be a number"),
+        ("liveness", "sometimes", "must be one of 'off', 'camera', 'required'"),
+        ("db", "", "must not be empty"),
+        ("allowed_modules", "[detection", "is not a valid JSON list"),
+        ("allowed_modules", "detection", "must include 'recognition'"),
+    ],
+)
+def test_bad_environment_strings_say_what_is_accepted(monkeypatch, name, text, reason):
+    monkeypatch.setenv(f"FACER_{name.upper()}", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cwd=Path("/nonexistent"))
+    assert str(info.value) == f"setting {name} = {text!r} (from FACER_{name.upper()}): {reason}"
+
+
+def test_settings_are_checked_when_made_and_frozen():
+    with pytest.raises(ConfigError, match=r"setting max_frames = 0: must be between 1 and 10000"):
+        Settings(max_frames=0)
+    with pytest.raises(ConfigError, match=r"api_key = \(hidden\): has 5 characters"):
+        Settings(api_key="short")
+    with pytest.raises(ConfigError, match="det_sise = 320: is not a setting"):
+        Settings.from_values({"det_sise": 320})
+    settings = Settings(max_frames=4)
+    with pytest.raises(AttributeError):
+        settings.max_frames = 5  # type: ignore[misc]
+    assert Settings(max_frames=4.0).max_frames == 4 and isinstance(Settings(max_frames=4.0).max_frames, int)
+    engine = settings.engine
+    assert type(engine).from_cache_key(engine.cache_key()) == engine

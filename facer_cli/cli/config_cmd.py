@@ -10,7 +10,7 @@ import typer
 from facer_cli.cli.app import console, loaded_settings
 from facer_cli.cli.options import ForceOption, JsonOption
 from facer_cli.cli.output import config_meanings, config_view, literal, print_json
-from facer_cli.settings import CONFIG_FILE_NAME, SECRET_SETTINGS, Settings, settings_as_toml_dict
+from facer_cli.settings import CONFIG_FILE_NAME, SECRET_SETTINGS, SETTING_INFOS, settings_as_toml_dict
 
 config_app = typer.Typer(help="Show the effective settings or write a facer.toml.", no_args_is_help=True)
 
@@ -24,11 +24,11 @@ def config_show(
     """Print every setting, its value and where it came from (default, facer.toml, FACER_*, flag).
     In Python: facer_cli.load_settings()."""
     loaded = loaded_settings(ctx)
-    values = loaded.settings.model_dump()
+    values = loaded.settings.as_dict()
     for name in SECRET_SETTINGS:
         if values.get(name) is not None:
             values[name] = "(set)"
-    descriptions = {name: field.description or "" for name, field in Settings.model_fields.items()}
+    descriptions = {name: info.description for name, info in SETTING_INFOS.items()}
     if json_output:
         print_json(
             {

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
-from facer_cli.settings import Settings
+from facer_cli.settings import SETTING_INFOS
 
 if TYPE_CHECKING:
     from facer_cli.store import Mode
 
 
 def setting_help(name: str, text: str | None = None) -> str:
-    field = Settings.model_fields[name]
-    default = "per-user data folder" if field.default is None else field.default
-    return f"{text or field.description} [default: {default}, setting {name}]".replace("[", r"\[")
+    info = SETTING_INFOS[name]
+    default = "per-user data folder" if info.default is None else info.default
+    return f"{text or info.description} [default: {default}, setting {name}]".replace("[", r"\[")
 
 
 def setting_option(name: str, *flags: str, help: str | None = None) -> Any:

@@ -561,7 +561,7 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
 
 
 def config_view(loaded: "LoadedSettings", descriptions: dict[str, str]) -> Group:
-    values = loaded.settings.model_dump()
+    values = loaded.settings.as_dict()
     table = Table(
         title=literal(f"config file: {loaded.config_file or 'none found'}"),
         header_style="bold",

@@ -68,7 +68,7 @@ def _init_worker(settings_json: str, threads: int) -> None:
     from facer_cli.modelpack import load_models
 
     cv2.setNumThreads(threads)
-    settings = EngineSettings.model_validate_json(settings_json)
+    settings = EngineSettings.from_cache_key(settings_json)
     _worker_engine = FaceEngine(settings, load_models(settings, intra_op_threads=threads))
 
 
@@ -121,7 +121,7 @@ def embed_images(
         max_workers=workers,
         mp_context=_pool_context(),
         initializer=_init_worker,
-        initargs=(settings.engine.model_dump_json(), threads),
+        initargs=(settings.engine.cache_key(), threads),
     ) as pool:
         for frame in pool.map(_analyze, sources, chunksize=chunksize):
             frames.append(frame)

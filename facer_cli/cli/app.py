@@ -31,17 +31,6 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def _no_type_for_flags(self: Any, ctx: click.Context) -> str | None:
-    # An on/off flag takes no value: Typer's "<bool>" placeholder would suggest one.
-    if getattr(self, "is_flag", False):
-        return None
-    return _display_type_rich(self, ctx)
-
-
-_display_type_rich = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign, assignment]
-
-
 @dataclass
 class AppState:
     config: Path | None = None
@@ -74,6 +63,27 @@ class FacerGroup(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
+
+    # Commands are built when first asked for (`facer_cli.cli.commands`), not all at each start.
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from facer_cli.cli.commands import COMMANDS
+
+        return [command.name for command in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from facer_cli.cli.commands import BY_NAME
+
+        if cmd_name not in self.commands and cmd_name in BY_NAME:
+            self.commands[cmd_name] = BY_NAME[cmd_name].build()
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if ctx.parent is not None:
+            return super().format_help(ctx, formatter)
+        from facer_cli.cli.commands import COMMANDS
+        from facer_cli.cli.root_help import root_help
+
+        console.print(root_help(ctx, self.get_params(ctx), self.help or "", COMMANDS))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -186,11 +196,8 @@ def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
 
 def main() -> None:
     """The command line (the console script is `facer_cli.entry.main`, which handles Ctrl-C earlier)."""
-    from facer_cli.cli.commands import register
-
     if not entry.installed():
         entry.install()
-    register(app)
     try:
         app(prog_name="facer")
     except KeyboardInterrupt:  # outside a command (while parsing or importing)

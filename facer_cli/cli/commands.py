@@ -1,21 +1,17 @@
-"""Every command, registered explicitly, in the order `facer --help` lists them."""
+"""Every command, in the order `facer --help` lists them, each built only when it is needed.
+
+Typer would turn every command's signature into options at each start (~40 ms); here a
+command's module is imported and its options built only when that command runs or shows
+its own help. `facer --help` needs only each command's name, panel and first line.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from dataclasses import dataclass
+from typing import Any
 
-from facer_cli.cli import (
-    compare_cmd,
-    config_cmd,
-    demo_cmd,
-    doctor_cmd,
-    enroll_cmd,
-    evaluate_cmd,
-    identify_cmd,
-    inspect_cmd,
-    serve_cmd,
-    users_cmd,
-)
+import typer
 
 START = "Start here"
 STORE = "Enroll, verify and identify"
@@ -23,22 +19,59 @@ MEASURE = "Look and measure"
 RUN = "Serve and set up"
 
 
-_REGISTERED: list[typer.Typer] = []
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command (a function) or a group (a Typer app) in a module of `facer_cli.cli`."""
+
+    name: str
+    panel: str
+    module: str
+    attribute: str
+
+    def target(self) -> Any:
+        return getattr(importlib.import_module(f"facer_cli.cli.{self.module}"), self.attribute)
+
+    def help_text(self) -> str:
+        """The command's help as Typer shows it: the group's help, or the function's docstring."""
+        import inspect
+
+        target = self.target()
+        if isinstance(target, typer.Typer):
+            return inspect.cleandoc(str(target.info.help or ""))
+        return inspect.getdoc(target) or ""
+
+    def build(self) -> Any:
+        """The click command, with its options, as Typer would have built it."""
+        from typer.main import get_command_from_info, get_group_from_info
+        from typer.models import CommandInfo, TyperInfo
+
+        target = self.target()
+        if isinstance(target, typer.Typer):
+            return get_group_from_info(
+                TyperInfo(target, name=self.name, rich_help_panel=self.panel),
+                pretty_exceptions_short=False,
+                suggest_commands=True,
+                rich_markup_mode="rich",
+            )
+        return get_command_from_info(
+            CommandInfo(name=self.name, callback=target, rich_help_panel=self.panel),
+            pretty_exceptions_short=False,
+            rich_markup_mode="rich",
+        )
 
 
-def register(app: typer.Typer) -> None:
-    if app in _REGISTERED:
-        return
-    _REGISTERED.append(app)
-    app.command("demo", rich_help_panel=START)(demo_cmd.demo_command)
-    app.command("enroll", rich_help_panel=STORE)(enroll_cmd.enroll_command)
-    app.command("verify", rich_help_panel=STORE)(enroll_cmd.verify_command)
-    app.command("identify", rich_help_panel=STORE)(identify_cmd.identify_command)
-    app.add_typer(users_cmd.users_app, name="users", rich_help_panel=STORE)
-    app.command("capture", rich_help_panel=STORE)(enroll_cmd.capture_command)
-    app.command("inspect", rich_help_panel=MEASURE)(inspect_cmd.inspect_command)
-    app.command("compare", rich_help_panel=MEASURE)(compare_cmd.compare_command)
-    app.command("evaluate", rich_help_panel=MEASURE)(evaluate_cmd.evaluate_command)
-    app.command("serve", rich_help_panel=RUN)(serve_cmd.serve_command)
-    app.add_typer(config_cmd.config_app, name="config", rich_help_panel=RUN)
-    app.command("doctor", rich_help_panel=RUN)(doctor_cmd.doctor_command)
+COMMANDS = (
+    LazyCommand("demo", START, "demo_cmd", "demo_command"),
+    LazyCommand("enroll", STORE, "enroll_cmd", "enroll_command"),
+    LazyCommand("verify", STORE, "enroll_cmd", "verify_command"),
+    LazyCommand("identify", STORE, "identify_cmd", "identify_command"),
+    LazyCommand("capture", STORE, "enroll_cmd", "capture_command"),
+    LazyCommand("users", STORE, "users_cmd", "users_app"),
+    LazyCommand("inspect", MEASURE, "inspect_cmd", "inspect_command"),
+    LazyCommand("compare", MEASURE, "compare_cmd", "compare_command"),
+    LazyCommand("evaluate", MEASURE, "evaluate_cmd", "evaluate_command"),
+    LazyCommand("serve", RUN, "serve_cmd", "serve_command"),
+    LazyCommand("doctor", RUN, "doctor_cmd", "doctor_command"),
+    LazyCommand("config", RUN, "config_cmd", "config_app"),
+)
+BY_NAME = {command.name: command for command in COMMANDS}

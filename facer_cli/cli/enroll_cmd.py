@@ -59,7 +59,7 @@ def camera_source(camera: bool, sources: list[str] | None) -> str | None:
 
 def liveness_wanted(settings: "Settings", camera: bool, flag: bool | None) -> bool:
     """--liveness/--no-liveness, else the liveness setting; a usage error (exit 2) with images."""
-    from facer_cli.service.liveness import wanted
+    from facer_cli.service.liveness_policy import wanted
 
     if not camera and flag:
         raise typer.BadParameter("--liveness needs --camera: a still image cannot answer a head-turn challenge")

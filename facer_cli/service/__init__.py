@@ -9,40 +9,67 @@
 - `results`: the dataclasses every operation returns (tables and JSON are made from them).
 """
 
-from facer_cli.service.demo import run_demo
-from facer_cli.service.facer import Facer, package_versions
-from facer_cli.service.identify import IdentifyResult
-from facer_cli.service.inputs import Frames, InputFile
-from facer_cli.service.results import (
-    CaptureResult,
-    CheckResult,
-    CompareResult,
-    DemoResult,
-    DoctorInfo,
-    EnrollResult,
-    ExportResult,
-    InspectResult,
-    UserList,
-    VerifyResult,
-)
-from facer_cli.service.rules import Purpose
+from __future__ import annotations
 
-__all__ = [
-    "CaptureResult",
-    "CheckResult",
-    "CompareResult",
-    "DemoResult",
-    "DoctorInfo",
-    "EnrollResult",
-    "ExportResult",
-    "Facer",
-    "Frames",
-    "IdentifyResult",
-    "InputFile",
-    "InspectResult",
-    "Purpose",
-    "UserList",
-    "VerifyResult",
-    "package_versions",
-    "run_demo",
-]
+from importlib import import_module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# name -> module that defines it; imported on first use, so a command loads only its own
+# parts (verify needs neither the demo, identification nor liveness).
+_EXPORTS = {
+    "run_demo": "facer_cli.service.demo",
+    "Facer": "facer_cli.service.facer",
+    "package_versions": "facer_cli.service.facer",
+    "IdentifyResult": "facer_cli.service.identify",
+    "Frames": "facer_cli.service.inputs",
+    "InputFile": "facer_cli.service.inputs",
+    "CaptureResult": "facer_cli.service.results",
+    "CheckResult": "facer_cli.service.results",
+    "CompareResult": "facer_cli.service.results",
+    "DemoResult": "facer_cli.service.results",
+    "DoctorInfo": "facer_cli.service.results",
+    "EnrollResult": "facer_cli.service.results",
+    "ExportResult": "facer_cli.service.results",
+    "InspectResult": "facer_cli.service.results",
+    "UserList": "facer_cli.service.results",
+    "VerifyResult": "facer_cli.service.results",
+    "Purpose": "facer_cli.service.rules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facer_cli.service' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # what type checkers see
+    from facer_cli.service.demo import run_demo
+    from facer_cli.service.facer import Facer, package_versions
+    from facer_cli.service.identify import IdentifyResult
+    from facer_cli.service.inputs import Frames, InputFile
+    from facer_cli.service.results import (
+        CaptureResult,
+        CheckResult,
+        CompareResult,
+        DemoResult,
+        DoctorInfo,
+        EnrollResult,
+        ExportResult,
+        InspectResult,
+        UserList,
+        VerifyResult,
+    )
+    from facer_cli.service.rules import Purpose

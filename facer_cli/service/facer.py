@@ -159,11 +159,13 @@ class Facer:
         person answers a random head-turn challenge (`challenge` replaces it: tests, a known clip) and the
         capture ends when it is decided; the `Frames` carry the `LivenessResult`, which `enroll`, `verify`
         and `capture` check."""
-        from facer_cli.service import liveness as live
+        from facer_cli.service.liveness_policy import wanted
 
         check = None
-        if live.wanted(self.settings, True, liveness):
-            check = live.LiveCheck(self.engine, self.settings, challenge)
+        if wanted(self.settings, True, liveness):
+            from facer_cli.service.liveness import LiveCheck
+
+            check = LiveCheck(self.engine, self.settings, challenge)
         return frames_from_camera(self.engine, source, self.settings, on_progress, camera, check)
 
     def frames_from_burst(self, uploads: Sequence[tuple[InputFile, float]], challenge: "Challenge") -> Frames:
@@ -408,7 +410,7 @@ class Facer:
     def check_lockout(self, store: Store, user: str) -> None:
         """`UserLockedError` (and a "locked_out" attempt in the audit log) while the user is locked out
         after `liveness_max_failures` liveness failures within `liveness_window_s`."""
-        from facer_cli.service.liveness import failure_window, locked_error
+        from facer_cli.service.liveness_policy import failure_window, locked_error
         from facer_cli.store import LOCKED_OUT
 
         if self.settings.liveness_lockout_s <= 0:
@@ -422,7 +424,7 @@ class Facer:
     def _refuse_not_live(self, frames: Frames, liveness: "LivenessResult | None") -> None:
         result = liveness if liveness is not None else frames.liveness
         if result is not None and not result.live:
-            from facer_cli.service.liveness import refuse_not_live
+            from facer_cli.service.liveness_policy import refuse_not_live
 
             raise refuse_not_live(result, frames)
 
@@ -439,7 +441,7 @@ class Facer:
         one transaction. No usable probe: the attempt is recorded as "no_probe" and
         `TooFewFramesError` raised. Frames that failed their liveness challenge (or `liveness`, when
         given): recorded as "not_live" with the reasons, and `LivenessError` raised."""
-        from facer_cli.service.liveness import audit_fields, failure_window, refuse_not_live
+        from facer_cli.service.liveness_policy import audit_fields, failure_window, refuse_not_live
         from facer_cli.store import NOT_LIVE
 
         with self._store(store, "write") as opened:
@@ -667,7 +669,7 @@ def verify_probe(
     """Compare a probe vector with every template of the user made by `model`, keep the best, decide
     the band and record the attempt — read, decide and record in one transaction. `liveness`: the
     challenge the probe's frames answered, kept in the attempt's row."""
-    from facer_cli.service.liveness import audit_fields
+    from facer_cli.service.liveness_policy import audit_fields
     from facer_cli.vectors import validate_vector
 
     name = validate_user_name(user)

@@ -6,22 +6,17 @@ fed to the checker (`frame_from_report`), so the face that answered the challeng
 frames make the template: the capture ends when the challenge is decided, and the template is built
 from the challenge's own frames.
 
-The lockout reads the audit log: a user's attempts refused as not live (band "not_live") within
-`liveness_window_s`; at `liveness_max_failures` of them, verify is refused for `liveness_lockout_s`
-after the last one (0: failures are reported, nobody is locked out).
+Which runs ask for a challenge, the audit fields and the lockout: `service.liveness_policy`.
 """
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
-from facer_cli.errors import ConfigError, LivenessError, UserLockedError
+from facer_cli.errors import ConfigError
 from facer_cli.liveness import Challenge, FrameCue, LivenessChecker, LivenessProgress, LivenessResult
 from facer_cli.liveness.runner import frame_from_report
 
@@ -30,7 +25,6 @@ if TYPE_CHECKING:
     from facer_cli.engine import FaceEngine
     from facer_cli.reports import FrameReport
     from facer_cli.settings import Settings
-    from facer_cli.store import Store
 
 # The turn targets are drawn from liveness_turn_deg to this many degrees more (the core's 18-25°).
 TURN_SPREAD_DEG = 7.0
@@ -45,13 +39,6 @@ def challenge_for(settings: "Settings", rng: random.Random | None = None) -> Cha
         turn_range=(low, low + TURN_SPREAD_DEG),
         time_limit_s=settings.liveness_step_s,
     )
-
-
-def wanted(settings: "Settings", camera: bool, flag: bool | None = None) -> bool:
-    """Whether a run asks for liveness: the flag when given, else the setting (camera runs only)."""
-    if flag is not None:
-        return flag
-    return camera and settings.liveness in ("camera", "required")
 
 
 def require_landmarks_106(engine: "FaceEngine") -> None:
@@ -132,87 +119,3 @@ def check_burst(
         if check.done:
             break
     return kept, check.result()
-
-
-def refuse_not_live(result: LivenessResult, frames: object = None, note: str = "") -> LivenessError:
-    return LivenessError(f"not live: {result.reason}{note}", result=result, frames=frames)
-
-
-def audit_fields(result: LivenessResult | None) -> dict:
-    """What an attempt row keeps of the liveness outcome (no per-frame cues: they are for display)."""
-    if result is None:
-        return {}
-    return {
-        "live": result.live,
-        "liveness_reason": result.reason or None,
-        "liveness": json.dumps(result.to_dict(with_cues=False), ensure_ascii=False, separators=(",", ":")),
-    }
-
-
-# -- repeated failures and the lockout ---------------------------------------------------------
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def duration(seconds: float) -> str:
-    """600 → "10 min", 90 → "1 min 30 s", 45 → "45 s", 7200 → "2 h"."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]
-    return " ".join(part for part in parts if part) or "0 s"
-
-
-@dataclass
-class FailureWindow:
-    """A user's liveness failures within the window, and the lockout they cause, if any."""
-
-    user: str
-    failures: list[str]  # times (ISO 8601) of the not_live attempts in the window, oldest first
-    window_s: float
-    max_failures: int
-    lockout_s: float
-    now: datetime
-
-    @property
-    def locked_until(self) -> datetime | None:
-        if self.lockout_s <= 0 or len(self.failures) < self.max_failures:
-            return None
-        until = datetime.fromisoformat(self.failures[-1]) + timedelta(seconds=self.lockout_s)
-        return until if until > self.now else None
-
-    def describe(self) -> str:
-        count = len(self.failures)
-        text = f"{count} liveness failure{'s' if count != 1 else ''} for {self.user!r} in the last {duration(self.window_s)}"
-        until = self.locked_until
-        if until is not None:
-            left = (until - self.now).total_seconds()
-            text += f": locked until {until.astimezone():%H:%M:%S} (in {duration(max(1.0, left))})"
-        elif self.lockout_s > 0:
-            text += f" (locked out at {self.max_failures})"
-        return text
-
-
-def failure_window(store: "Store", user: str, settings: "Settings", now: datetime | None = None) -> FailureWindow:
-    moment = now or datetime.now(timezone.utc)
-    from facer_cli.store import NOT_LIVE
-
-    since = _iso(moment - timedelta(seconds=settings.liveness_window_s))
-    return FailureWindow(
-        user,
-        store.attempt_times(user, NOT_LIVE, since),
-        settings.liveness_window_s,
-        settings.liveness_max_failures,
-        settings.liveness_lockout_s,
-        moment,
-    )
-
-
-def locked_error(window: FailureWindow) -> UserLockedError:
-    until = window.locked_until
-    assert until is not None
-    return UserLockedError(
-        window.describe(),
-        until=_iso(until),
-        retry_after_s=(until - window.now).total_seconds(),
-    )

@@ -165,3 +165,14 @@ def test_the_console_script_ends_without_losing_output_audit_row_or_wal(tmp_path
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_the_console_script_asks_for_one_blas_thread_unless_told_otherwise():
+    from facer_cli.entry import one_blas_thread
+
+    environ: dict[str, str] = {}
+    one_blas_thread(environ)
+    assert environ == {"OPENBLAS_NUM_THREADS": "1"}
+    environ = {"OPENBLAS_NUM_THREADS": "2"}
+    one_blas_thread(environ)
+    assert environ == {"OPENBLAS_NUM_THREADS": "2"}

@@ -31,8 +31,10 @@ received = False
 
 def exit_interrupted() -> NoReturn:
     """One line on stderr, exit 130, now."""
+    # Where fd 2 really goes, even while a decode has it captured (`facer_cli.decoder_chatter`).
+    chatter = sys.modules.get("facer_cli.decoder_chatter")
     try:
-        os.write(2, b"interrupted\n")
+        os.write(chatter.original_stderr_fd() if chatter else 2, b"interrupted\n")
     finally:
         os._exit(EXIT_INTERRUPTED)
 

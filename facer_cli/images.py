@@ -17,22 +17,18 @@ Hostile input is the normal case here (uploads, folders of unknown files), so:
   Every PNG chunk must fit in the file (OpenCV 5 trusts chunk lengths).
 * Decoder chatter (libjpeg's "Corrupt JPEG data", libpng warnings, OpenCV's
   `[ERROR]` lines) is written by C code straight to file descriptor 2. Decoding
-  runs with fd 2 pointed at an in-memory file under a lock; what the decoder said
-  is read back and turned into facer's own error ("damaged JPEG data: ...")
+  runs with fd 2 pointed at an in-memory file (`facer_cli.decoder_chatter`, which
+  lets decodes run side by side and still gives each its own words); what the
+  decoder said is turned into facer's own error ("damaged JPEG data: ...")
   instead of reaching the terminal. The decode itself stays OpenCV's.
 * EXIF orientation is read from the JPEG APP1 segment by hand; Pillow is not used.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import struct
-import sys
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facer_cli.decoder_chatter import run_captured
 from facer_cli.errors import ImageError, ImageTooLargeError
 from facer_cli.safe_files import DEFAULT_MAX_FILE_BYTES, read_regular_file
 
@@ -618,95 +615,19 @@ def _looks_truncated(data: bytes) -> bool:
     return False
 
 
-_DECODE_LOCK = threading.Lock()
-_MAX_CHATTER_BYTES = 65536
-
-
 def _decode_quietly(data: bytes) -> tuple[np.ndarray | None, str]:
-    """OpenCV's decode with whatever its C libraries print to fd 2 captured, not shown."""
+    """OpenCV's decode with whatever its C libraries print to fd 2 captured, not shown
+    (`facer_cli.decoder_chatter`: decodes still run side by side)."""
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
-    with _stderr_captured() as chatter:
+
+    def decode() -> tuple[np.ndarray | None, str | None]:
         try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            return cv2.imdecode(np.frombuffer(data, np.uint8), flags), None
         except cv2.error as exc:  # a decoder's assertion: report it as damage
-            image = None
-            chatter.append(f"[ERROR] {exc}")
-    return image, "\n".join(chatter)
+            return None, f"[ERROR] {exc}"
 
-
-@contextmanager
-def _stderr_captured() -> Iterator[list[str]]:
-    """Point fd 2 at an in-memory file while the block runs; yield its lines (filled on exit).
-
-    The lock makes this safe across threads: one decode at a time redirects fd 2.
-    Lines that are not decoder chatter (another thread's log line) are written back.
-    """
-    lines: list[str] = []
-    with _DECODE_LOCK:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-        capture = _anonymous_file()
-        saved = _duplicate_stderr()
-        try:
-            os.dup2(capture, 2)
-            try:
-                yield lines
-            finally:
-                _restore_stderr(saved)
-            os.lseek(capture, 0, os.SEEK_SET)
-            text = os.read(capture, _MAX_CHATTER_BYTES).decode("utf-8", "replace")
-        finally:
-            if saved is not None:
-                os.close(saved)
-            os.close(capture)
-    chatter, other = _split_chatter(text)
-    if other and saved is not None:
-        os.write(2, other.encode())
-    lines[:0] = chatter
-
-
-def _duplicate_stderr() -> int | None:
-    try:
-        return os.dup(2)
-    except OSError:  # a daemon started with fd 2 closed
-        return None
-
-
-def _restore_stderr(saved: int | None) -> None:
-    if saved is None:
-        os.close(2)
-    else:
-        os.dup2(saved, 2)
-
-
-def _anonymous_file() -> int:
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("facer-decoder-stderr", getattr(os, "MFD_CLOEXEC", 0))
-    fd, path = tempfile.mkstemp(prefix="facer-decoder-stderr-")
-    os.unlink(path)
-    return fd
-
-
-_CHATTER = re.compile(
-    r"^(\[ ?(ERROR|WARN|INFO|DEBUG)|Corrupt JPEG data|Premature end of JPEG|Invalid |Inconsistent progression|"
-    r"Unsupported |Bogus |Application transferred|Warning|libpng |libtiff|TIFF|JPEG|WebP|GIF|.*: (Warning|Error)|"
-    r"OpenCV)",
-)
-
-
-def _split_chatter(text: str) -> tuple[list[str], str]:
-    chatter: list[str] = []
-    other: list[str] = []
-    previous = other
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line.startswith((">", " ", "\t")):  # OpenCV continues an assertion message on lines like these
-            previous.append(line)
-            continue
-        previous = chatter if _CHATTER.match(line) else other
-        previous.append(line)
-    return chatter, "".join(line + "\n" for line in other)
+    (image, failure), chatter = run_captured(decode)
+    return image, "\n".join(chatter + ([failure] if failure else []))
 
 
 _DAMAGE = re.compile(

@@ -409,12 +409,45 @@ def test_good_images_decode_silently(capfd, faces):
 
 def test_other_output_on_fd2_during_a_decode_is_kept(capfd, photo):
     """Only decoder chatter is swallowed; a line another thread writes meanwhile still appears."""
-    from facer_cli import images
+    from facer_cli.decoder_chatter import run_captured
 
-    with images._stderr_captured() as chatter:
+    def decode() -> int:
         os.write(2, b"Corrupt JPEG data: 3 extraneous bytes before marker 0xd9\nserver: a log line\n")
-    assert chatter == ["Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"]
+        return 7
+
+    assert run_captured(decode) == (7, ["Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"])
     assert capfd.readouterr().err == "server: a log line\n"
+
+
+def test_decodes_run_side_by_side_and_keep_their_own_chatter(capfd):
+    """Two decodes are inside the capture at once (a barrier both must reach); chatter written while
+    both ran is not guessed at: each runs again alone, so each keeps only its own words."""
+    from facer_cli import decoder_chatter
+
+    together = threading.Barrier(2, timeout=10)
+    runs = {"noisy": 0, "quiet": 0}
+
+    def work(name: str) -> str:
+        runs[name] += 1
+        if runs[name] == 1:
+            together.wait()  # both first runs overlap, or this raises BrokenBarrierError
+        if name == "noisy":
+            os.write(2, b"Corrupt JPEG data: premature end of data segment\n")
+        if runs[name] == 1:
+            together.wait()
+        return name
+
+    results: dict[str, tuple[str, list[str]]] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, decoder_chatter.run_captured(
+        lambda: work(n)))) for n in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results["noisy"] == ("noisy", ["Corrupt JPEG data: premature end of data segment"])
+    assert results["quiet"] == ("quiet", [])
+    assert runs == {"noisy": 2, "quiet": 2}  # both were unsure after the shared run, both ran alone
+    assert decoder_chatter.original_stderr_fd() == 2 and capfd.readouterr().err == ""
 
 
 def test_concurrent_decodes_keep_their_own_verdicts(capfd, faces):

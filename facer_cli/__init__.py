@@ -10,14 +10,11 @@ The Python API. Names are imported on first use, so `import facer_cli` (and
 
 from __future__ import annotations
 
-from importlib import import_module
+from facer_cli.lazy_exports import lazy_exports
 
 # Not `typing.TYPE_CHECKING`: importing typing costs milliseconds of the console script's
 # start-up, before its Ctrl-C handler is installed (`facer_cli.entry`). Type checkers read it as True.
 TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 __version__ = "0.1.0"
 
 # name -> module that defines it
@@ -52,17 +49,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facer_cli' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see

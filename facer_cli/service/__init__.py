@@ -11,12 +11,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
+from facer_cli.lazy_exports import lazy_exports
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 # name -> module that defines it; imported on first use, so a command loads only its own
 # parts (verify needs neither the demo, identification nor liveness).
 _EXPORTS = {
@@ -42,17 +39,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facer_cli.service' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # what type checkers see

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
-import typer.core
 from rich.console import Console
 from typer import _click as click  # Typer's own click: its exceptions and contexts are these
 from typer.core import TyperGroup

@@ -326,7 +326,7 @@ class QuantisedGallery:
     vectors: np.ndarray | None = None  # float32 [N, D], when held in memory (tests, small galleries)
     alive: np.ndarray | None = None  # bool [N]; None: every row
     scanner: Int8Scanner | None = None
-    work: ScanWork = field(default_factory=lambda: ScanWork(), repr=False, compare=False)
+    work: ScanWork = field(default_factory=ScanWork, repr=False, compare=False)
 
     @classmethod
     def from_vectors(cls, template_ids: Any, user_ids: Any, vectors: np.ndarray) -> QuantisedGallery:

@@ -65,9 +65,10 @@ def root_help(ctx: click.Context, params: list[Any], help_text: str, commands: t
     width = max(len(command.name) for command in commands)
     panels: dict[str, Table] = {}
     for command in commands:
-        table = panels.setdefault(command.panel, _table(width))
-        if len(table.columns) == 1:
-            table.add_column(ratio=10)
+        if command.panel not in panels:
+            panels[command.panel] = _table(width)
+            panels[command.panel].add_column(ratio=10)
+        table = panels[command.panel]
         table.add_row(command.name, Text.from_markup(first_paragraph(command.help_text())))
     parts.extend(_panel(title, table) for title, table in panels.items())
     return Group(*parts)

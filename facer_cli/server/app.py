@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facer_cli import __version__
@@ -95,6 +97,13 @@ class ModelGate:
             self.running -= 1
             self._semaphore.release()
 
+    async def run_json(self, fn: Callable[[], dict], status_code: int = 200) -> Response:
+        """`run(fn)` answered as JSON encoded in the worker thread too: the event loop, which reads
+        every upload, does not also encode each 512-float template (FastAPI would check and encode
+        the returned dict there first)."""
+        body = await self.run(lambda: json_body(fn()))
+        return JSONBody(body, status_code=status_code)
+
     def to_dict(self) -> dict:
         return {
             "slots": self.slots,
@@ -103,6 +112,17 @@ class ModelGate:
             "queue_size": self.queue_size,
             "refused": self.refused,
         }
+
+
+def json_body(data: dict) -> bytes:
+    """`data` as the bytes Starlette's JSONResponse sends."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+class JSONBody(Response):
+    """A JSON answer already encoded (`ModelGate.run_json`)."""
+
+    media_type = "application/json"
 
 
 @dataclass
@@ -355,11 +375,12 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
     @api.post(
         "/token/generate",
+        response_model=dict,  # the schema of what run_json sends
         tags=["templates"],
         openapi_extra=IMAGES_BODY,
         responses=error_responses(400, 401, 413, 415, 422, 503),
     )
-    async def token_generate(request: Request) -> dict:
+    async def token_generate(request: Request) -> Response:
         """The template of the uploaded images (`token`: 512 floats, norm 1) and the per-frame reports,
         as `facer capture --json`. min(min_valid_frames, number of images) must be usable."""
         state = state_of(request)
@@ -369,10 +390,11 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         def work() -> dict:
             return state.facer.capture(state.facer.frames_from_uploads(uploads)).to_dict()
 
-        return await state.gate.run(work)
+        return await state.gate.run_json(work)
 
     @api.post(
         "/compare",
+        response_model=dict,  # the schema of what run_json sends
         tags=["templates"],
         openapi_extra=multipart_body(
             {
@@ -382,13 +404,13 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         ),
         responses=error_responses(400, 401, 413, 415, 503),
     )
-    async def compare(request: Request) -> dict:
+    async def compare(request: Request) -> Response:
         """Cosine similarity of two faces or templates and the band (match, uncertain, no_match),
         as `facer compare --json`."""
         state = state_of(request)
         form = await read_form(request, state.settings.max_files_per_request)
         a, b = uploads_as_inputs([form.images("a", npy=True)[0], form.images("b", npy=True)[0]])
-        return await state.gate.run(lambda: state.facer.compare(a, b).to_dict())
+        return await state.gate.run_json(lambda: state.facer.compare(a, b).to_dict())
 
     @api.get("/users", tags=["users"], responses=error_responses(401, 503))
     async def users_list(request: Request) -> dict:
@@ -420,6 +442,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
 
     @api.post(
         "/users/{name}/enroll",
+        response_model=dict,  # the schema of what run_json sends
         tags=["users"],
         status_code=201,
         openapi_extra=BURST_BODY,
@@ -440,7 +463,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
                 "identify_threshold (409 otherwise); the pair is recorded."
             ),
         ] = False,
-    ) -> dict:
+    ) -> Response:
         """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`).
         With challenge_id: from the frames answering that liveness challenge; not live is 403."""
         state = state_of(request)
@@ -453,15 +476,16 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
                     name, frames_of, mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
                 ).to_dict()
 
-        return await state.gate.run(work)
+        return await state.gate.run_json(work, status_code=201)
 
     @api.post(
         "/users/{name}/verify",
+        response_model=dict,  # the schema of what run_json sends
         tags=["users"],
         openapi_extra=BURST_BODY,
         responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     )
-    async def users_verify(request: Request, name: UserName, challenge_id: ChallengeId = None) -> dict:
+    async def users_verify(request: Request, name: UserName, challenge_id: ChallengeId = None) -> Response:
         """Is this the enrolled person? similarity, band (match, uncertain, no_match) and the attempt
         recorded (`facer verify --json`). A probe of explicit images needs min(min_valid_frames, images) usable.
         With challenge_id: the frames answering that liveness challenge; not live is 403 (recorded), and
@@ -474,10 +498,11 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             with facer.open_store("write") as store:  # 404, 409 or 429 before the models run
                 return facer.verify(name, frames_of, store=store).to_dict()
 
-        return await state.gate.run(work)
+        return await state.gate.run_json(work)
 
     @api.post(
         "/identify",
+        response_model=dict,  # the schema of what run_json sends
         tags=["users"],
         openapi_extra=IMAGES_BODY,
         responses=error_responses(400, 401, 413, 415, 422, 503),
@@ -487,7 +512,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
         top: Annotated[
             Optional[int], Query(ge=1, le=100, description="Candidates to list (default: identify_top).")
         ] = None,
-    ) -> dict:
+    ) -> Response:
         """Who is this? `decision` (identified, unknown, ambiguous), `user` when identified, the top
         candidates with their similarity, and the attempt recorded (`facer identify --json`). Every
         decision is a 200; a probe of explicit images needs min(min_valid_frames, images) usable (422)."""
@@ -500,7 +525,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
             with facer.open_store("write") as store:  # 503 before the models run
                 return facer.identify(lambda: facer.frames_from_uploads(uploads), top=top, store=store).to_dict()
 
-        return await state.gate.run(work)
+        return await state.gate.run_json(work)
 
     app.include_router(api)
     return app

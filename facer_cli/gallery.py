@@ -9,7 +9,7 @@ the codes of what they miss — so both go through the same scan (two rows cost 
 does: the gallery's memory is the bottleneck) and the probe's own rounding hardly counts.
 
 **The bound.** Every row gets a rigorous bound on how far its int8 score can be from the exact
-one (Cauchy–Schwarz on what the codes lose, see `score_bounds`), so the rows that could still be
+one (Cauchy–Schwarz on what the codes lose, see `RowBounds`), so the rows that could still be
 in the answer are known exactly; they, and only they, are re-scored in float64 from the float32
 vectors **read from the database** (a few dozen rows by primary key). The answer equals exact
 float32 search — the same people, the same order, the same similarities.
@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -182,31 +183,78 @@ def quantise_probe(probe: np.ndarray) -> QuantisedProbe:
     )
 
 
-def score_bounds(
+def approximate_scores(
     integer_dots: np.ndarray,
     probe: QuantisedProbe,
     scales: np.ndarray,
-    error_norms: np.ndarray,
-    max_row_norm: float,
     out: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate scores and, per row, a bound on |exact - approximate| (float32 arrays).
-
-    With x = x^ + e (x^ = scale * codes) and q = p + g (p = a + b, the probe's two code rows):
-        <q, x> = <p, x^> + <p, e> + <g, x>,
-    so |<q, x> - <p, x^>| <= |p| |e| + |g| |x|  (Cauchy-Schwarz, twice), and
-    <p, x^> = scale * (scale_a * <A, C> + scale_b * <B, C>) from the two integer dot products.
-    `integer_dots` is [2, rows]: the dots of the probe's two code rows (below 2^24 in size, so
-    exact in float32). `out`: two float32 [rows] arrays to fill (no allocation per query)."""
+) -> np.ndarray:
+    """<p, x^> per row (float32): scale * (scale_a * <A, C> + scale_b * <B, C>) from the integer dots
+    of the probe's two code rows (`integer_dots` [2, rows], below 2^24 in size, so exact in float32).
+    `out`: two float32 [rows] arrays, the result and a scratch (no allocation per query)."""
     rows = scales.shape[0]
-    approx, bound = out if out is not None else (np.empty(rows, np.float32), np.empty(rows, np.float32))
+    approx, part = out if out is not None else (np.empty(rows, np.float32), np.empty(rows, np.float32))
     np.multiply(integer_dots[0], np.float32(probe.scales[0]), out=approx, dtype=np.float32, casting="unsafe")
-    np.multiply(integer_dots[1], np.float32(probe.scales[1]), out=bound, dtype=np.float32, casting="unsafe")
-    approx += bound
+    np.multiply(integer_dots[1], np.float32(probe.scales[1]), out=part, dtype=np.float32, casting="unsafe")
+    approx += part
     approx *= scales
-    np.multiply(error_norms, np.float32(probe.norm), out=bound)
-    bound += np.float32(probe.error_norm * max_row_norm + SCORE_SLACK)
-    return approx, bound
+    return approx
+
+
+@dataclass(frozen=True)
+class RowBounds:
+    """Per row, a bound on |exact - approximate| score: with x = x^ + e (x^ = scale * codes) and
+    q = p + g (p = a + b, the probe's two code rows),
+        <q, x> = <p, x^> + <p, e> + <g, x>,
+    so |<q, x> - <p, x^>| <= |p| |e| + |g| |x|  (Cauchy-Schwarz, twice) = probe_norm * e_i + constant.
+
+    A search needs the bounds of a few rows only: `near` rules the rest out with the largest
+    bound over all rows (from the gallery's largest |e|), so no bound is computed for a million rows."""
+
+    error_norms: np.ndarray  # float32 [rows]: |e| per row, rounded up
+    probe_norm: np.float32
+    constant: np.float32
+    largest: float  # the bound of the row with the largest |e|: no row's is larger
+
+    @classmethod
+    def of(cls, probe: QuantisedProbe, error_norms: np.ndarray, largest_error: float, max_row_norm: float) -> RowBounds:
+        probe_norm = np.float32(probe.norm)
+        constant = np.float32(probe.error_norm * max_row_norm + SCORE_SLACK)
+        largest = float(_scaled(np.array([largest_error], np.float32), probe_norm, constant)[0])
+        return cls(error_norms, probe_norm, constant, largest)
+
+    def at(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The bounds of these rows (float32, the same arithmetic for every caller)."""
+        return _scaled(self.error_norms[rows], self.probe_norm, self.constant)
+
+    def lower(self, approx: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return approx[rows] - self.at(rows)
+
+    def upper(self, approx: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return approx[rows] + self.at(rows)
+
+    def near(self, approx: np.ndarray, cut: float) -> np.ndarray:
+        """Every row whose lower bound, or upper bound, could be at least `cut`: those whose approx
+        clears cut - the largest bound (SCORE_SLACK covering float32 rounding), in row order."""
+        return np.flatnonzero(approx >= cut - self.largest - SCORE_SLACK)
+
+
+def _scaled(error_norms: np.ndarray, probe_norm: np.float32, constant: np.float32) -> np.ndarray:
+    bound = np.multiply(error_norms, probe_norm, dtype=np.float32)
+    bound += constant
+    return bound
+
+
+def score_bounds(
+    integer_dots: np.ndarray, probe: QuantisedProbe, scales: np.ndarray, error_norms: np.ndarray, max_row_norm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate scores and every row's bound (`approximate_scores`, `RowBounds`), for checking the bound."""
+    bounds = RowBounds.of(probe, error_norms, largest_error(error_norms), max_row_norm)
+    return approximate_scores(integer_dots, probe, scales), bounds.at()
+
+
+def largest_error(error_norms: np.ndarray) -> float:
+    return float(error_norms.max()) if error_norms.size else 0.0
 
 
 # -- the int8 scan (ONNX Runtime MatMulInteger) ---------------------------------------
@@ -300,14 +348,13 @@ class ScanWork(threading.local):
 
     def __init__(self) -> None:
         self.rows = -1
-        self.dots = self.approx = self.bound = self.lower = np.empty(0)
+        self.dots = self.approx = self.part = np.empty(0)
 
     def for_rows(self, rows: int) -> ScanWork:
         if rows != self.rows:
             self.dots = np.empty((2, rows), np.int32)
             self.approx = np.empty(rows, np.float32)
-            self.bound = np.empty(rows, np.float32)
-            self.lower = np.empty(rows, np.float32)
+            self.part = np.empty(rows, np.float32)
             self.rows = rows
         return self
 
@@ -354,6 +401,11 @@ class QuantisedGallery:
         if self.scanner is None:
             self.scanner = Int8Scanner(self.codes_by_dimension)
         return self.scanner.dots(probe_codes, out)
+
+    @cached_property
+    def largest_error(self) -> float:
+        """The largest |e| over the rows (`RowBounds`), found once per gallery."""
+        return largest_error(self.error_norms)
 
     def fetch(self, rows: np.ndarray) -> np.ndarray:
         assert self.vectors is not None, "a gallery without vectors needs a fetch function"
@@ -435,26 +487,21 @@ def search_batch(
                     extra[int(user)] = (float(score), int(template))
         found: list[tuple[float, int, int]] = [(s, t, u) for u, (s, t) in extra.items()]
         if base is not None and all_dots is not None:
-            approx, bound = score_bounds(
+            approx = approximate_scores(
                 all_dots[2 * index : 2 * index + 2],
                 quantised[index],
                 base.scales,
-                base.error_norms,
-                base.max_row_norm,
-                None if work is None else (work.approx, work.bound),
+                None if work is None else (work.approx, work.part),
             )
-            lower = np.subtract(approx, bound, out=None if work is None else work.lower)
-            upper = np.add(approx, bound, out=approx)  # approx is kept for the rows re-scored only
+            bounds = RowBounds.of(quantised[index], base.error_norms, base.largest_error, base.max_row_norm)
             if base.alive is not None:
-                lower[~base.alive] = -np.inf
-                upper[~base.alive] = -np.inf
-            rows = candidate_rows(lower, upper, base.user_ids, top_k, {u: s for u, (s, _) in extra.items()})
-            rows = np.sort(rows)
+                approx[~base.alive] = -np.inf
+            rows = candidate_rows(approx, bounds, base.user_ids, top_k, {u: s for u, (s, _) in extra.items()})
             vectors = fetch(rows) if fetch is not None else base.fetch(rows)
             exact = vectors.astype(np.float64) @ probe.astype(np.float64)
             stats.rescored += len(rows)
             # A row outside its own bound: the codes do not describe the row the store holds.
-            if np.any(np.abs(exact - (upper[rows] - bound[rows])) > bound[rows] + SCORE_SLACK):
+            if np.any(np.abs(exact - approx[rows]) > bounds.at(rows) + SCORE_SLACK):
                 raise _Resync("a template's codes do not match the store")
             found += zip(exact.tolist(), base.template_ids[rows].tolist(), base.user_ids[rows].tolist(), strict=True)
         results.append(best_per_person(found, top_k))
@@ -476,46 +523,49 @@ def best_per_person(scored: Sequence[tuple[float, int, int]], top_k: int) -> lis
 
 
 def candidate_rows(
-    lower: np.ndarray,
-    upper: np.ndarray,
+    approx: np.ndarray,
+    bounds: RowBounds,
     user_ids: np.ndarray,
     top_k: int,
     known: dict[int, float] | None = None,
 ) -> np.ndarray:
-    """Every row that could hold the best template of one of the top_k people.
+    """Every row that could hold the best template of one of the top_k people, in row order.
 
     Let T be the top_k-th largest, over distinct people, of a person's best lower bound (`known`:
     exact scores of people outside these rows, the delta). Then top_k people score at least T, so
     a row whose upper bound is below T is either not its person's best or its person is not in
-    the top_k: dropping it changes nothing.
+    the top_k: dropping it changes nothing. (Masked rows have approx -inf.)
 
     T is found without sorting the gallery: the rows whose lower bound reaches a cut near the top
     are taken, the cut lowered until they hold top_k people; T over them is exact, since every
     person whose best lower bound is at least the cut (so at least T) is among them."""
     known = known or {}
-    total = lower.shape[0]
-    if total == 0 or not np.isfinite(lower.max()):  # masked rows are -inf: all of them, or none left
-        return np.arange(0)
-    # The cut is guessed from a sample of the lower bounds (so that about `wanted` rows reach it),
-    # checked on every row, and lowered while the rows that reach it hold fewer than top_k people.
+    total = approx.shape[0]
+    # The cut is guessed from a sample of the lower bounds (so that at least 64 rows, and top_k + 1
+    # sampled ones, reach it), checked on every row, and lowered while the rows that reach it hold
+    # fewer than top_k people. `near` the cut are also all the rows whose upper bound reaches T
+    # (T >= cut), so one pass over the gallery usually serves both.
     stride = max(1, total // 8192)
-    sample = np.sort(lower[::stride][np.isfinite(lower[::stride])])[::-1]
-    wanted = max(64, 16 * top_k)
+    sampled = np.arange(0, total, stride)
+    lower = bounds.lower(approx, sampled)
+    sample = np.sort(lower[np.isfinite(lower)])[::-1]
+    position = max(max(64, 16 * top_k) // stride, top_k)
     while True:
-        position = wanted // stride
         everything = position >= sample.shape[0]
         cut = -np.inf if everything else float(sample[position])
-        rows = np.flatnonzero(lower >= cut) if not everything else np.flatnonzero(np.isfinite(lower))
-        users = user_ids[rows]
+        near = bounds.near(approx, cut) if not everything else np.flatnonzero(np.isfinite(approx))
+        lowers = bounds.lower(approx, near)
+        reaching = lowers >= cut
+        users = user_ids[near[reaching]]
         present = set(np.unique(users).tolist())
         people = len(present) + sum(1 for u, v in known.items() if v >= cut and u not in present)
         if people >= top_k or everything:
             break
-        wanted *= 4
-    threshold = _kth_person_lower_bound(lower[rows], users, top_k, {u: v for u, v in known.items() if v >= cut})
+        position *= 4
+    threshold = _kth_person_lower_bound(lowers[reaching], users, top_k, {u: v for u, v in known.items() if v >= cut})
     if threshold is None:  # fewer than top_k people in the whole gallery: all of them
-        return np.flatnonzero(np.isfinite(lower))
-    return np.flatnonzero(upper >= threshold)
+        return np.flatnonzero(np.isfinite(approx))
+    return near[bounds.upper(approx, near) >= threshold]
 
 
 def _kth_person_lower_bound(

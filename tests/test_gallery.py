@@ -96,10 +96,67 @@ def test_scanner_integer_dots_are_exact():
 
 def test_candidate_set_keeps_a_true_best_that_quantisation_ranks_lower():
     # Two people whose int8 scores are in the wrong order: the bound must keep both for re-scoring.
-    lower = np.array([0.50, 0.49, 0.10, 0.05])
-    upper = lower + 0.02
-    rows = g.candidate_rows(lower, upper, np.array([1, 2, 3, 4]), top_k=1)
-    assert set(rows.tolist()) == {0, 1}
+    approx = np.array([0.51, 0.50, 0.11, 0.06], np.float32)
+    error_norms = np.full(4, 0.01, np.float32)  # bounds of 0.01: lower bounds 0.50, 0.49, ...
+    bounds = g.RowBounds(error_norms, np.float32(1.0), np.float32(0.0), largest=0.01)
+    rows = g.candidate_rows(approx, bounds, np.array([1, 2, 3, 4]), top_k=1)
+    assert rows.tolist() == [0, 1]
+
+
+def every_row_candidates(approx, bound, user_ids, top_k, known):
+    """The candidate set straight from its definition: every row's bounds, T by a full sort."""
+    lower, upper = approx - bound, approx + bound
+    best: dict[int, float] = dict(known)
+    for user, value in zip(user_ids.tolist(), lower.tolist(), strict=True):
+        if np.isfinite(value) and value > best.get(user, -np.inf):
+            best[user] = value
+    if len(best) < top_k:
+        return np.flatnonzero(np.isfinite(approx))
+    threshold = sorted(best.values(), reverse=True)[top_k - 1]
+    return np.flatnonzero(upper >= np.float32(threshold))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_candidates_from_a_few_rows_bounds_equal_those_from_every_row(seed):
+    # candidate_rows computes the bound of only the rows near the top; the set must be the one
+    # that every row's lower and upper bound give, masked rows and known (delta) scores included.
+    rng = np.random.default_rng(seed)
+    template_ids, user_ids, vectors, _ = face_like_gallery(seed, 400, 5, spread=0.5 + 0.1 * seed)
+    gallery = QuantisedGallery.from_vectors(template_ids, user_ids, vectors)
+    for probe in [vectors[rng.integers(len(vectors))], unit_rows(rng, 1)[0]]:
+        quantised = g.quantise_probe(probe)
+        approx, bound = g.score_bounds(
+            gallery.scan(quantised.codes), quantised, gallery.scales, gallery.error_norms, gallery.max_row_norm
+        )
+        if seed % 2:
+            approx[rng.random(len(approx)) < 0.2] = -np.inf  # removed rows
+        known = {int(u): float(v) for u, v in zip(rng.integers(1, 500, 3), rng.uniform(0.2, 0.9, 3), strict=True)}
+        bounds = g.RowBounds.of(quantised, gallery.error_norms, gallery.largest_error, gallery.max_row_norm)
+        for top_k in (1, 5, 20):
+            for extra in ({}, known):
+                expected = every_row_candidates(approx, bound, user_ids, top_k, extra)
+                found = g.candidate_rows(approx, bounds, user_ids, top_k, extra)
+                np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_candidates_equal_every_row_definition_when_scores_crowd_within_the_bounds(seed):
+    # Scores packed closer together than the bounds are wide: the cut and T nearly meet, rows far
+    # below the cut can still reach T, and bounds differ from row to row.
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(50, 30_000))
+    approx = rng.uniform(0.30, 0.30 + 10 ** rng.uniform(-4, -1), rows).astype(np.float32)
+    error_norms = rng.uniform(0.0, 0.03, rows).astype(np.float32)
+    approx[rng.random(rows) < 0.1] = -np.inf
+    user_ids = rng.integers(1, max(2, rows // int(rng.integers(1, 6))), rows)
+    bounds = g.RowBounds.of(
+        g.quantise_probe(unit_rows(rng, 1)[0]), error_norms, g.largest_error(error_norms), 1.0
+    )
+    bound = bounds.at()
+    for top_k in (1, 5, 20):
+        for extra in ({}, {int(user_ids[0]): 0.305, -1: 0.31}):
+            expected = every_row_candidates(approx, bound, user_ids, top_k, extra)
+            np.testing.assert_array_equal(g.candidate_rows(approx, bounds, user_ids, top_k, extra), expected)
 
 
 def test_fewer_people_than_top_k_returns_them_all():

@@ -130,6 +130,17 @@ def median_ms(action, repeats: int) -> float:
     return float(np.median(times)) * 1e3
 
 
+def read_floor_ms(nbytes: int, repeats: int) -> float:
+    """Reading `nbytes` once with both cores (two threads, each reducing half of an array that
+    size): the floor under any exact scan of that many bytes of int8 codes, on this machine now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = np.ones(nbytes // 8, np.uint64)
+    halves = [words[: len(words) // 2], words[len(words) // 2 :]]
+    with ThreadPoolExecutor(2) as pool:
+        return median_ms(lambda: list(pool.map(np.bitwise_xor.reduce, halves)), repeats)
+
+
 def read_matrix(db: Path, model: str) -> tuple[np.ndarray, np.ndarray]:
     """Baseline's load: every template of the model from the store into one float32 matrix (in
     chunks, so the 1M case holds the matrix and one chunk, not every row twice)."""
@@ -208,8 +219,11 @@ def bench_size(rows: int, real: np.ndarray, folder: Path, model: str, repeats: i
     assert index.rebuilds == 0
     result["sidecar_mb"] = index.sidecar.stat().st_size / 2**20
 
-    # Queries.
+    # Queries, with the memory floor measured around them (the machine's memory speed drifts).
+    floor = [read_floor_ms(rows * real.shape[1], 5)]
     result["one_ms"] = median_ms(lambda: index.search(probes[0], 5), repeats)
+    floor.append(read_floor_ms(rows * real.shape[1], 5))
+    result["floor_ms"] = sum(floor) / 2
     result["batch_ms"] = median_ms(lambda: index.search_batch(probes[:32], 5), max(3, repeats // 10)) / 32
     rescored, answers = [], []
     for probe in probes:
@@ -284,7 +298,8 @@ def main() -> None:
             r = bench_size(rows, real, Path(temp), model, args.repeats, photo)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
             print(
-                f"  {rows:>9,}: one query {r['one_ms']:.1f} ms (numpy {r['np_one_ms']:.1f}); batch "
+                f"  {rows:>9,}: one query {r['one_ms']:.1f} ms (numpy {r['np_one_ms']:.1f}; reading the codes' "
+                f"bytes once with both cores, the floor of any exact int8 scan: {r['floor_ms']:.1f} ms); batch "
                 f"{r['batch_ms']:.2f} ms/probe (numpy {r['np_batch_ms']:.2f}); re-scored rows mean "
                 f"{r['rescored_mean']:.0f}, max {r['rescored_max']}; RSS {r['search_rss_mb']:.0f} MB "
                 f"(numpy {r['numpy_rss_mb']:.0f} MB); build {r['build_s']:.2f} s, open {r['open_s']:.2f} s "

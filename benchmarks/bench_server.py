@@ -4,8 +4,10 @@
 
 Starts `facer serve` as a subprocess on 127.0.0.1 (a free port, a temporary
 database), waits for /health, then sends `--requests` POST /token/generate
-requests, one image each, `--parallel` at a time, cycling over the bundled
-photos (and ../shared/faces/people when present). Prints errors, throughput and
+requests, one image each, `--parallel` keep-alive connections at a time (requests
+built beforehand and sent on raw sockets, so the load generator costs the shared
+cores little), cycling over the bundled photos (and ../shared/faces/people when
+present). Prints errors, throughput and
 p50/p90/p99 latency, then the same images through the CLI's path:
 (a) in process, `engine.analyze_path` per image (what `facer inspect` does per
 file once the models are loaded), and (b) one `facer inspect --json IMAGE`
@@ -144,7 +146,7 @@ async def load_run(base: str, bodies: list[tuple[str, bytes]], requests: int, pa
                 if streams is None:
                     streams = await asyncio.open_connection(host, int(port))
                 key, keep = await asyncio.wait_for(send_one(streams, prepared[i % len(prepared)]), 120)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
                 key, keep = type(exc).__name__, False
             latencies.append((time.perf_counter() - started) * 1000)
             statuses[key] = statuses.get(key, 0) + 1

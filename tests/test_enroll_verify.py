@@ -188,8 +188,17 @@ def test_export_import_round_trip_gives_the_same_similarity(obama_db, faces, tmp
     vector = np.load(out)
     assert vector.shape == (512,) and vector.dtype == np.float32
     assert np.linalg.norm(vector) == pytest.approx(1, abs=1e-6)
+    # The same face under a second name is what the look-alike check is for, on import as on enroll.
     result = run("users", "import", "obama again", out, "--current-model", "--db", db)
+    assert result.exit_code == 7, result.output
+    assert "'obama again' looks like 'obama' (1.00)" in result.output and "--allow-lookalike" in result.output
+    assert run_json("users", "list", "--db", db)[1]["count"] == 1  # nothing stored
+    result, imported = run_json("users", "import", "obama again", out, "--current-model", "--allow-lookalike",
+                                "--db", db)
     assert result.exit_code == 0, result.output
+    assert [(o["user"], round(o["similarity"], 4)) for o in imported["lookalikes"]] == [("obama", 1.0)]
+    shown = run_json("users", "show", "obama", "--db", db)[1]
+    assert [o["user"] for o in shown["lookalikes"]] == ["obama again"]
     other = tmp_path / "other.db"
     result = run("users", "import", "obama", out, "--fingerprint", exported["model"], "--db", other)
     assert result.exit_code == 0, result.output

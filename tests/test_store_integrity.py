@@ -505,7 +505,7 @@ def test_the_printed_import_command_works_and_names_the_file_written(tmp_path, m
     command = next(line for line in result.stdout.splitlines() if "import it with:" in line)
     args = shlex.split(command.split("import it with: facer ", 1)[1].replace("NAME", "bob"))
     assert "noext.npy" in args
-    imported = run(*args, "--db", db)
+    imported = run(*args, "--db", tmp_path / "other.db")  # moving a template to another store
     assert imported.exit_code == 0, imported.output
     again = run("users", "export", "alice", "--out", "noext", "--db", db)
     assert again.exit_code == 10 and "--force" in again.output

@@ -12,6 +12,7 @@ from facer_cli.cli.app import console, err_console, settings_for
 from facer_cli.cli.compare_cmd import BAND_EXIT
 from facer_cli.cli.options import (
     AddOption,
+    AllowLookalikeOption,
     CameraOption,
     DbOption,
     DetSizeOption,
@@ -216,14 +217,7 @@ def enroll_command(
     camera: CameraOption = False,
     replace: ReplaceOption = False,
     add: AddOption = False,
-    allow_lookalike: Annotated[
-        bool,
-        typer.Option(
-            "--allow-lookalike",
-            help="Enroll even when the template matches another enrolled person at or above identify_threshold "
-            "(a look-alike, not the same person twice); the pair is recorded.",
-        ),
-    ] = False,
+    allow_lookalike: AllowLookalikeOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,

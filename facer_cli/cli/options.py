@@ -72,6 +72,14 @@ LivenessOption = Annotated[
 UserArgument = Annotated[str, typer.Argument(help="The user's name.", show_default=False)]
 ReplaceOption = Annotated[bool, typer.Option("--replace", help="The user exists: replace their template(s).")]
 AddOption = Annotated[bool, typer.Option("--add", help="The user exists: add this as another template.")]
+AllowLookalikeOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-lookalike",
+        help="Store it even when the template matches another enrolled person at or above identify_threshold "
+        "(a look-alike, not the same person twice); the pair is recorded.",
+    ),
+]
 
 
 def enroll_mode(replace: bool, add: bool) -> "Mode":

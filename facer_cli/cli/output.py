@@ -39,12 +39,13 @@ if TYPE_CHECKING:
         ExportResult,
         Frames,
         IdentifyResult,
+        ImportResult,
         InspectResult,
         UserList,
         VerifyResult,
     )
     from facer_cli.settings import LoadedSettings
-    from facer_cli.store import Removal, StoredTemplate, UserDetails, UserSummary
+    from facer_cli.store import Removal, UserDetails, UserSummary
 
 BAND_STYLE = {"match": "bold green", "uncertain": "bold yellow", "no_match": "bold red"}
 # A camera run with more frames than this shows rejections by reason (all rows with --verbose).
@@ -313,8 +314,7 @@ def enroll_view(result: "EnrollResult", store_path: str, verbose: bool = False) 
         Text(template_summary(result.template)),
         line,
     ]
-    for other in result.lookalikes:
-        parts.append(literal(f"recorded as a look-alike of {other['user']!r} ({other['similarity']:.2f})", "yellow"))
+    parts += lookalike_lines(result.lookalikes)
     return Group(*parts)
 
 
@@ -480,8 +480,21 @@ def export_view(result: "ExportResult") -> Group:
     )
 
 
-def import_view(stored: "StoredTemplate", file: str) -> Text:
-    return literal(f"imported {file} as template {stored.id} of {stored.user!r} (model {stored.model})")
+def import_view(result: "ImportResult", file: str) -> Group:
+    stored = result.stored
+    parts: list[RenderableType] = [
+        literal(f"imported {file} as template {stored.id} of {stored.user!r} (model {stored.model})")
+    ]
+    parts += lookalike_lines(result.lookalikes)
+    return Group(*parts)
+
+
+def lookalike_lines(lookalikes: list[dict]) -> list[RenderableType]:
+    """The look-alikes an enrollment or import recorded (`--allow-lookalike`)."""
+    return [
+        literal(f"recorded as a look-alike of {other['user']!r} ({other['similarity']:.2f})", "yellow")
+        for other in lookalikes
+    ]
 
 
 def check_view(result: "CheckResult") -> Text:

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from facer_cli.cli.app import console, settings_for
-from facer_cli.cli.options import AddOption, DbOption, ForceOption, JsonOption, ReplaceOption, UserArgument, enroll_mode
+from facer_cli.cli.options import (
+    AddOption,
+    AllowLookalikeOption,
+    DbOption,
+    ForceOption,
+    JsonOption,
+    ReplaceOption,
+    UserArgument,
+    enroll_mode,
+)
 from facer_cli.cli.output import (
     check_view,
     export_view,
@@ -174,6 +183,7 @@ def users_import(
     ] = False,
     replace: ReplaceOption = False,
     add: AddOption = False,
+    allow_lookalike: AllowLookalikeOption = False,
     model_name: Annotated[
         Optional[str], typer.Option("--model", help='With --current-model: the model pack ("bundled" or a pack name).')
     ] = None,
@@ -181,6 +191,7 @@ def users_import(
     json_output: JsonOption = False,
 ) -> None:
     """Store a .npy template for a user. facer must know which model made it: --fingerprint FP or --current-model.
+    A template of the current model that matches another enrolled person stops with exit 7 (--allow-lookalike).
     In Python: Facer(settings).import_template(name, file, fingerprint=...)."""
     mode = enroll_mode(replace, add)
     if fingerprint is not None and not fingerprint.strip():
@@ -190,17 +201,18 @@ def users_import(
             f"cannot know which model made {file}: give --fingerprint FP (printed by `facer users export`) "
             "or --current-model (made by the model facer is set to use), one of them"
         )
-    stored = _facer(ctx).import_template(
+    result = _facer(ctx).import_template(
         user,
         file,
         fingerprint=fingerprint,
         mode=mode,
         trust_fingerprint=trust_fingerprint,
+        allow_lookalike=allow_lookalike,
     )
     if json_output:
-        print_json(stored.to_dict())
+        print_json(result.to_dict())
     else:
-        console.print(import_view(stored, str(file)))
+        console.print(import_view(result, str(file)))
 
 
 @users_app.command("check")

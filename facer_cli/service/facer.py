@@ -39,6 +39,7 @@ from facer_cli.service.results import (
     DoctorInfo,
     EnrollResult,
     ExportResult,
+    ImportResult,
     InspectResult,
     UserList,
     VerifyResult,
@@ -54,7 +55,6 @@ from facer_cli.store import (
     Mode,
     Removal,
     Store,
-    StoredTemplate,
     UserDetails,
     UserSummary,
     validate_user_name,
@@ -267,14 +267,7 @@ class Facer:
             self._refuse_not_live(frames, liveness)
             template = template_for(frames, self.settings, Purpose.ENROLL)
             model = self.model
-            known = {other.user for other in opened.lookalikes(name)}  # recorded pairs stop nothing again
-            lookalikes = [c for c in self.lookalikes(template.vector, name, store=opened) if c.name not in known]
-            if lookalikes and not allow_lookalike:
-                best = lookalikes[0]
-                raise LookalikeError(
-                    f"{name!r} looks like {best.name!r} ({best.similarity:.2f}): the same person enrolled twice, "
-                    f"or a look-alike (identify_threshold {self.settings.identify_threshold:g})"
-                )
+            lookalikes = self._new_lookalikes(opened, name, template.vector, model, allow_lookalike)
             with opened.transaction(f"enroll {name!r}"):
                 stored = opened.add_template(
                     name, template, frames.frames, model=model, source=frames.source, mode=mode
@@ -283,26 +276,45 @@ class Facer:
                     opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], model)
         return EnrollResult(name, mode, template, stored, frames, [c.to_dict() for c in lookalikes])
 
-    def lookalikes(self, vector: Any, user: str | None = None, *, store: Store | None = None) -> list["Candidate"]:
-        """Enrolled people other than `user` whose templates match `vector` at or above identify_threshold."""
+    def _new_lookalikes(
+        self, store: Store, name: str, vector: Any, model: str, allow_lookalike: bool
+    ) -> list["Candidate"]:
+        """The people `vector` (a new template of `name`) matches at or above identify_threshold, less
+        the pairs already recorded (they stop nothing again); `LookalikeError` unless `allow_lookalike`."""
+        known = {other.user for other in store.lookalikes(name)}
+        lookalikes = [c for c in self.lookalikes(vector, name, store=store, model=model) if c.name not in known]
+        if lookalikes and not allow_lookalike:
+            best = lookalikes[0]
+            raise LookalikeError(
+                f"{name!r} looks like {best.name!r} ({best.similarity:.2f}): the same person enrolled twice, "
+                f"or a look-alike (identify_threshold {self.settings.identify_threshold:g})"
+            )
+        return lookalikes
+
+    def lookalikes(
+        self, vector: Any, user: str | None = None, *, store: Store | None = None, model: str | None = None
+    ) -> list["Candidate"]:
+        """Enrolled people other than `user` whose templates (of `model`, default the current model's)
+        match `vector` at or above identify_threshold."""
         with self._store(store, "read") as opened:
-            index = self.gallery_index(opened.path)
+            index = self.gallery_index(opened.path, model)
         found = index.search(vector, top_k=self.settings.identify_top + 1)
         threshold = self.settings.identify_threshold
         return [c for c in found if c.name != user and c.similarity >= threshold]
 
     # -- the store: identify (1:N) ---------------------------------------------
-    def gallery_index(self, db_path: PathLike | None = None) -> "GalleryIndex":
-        """The gallery index of the current model's templates in the store (kept per process and
-        brought up to date with the store before every search)."""
+    def gallery_index(self, db_path: PathLike | None = None, model: str | None = None) -> "GalleryIndex":
+        """The gallery index of `model`'s templates in the store (default: the current model's; kept per
+        process and brought up to date with the store before every search)."""
         from facer_cli.gallery import GalleryIndex
 
         path = Path(db_path) if db_path is not None else self.settings.db_path
-        key = (str(path.expanduser().resolve()), self.model)
+        model = model or self.model
+        key = (str(path.expanduser().resolve()), model)
         with self._galleries_lock:
             index = self._galleries.get(key)
             if index is None:
-                index = GalleryIndex.open(path, self.model)
+                index = GalleryIndex.open(path, model)
                 self._galleries[key] = index
         return index
 
@@ -519,14 +531,16 @@ class Facer:
         fingerprint: str | None = None,
         mode: Mode = "new",
         trust_fingerprint: bool = False,
+        allow_lookalike: bool = False,
         store: Store | None = None,
-    ) -> StoredTemplate:
+    ) -> ImportResult:
         """A `.npy` vector stored as a template. `fingerprint`: the model that made it; None means the
         current model. A fingerprint names a model: the current model's needs a vector of its size
         (`ModelMismatchError` otherwise). Any other fingerprint — another version of a pack, another
         pack, free text — cannot be checked: `UnverifiedModelError` unless `trust_fingerprint`, and
         then the template is stored flagged as unverified (`users list` shows it). Either way all
-        templates of one fingerprint have one size."""
+        templates of one fingerprint have one size. A template of the current model is checked for
+        look-alikes as `enroll` checks one (`LookalikeError` unless `allow_lookalike`)."""
         from facer_cli.errors import ModelMismatchError, ModelPackError, UnverifiedModelError, VectorError
         from facer_cli.npy import max_npy_bytes
         from facer_cli.vectors import vector_from_bytes
@@ -560,14 +574,22 @@ class Facer:
                 "it is trusted explicitly, and is then marked unverified"
             )
         with self._store(store, "create") as opened:
-            return opened.import_vector(
-                user,
-                vector,
-                model=fingerprint,
-                source=f"import: {Path(item.name).name}",
-                mode=mode,
-                model_verified=verified,
-            )
+            name = validate_user_name(user)
+            opened.check_writable(f"import a template for {name!r}")  # before the look-alike search
+            # Templates of other models are searched by nothing (identify uses the current model's).
+            lookalikes = self._new_lookalikes(opened, name, vector, fingerprint, allow_lookalike) if verified else []
+            with opened.transaction(f"import a template for {name!r}"):
+                stored = opened.import_vector(
+                    name,
+                    vector,
+                    model=fingerprint,
+                    source=f"import: {Path(item.name).name}",
+                    mode=mode,
+                    model_verified=verified,
+                )
+                if lookalikes:
+                    opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], fingerprint)
+        return ImportResult(stored, [c.to_dict() for c in lookalikes])
 
     def current_model(self) -> tuple[str, int | None]:
         """Fingerprint and template size of the current model pack, without loading it."""

@@ -118,6 +118,18 @@ class EnrollResult:
 
 
 @dataclass
+class ImportResult:
+    """A `.npy` template stored (`users import`), and the people it matched at or above
+    identify_threshold, recorded as look-alikes (allow_lookalike)."""
+
+    stored: StoredTemplate
+    lookalikes: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**self.stored.to_dict(), "lookalikes": self.lookalikes}
+
+
+@dataclass
 class VerifyResult:
     """The best of the user's templates against the probe, and the attempt recorded."""
 

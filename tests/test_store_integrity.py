@@ -319,6 +319,19 @@ def test_removal_leaves_no_byte_of_their_embeddings_in_the_files(tmp_path):
         assert unit(100).astype("<f4").tobytes()[:64] in data  # the others are still there
 
 
+def test_replacing_templates_leaves_no_byte_of_the_old_ones_in_the_files(tmp_path):
+    path = tmp_path / "facer.db"
+    secrets = alice_store(path)
+    with Store(path, access="write") as store, Store(path, access="read") as idle_reader:
+        assert idle_reader.count() == 41
+        assert any(secret in raw_bytes(path) for secret in secrets)
+        store.import_vector("alice", unit(44), model=MODEL, source="new photos", mode="replace")
+        data = raw_bytes(path)  # while both are still open: the main file and the WAL
+        assert not any(secret in data for secret in secrets)
+        assert unit(44).astype("<f4").tobytes()[:64] in data  # the new template is kept
+        assert not store.erasure_pending()
+
+
 READER = textwrap.dedent("""
     import sqlite3, sys
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)

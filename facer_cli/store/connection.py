@@ -34,6 +34,7 @@ from urllib.parse import quote
 from facer_cli.errors import StoreError
 from facer_cli.store import migrations
 from facer_cli.store.migrations import MIGRATION_SET, STEP_NAMES
+from facer_cli.store.records import now
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -98,6 +99,7 @@ class StoreConnection:
         self.conn: sqlite3.Connection | None = None
         self._db: "Database | None" = None
         self._depth = 0
+        self._erase_on_commit: float | None = None  # seconds to wait for readers: erase once committed
         self._checked: set[str] = set()
         self._steps: set[str] = set()
         self._locate()
@@ -408,12 +410,23 @@ class StoreConnection:
                 self._check_tables(conn, check)
                 yield conn
             except BaseException:
+                self._erase_on_commit = None
                 if conn.in_transaction:
                     conn.rollback()
                 raise
             finally:
                 self._depth = 0
             conn.commit()
+        if self._erase_on_commit is not None:
+            wait_s, self._erase_on_commit = self._erase_on_commit, None
+            self._finish_erasure(wait_s)
+
+    def erase_when_committed(self, conn: sqlite3.Connection, wait_s: float = ERASURE_WAIT_S) -> None:
+        """In a transaction that deletes embeddings: once it commits, the WAL is copied into the file
+        and truncated, waiting at most `wait_s` for readers that hold older pages (if they do not
+        let go, the erasure stays pending and the next connection that can checkpoint finishes it)."""
+        conn.execute("INSERT INTO pending_erasure (created) VALUES (?)", (now(),))
+        self._erase_on_commit = wait_s
 
     def _check_tables(self, conn: sqlite3.Connection, tables: Iterable[str]) -> None:
         for table in tables:

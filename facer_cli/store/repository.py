@@ -221,8 +221,8 @@ class Store(StoreConnection):
                     "INSERT INTO users (name, created, updated) VALUES (?, ?, ?)", (name, created, created)
                 ).lastrowid
             else:
-                if mode == "replace":
-                    self._delete_templates(conn, user_id)
+                if mode == "replace" and self._delete_templates(conn, user_id)[0]:
+                    self.erase_when_committed(conn)  # the old templates' bytes, as `remove` erases them
                 conn.execute("UPDATE users SET updated = ? WHERE id = ?", (created, user_id))
             template_id = conn.execute(
                 "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
@@ -444,8 +444,8 @@ class Store(StoreConnection):
             if self.has_step(IDENTIFY_STEP):
                 conn.execute("DELETE FROM lookalikes WHERE user_id = ? OR other_user_id = ?", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
-            conn.execute("INSERT INTO pending_erasure (created) VALUES (?)", (now(),))
-        erased = self._finish_erasure(wait_s=erasure_wait_s)
+            self.erase_when_committed(conn, erasure_wait_s)
+        erased = not self.erasure_pending()
         # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
         # `identify` rebuilds them from the store, without this user).
         from facer_cli.gallery import erase_sidecars

@@ -490,9 +490,10 @@ def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A checked copy with some values changed (for tests and the Python API)."""
+    """A checked copy with some values changed (for tests and the Python API); a name that is not a
+    setting is refused like any bad value."""
     try:
-        return dataclasses.replace(settings, **changes)
+        return Settings.from_values({**settings.as_dict(), **changes})
     except InvalidSetting as exc:
         raise ConfigError(describe_invalid(exc, {name: "argument" for name in changes})) from None
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from facer_cli.cli import app
 from facer_cli.errors import ConfigError
-from facer_cli.settings import SETTING_INFOS, Settings, example_config_text, load_settings
+from facer_cli.settings import SETTING_INFOS, Settings, example_config_text, load_settings, with_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -193,3 +193,11 @@ def test_settings_are_checked_when_made_and_frozen():
     assert Settings(max_frames=4.0).max_frames == 4 and isinstance(Settings(max_frames=4.0).max_frames, int)
     engine = settings.engine
     assert type(engine).from_cache_key(engine.cache_key()) == engine
+
+
+def test_overrides_are_checked_and_a_misspelled_name_is_one_config_error():
+    assert with_overrides(Settings(), max_frames="7").max_frames == 7
+    with pytest.raises(ConfigError, match=r"^setting max_frame = 7 \(from argument\): is not a setting"):
+        with_overrides(Settings(), max_frame=7)
+    with pytest.raises(ConfigError, match=r"^setting max_frames = 0 \(from argument\): must be between 1 and 10000"):
+        with_overrides(Settings(), max_frames=0)

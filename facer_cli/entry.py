@@ -5,7 +5,8 @@ moment prints one line and exits 130. While modules load, arguments are parsed o
 process winds down, it exits at once (nothing is open that needs closing: the store
 survives even SIGKILL). While a command runs, it raises KeyboardInterrupt instead, so
 transactions roll back and temporary files are removed; the command's error handling
-prints the line (`facer_cli.cli.app.FacerGroup`).
+prints the line (`facer_cli.cli.app.FacerGroup`). One that lands where Python cannot raise (a weakref
+callback, `__del__`) exits at once too.
 
 This module imports nothing heavy: keep it that way.
 """
@@ -48,10 +49,23 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     exit_interrupted()
 
 
+def _on_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    # A KeyboardInterrupt raised while a weakref callback or `__del__` ran (one of importlib's
+    # module-lock callbacks, during an import inside a command) cannot unwind anything: Python
+    # would print "Exception ignored" with a traceback and let the command go on.
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        exit_interrupted()
+    _default_unraisablehook(unraisable)
+
+
+_default_unraisablehook = sys.unraisablehook
+
+
 def install() -> None:
     """Ctrl-C exits at once with one line, until `unwinding_on_interrupt` says otherwise."""
     global _installed
     signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = _on_unraisable
     _installed = True
 
 

@@ -566,6 +566,27 @@ CONSOLE_SCRIPT = textwrap.dedent("""
 """)
 
 
+def test_ctrl_c_inside_a_weakref_callback_still_prints_one_line_and_exits_130():
+    # Python cannot raise out of a weakref callback (importlib's module locks use them, so a Ctrl-C
+    # during an import inside a command can land there): it would print "Exception ignored" with a
+    # traceback and let the command go on.
+    code = textwrap.dedent("""
+        import weakref
+        from facer_cli import entry
+        entry.install()
+        class Held: pass
+        held = Held()
+        def callback(_):
+            raise KeyboardInterrupt
+        ref = weakref.ref(held, callback)
+        with entry.unwinding_on_interrupt():
+            del held
+        print("went on")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_any_moment_prints_one_line_and_exits_130(tmp_path, faces):
     db = small_store(tmp_path / "store")

@@ -5,7 +5,8 @@ moment prints one line and exits 130. While modules load, arguments are parsed o
 process winds down, it exits at once (nothing is open that needs closing: the store
 survives even SIGKILL). While a command runs, it raises KeyboardInterrupt instead, so
 transactions roll back and temporary files are removed; the command's error handling
-prints the line (`facer_cli.cli.app.FacerGroup`). One that lands where Python cannot raise (a weakref
+prints the line (`facer_cli.cli.app.FacerGroup`). One that lands inside an import (a native
+module's initialisation may abort on an exception) or where Python cannot raise (a weakref
 callback, `__del__`) exits at once too.
 
 This module imports nothing heavy: keep it that way.
@@ -43,10 +44,21 @@ def exit_interrupted() -> NoReturn:
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     global received, _unwinding
     received = True
-    if _unwinding:
+    if _unwinding and not _importing(frame):
         _unwinding = False  # a second Ctrl-C while unwinding exits at once
         raise KeyboardInterrupt
     exit_interrupted()
+
+
+def _importing(frame: FrameType | None) -> bool:
+    # A KeyboardInterrupt inside an import can reach a native module's initialisation, and some
+    # of those abort the process on any Python exception (onnx's nanobind: "terminate called
+    # after throwing an instance of 'nanobind::python_error'", exit -6, or a crash).
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _on_unraisable(unraisable: sys.UnraisableHookArgs) -> None:

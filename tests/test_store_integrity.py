@@ -587,6 +587,24 @@ def test_ctrl_c_inside_a_weakref_callback_still_prints_one_line_and_exits_130():
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
 
 
+def test_ctrl_c_during_an_import_inside_a_command_exits_at_once(tmp_path):
+    # Raising KeyboardInterrupt inside an import can reach a native module's initialisation, and
+    # onnx's aborts the process on it (exit -6, seen in the loop below while `users import` loaded
+    # onnx). The module here is interrupted while it loads, with the command's unwinding on.
+    (tmp_path / "slow_to_load.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nloaded = 1\n")
+    code = textwrap.dedent(f"""
+        import sys
+        from facer_cli import entry
+        entry.install()
+        sys.path.insert(0, {str(tmp_path)!r})
+        with entry.unwinding_on_interrupt():
+            import slow_to_load
+        print("went on")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_any_moment_prints_one_line_and_exits_130(tmp_path, faces):
     db = small_store(tmp_path / "store")

@@ -33,10 +33,11 @@ received = False
 
 def exit_interrupted() -> NoReturn:
     """One line on stderr, exit 130, now."""
-    # Where fd 2 really goes, even while a decode has it captured (`facer_cli.decoder_chatter`).
-    chatter = sys.modules.get("facer_cli.decoder_chatter")
+    # Where fd 2 really goes, even while a decode has it captured (`facer_cli.decoder_chatter`; it
+    # may be half loaded, when the interrupt came while it was being imported).
+    original_stderr_fd = getattr(sys.modules.get("facer_cli.decoder_chatter"), "original_stderr_fd", None)
     try:
-        os.write(chatter.original_stderr_fd() if chatter else 2, b"interrupted\n")
+        os.write(original_stderr_fd() if original_stderr_fd else 2, b"interrupted\n")
     finally:
         os._exit(EXIT_INTERRUPTED)
 

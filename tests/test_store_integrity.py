@@ -605,6 +605,20 @@ def test_ctrl_c_during_an_import_inside_a_command_exits_at_once(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
 
 
+def test_ctrl_c_while_the_decoder_chatter_module_loads_still_prints_the_line():
+    # The line goes to where fd 2 pointed before a decode captured it, which that module knows;
+    # interrupted while it is being imported, the module is in sys.modules without its functions
+    # (seen in the loop below: exit 130 and nothing written).
+    code = textwrap.dedent("""
+        import sys, types
+        from facer_cli import entry
+        sys.modules["facer_cli.decoder_chatter"] = types.ModuleType("facer_cli.decoder_chatter")
+        entry.exit_interrupted()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_any_moment_prints_one_line_and_exits_130(tmp_path, faces):
     db = small_store(tmp_path / "store")

@@ -22,6 +22,7 @@ import numpy as np
 from facer_cli import pose as pose_estimation
 from facer_cli import quality
 from facer_cli.errors import ImageError, ModelPackError
+from facer_cli.heap import reuse_freed_memory
 from facer_cli.images import load_image
 from facer_cli.modelpack import LoadedModels, load_models
 from facer_cli.quality import ARCFACE_KEYPOINTS, similarity_transform
@@ -98,6 +99,8 @@ class FaceEngine:
         if settings is None:
             settings = EngineSettings()
         self._settings = settings.engine if isinstance(settings, Settings) else settings
+        # Before the models load and any worker thread starts (the arena setting binds threads made after it).
+        self.heap = reuse_freed_memory()
         self.models = models or load_models(self._settings)
         found = self.models.models
         self.detector = found["detection"]

@@ -11,7 +11,7 @@ memory stays what it was. Measured (`benchmarks/bench_heap.py`, against glibc's 
 engine thread 0.91x the time per photo, `facer serve` with two model slots 1.13x the throughput.
 
 Only glibc on Linux has these knobs. A process whose malloc was tuned from the environment
-(`GLIBC_TUNABLES`, `MALLOC_*_`) is left as it was set.
+(`GLIBC_TUNABLES`, `MALLOC_*`) is left as it was set.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ _state: str | None = None
 
 
 def tuned_from_environment() -> bool:
-    return "malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(
-        name.startswith("MALLOC_") and name.endswith("_") for name in os.environ
-    )
+    # glibc reads MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_, ... and the glibc.malloc.* tunables.
+    return "malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(name.startswith("MALLOC_") for name in os.environ)
 
 
 def reuse_freed_memory() -> str:

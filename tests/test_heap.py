@@ -83,3 +83,22 @@ def test_a_malloc_tuned_from_the_environment_is_left_as_it_was_set(large_photo):
     # glibc's own thresholds: the large blocks go back to the kernel and fault in again.
     assert found["main"] > 3000, found
     assert found["worker"] > 3000, found
+
+
+@pytest.mark.parametrize(
+    "name, value, tuned",
+    [
+        ("MALLOC_ARENA_MAX", "2", True),
+        ("MALLOC_TRIM_THRESHOLD_", "0", True),
+        ("GLIBC_TUNABLES", "glibc.malloc.arena_max=2", True),
+        ("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=2048", False),
+        ("MALLOCATOR", "x", False),
+    ],
+)
+def test_which_environment_counts_as_a_malloc_tuned_by_hand(monkeypatch, name, value, tuned):
+    from facer_cli.heap import tuned_from_environment
+
+    for other in [k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC")]:
+        monkeypatch.delenv(other)
+    monkeypatch.setenv(name, value)
+    assert tuned_from_environment() is tuned

@@ -3,7 +3,7 @@
 Every photo allocates a few large blocks (the decoded image, its resized copies, the detector's
 input). glibc's malloc gives such blocks back to the kernel when they are freed (above its dynamic
 mmap threshold, or by trimming the heap's top), so the next photo page-faults every page in again
-and the kernel zeroes each one: about 1,700 page faults and 5-6 ms of kernel time per large photo,
+and the kernel zeroes each one: about 1,700 page faults and 5 ms of kernel time per large photo,
 measured on 1-12 MP JPEGs. Fixing the two thresholds keeps freed blocks in the heap for the next
 photo; and one arena for every thread keeps them for worker threads too (glibc unmaps a thread
 arena's heap segment as soon as it is empty, whatever the trim threshold). The process's peak
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import cache
 
 # mallopt's parameter numbers (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -28,23 +29,15 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 # Free memory at the heap's top kept rather than trimmed: room for a few decoded 12 MP photos.
 TRIM_THRESHOLD = 256 * 1024 * 1024
 
-_state: str | None = None
-
 
 def tuned_from_environment() -> bool:
     # glibc reads MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_, ... and the glibc.malloc.* tunables.
     return "malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(name.startswith("MALLOC_") for name in os.environ)
 
 
+@cache
 def reuse_freed_memory() -> str:
     """Set the thresholds once per process; says what was done ("kept for reuse", or why not)."""
-    global _state
-    if _state is None:
-        _state = _tune()
-    return _state
-
-
-def _tune() -> str:
     if not sys.platform.startswith("linux"):
         return "left to the platform's malloc"
     if tuned_from_environment():

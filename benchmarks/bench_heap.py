@@ -27,28 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import free_port, load_run, running_server  # noqa: E402
 from bench_speed import large_photos, load  # noqa: E402
-from common import REPO  # noqa: E402
+from common import ONE_THREAD, REPO  # noqa: E402
 
 GLIBC_DEFAULTS = {"GLIBC_TUNABLES": "glibc.malloc.perturb=0"}
-
-ONE_THREAD = r"""
-import json, resource, sys, time
-from pathlib import Path
-from facer_cli.engine import get_engine
-from facer_cli.settings import Settings
-photos = sorted(Path(sys.argv[1]).iterdir())
-engine = get_engine(Settings())
-for path in photos:
-    engine.analyze_path(path)
-before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-for path in photos:
-    engine.analyze_path(path)
-after, n = resource.getrusage(resource.RUSAGE_SELF), len(photos)
-print(json.dumps({"heap": engine.heap, "wall": (time.perf_counter() - started) / n * 1000,
-                  "kernel": (after.ru_stime - before.ru_stime) / n * 1000,
-                  "faults": (after.ru_minflt - before.ru_minflt) / n}))
-"""
-
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
@@ -60,9 +41,9 @@ def one_thread(folder: Path, rounds: int) -> None:
     found: dict[str, list[dict]] = {"facer": [], "glibc": []}
     for _ in range(rounds):
         for name, extra in (("facer", {}), ("glibc", GLIBC_DEFAULTS)):
-            out = subprocess.run([sys.executable, "-c", ONE_THREAD, str(folder)], env=environment(extra),
-                                 capture_output=True, text=True, check=True).stdout
-            found[name].append(json.loads(out))
+            out = subprocess.run([sys.executable, "-c", ONE_THREAD, *map(str, sorted(folder.iterdir()))],
+                                 env=environment(extra), input="\n", capture_output=True, text=True, check=True).stdout
+            found[name].append(json.loads(out.splitlines()[-1]))
     for name, runs in found.items():
         print(f"  {name:5} ({runs[0]['heap']}): {statistics.median(r['wall'] for r in runs):.1f} ms per photo, "
               f"kernel {statistics.median(r['kernel'] for r in runs):.1f} ms, "

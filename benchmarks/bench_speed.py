@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, benchmark_photos, percentile  # noqa: E402
+from common import ONE_THREAD, REPO, benchmark_photos, percentile  # noqa: E402
 
 OLD_MAIN = "cc2e7aa"
 MEGAPIXELS = (1, 2, 3, 5, 8, 12, 1.5, 4)
@@ -267,24 +267,6 @@ def target_server(runner: Runner, new: Path, photos: list[Path], requests: int, 
           f"reaches {statistics.median(ratios) / ceiling:.0%} of it")
 
 
-ONE_THREAD = r"""
-import sys, time
-from pathlib import Path
-from facer_cli.engine import get_engine
-from facer_cli.settings import Settings
-photos = [Path(p) for p in sys.argv[1:]]
-engine = get_engine(Settings.from_values({}))
-for path in photos:
-    engine.analyze_path(path)
-print("ready", flush=True)
-sys.stdin.readline()
-started = time.perf_counter()
-for path in photos:
-    engine.analyze_path(path)
-print((time.perf_counter() - started) / len(photos) * 1000, flush=True)
-"""
-
-
 def two_processes_at_once(env: dict, photos: list[Path]) -> float:
     """Photos/s of two one-thread processes timed together, over photos/s of one alone (timed before
     and after the pair, drift cancelling): what two cores give two independent workers here."""
@@ -298,7 +280,7 @@ def two_processes_at_once(env: dict, photos: list[Path]) -> float:
         for child in children:
             child.stdin.write("\n")
             child.stdin.flush()
-        ms = [float(child.stdout.readline()) for child in children]
+        ms = [json.loads(child.stdout.readline())["wall"] for child in children]
         for child in children:
             child.wait()
         return ms

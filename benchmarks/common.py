@@ -28,6 +28,30 @@ def benchmark_photos() -> list[Path]:
     return paths
 
 
+# One engine thread in a fresh process over the photos named in argv: models loaded and every photo
+# touched once, it prints "ready" and waits for a line on stdin (several processes can start their
+# clocks together), then times one pass and prints a JSON line: wall ms, kernel ms and page faults
+# per photo, and what `facer_cli.heap` did.
+ONE_THREAD = r"""
+import json, resource, sys, time
+from facer_cli.engine import get_engine
+from facer_cli.settings import Settings
+photos = sys.argv[1:]
+engine = get_engine(Settings())
+for path in photos:
+    engine.analyze_path(path)
+print("ready", flush=True)
+sys.stdin.readline()
+before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+for path in photos:
+    engine.analyze_path(path)
+after, n = resource.getrusage(resource.RUSAGE_SELF), len(photos)
+print(json.dumps({"heap": engine.heap, "wall": (time.perf_counter() - started) / n * 1000,
+                  "kernel": (after.ru_stime - before.ru_stime) / n * 1000,
+                  "faults": (after.ru_minflt - before.ru_minflt) / n}), flush=True)
+"""
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) by nearest rank."""
     ordered = sorted(values)

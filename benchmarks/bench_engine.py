@@ -25,8 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facer_cli.engine import FaceEngine
-from facer_cli.modelpack import BUNDLED_FILES, bundled_folder
+from facer_cli.engine.face_engine import FaceEngine
+from facer_cli.engine.modelpack import BUNDLED_FILES, bundled_folder
 from facer_cli.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import cv2
 
-from facer_cli.engine import FaceEngine
+from facer_cli.engine.face_engine import FaceEngine
+from facer_cli.engine.modelpack import bundled_folder, load_models
 from facer_cli.evaluation.runner import available_cores, embed_images
-from facer_cli.modelpack import bundled_folder, load_models
 from facer_cli.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -27,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facer_cli import quality
-from facer_cli.engine import decide, get_engine
-from facer_cli.images import load_image
+from facer_cli.engine import quality
+from facer_cli.engine.face_engine import decide, get_engine
 from facer_cli.settings import Settings
+from facer_cli.sources.images import load_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FACES, benchmark_photos  # noqa: E402

@@ -1,4 +1,4 @@
-"""Freed image memory kept for reuse (`facer_cli.heap`) against glibc's own malloc, in the same run.
+"""Freed image memory kept for reuse (`facer_cli.engine.heap`) against glibc's own malloc, in the same run.
 
     python benchmarks/bench_heap.py [--rounds 6] [--large 30]
 

@@ -47,8 +47,8 @@ def faces_folder() -> Path:
 def real_embeddings() -> np.ndarray:
     if CACHE.exists():
         return np.load(CACHE)
-    from facer_cli.engine import get_engine
-    from facer_cli.modelpack import bundled_folder
+    from facer_cli.engine.face_engine import get_engine
+    from facer_cli.engine.modelpack import bundled_folder
     from facer_cli.settings import Settings
 
     engine = get_engine(Settings().engine)

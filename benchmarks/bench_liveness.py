@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facer_cli.engine import FaceEngine, get_engine
+from facer_cli.engine.face_engine import FaceEngine, get_engine
 from facer_cli.liveness import PARALLAX_MIN_RESIDUAL, Challenge, LivenessChecker, LivenessFrame, observe
 from facer_cli.liveness.attacks import AttackVideo, render_attack, turned_parallax
 from facer_cli.liveness.checker import BlinkDetector

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import print_ratio_table, time_call
 
-from facer_cli.aggregate import find_outliers
+from facer_cli.templates.aggregate import find_outliers
 
 THRESHOLD = 0.45
 DIMENSION = 512

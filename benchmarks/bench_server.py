@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from facer_cli.engine import get_engine
+from facer_cli.engine.face_engine import get_engine
 from facer_cli.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

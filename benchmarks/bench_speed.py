@@ -162,7 +162,7 @@ def target_startup(runner: Runner, new: Path, old: Path | None, rounds: int, fol
     if faces.is_dir():
         enroll, probe = [faces / f"obama_{i}.jpg" for i in (1, 2, 3)], faces / "obama_4.jpg"
     else:
-        from facer_cli.modelpack import bundled_folder
+        from facer_cli.engine.modelpack import bundled_folder
 
         enroll, probe = [bundled_folder() / "yaoming.jpg"] * 3, bundled_folder() / "yaoming.jpg"
     checkouts = {"new": new, **({"old": old} if old else {})}
@@ -295,7 +295,7 @@ def two_processes_at_once(env: dict, photos: list[Path]) -> float:
 def target_engine(rounds: int) -> None:
     from bench_engine import benchmark_images, floor_inputs, time_per_frame
 
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.settings import Settings
 
     header("5. engine per frame against the raw ONNX Runtime calls")
@@ -326,7 +326,7 @@ REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.
 
 
 def target_reduced(photos: list[Path]) -> None:
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.settings import Settings
 
     header("6. reduced JPEG decoding: what it saves and what it changes")
@@ -399,7 +399,7 @@ def main() -> int:
         photos = large_photos(folder / "large", args.large) if only & {2, 4, 6} else []
         pack = folder / "pack"
         pack.mkdir()
-        from facer_cli.modelpack import BUNDLED_FILES, bundled_folder
+        from facer_cli.engine.modelpack import BUNDLED_FILES, bundled_folder
 
         for name, _ in BUNDLED_FILES.values():
             (pack / name).symlink_to(bundled_folder() / name)

@@ -1,8 +1,8 @@
-"""Process start to models loaded: insightface's model_zoo against facer_cli.onnx_models.
+"""Process start to models loaded: insightface's model_zoo against facer_cli.engine.onnx_models.
 
     python benchmarks/bench_startup.py [--rounds 5]
 
-Each run is a fresh interpreter that imports facer_cli.modelpack and calls
+Each run is a fresh interpreter that imports facer_cli.engine.modelpack and calls
 `load_models(Settings())` (the bundled pack, default settings), so both sides pay
 the same interpreter, package and ONNX Runtime session costs:
 (a) with `onnx_models.get_model` replaced by `insightface.model_zoo.get_model`,
@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import alternated_medians, print_ratio_table, time_subprocess
 
-LOAD = "from facer_cli.modelpack import load_models\nfrom facer_cli.settings import Settings\nload_models(Settings())\n"
+LOAD = "from facer_cli.engine.modelpack import load_models\nfrom facer_cli.settings import Settings\nload_models(Settings())\n"
 THROUGH_INSIGHTFACE = (
     "from insightface.model_zoo import model_zoo\n"
-    "import facer_cli.onnx_models\n"
-    "facer_cli.onnx_models.get_model = lambda path, **kw: model_zoo.get_model(str(path), **kw)\n" + LOAD
+    "import facer_cli.engine.onnx_models\n"
+    "facer_cli.engine.onnx_models.get_model = lambda path, **kw: model_zoo.get_model(str(path), **kw)\n" + LOAD
 )
 CANDIDATES = {"insightface": THROUGH_INSIGHTFACE, "onnx_models": LOAD, "python floor": "pass"}
 

@@ -20,7 +20,7 @@ FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"
 
 def benchmark_photos() -> list[Path]:
     """The photos every benchmark uses: the bundled ones, plus ../shared/faces/people where it exists."""
-    from facer_cli.modelpack import bundled_folder
+    from facer_cli.engine.modelpack import bundled_folder
 
     paths = [bundled_folder() / name for name in ("yaoming.jpg", "gdp.jpg", "players.jpg")]
     if (FACES / "people").is_dir():
@@ -31,10 +31,10 @@ def benchmark_photos() -> list[Path]:
 # One engine thread in a fresh process over the photos named in argv: models loaded and every photo
 # touched once, it prints "ready" and waits for a line on stdin (several processes can start their
 # clocks together), then times one pass and prints a JSON line: wall ms, kernel ms and page faults
-# per photo, and what `facer_cli.heap` did.
+# per photo, and what `facer_cli.engine.heap` did.
 ONE_THREAD = r"""
 import json, resource, sys, time
-from facer_cli.engine import get_engine
+from facer_cli.engine.face_engine import get_engine
 from facer_cli.settings import Settings
 photos = sys.argv[1:]
 engine = get_engine(Settings())

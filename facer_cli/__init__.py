@@ -24,18 +24,18 @@ _EXPORTS = {
     "EngineSettings": "facer_cli.settings",
     "load_settings": "facer_cli.settings",
     "FacerError": "facer_cli.errors",
-    "FaceEngine": "facer_cli.engine",
-    "get_engine": "facer_cli.engine",
-    "FaceReport": "facer_cli.reports",
-    "FrameReport": "facer_cli.reports",
-    "Template": "facer_cli.aggregate",
-    "build_template": "facer_cli.aggregate",
-    "Band": "facer_cli.matching",
-    "Thresholds": "facer_cli.matching",
-    "Comparison": "facer_cli.matching",
-    "cosine_similarity": "facer_cli.matching",
-    "load_vector": "facer_cli.vectors",
-    "save_vector": "facer_cli.vectors",
+    "FaceEngine": "facer_cli.engine.face_engine",
+    "get_engine": "facer_cli.engine.face_engine",
+    "FaceReport": "facer_cli.engine.reports",
+    "FrameReport": "facer_cli.engine.reports",
+    "Template": "facer_cli.templates.aggregate",
+    "build_template": "facer_cli.templates.aggregate",
+    "Band": "facer_cli.templates.matching",
+    "Thresholds": "facer_cli.templates.matching",
+    "Comparison": "facer_cli.templates.matching",
+    "cosine_similarity": "facer_cli.templates.matching",
+    "load_vector": "facer_cli.files.vectors",
+    "save_vector": "facer_cli.files.vectors",
     "Store": "facer_cli.store",
     "generate_token_from_camera": "facer_cli.tokens",
     "generate_token_from_directory": "facer_cli.tokens",
@@ -53,19 +53,19 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from facer_cli.aggregate import Template, build_template
-    from facer_cli.engine import FaceEngine, get_engine
+    from facer_cli.engine.face_engine import FaceEngine, get_engine
+    from facer_cli.engine.reports import FaceReport, FrameReport
     from facer_cli.errors import FacerError
     from facer_cli.evaluation import Evaluation, evaluate_scores, load_dataset
-    from facer_cli.matching import Band, Comparison, Thresholds, cosine_similarity
-    from facer_cli.reports import FaceReport, FrameReport
+    from facer_cli.files.vectors import load_vector, save_vector
     from facer_cli.service import Facer
     from facer_cli.settings import EngineSettings, Settings, load_settings
     from facer_cli.store import Store
+    from facer_cli.templates.aggregate import Template, build_template
+    from facer_cli.templates.matching import Band, Comparison, Thresholds, cosine_similarity
     from facer_cli.tokens import (
         generate_token_from_camera,
         generate_token_from_directory,
         generate_token_from_embeddings,
         generate_token_from_images,
     )
-    from facer_cli.vectors import load_vector, save_vector

@@ -33,9 +33,9 @@ received = False
 
 def exit_interrupted() -> NoReturn:
     """One line on stderr, exit 130, now."""
-    # Where fd 2 really goes, even while a decode has it captured (`facer_cli.decoder_chatter`; it
+    # Where fd 2 really goes, even while a decode has it captured (`facer_cli.sources.decoder_chatter`; it
     # may be half loaded, when the interrupt came while it was being imported).
-    original_stderr_fd = getattr(sys.modules.get("facer_cli.decoder_chatter"), "original_stderr_fd", None)
+    original_stderr_fd = getattr(sys.modules.get("facer_cli.sources.decoder_chatter"), "original_stderr_fd", None)
     try:
         os.write(original_stderr_fd() if original_stderr_fd else 2, b"interrupted\n")
     finally:

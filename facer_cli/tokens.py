@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from facer_cli.aggregate import template_from_embeddings
-from facer_cli.camera import Source
 from facer_cli.service import Facer
 from facer_cli.settings import Settings, with_overrides
+from facer_cli.sources.camera import Source
+from facer_cli.templates.aggregate import template_from_embeddings
 
 
 def generate_token_from_embeddings(

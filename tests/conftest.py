@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from facer_cli.cli.app import console
-from facer_cli.engine import get_engine
-from facer_cli.modelpack import bundled_folder
+from facer_cli.engine.face_engine import get_engine
+from facer_cli.engine.modelpack import bundled_folder
 from facer_cli.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facer_cli.aggregate import build_template, template_from_embeddings
+from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import TooFewFramesError, VectorError
-from facer_cli.reports import FaceReport, FrameReport
+from facer_cli.templates.aggregate import build_template, template_from_embeddings
 from facer_cli.tokens import generate_token_from_embeddings
 
 

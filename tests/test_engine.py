@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import people
 
-from facer_cli.engine import FaceEngine, decide, quality_score
-from facer_cli.quality import aligned_gray, face_region, sharpness
+from facer_cli.engine.face_engine import FaceEngine, decide, quality_score
+from facer_cli.engine.quality import aligned_gray, face_region, sharpness
 from facer_cli.settings import Settings
 
 

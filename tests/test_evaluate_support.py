@@ -16,7 +16,7 @@ from helpers import run, run_json
 from facer_cli.evaluation.dataset import load_dataset
 from facer_cli.evaluation.metrics import SAFE_FLOOR, binomial_ci, evaluate_scores, pairs_needed
 from facer_cli.evaluation.runner import evaluate
-from facer_cli.images import load_image
+from facer_cli.sources.images import load_image
 
 MILD = {
     "flip": lambda image: cv2.flip(image, 1),

@@ -17,12 +17,12 @@ from conftest import people
 from helpers import photo, run, run_json
 
 from facer_cli.cli.output import short_reason
-from facer_cli.images import load_image
-from facer_cli.quality import ARCFACE_KEYPOINTS, similarity_transform
-from facer_cli.reports import FrameReport
+from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
+from facer_cli.engine.reports import FrameReport
 from facer_cli.service.demo import MAIN_FACE_IN_GDP, YAO_IN_PLAYERS
 from facer_cli.service.rules import advice
 from facer_cli.settings import SETTING_INFOS, Settings
+from facer_cli.sources.images import load_image
 
 RESOLUTIONS = ("240p", "480p", "720p", "1080p")
 
@@ -283,7 +283,7 @@ def test_advice_for_every_gate():
 
 def test_gate_settings_have_bounds_and_change_decisions(analysed):
     face = analysed("obama_1.jpg").subject
-    from facer_cli.engine import decide
+    from facer_cli.engine.face_engine import decide
 
     assert decide(face, Settings().engine)[0]
     assert not decide(face, Settings(min_sharpness=face.sharpness + 1).engine)[0]

@@ -1,4 +1,4 @@
-"""Freed image memory is kept for the next photo (`facer_cli.heap`): once the heap has grown to a
+"""Freed image memory is kept for the next photo (`facer_cli.engine.heap`): once the heap has grown to a
 large photo's size, more such photos cost no page faults, in the main thread and in a worker
 thread; a malloc tuned from the environment is left alone."""
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 # and prints the page faults of the last three runs in each (the heap grows to its size in the first).
 SCRIPT = """
 import json, resource, sys, threading
-from facer_cli.engine import get_engine
+from facer_cli.engine.face_engine import get_engine
 from facer_cli.settings import Settings
 
 engine = get_engine(Settings())
@@ -96,7 +96,7 @@ def test_a_malloc_tuned_from_the_environment_is_left_as_it_was_set(large_photo):
     ],
 )
 def test_which_environment_counts_as_a_malloc_tuned_by_hand(monkeypatch, name, value, tuned):
-    from facer_cli.heap import tuned_from_environment
+    from facer_cli.engine.heap import tuned_from_environment
 
     for other in [k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC")]:
         monkeypatch.delenv(other)

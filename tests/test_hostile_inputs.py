@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 from facer_cli.errors import ImageError, ImageTooLargeError, VectorError
-from facer_cli.images import IMAGE_SUFFIXES, MAX_IMAGE_SIDE, decode_image, load_image, read_header
-from facer_cli.npy import unit_vector, vector_from_npy_bytes
-from facer_cli.safe_files import DEFAULT_MAX_FILE_BYTES, read_regular_file
+from facer_cli.files.npy import unit_vector, vector_from_npy_bytes
+from facer_cli.files.reading import DEFAULT_MAX_FILE_BYTES, read_regular_file
+from facer_cli.sources.images import IMAGE_SUFFIXES, MAX_IMAGE_SIDE, decode_image, load_image, read_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile_files as hf
@@ -216,7 +216,7 @@ def test_broken_exif_does_not_lose_the_image(photo):
 PEAK_SCRIPT = r"""
 import json, sys
 from pathlib import Path
-from facer_cli.images import decode_image
+from facer_cli.sources.images import decode_image
 from facer_cli.errors import ImageError
 
 def status(field):
@@ -409,7 +409,7 @@ def test_good_images_decode_silently(capfd, faces):
 
 def test_other_output_on_fd2_during_a_decode_is_kept(capfd, photo):
     """Only decoder chatter is swallowed; a line another thread writes meanwhile still appears."""
-    from facer_cli.decoder_chatter import run_captured
+    from facer_cli.sources.decoder_chatter import run_captured
 
     def decode() -> int:
         os.write(2, b"Corrupt JPEG data: 3 extraneous bytes before marker 0xd9\nserver: a log line\n")
@@ -422,8 +422,7 @@ def test_other_output_on_fd2_during_a_decode_is_kept(capfd, photo):
 def test_decodes_run_side_by_side_and_keep_their_own_chatter(capfd):
     """Two decodes are inside the capture at once (a barrier both must reach); chatter written while
     both ran is not guessed at: each runs again alone, so each keeps only its own words."""
-    from facer_cli import decoder_chatter
-
+    from facer_cli.sources import decoder_chatter
     together = threading.Barrier(2, timeout=10)
     runs = {"noisy": 0, "quiet": 0}
 
@@ -478,7 +477,7 @@ FUZZ_CASES = 1200
 FUZZ_SCRIPT = r"""
 import sys, time, json
 from pathlib import Path
-from facer_cli.images import decode_image
+from facer_cli.sources.images import decode_image
 from facer_cli.errors import ImageError
 slowest, counts = (0.0, ""), {"accepted": 0, "refused": 0}
 for path in sorted(Path(sys.argv[1]).iterdir()):
@@ -646,7 +645,7 @@ def test_max_dimension_is_a_parameter():
 
 
 def test_load_npy_vector_reads_safely(tmp_path):
-    from facer_cli.npy import load_npy_vector
+    from facer_cli.files.npy import load_npy_vector
 
     np.save(tmp_path / "v.npy", np.arange(1, 5, dtype=np.float32))
     assert load_npy_vector(tmp_path / "v.npy").shape == (4,)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from facer_cli.errors import ImageError, ImageTooLargeError
-from facer_cli.images import decode_image, load_image
+from facer_cli.sources.images import decode_image, load_image
 
 LIMIT = 50_000_000
 

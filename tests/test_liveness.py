@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facer_cli.camera import Camera
+from facer_cli.engine.pose import IBUG68_FROM_2D106, MEAN_FACE_68, pose_from_landmarks_2d106
 from facer_cli.liveness import (
     PARALLAX_MIN_RESIDUAL,
     Challenge,
@@ -32,7 +32,7 @@ from facer_cli.liveness import (
 from facer_cli.liveness.attacks import camera_matrix, render_attack, rotation, turned_parallax
 from facer_cli.liveness.challenge import STRAIGHT_MAX_YAW, TURN_TARGET_RANGE
 from facer_cli.liveness.geometry import LEFT_EYE_2D106, RIGHT_EYE_2D106
-from facer_cli.pose import IBUG68_FROM_2D106, MEAN_FACE_68, pose_from_landmarks_2d106
+from facer_cli.sources.camera import Camera
 
 # -- a synthetic head ---------------------------------------------------------------------
 

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from facer_cli import modelpack
-from facer_cli.engine import FaceEngine
+from facer_cli.engine import modelpack
+from facer_cli.engine.face_engine import FaceEngine
+from facer_cli.engine.modelpack import BUNDLED_FILES, locate_bundled_pack, locate_pack, modules_to_load
 from facer_cli.errors import ModelPackError
-from facer_cli.modelpack import BUNDLED_FILES, locate_bundled_pack, locate_pack, modules_to_load
 from facer_cli.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""facer_cli.onnx_models against insightface's model_zoo: the same attributes and bit-identical outputs.
+"""facer_cli.engine.onnx_models against insightface's model_zoo: the same attributes and bit-identical outputs.
 
 Both sides are loaded from the same files with the same providers and session
 options, as `load_models` does; the engine then runs once on insightface's
@@ -19,11 +19,11 @@ import numpy as np
 import onnx
 import pytest
 
-from facer_cli import onnx_models
-from facer_cli.engine import FaceEngine
-from facer_cli.images import load_image
-from facer_cli.modelpack import LoadedModels, choose_providers, load_models, locate_bundled_pack
+from facer_cli.engine import onnx_models
+from facer_cli.engine.face_engine import FaceEngine
+from facer_cli.engine.modelpack import LoadedModels, choose_providers, load_models, locate_bundled_pack
 from facer_cli.settings import Settings
+from facer_cli.sources.images import load_image
 
 model_zoo = pytest.importorskip("insightface.model_zoo.model_zoo")
 
@@ -200,10 +200,10 @@ def test_router_refuses_what_facer_cannot_use(tmp_path):
 
 def test_loading_does_not_import_insightface():
     code = (
-        "import sys, facer_cli.modelpack, facer_cli.onnx_models\n"
+        "import sys, facer_cli.engine.modelpack, facer_cli.engine.onnx_models\n"
         "from facer_cli.settings import Settings\n"
-        "loaded = facer_cli.modelpack.load_models(Settings())\n"
-        "assert type(loaded.models['detection']).__module__ == 'facer_cli.onnx_models'\n"
+        "loaded = facer_cli.engine.modelpack.load_models(Settings())\n"
+        "assert type(loaded.models['detection']).__module__ == 'facer_cli.engine.onnx_models'\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('insightface', 'onnx', 'skimage', 'scipy')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facer_cli.aggregate import find_outliers
+from facer_cli.templates.aggregate import find_outliers
 
 
 def find_outliers_cubic(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -> dict[int, float]:

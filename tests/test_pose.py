@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facer_cli.engine import FaceEngine
+from facer_cli.engine.face_engine import FaceEngine
 from facer_cli.settings import Settings
 
 # Measured with an independent model (MediaPipe Face Landmarker): ../shared/faces/README.md

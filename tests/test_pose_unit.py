@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from facer_cli import pose
-from facer_cli.pose import HeadPose
+from facer_cli.engine import pose
+from facer_cli.engine.pose import HeadPose
 
 WIDTH, HEIGHT = 640, 480
 FOCAL = max(WIDTH, HEIGHT)  # the camera pose_from_landmarks_2d106 assumes

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from facer_cli.errors import ImageError
-from facer_cli.images import load_image
 from facer_cli.service import Facer
 from facer_cli.service.inputs import InputFile, Limits, cores, frames_from_files, worker_count
 from facer_cli.settings import Settings, read_environment, with_overrides
+from facer_cli.sources.images import load_image
 
 REPO = Path(__file__).resolve().parent.parent
 

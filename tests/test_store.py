@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from helpers import run_without_privileges
 
-from facer_cli.aggregate import Template
+from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import (
     ModelMismatchError,
     StoreError,
@@ -28,12 +28,12 @@ from facer_cli.errors import (
     UserNameError,
     VectorError,
 )
-from facer_cli.matching import Band, Thresholds
-from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.service.facer import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
 from facer_cli.store.migrations import migrations
+from facer_cli.templates.aggregate import Template
+from facer_cli.templates.matching import Band, Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bundled:0123456789abcdef"
@@ -338,8 +338,8 @@ def test_a_writer_waits_for_another_within_the_busy_timeout(tmp_path):
 KILLED_CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from facer_cli.aggregate import Template
-    from facer_cli.reports import FaceReport, FrameReport
+    from facer_cli.templates.aggregate import Template
+    from facer_cli.engine.reports import FaceReport, FrameReport
     from facer_cli.store import Store
 
     store = Store(sys.argv[1])

@@ -30,11 +30,11 @@ import pytest
 from helpers import REPO, photo, run, run_json, run_without_privileges
 from test_store import MODEL, THRESHOLDS, frame_with, near, unit
 
-from facer_cli.aggregate import Template
 from facer_cli.errors import StoreError
 from facer_cli.service.facer import verify_probe
 from facer_cli.store import Store
 from facer_cli.store.connection import APPLICATION_ID
+from facer_cli.templates.aggregate import Template
 
 FACER = [sys.executable, "-m", "facer_cli"]
 
@@ -612,7 +612,7 @@ def test_ctrl_c_while_the_decoder_chatter_module_loads_still_prints_the_line():
     code = textwrap.dedent("""
         import sys, types
         from facer_cli import entry
-        sys.modules["facer_cli.decoder_chatter"] = types.ModuleType("facer_cli.decoder_chatter")
+        sys.modules["facer_cli.sources.decoder_chatter"] = types.ModuleType("facer_cli.sources.decoder_chatter")
         entry.exit_interrupted()
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -665,8 +665,8 @@ def test_ctrl_c_at_any_moment_prints_one_line_and_exits_130(tmp_path, faces):
 ENROLLING_CHILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from facer_cli.aggregate import Template
-    from facer_cli.reports import FaceReport, FrameReport
+    from facer_cli.templates.aggregate import Template
+    from facer_cli.engine.reports import FaceReport, FrameReport
     from facer_cli.store import Store
 
     print("ready", flush=True)  # imports done: the parent's random delay starts now

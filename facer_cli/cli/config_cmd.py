@@ -55,7 +55,7 @@ def config_init(
     """Write a facer.toml holding the effective settings (defaults unless overridden), mode 0600."""
     import tomli_w
 
-    from facer_cli.output_files import write_private
+    from facer_cli.files.writing import write_private
 
     settings = loaded_settings(ctx).settings
     written = write_private(

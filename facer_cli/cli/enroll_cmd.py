@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
-    from facer_cli.camera import CaptureProgress
     from facer_cli.liveness import LivenessProgress
     from facer_cli.service import Facer, Frames
     from facer_cli.settings import Settings
+    from facer_cli.sources.camera import CaptureProgress
 
 
 def camera_source(camera: bool, sources: list[str] | None) -> str | None:
@@ -338,7 +338,7 @@ def capture_command(
     Exit 0 written, 4 too few usable frames, 10 the file cannot be written, 13 not live (--liveness).
     In Python: Facer(settings).capture(paths, out=...); over HTTP: POST /token/generate.
     """
-    from facer_cli.output_files import with_suffix
+    from facer_cli.files.writing import with_suffix
     from facer_cli.service import Facer
 
     camera_source(camera, sources)

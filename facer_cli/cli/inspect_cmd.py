@@ -85,7 +85,7 @@ def export_embeddings(path: Path, frames: list, force: bool) -> str:
     import numpy as np
 
     from facer_cli.errors import InputError
-    from facer_cli.output_files import with_suffix, write_private
+    from facer_cli.files.writing import with_suffix, write_private
 
     vectors = {frame.source: frame.embedding for frame in frames if frame.embedding is not None}
     if not vectors:

@@ -23,12 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from facer_cli.aggregate import Template
+    from facer_cli.engine.reports import FaceReport, FrameReport
     from facer_cli.evaluation import Evaluation
     from facer_cli.evaluation.liveness import LivenessEvaluation, Rate
     from facer_cli.liveness import FrameCue, LivenessResult
-    from facer_cli.matching import Comparison
-    from facer_cli.reports import FaceReport, FrameReport
     from facer_cli.service import (
         CaptureResult,
         CheckResult,
@@ -46,6 +44,8 @@ if TYPE_CHECKING:
     )
     from facer_cli.settings import LoadedSettings
     from facer_cli.store import Removal, UserDetails, UserSummary
+    from facer_cli.templates.aggregate import Template
+    from facer_cli.templates.matching import Comparison
 
 BAND_STYLE = {"match": "bold green", "uncertain": "bold yellow", "no_match": "bold red"}
 # A camera run with more frames than this shows rejections by reason (all rows with --verbose).

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from facer_cli.errors import InputError
-from facer_cli.images import is_image_path
+from facer_cli.sources.images import is_image_path
 
 TRUE_WORDS = frozenset({"1", "yes", "true"})
 FALSE_WORDS = frozenset({"0", "no", "false"})

@@ -35,8 +35,8 @@ from facer_cli.errors import TooFewFramesError, UsageError
 from facer_cli.evaluation.metrics import DECIMALS, _budget, _needs, _rate, _round, needed_pairs, round_up_above
 
 if TYPE_CHECKING:
+    from facer_cli.engine.reports import FrameReport
     from facer_cli.evaluation.dataset import Dataset
-    from facer_cli.reports import FrameReport
     from facer_cli.settings import Settings
 
 DEFAULT_FPIR_POINTS = (1e-1, 1e-2, 1e-3)

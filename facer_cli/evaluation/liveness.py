@@ -37,7 +37,7 @@ from facer_cli.liveness import Challenge, LivenessChecker, check_camera
 from facer_cli.liveness.challenge import MOVES, STEP_TIME_LIMIT_S, Move
 
 if TYPE_CHECKING:
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.settings import Settings
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -219,11 +219,11 @@ def evaluate_liveness(
     folder: Path | str, settings: "Settings", engine: "FaceEngine | None" = None, progress: Any = None
 ) -> LivenessEvaluation:
     """Run each video's challenge with the real engine; APCER, BPCER and the threshold trade-off."""
-    from facer_cli.camera import Camera
     from facer_cli.service.liveness import require_landmarks_106
+    from facer_cli.sources.camera import Camera
 
     if engine is None:
-        from facer_cli.engine import get_engine
+        from facer_cli.engine.face_engine import get_engine
 
         engine = get_engine(settings)
     require_landmarks_106(engine)

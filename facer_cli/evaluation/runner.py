@@ -32,19 +32,19 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import InputError, TooFewFramesError, UsageError
 from facer_cli.evaluation.dataset import Dataset
 from facer_cli.evaluation.metrics import DEFAULT_FAR_POINTS, Metrics, evaluate_scores
-from facer_cli.reports import FrameReport
 from facer_cli.settings import EngineSettings, Settings
 
 if TYPE_CHECKING:
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.evaluation.identify import IdentifyOutcome
 
 PROTOCOLS = ("pairs", "enroll", "identify")
 # Modules the pool's fork server imports once, so each worker starts without re-importing them.
-_PRELOAD = ["facer_cli.engine", "facer_cli.evaluation.runner"]
+_PRELOAD = ["facer_cli.engine.face_engine", "facer_cli.evaluation.runner"]
 _CHUNKS_PER_WORKER = 8
 
 _worker_engine: "FaceEngine | None" = None  # one per worker process
@@ -64,8 +64,8 @@ def _init_worker(settings_json: str, threads: int) -> None:
     global _worker_engine
     import cv2
 
-    from facer_cli.engine import FaceEngine
-    from facer_cli.modelpack import load_models
+    from facer_cli.engine.face_engine import FaceEngine
+    from facer_cli.engine.modelpack import load_models
 
     cv2.setNumThreads(threads)
     settings = EngineSettings.from_cache_key(settings_json)
@@ -105,7 +105,7 @@ def embed_images(
     workers = max(1, min(workers or cores, len(paths)))
     sources = [str(p) for p in paths]
     if workers == 1:
-        from facer_cli.engine import get_engine
+        from facer_cli.engine.face_engine import get_engine
 
         engine = get_engine(settings.engine)
         frames = []
@@ -344,7 +344,7 @@ def evaluate(
     cosine_threshold_high stays above every impostor seen and at or above the model's safe floor
     unless `allow_below_floor`.
     """
-    from facer_cli.modelpack import locate_pack
+    from facer_cli.engine.modelpack import locate_pack
 
     settings = settings or Settings()
 

@@ -8,7 +8,7 @@ Each frame then gets blur, sensor noise and JPEG artefacts. Everything is drawn 
 `numpy.random.Generator` given, so a seed gives the same video.
 
 The motion follows a head-turn challenge as an attacker would: frontal, then turned one way, then
-the other; the pose signs follow `facer_cli.pose` (R = Rz(roll) Ry(-yaw) Rx(-pitch)), so a plane
+the other; the pose signs follow `facer_cli.engine.pose` (R = Rz(roll) Ry(-yaw) Rx(-pitch)), so a plane
 turned by +yaw is what the pose estimator should read as yaw > 0.
 """
 

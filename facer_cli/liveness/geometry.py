@@ -11,7 +11,7 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 # The six iBUG eye points (outer corner, two upper-lid points, inner corner, two lower-lid points)
-# as 2d106det indices, from `facer_cli.pose.IBUG68_FROM_2D106` (iBUG 36-41 and 42-47).
+# as 2d106det indices, from `facer_cli.engine.pose.IBUG68_FROM_2D106` (iBUG 36-41 and 42-47).
 LEFT_EYE_2D106 = (35, 41, 42, 39, 37, 36)  # the eye on the image's left
 RIGHT_EYE_2D106 = (89, 95, 96, 93, 91, 90)  # the eye on the image's right
 # 2d106det's jaw contour. On a turned head its far side is the silhouette, which slides over the

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facer_cli.engine.pose import pose_from_landmarks_2d106
 from facer_cli.liveness.challenge import Challenge
 from facer_cli.liveness.checker import LivenessChecker, LivenessFrame, LivenessProgress, LivenessResult
-from facer_cli.pose import pose_from_landmarks_2d106
 
 if TYPE_CHECKING:
-    from facer_cli.camera import Camera
-    from facer_cli.engine import FaceEngine
-    from facer_cli.reports import FrameReport
+    from facer_cli.engine.face_engine import FaceEngine
+    from facer_cli.engine.reports import FrameReport
+    from facer_cli.sources.camera import Camera
 
 ProgressCallback = Callable[[LivenessProgress, LivenessFrame], None]
 

@@ -29,7 +29,7 @@ def photo_crop(folder: Path, photo: str, box: tuple[int, int, int, int], name: s
     """A part of a bundled photo, as a JPEG held in memory."""
     import cv2
 
-    from facer_cli.images import load_image
+    from facer_cli.sources.images import load_image
 
     image = load_image(folder / photo, 50_000_000)
     x1, y1, x2, y2 = box
@@ -48,7 +48,7 @@ def run_demo(settings: Settings, workdir: Path) -> DemoResult:
     """Enroll, verify a match and an impostor, in a store inside `workdir`.
 
     One photo enrolls here (`min_valid_frames` 1): a real enrollment takes three or more."""
-    from facer_cli.modelpack import bundled_folder
+    from facer_cli.engine.modelpack import bundled_folder
     from facer_cli.settings import with_overrides
 
     folder = bundled_folder()

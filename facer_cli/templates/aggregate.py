@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import TooFewFramesError, VectorError
-from facer_cli.reports import FrameReport
 
 
 @dataclass

@@ -17,7 +17,7 @@ Hostile input is the normal case here (uploads, folders of unknown files), so:
   Every PNG chunk must fit in the file (OpenCV 5 trusts chunk lengths).
 * Decoder chatter (libjpeg's "Corrupt JPEG data", libpng warnings, OpenCV's
   `[ERROR]` lines) is written by C code straight to file descriptor 2. Decoding
-  runs with fd 2 pointed at an in-memory file (`facer_cli.decoder_chatter`, which
+  runs with fd 2 pointed at an in-memory file (`facer_cli.sources.decoder_chatter`, which
   lets decodes run side by side and still gives each its own words); what the
   decoder said is turned into facer's own error ("damaged JPEG data: ...")
   instead of reaching the terminal. The decode itself stays OpenCV's.
@@ -36,9 +36,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facer_cli.decoder_chatter import run_captured
 from facer_cli.errors import ImageError, ImageTooLargeError
-from facer_cli.safe_files import DEFAULT_MAX_FILE_BYTES, read_regular_file
+from facer_cli.files.reading import DEFAULT_MAX_FILE_BYTES, read_regular_file
+from facer_cli.sources.decoder_chatter import run_captured
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm"}
@@ -617,7 +617,7 @@ def _looks_truncated(data: bytes) -> bool:
 
 def _decode_quietly(data: bytes) -> tuple[np.ndarray | None, str]:
     """OpenCV's decode with whatever its C libraries print to fd 2 captured, not shown
-    (`facer_cli.decoder_chatter`: decodes still run side by side)."""
+    (`facer_cli.sources.decoder_chatter`: decodes still run side by side)."""
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
 
     def decode() -> tuple[np.ndarray | None, str | None]:

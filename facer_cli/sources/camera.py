@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
+from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import SourceError
-from facer_cli.reports import FrameReport
 
 if TYPE_CHECKING:
-    from facer_cli.engine import FaceEngine
+    from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.liveness import FrameCue, LivenessProgress
     from facer_cli.settings import Settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facer_cli.errors import VectorError
-from facer_cli.safe_files import read_regular_file
+from facer_cli.files.reading import read_regular_file
 
 NPY_MAGIC = b"\x93NUMPY"
 DEFAULT_MAX_DIMENSION = 65536

@@ -19,19 +19,19 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facer_cli import pose as pose_estimation
-from facer_cli import quality
+from facer_cli.engine import pose as pose_estimation
+from facer_cli.engine import quality
+from facer_cli.engine.heap import reuse_freed_memory
+from facer_cli.engine.modelpack import LoadedModels, load_models
+from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
+from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import ImageError, ModelPackError
-from facer_cli.heap import reuse_freed_memory
-from facer_cli.images import load_image
-from facer_cli.modelpack import LoadedModels, load_models
-from facer_cli.quality import ARCFACE_KEYPOINTS, similarity_transform
-from facer_cli.reports import FaceReport, FrameReport
 from facer_cli.settings import EngineSettings, Settings
+from facer_cli.sources.images import load_image
 
 # The detector's own floor: faces between it and detection_threshold are shown as rejected.
 DETECTOR_FLOOR = 0.5
-# Sharpness (variance of the Laplacian of the aligned face, `facer_cli.quality`) at which the quality score's
+# Sharpness (variance of the Laplacian of the aligned face, `facer_cli.engine.quality`) at which the quality score's
 # sharpness term is full: about the median of the sharp test photos (they read 216-1400).
 SHARPNESS_SCALE = 400.0
 

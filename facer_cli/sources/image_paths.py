@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from facer_cli.errors import InputError
-from facer_cli.images import is_image_path
+from facer_cli.sources.images import is_image_path
 
 
 def images_in_folder(folder: Path) -> list[Path]:

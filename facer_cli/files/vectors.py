@@ -1,6 +1,6 @@
 """`.npy` templates: read safely (never unpickled, header checked before any allocation), validate, write.
 
-One reader (`facer_cli.npy`) serves files on disk and uploads held in memory.
+One reader (`facer_cli.files.npy`) serves files on disk and uploads held in memory.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facer_cli.npy import NPY_MAGIC, unit_vector
-from facer_cli.npy import load_npy_vector as load_vector  # a .npy file: regular file, never unpickled
-from facer_cli.npy import vector_from_npy_bytes as vector_from_bytes  # .npy bytes (an upload), checked alike
+from facer_cli.files.npy import NPY_MAGIC, unit_vector
+from facer_cli.files.npy import load_npy_vector as load_vector  # a .npy file: regular file, never unpickled
+from facer_cli.files.npy import vector_from_npy_bytes as vector_from_bytes  # .npy bytes (an upload), checked alike
 
 __all__ = [
     "NPY_MAGIC",
@@ -42,7 +42,7 @@ def vector_bytes(vector: np.ndarray) -> bytes:
 
 
 def save_vector(path: Path | str, vector: np.ndarray) -> None:
-    """Write a template as `.npy` (0600, atomically; see `facer_cli.output_files`)."""
-    from facer_cli.output_files import write_private
+    """Write a template as `.npy` (0600, atomically; see `facer_cli.files.writing`)."""
+    from facer_cli.files.writing import write_private
 
     write_private(path, vector_bytes(vector), overwrite=True)

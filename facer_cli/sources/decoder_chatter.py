@@ -1,7 +1,7 @@
 """Decoder chatter: what C decoders print on file descriptor 2, captured while they run.
 
 libjpeg, libpng and OpenCV write warnings ("Corrupt JPEG data: ...") straight to fd 2; facer
-turns them into its own errors instead (`facer_cli.images`). fd 2 is one per process, so
+turns them into its own errors instead (`facer_cli.sources.images`). fd 2 is one per process, so
 decodes share a capture window: the first points fd 2 at an in-memory file, later ones join,
 and the last one out puts fd 2 back and writes back what was not decoder chatter (another
 thread's log line). Decodes therefore run side by side, each on its own core.

@@ -192,7 +192,7 @@ class Landmark(_SingleOutputModel):
             self.lmk_dim, self.lmk_num = 3, 68
         else:
             self.lmk_dim, self.lmk_num = 2, self.output_shape[1] // 2
-        # insightface then fits its mean shape for a pose; facer computes pose itself (facer_cli.pose).
+        # insightface then fits its mean shape for a pose; facer computes pose itself (facer_cli.engine.pose).
         self.require_pose = self.lmk_dim == 3
         self.taskname = f"landmark_{self.lmk_dim}d_{self.lmk_num}"
 

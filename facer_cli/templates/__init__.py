@@ -1,0 +1,2 @@
+"""Template maths: many frames into one template (`aggregate`), two templates into a decision
+(`matching`)."""

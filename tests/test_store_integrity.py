@@ -572,14 +572,14 @@ def test_ctrl_c_inside_a_weakref_callback_still_prints_one_line_and_exits_130():
     # traceback and let the command go on.
     code = textwrap.dedent("""
         import weakref
-        from facer_cli import entry
-        entry.install()
+        from facer_cli import interrupts
+        interrupts.install()
         class Held: pass
         held = Held()
         def callback(_):
             raise KeyboardInterrupt
         ref = weakref.ref(held, callback)
-        with entry.unwinding_on_interrupt():
+        with interrupts.unwinding_on_interrupt():
             del held
         print("went on")
     """)
@@ -594,10 +594,10 @@ def test_ctrl_c_during_an_import_inside_a_command_exits_at_once(tmp_path):
     (tmp_path / "slow_to_load.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nloaded = 1\n")
     code = textwrap.dedent(f"""
         import sys
-        from facer_cli import entry
-        entry.install()
+        from facer_cli import interrupts
+        interrupts.install()
         sys.path.insert(0, {str(tmp_path)!r})
-        with entry.unwinding_on_interrupt():
+        with interrupts.unwinding_on_interrupt():
             import slow_to_load
         print("went on")
     """)
@@ -611,9 +611,9 @@ def test_ctrl_c_while_the_decoder_chatter_module_loads_still_prints_the_line():
     # (seen in the loop below: exit 130 and nothing written).
     code = textwrap.dedent("""
         import sys, types
-        from facer_cli import entry
+        from facer_cli import interrupts
         sys.modules["facer_cli.sources.decoder_chatter"] = types.ModuleType("facer_cli.sources.decoder_chatter")
-        entry.exit_interrupted()
+        interrupts.exit_interrupted()
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")

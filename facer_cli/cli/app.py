@@ -17,7 +17,7 @@ from rich.console import Console
 from typer import _click as click  # Typer's own click: its exceptions and contexts are these
 from typer.core import TyperGroup
 
-from facer_cli import __version__, entry
+from facer_cli import __version__, interrupts
 from facer_cli.cli.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
 from facer_cli.errors import FacerError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
@@ -86,7 +86,7 @@ class FacerGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with entry.unwinding_on_interrupt():  # Ctrl-C: transactions roll back, temporary files go
+            with interrupts.unwinding_on_interrupt():  # Ctrl-C: transactions roll back, temporary files go
                 return super().invoke(ctx)
         except FacerError as exc:
             if _debug(ctx):
@@ -97,7 +97,7 @@ class FacerGroup(TyperGroup):
         except KeyboardInterrupt:
             _interrupted()
         except typer.Abort as exc:  # a prompt answered with Ctrl-C (interrupted) or end of input (declined)
-            if isinstance(exc.__context__, KeyboardInterrupt) or entry.received:
+            if isinstance(exc.__context__, KeyboardInterrupt) or interrupts.received:
                 _interrupted()
             err_console.print("[bold red]error:[/] ", end="")
             err_console.print("cancelled at the prompt", markup=False)
@@ -105,7 +105,7 @@ class FacerGroup(TyperGroup):
         except (typer.Exit, click.ClickException):
             raise
         except Exception as exc:  # a bug: still one line unless --debug
-            if entry.received:  # an interrupt that a library turned into another exception
+            if interrupts.received:  # an interrupt that a library turned into another exception
                 _interrupted()
             if _debug(ctx):
                 raise
@@ -117,7 +117,7 @@ class FacerGroup(TyperGroup):
 
 
 def _interrupted() -> NoReturn:
-    entry.stop_unwinding()
+    interrupts.stop_unwinding()
     err_console.print("interrupted")
     raise typer.Exit(EXIT_INTERRUPTED) from None
 
@@ -195,8 +195,8 @@ def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
 
 def main() -> None:
     """The command line (the console script is `facer_cli.entry.main`, which handles Ctrl-C earlier)."""
-    if not entry.installed():
-        entry.install()
+    if not interrupts.installed():
+        interrupts.install()
     try:
         app(prog_name="facer")
     except KeyboardInterrupt:  # outside a command (while parsing or importing)

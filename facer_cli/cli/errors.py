@@ -9,6 +9,7 @@ verdicts ("no match", "uncertain", and `identify`'s "unknown" and "ambiguous"). 
 from __future__ import annotations
 
 from facer_cli import errors as e
+from facer_cli import interrupts
 from facer_cli.server.exposure import ExposureError
 from facer_cli.server.listen import ListenError, ServeError
 
@@ -23,7 +24,7 @@ EXIT_AMBIGUOUS = 16
 # Verdicts, not errors: no error class may map to these.
 VERDICT_CODES = frozenset({EXIT_NO_MATCH, EXIT_UNCERTAIN, EXIT_UNKNOWN_PERSON, EXIT_AMBIGUOUS})
 EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED  # one value for the console script and the commands
 
 # Every exit code facer uses, with its meaning (the README's table).
 EXIT_CODES: dict[int, str] = {

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from facer_cli.errors import SourceError
+from facer_cli.service.capture import capture_frames
 from facer_cli.settings import Settings
 from facer_cli.sources import camera as camera_module
-from facer_cli.sources.camera import Camera, capture_frames, parse_source
+from facer_cli.sources.camera import Camera, parse_source
 from facer_cli.tokens import generate_token_from_camera
 
 REAL_VIDEO_CAPTURE = cv2.VideoCapture

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
     from facer_cli.liveness import LivenessProgress
     from facer_cli.service import Facer, Frames
+    from facer_cli.service.capture import CaptureProgress
     from facer_cli.settings import Settings
-    from facer_cli.sources.camera import CaptureProgress
 
 
 def camera_source(camera: bool, sources: list[str] | None) -> str | None:

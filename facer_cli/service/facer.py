@@ -68,7 +68,8 @@ if TYPE_CHECKING:
     from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.liveness import Challenge, LivenessResult
     from facer_cli.service.identify import IdentifyResult
-    from facer_cli.sources.camera import Camera, CaptureProgress, Source
+    from facer_cli.service.capture import CaptureProgress
+    from facer_cli.sources.camera import Camera, Source
     from facer_cli.templates.aggregate import Template
 
 PathLike = Union[str, Path]

@@ -26,9 +26,10 @@ from facer_cli.sources.images import decode_image
 if TYPE_CHECKING:
     from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.liveness import LivenessResult
+    from facer_cli.service.capture import Capture, CaptureProgress
     from facer_cli.service.liveness import LiveCheck
     from facer_cli.settings import Settings
-    from facer_cli.sources.camera import Camera, Capture, CaptureProgress, Source
+    from facer_cli.sources.camera import Camera, Source
 
 
 @dataclass
@@ -177,7 +178,8 @@ def frames_from_camera(
 ) -> Frames:
     """Analyse camera/video/stream frames until `max_frames` are accepted (see `facer_cli.sources.camera`); with
     `live`, until its liveness challenge is decided (the frames of the challenge make the template)."""
-    from facer_cli.sources.camera import Camera, capture_frames
+    from facer_cli.service.capture import capture_frames
+    from facer_cli.sources.camera import Camera
 
     camera = camera or Camera.from_settings(source, settings)
     if live is not None:

@@ -23,8 +23,9 @@ from facer_cli.liveness.runner import frame_from_report
 if TYPE_CHECKING:
     from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.engine.reports import FrameReport
+    from facer_cli.service.capture import Capture, CaptureProgress
     from facer_cli.settings import Settings
-    from facer_cli.sources.camera import Camera, Capture, CaptureProgress, Frame
+    from facer_cli.sources.camera import Camera, Frame
 
 # The turn targets are drawn from liveness_turn_deg to this many degrees more (the core's 18-25°).
 TURN_SPREAD_DEG = 7.0
@@ -82,14 +83,14 @@ def capture_live(
 ) -> tuple["Capture", LivenessResult]:
     """Analyse the camera's frames and run the challenge over them until it is decided (or the stream
     ends, or the camera times out): every frame of the challenge is kept for the template."""
-    from facer_cli.sources.camera import capture_frames
+    from facer_cli.service.capture import capture_frames
 
     capture = capture_frames(engine, camera, None, on_progress, watcher=ChallengeWatcher(check))
     return capture, check.result()
 
 
 class ChallengeWatcher:
-    """The challenge as a `camera.FrameWatcher`: each frame goes to the checker; it stops the capture
+    """The challenge as a `capture.FrameWatcher`: each frame goes to the checker; it stops the capture
     once the challenge is decided."""
 
     def __init__(self, check: LiveCheck):

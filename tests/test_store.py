@@ -152,7 +152,7 @@ def test_new_replace_add(store):
     third = store.import_vector("alice", unit(3), model=MODEL, source="c", mode="replace")
     templates = store.templates("alice")
     assert [t.id for t in templates] == [third.id]
-    np.testing.assert_array_equal(templates[0].vector, unit(3))
+    np.testing.assert_allclose(templates[0].vector, unit(3), atol=1e-6)  # renormalised: last bits vary by CPU
     assert templates[0].vector.dtype == np.float32
     # --replace and --add on a new user simply enroll it
     store.import_vector("bob", unit(4), model=MODEL, source="d", mode="add")
@@ -309,7 +309,7 @@ def test_rename(store):
 def test_export_returns_the_newest_or_the_named_template(store):
     a = store.import_vector("alice", unit(1), model=MODEL, source="a")
     b = store.import_vector("alice", unit(2), model=MODEL, source="b", mode="add")
-    np.testing.assert_array_equal(store.export("alice").vector, unit(2))
+    np.testing.assert_allclose(store.export("alice").vector, unit(2), atol=1e-6)
     assert store.export("alice", a.id).id == a.id and store.export("alice").id == b.id
     with pytest.raises(UnknownUserError, match="no template 999"):
         store.export("alice", 999)
@@ -384,7 +384,7 @@ def test_a_process_killed_inside_an_enrollment_leaves_the_store_as_before(tmp_pa
         child.stderr.close()
     with Store(path) as store:
         assert store.check() == "ok"
-        np.testing.assert_array_equal(store.export("alice").vector, unit(1))
+        np.testing.assert_allclose(store.export("alice").vector, unit(1), atol=1e-6)
         assert [u.name for u in store.list()] == ["alice", "bob"]
         # the lock died with the process: the next writer goes straight in
         store.import_vector("carol", unit(3), model=MODEL, source="after")

@@ -15,8 +15,8 @@ from helpers import run
 
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same
-from facer_cli.evaluation.metrics import SAFE_FLOOR
 from facer_cli.evaluation.plot import FIGURE_PIXELS
+from facer_cli.evaluation.recommend import SAFE_FLOOR
 from facer_cli.evaluation.runner import evaluate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,22 +8,17 @@ import tomllib
 import numpy as np
 import pytest
 
-from facer_cli.evaluation.metrics import (
-    SAFE_FLOOR,
+from facer_cli.evaluation.curves import (
     BandCounts,
     best_accuracy,
-    binomial_ci,
     equal_error_rate,
-    evaluate_scores,
-    most_errors_within,
-    needed_pairs,
-    pairs_needed,
-    recommend,
     roc_curve,
     round_down_to,
     round_up_above,
     tar_at_far,
 )
+from facer_cli.evaluation.intervals import binomial_ci, most_errors_within, needed_pairs, pairs_needed
+from facer_cli.evaluation.recommend import SAFE_FLOOR, evaluate_scores, recommend
 
 NAN = float("nan")
 

@@ -14,7 +14,8 @@ from conftest import people
 from helpers import run, run_json
 
 from facer_cli.evaluation.dataset import load_dataset
-from facer_cli.evaluation.metrics import SAFE_FLOOR, binomial_ci, evaluate_scores, pairs_needed
+from facer_cli.evaluation.intervals import binomial_ci, pairs_needed
+from facer_cli.evaluation.recommend import SAFE_FLOOR, evaluate_scores
 from facer_cli.evaluation.runner import evaluate
 from facer_cli.sources.images import load_image
 

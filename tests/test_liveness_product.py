@@ -370,8 +370,8 @@ def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
     assert result.exit_code == 2 and "not both" in result.output
     assert run("evaluate").exit_code == 2
     from facer_cli.errors import InputError
+    from facer_cli.evaluation.intervals import binomial_ci as clopper_pearson
     from facer_cli.evaluation.liveness import parse_challenge
-    from facer_cli.evaluation.metrics import binomial_ci as clopper_pearson
 
     assert parse_challenge("straight, left -> right", "x").moves == ("straight", "left", "right")
     with pytest.raises(InputError, match="'up' is not a move"):

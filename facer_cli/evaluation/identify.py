@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from facer_cli.errors import TooFewFramesError, UsageError
-from facer_cli.evaluation.metrics import DECIMALS, _budget, _needs, _rate, _round, needed_pairs, round_up_above
+from facer_cli.evaluation.curves import DECIMALS, round_up_above
+from facer_cli.evaluation.intervals import error_budget, fraction, needed_pairs, needs_note, rounded
 
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FrameReport
@@ -77,13 +78,13 @@ class FnirAtFpir:
     def to_dict(self) -> dict[str, Any]:
         return {
             "fpir": self.fpir,
-            "fnir": _round(self.fnir),
-            "threshold": _round(self.threshold),
+            "fnir": rounded(self.fnir),
+            "threshold": rounded(self.threshold),
             "supported": self.supported,
             "needed_non_mated": needed_pairs(self.fpir) if self.fpir > 0 else None,
             "note": ""
             if self.supported
-            else _needs(self.fpir, "non-mated", self.non_mated).replace("pairs", "searches"),
+            else needs_note(self.fpir, "non-mated", self.non_mated).replace("pairs", "searches"),
         }
 
 
@@ -118,7 +119,7 @@ class IdentifyOutcome:
     @property
     def rank1(self) -> float | None:
         mated = self.mated
-        return _rate(sum(s.best == s.mate for s in mated), len(mated))
+        return fraction(sum(s.best == s.mate for s in mated), len(mated))
 
     def counts(self, threshold: float, margin: float) -> dict[str, dict[str, int]]:
         """Decisions at these settings: mated (right, wrong, unknown, ambiguous), non-mated."""
@@ -134,14 +135,14 @@ class IdentifyOutcome:
         return {"mated": mated, "non_mated": non_mated}
 
     def fpir(self, threshold: float) -> float | None:
-        return _rate(sum(s.scored and s.best_score >= threshold for s in self.non_mated), len(self.non_mated))
+        return fraction(sum(s.scored and s.best_score >= threshold for s in self.non_mated), len(self.non_mated))
 
     def fnir(self, threshold: float) -> float | None:
         hits = sum(s.best == s.mate and s.best_score >= threshold for s in self.mated)
-        return _rate(len(self.mated) - hits, len(self.mated))
+        return fraction(len(self.mated) - hits, len(self.mated))
 
     def ambiguous_rate(self, threshold: float, margin: float) -> float | None:
-        return _rate(sum(s.decision(threshold, margin) == "ambiguous" for s in self.searches), len(self.searches))
+        return fraction(sum(s.decision(threshold, margin) == "ambiguous" for s in self.searches), len(self.searches))
 
     def toml(self) -> str:
         lines = []
@@ -169,14 +170,14 @@ class IdentifyOutcome:
             "failed_templates": self.failures,
             "mated_searches": len(self.mated),
             "non_mated_searches": len(self.non_mated),
-            "rank1_identification_rate": _round(self.rank1),
+            "rank1_identification_rate": rounded(self.rank1),
             "fnir_at_fpir": [point.to_dict() for point in self.fnir_at_fpir],
             "current": {
                 "identify_threshold": self.threshold,
                 "identify_margin": self.margin,
-                "fpir": _round(self.fpir(self.threshold)),
-                "fnir": _round(self.fnir(self.threshold)),
-                "ambiguous_rate": _round(self.ambiguous_rate(self.threshold, self.margin)),
+                "fpir": rounded(self.fpir(self.threshold)),
+                "fnir": rounded(self.fnir(self.threshold)),
+                "ambiguous_rate": rounded(self.ambiguous_rate(self.threshold, self.margin)),
                 **current,
             },
             "recommendation": {
@@ -271,7 +272,7 @@ def _threshold_for_fpir(outcome: IdentifyOutcome, fpir: float) -> float | None:
     if not non_mated:
         return None
     scores = np.sort([s.best_score for s in non_mated if s.scored])[::-1]
-    allowed = _budget(fpir, len(non_mated))
+    allowed = error_budget(fpir, len(non_mated))
     if allowed >= len(scores):
         return -1.0
     return round_up_above(float(scores[allowed]))
@@ -306,7 +307,7 @@ def _recommend(outcome: IdentifyOutcome) -> None:
     wrong_gaps = np.sort(
         [s.best_score - s.second_score for s in mated if s.scored and s.best != s.mate and s.best_score >= threshold]
     )[::-1]
-    allowed = _budget(target, len(mated))
+    allowed = error_budget(target, len(mated))
     needed = 0.0 if allowed >= len(wrong_gaps) else round_up_above(float(wrong_gaps[allowed]))
     outcome.recommended_margin = max(needed, outcome.margin)
     outcome.margin_supported = len(mated) >= needed_pairs(target)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facer_cli.errors import InputError
-from facer_cli.evaluation.metrics import binomial_ci
+from facer_cli.evaluation.intervals import binomial_ci
 from facer_cli.liveness import Challenge, LivenessChecker, check_camera
 from facer_cli.liveness.challenge import MOVES, STEP_TIME_LIMIT_S, Move
 

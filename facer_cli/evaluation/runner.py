@@ -16,7 +16,7 @@ image) is enrolled by facer's one template rule (`service.rules.template_for`:
 min(min_valid_frames, k) usable frames of k images), and the template is
 compared with the identity's other images (genuine) and with every image of the
 other identities (impostor). An image without a usable face, or a template that
-cannot be built, gives its pairs no score (see `metrics` for how they count).
+cannot be built, gives its pairs no score (see `curves` for how they count).
 Identify protocol (identity folders only): open-set 1:N, see `evaluation.identify`.
 """
 
@@ -34,8 +34,9 @@ import numpy as np
 
 from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import InputError, TooFewFramesError, UsageError
+from facer_cli.evaluation.curves import DEFAULT_FAR_POINTS
 from facer_cli.evaluation.dataset import Dataset
-from facer_cli.evaluation.metrics import DEFAULT_FAR_POINTS, Metrics, evaluate_scores
+from facer_cli.evaluation.recommend import Metrics, evaluate_scores
 from facer_cli.settings import EngineSettings, Settings
 
 if TYPE_CHECKING:

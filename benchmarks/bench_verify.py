@@ -138,7 +138,7 @@ def fill(store, users: int, model: str, seed: int = 0) -> None:
 
 
 def verify_vs_store_size(folder: Path, sizes: list[int], model: str, probe: np.ndarray, runs: int) -> None:
-    from facer_cli.service.facer import verify_probe
+    from facer_cli.service.verification import verify_probe
     from facer_cli.settings import Settings
     from facer_cli.store import Store
     from facer_cli.templates.matching import Thresholds

@@ -28,7 +28,7 @@ from facer_cli.errors import (
     UserNameError,
     VectorError,
 )
-from facer_cli.service.facer import verify_probe
+from facer_cli.service.verification import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import NO_PROBE, AttemptRecord, Store, validate_user_name
 from facer_cli.store.migrations import migrations

@@ -2,6 +2,9 @@
 
 - `facer`: `Facer`, one method per command (inspect, compare, capture, enroll, verify,
   users, import/export, check, evaluate, doctor).
+- `verification`: `verify_probe`, the verification decision on a probe (best template, band,
+  audit row).
+- `doctor`: what `facer doctor` reports (packages, providers, model pack, gallery).
 - `demo`: `run_demo`, the main story on the bundled photos.
 - `inputs`: files, uploads and cameras to frames; "image or .npy → vector".
 - `rules`: the one "template from frames" rule.
@@ -19,7 +22,7 @@ TYPE_CHECKING = False
 _EXPORTS = {
     "run_demo": "facer_cli.service.demo",
     "Facer": "facer_cli.service.facer",
-    "package_versions": "facer_cli.service.facer",
+    "package_versions": "facer_cli.service.doctor",
     "IdentifyResult": "facer_cli.service.identify",
     "Frames": "facer_cli.service.inputs",
     "InputFile": "facer_cli.service.inputs",
@@ -45,7 +48,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:  # what type checkers see
     from facer_cli.service.demo import run_demo
-    from facer_cli.service.facer import Facer, package_versions
+    from facer_cli.service.doctor import package_versions
+    from facer_cli.service.facer import Facer
     from facer_cli.service.identify import IdentifyResult
     from facer_cli.service.inputs import Frames, InputFile
     from facer_cli.service.results import (

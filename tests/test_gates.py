@@ -16,7 +16,7 @@ import pytest
 from conftest import people
 from helpers import photo, run, run_json
 
-from facer_cli.cli.output import short_reason
+from facer_cli.cli.output.text import short_reason
 from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
 from facer_cli.engine.reports import FrameReport
 from facer_cli.service.demo import MAIN_FACE_IN_GDP, YAO_IN_PLAYERS

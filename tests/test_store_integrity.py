@@ -393,7 +393,7 @@ def test_delete_over_http_with_a_reader_returns_promptly(tmp_path, client_for):
 
 
 def test_the_removal_message_says_when_erasure_is_pending(tmp_path, wide_console):
-    from facer_cli.cli.output import removal_view
+    from facer_cli.cli.output.users import removal_view
     from facer_cli.store import Removal
 
     assert "erasure pending" in removal_view(Removal("alice", 1, 2, erasure_pending=True)).plain

@@ -10,7 +10,8 @@ import typer
 from facer_cli.cli.app import console, settings_for
 from facer_cli.cli.errors import EXIT_NO_MATCH, EXIT_UNCERTAIN
 from facer_cli.cli.options import DetSizeOption, JsonOption, ModelOption, VerboseOption
-from facer_cli.cli.output import compare_view, print_json
+from facer_cli.cli.output.text import print_json
+from facer_cli.cli.output.views import compare_view
 
 BAND_EXIT = {"match": 0, "no_match": EXIT_NO_MATCH, "uncertain": EXIT_UNCERTAIN}
 

@@ -9,7 +9,8 @@ import typer
 
 from facer_cli.cli.app import console, loaded_settings
 from facer_cli.cli.options import ForceOption, JsonOption
-from facer_cli.cli.output import config_meanings, config_view, literal, print_json
+from facer_cli.cli.output.text import literal, print_json
+from facer_cli.cli.output.views import config_meanings, config_view
 from facer_cli.settings import CONFIG_FILE_NAME, SECRET_SETTINGS, SETTING_INFOS, settings_as_toml_dict
 
 config_app = typer.Typer(help="Show the effective settings or write a facer.toml.", no_args_is_help=True)

@@ -20,7 +20,8 @@ def demo_command(ctx: typer.Context, json_output: JsonOption = False, verbose: V
     import tempfile
     from pathlib import Path
 
-    from facer_cli.cli.output import demo_view, print_json
+    from facer_cli.cli.output.text import print_json
+    from facer_cli.cli.output.views import demo_view
     from facer_cli.service import run_demo
 
     settings = settings_for(ctx)

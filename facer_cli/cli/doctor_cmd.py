@@ -13,7 +13,8 @@ def doctor_command(ctx: typer.Context, json_output: JsonOption = False, model_na
 
     In Python: Facer(settings).doctor().
     """
-    from facer_cli.cli.output import doctor_view, print_json
+    from facer_cli.cli.output.text import print_json
+    from facer_cli.cli.output.views import doctor_view
     from facer_cli.service import Facer
 
     info = Facer(settings_for(ctx)).doctor()

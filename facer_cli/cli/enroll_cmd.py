@@ -31,7 +31,9 @@ from facer_cli.cli.options import (
     YawOption,
     enroll_mode,
 )
-from facer_cli.cli.output import capture_view, enroll_view, frames_view, literal, print_json, verify_view
+from facer_cli.cli.output.frames import frames_view
+from facer_cli.cli.output.text import literal, print_json
+from facer_cli.cli.output.views import capture_view, enroll_view, verify_view
 from facer_cli.errors import LivenessError, TooFewFramesError
 
 if TYPE_CHECKING:

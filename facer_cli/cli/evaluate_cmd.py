@@ -18,7 +18,8 @@ from facer_cli.cli.options import (
     QualityOption,
     YawOption,
 )
-from facer_cli.cli.output import evaluation_view, literal, print_all, print_json
+from facer_cli.cli.output.evaluate import evaluation_view, print_all
+from facer_cli.cli.output.text import literal, print_json
 
 PROGRESS_FROM = 5
 
@@ -131,7 +132,7 @@ def evaluate_command(
     if liveness_dir is not None:
         if data is not None:
             raise UsageError("give DATA (faces) or --liveness DIR (videos), not both")
-        from facer_cli.cli.output import liveness_evaluation_view
+        from facer_cli.cli.output.evaluate import liveness_evaluation_view
         from facer_cli.evaluation.liveness import evaluate_liveness
 
         if plot is not None:

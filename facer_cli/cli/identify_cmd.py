@@ -25,7 +25,8 @@ from facer_cli.cli.options import (
     YawOption,
     setting_option,
 )
-from facer_cli.cli.output import identify_view, literal, print_json
+from facer_cli.cli.output.text import literal, print_json
+from facer_cli.cli.output.views import identify_view
 from facer_cli.errors import TooFewFramesError
 
 DECISION_EXIT = {"identified": EXIT_IDENTIFIED, "unknown": EXIT_UNKNOWN_PERSON, "ambiguous": EXIT_AMBIGUOUS}

@@ -19,7 +19,8 @@ from facer_cli.cli.options import (
     VerboseOption,
     YawOption,
 )
-from facer_cli.cli.output import inspect_view, literal, print_json
+from facer_cli.cli.output.text import literal, print_json
+from facer_cli.cli.output.views import inspect_view
 
 PROGRESS_FROM = 5  # show a progress bar from this many images on
 

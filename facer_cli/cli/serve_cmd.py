@@ -8,7 +8,7 @@ import typer
 
 from facer_cli.cli.app import err_console, settings_for
 from facer_cli.cli.options import DbOption, DetSizeOption, ModelOption
-from facer_cli.cli.output import literal
+from facer_cli.cli.output.text import literal
 from facer_cli.errors import MissingExtraError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

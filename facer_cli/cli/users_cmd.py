@@ -19,11 +19,11 @@ from facer_cli.cli.options import (
     UserArgument,
     enroll_mode,
 )
-from facer_cli.cli.output import (
+from facer_cli.cli.output.text import print_json
+from facer_cli.cli.output.users import (
     check_view,
     export_view,
     import_view,
-    print_json,
     removal_view,
     rename_view,
     user_view,

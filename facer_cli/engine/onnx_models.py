@@ -11,17 +11,19 @@ pre-processing, same decoding — so their outputs are bit-identical, and
 Only numpy, OpenCV and ONNX Runtime are used; OpenCV and ONNX Runtime are
 imported when a model is loaded or run. The ONNX graph's first node names
 (which decide a model's input normalisation, as in insightface) are read with
-a few lines of protobuf wire-format parsing instead of the `onnx` package.
+a few lines of protobuf wire-format parsing (`engine.protobuf_wire`) instead of the `onnx` package.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from facer_cli.engine.protobuf_wire import fields
 
 # insightface's fallback detector sizes when `prepare` was never given one.
 DEFAULT_DET_SIZES = [(128, 128), (640, 640)]
@@ -34,53 +36,19 @@ NODES_INSPECTED = 8
 _MODEL_GRAPH, _GRAPH_NODE, _NODE_NAME = 7, 1, 3
 
 
-def _read_varint(data: memoryview, position: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-
-
-def _fields(data: memoryview) -> Iterator[tuple[int, memoryview | None]]:
-    """(field number, bytes of a length-delimited field or None) for each field of one message, in order."""
-    position = 0
-    while position < len(data):
-        key, position = _read_varint(data, position)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            _, position = _read_varint(data, position)
-            yield number, None
-        elif wire_type == 1:
-            position += 8
-            yield number, None
-        elif wire_type == 5:
-            position += 4
-            yield number, None
-        elif wire_type == 2:
-            length, position = _read_varint(data, position)
-            yield number, data[position : position + length]
-            position += length
-        else:  # groups (3, 4) are deprecated and never written by ONNX exporters
-            raise ValueError(f"unsupported protobuf wire type {wire_type}")
-
-
 def first_node_names(path: Path | str, count: int = NODES_INSPECTED) -> list[str]:
     """Names of the first `count` nodes of an ONNX model's graph, as `onnx.load(path).graph.node[:count]` gives."""
     data = memoryview(Path(path).read_bytes())
     names: list[str] = []
     # Repeated message fields merge by concatenation, so every graph field is walked in order.
-    for number, graph in _fields(data):
+    for number, graph in fields(data):
         if number != _MODEL_GRAPH or graph is None:
             continue
-        for field_number, node in _fields(graph):
+        for field_number, node in fields(graph):
             if field_number != _GRAPH_NODE or node is None:
                 continue
             name = ""  # protobuf: the last occurrence of a scalar field wins
-            for node_field, value in _fields(node):
+            for node_field, value in fields(node):
                 if node_field == _NODE_NAME and value is not None:
                     name = bytes(value).decode("utf-8")
             names.append(name)

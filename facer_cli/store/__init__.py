@@ -4,9 +4,11 @@
 - `records`: plain records and what may be stored (user names, sample rows).
 - `repository`: `Store`, the data operations.
 - `migrations`: the schema as numbered steps.
+- `gallery_source`: what the gallery index reads (`GallerySource`, SQLite's), and its files' erasure.
 """
 
 from facer_cli.store.connection import Access
+from facer_cli.store.gallery_source import GallerySource, SQLiteGallerySource
 from facer_cli.store.records import (
     LOCKED_OUT,
     MODES,
@@ -34,10 +36,12 @@ __all__ = [
     "NOT_LIVE",
     "Attempt",
     "AttemptRecord",
+    "GallerySource",
     "IdentifyRecord",
     "Lookalike",
     "Mode",
     "Removal",
+    "SQLiteGallerySource",
     "Store",
     "StoredTemplate",
     "UserDetails",

@@ -24,6 +24,7 @@ from facer_cli.store.connection import (
     Access,
     StoreConnection,
 )
+from facer_cli.store.gallery_source import erase_sidecars
 from facer_cli.store.records import (
     MODES,
     Attempt,
@@ -448,8 +449,6 @@ class Store(StoreConnection):
         erased = not self.erasure_pending()
         # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
         # `identify` rebuilds them from the store, without this user).
-        from facer_cli.gallery import erase_sidecars
-
         erase_sidecars(self.path)
         return Removal(name, templates, samples, erasure_pending=not erased)
 

@@ -16,10 +16,12 @@ from facer_cli.gallery import (
     Candidate,
     GalleryIndex,
     QuantisedGallery,
-    decide,
     exact_search,
     search,
 )
+from facer_cli.gallery import index as gallery_index
+from facer_cli.gallery.scanner import _matmul_integer_model
+from facer_cli.service.identify import decide
 from facer_cli.store import Store
 
 MODEL = "test-model-fingerprint"
@@ -390,8 +392,8 @@ def test_a_reused_id_or_a_large_delta_means_a_rebuild(tmp_path, monkeypatch):
         add_templates(conn, [1], unit_rows(rng, 1))  # takes the deleted row's id
         conn.commit()
         assert index.refresh() and index.rebuilds == 2
-        monkeypatch.setattr(g, "DELTA_MIN", 4)
-        monkeypatch.setattr(g, "DELTA_FRACTION", 0.0)
+        monkeypatch.setattr(gallery_index, "DELTA_MIN", 4)
+        monkeypatch.setattr(gallery_index, "DELTA_FRACTION", 0.0)
         add_templates(conn, [2] * 5, unit_rows(rng, 5))
         conn.commit()
         conn.close()
@@ -443,4 +445,4 @@ def test_the_hand_made_scan_model_is_the_one_onnx_helper_builds():
     )
     expected = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     expected.ir_version = 8
-    assert onnx.ModelProto.FromString(g._matmul_integer_model(512, 1000)) == expected
+    assert onnx.ModelProto.FromString(_matmul_integer_model(512, 1000)) == expected

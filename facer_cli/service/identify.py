@@ -23,13 +23,15 @@ FAR at 1e-4 for `verify` lets about one stranger in a hundred be named in a gall
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from facer_cli.gallery import Candidate, Decision, decide
+from facer_cli.gallery import Candidate
 
 if TYPE_CHECKING:
     from facer_cli.service.inputs import Frames
     from facer_cli.templates.aggregate import Template
+
+Decision = Literal["identified", "unknown", "ambiguous"]
 
 
 @dataclass
@@ -86,6 +88,31 @@ class IdentifyResult:
             "probe": template_details(self.probe, self.frames.frames),
             **self.frames.to_dict(),
         }
+
+
+def decide(candidates: Sequence[Candidate], threshold: float, margin: float) -> tuple[Decision, str]:
+    """Open-set rule: identified when the best is >= threshold and beats the best *other* person
+    by >= margin; unknown below threshold; ambiguous when another person comes too close.
+    Candidates are one per person (best first), so a second template of the same person never
+    counts as a competitor."""
+    if not candidates:
+        return "unknown", "the gallery holds no template of this model"
+    best = candidates[0]
+    who = best.name if best.name is not None else f"user {best.user_id}"
+    if best.similarity < threshold:
+        return "unknown", f"best similarity {best.similarity:.3f} ({who}) is below the threshold {threshold:.3f}"
+    others = [c for c in candidates[1:] if c.user_id != best.user_id]
+    if not others:
+        return "identified", f"{who} at {best.similarity:.3f}; no other person in the gallery"
+    runner = others[0]
+    runner_name = runner.name if runner.name is not None else f"user {runner.user_id}"
+    gap = best.similarity - runner.similarity
+    if gap < margin:
+        return "ambiguous", (
+            f"{who} at {best.similarity:.3f} but {runner_name} at {runner.similarity:.3f}: "
+            f"margin {gap:.3f} is below {margin:.3f}"
+        )
+    return "identified", f"{who} at {best.similarity:.3f}, {gap:.3f} ahead of {runner_name}"
 
 
 def decide_with_frames(

@@ -1,0 +1,223 @@
+"""The sidecar file (`<db>.gallery-<hash>.bin`, 0600, written to a temp file and renamed): the
+codes, ids, scales and error bounds of one model's templates, with a CRC-32, so a cold
+`facer identify` maps it instead of reading every template. A missing, truncated, corrupt or
+foreign sidecar is rebuilt, never trusted; a stale one is brought up to date from the store
+(`GalleryIndex`). Where it lives, and its erasure with a removal, are the store's
+(`GallerySource.sidecar_path`, `facer_cli.store.gallery_source.erase_sidecars`).
+
+After a 4096-byte header (magic, then JSON: format, model, dimension, rows, the store's stamp,
+the highest id, the largest row norm, the CRC-32 of the rest), page-aligned sections: template
+ids, user ids, scales, error bounds, and the codes dimension-major (`Layout`)."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facer_cli.gallery.quantise import max_norm, quantise_rows
+from facer_cli.gallery.scanner import Int8Scanner
+from facer_cli.gallery.search import GalleryError, QuantisedGallery
+from facer_cli.store.gallery_source import GallerySource, TemplateRow
+
+FORMAT_VERSION = 2
+MAGIC = b"FACER-GALLERY\n"
+HEADER_BYTES = 4096
+ALIGN = 4096
+# Templates read from the store per batch while a sidecar is written.
+READ_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Byte offsets of the sections after the header, each page-aligned."""
+
+    rows: int
+    dimension: int
+
+    def sections(self) -> dict[str, tuple[int, np.dtype, tuple[int, ...]]]:
+        shapes: list[tuple[str, str, tuple[int, ...]]] = [
+            ("template_ids", "<i8", (self.rows,)),
+            ("user_ids", "<i8", (self.rows,)),
+            ("scales", "<f4", (self.rows,)),
+            ("error_norms", "<f4", (self.rows,)),
+            ("codes_by_dimension", "i1", (self.dimension, self.rows)),
+        ]
+        offset = HEADER_BYTES
+        placed = {}
+        for name, dtype, shape in shapes:
+            placed[name] = (offset, np.dtype(dtype), shape)
+            offset = _aligned(offset + np.dtype(dtype).itemsize * int(np.prod(shape)))
+        return placed
+
+    def total_bytes(self) -> int:
+        offset, dtype, shape = self.sections()["codes_by_dimension"]
+        return _aligned(offset + dtype.itemsize * int(np.prod(shape)))
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
+
+
+def _views(buffer: Any, layout: Layout) -> dict[str, np.ndarray]:
+    return {
+        name: np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        for name, (offset, dtype, shape) in layout.sections().items()
+    }
+
+
+def _payload_crc(fd: int, start: int, end: int) -> int:
+    """CRC-32 read with pread, not through the map: checking must not pull the file into our RSS."""
+    crc, position = 0, start
+    while position < end:
+        block = os.pread(fd, min(16 << 20, end - position), position)
+        if not block:
+            break
+        crc = zlib.crc32(block, crc)
+        position += len(block)
+    return crc
+
+
+def write_gallery(source: GallerySource, model: str, fd: int) -> dict[str, Any]:
+    """The sidecar's content for `model` into the open file `fd`; returns its header.
+
+    Rows and stamp come from one read transaction, so they describe the same snapshot."""
+    with source.read_transaction():
+        stamp = source.stamp(model)
+        rows, dimension = source.template_shape(model)
+        layout = Layout(rows, dimension)
+        os.ftruncate(fd, layout.total_bytes())
+        max_row_norm, max_id = _fill(fd, source, model, layout) if rows else (0.0, 0)
+    header = {
+        "format": FORMAT_VERSION,
+        "model": model,
+        "dimension": dimension,
+        "rows": rows,
+        "stamp": stamp,
+        "max_id": max_id,
+        "max_row_norm": max_row_norm,
+        "crc32": _payload_crc(fd, HEADER_BYTES, layout.total_bytes()),
+    }
+    os.pwrite(fd, _encode_header(header), 0)
+    return header
+
+
+def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, Any]:
+    """Write the sidecar for `model` atomically (temp file + rename, 0600); return its header."""
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        header = write_gallery(source, model, fd)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp_name)
+        raise
+    os.close(fd)
+    os.replace(temp_name, target)
+    return header
+
+
+def _fill(fd: int, source: GallerySource, model: str, layout: Layout) -> tuple[float, int]:
+    with mmap.mmap(fd, layout.total_bytes()) as buffer:
+        views = _views(buffer, layout)
+        start, largest, newest = 0, 0.0, 0
+        for batch in source.template_batches(model, READ_CHUNK):
+            stop = start + len(batch)
+            if stop > layout.rows:
+                raise GalleryError("the store changed while it was read")
+            vectors = decode_templates(batch, layout.dimension)
+            quantised = quantise_rows(vectors)
+            views["template_ids"][start:stop] = [row[0] for row in batch]
+            views["user_ids"][start:stop] = [row[1] for row in batch]
+            views["scales"][start:stop] = quantised.scales
+            views["error_norms"][start:stop] = quantised.error_norms
+            views["codes_by_dimension"][:, start:stop] = quantised.codes.T
+            largest = max(largest, max_norm(vectors))
+            newest = int(batch[-1][0])
+            start = stop
+        del views
+        buffer.flush()
+    if start != layout.rows:
+        raise GalleryError("the store changed while it was read")
+    return largest, newest
+
+
+def decode_templates(batch: Sequence[TemplateRow], dimension: int) -> np.ndarray:
+    """float32 vectors of (id, user_id, dimension, vector) rows, each checked."""
+    for row in batch:
+        if row[2] != dimension or not isinstance(row[3], bytes) or len(row[3]) != 4 * dimension:
+            raise GalleryError(f"template {row[0]} does not hold {dimension} float32 values: the store is corrupt")
+    vectors = np.frombuffer(b"".join(row[3] for row in batch), dtype="<f4").reshape(len(batch), dimension)
+    if not np.isfinite(vectors).all():
+        raise GalleryError("a template holds NaN or infinity: the store is corrupt")
+    return vectors.astype(np.float32)
+
+
+def _encode_header(header: dict[str, Any]) -> bytes:
+    text = MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n"
+    if len(text) > HEADER_BYTES:
+        raise GalleryError("the model fingerprint is too long for the sidecar header")
+    return text.ljust(HEADER_BYTES, b"\0")
+
+
+def read_header(fd: int) -> dict[str, Any] | None:
+    """The header, or None when it is not one this version wrote."""
+    raw = os.pread(fd, HEADER_BYTES, 0)
+    if len(raw) != HEADER_BYTES or not raw.startswith(MAGIC):
+        return None
+    try:
+        header = json.loads(raw[len(MAGIC) :].split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) and header.get("format") == FORMAT_VERSION else None
+
+
+def sidecar_problem(fd: int, model: str) -> str | None:
+    """Why the sidecar cannot be used for `model` at all, or None when it can (it may be stale)."""
+    header = read_header(fd)
+    if header is None:
+        return "no valid header"
+    if header.get("model") != model:
+        return "made for another model"
+    try:
+        layout = Layout(int(header["rows"]), int(header["dimension"]))
+        size = os.fstat(fd).st_size
+        if size != layout.total_bytes():
+            return f"truncated or padded: {size} bytes instead of {layout.total_bytes()}"
+        if _payload_crc(fd, HEADER_BYTES, size) != header["crc32"]:
+            return "checksum mismatch: corrupt"
+        if not isinstance(header["stamp"], dict):
+            return "malformed header"
+        int(header["max_id"]), float(header["max_row_norm"])
+    except (KeyError, TypeError, ValueError):
+        return "malformed header"
+    return None
+
+
+def map_gallery(fd: int, header: dict[str, Any], threads: int | None) -> QuantisedGallery:
+    """The gallery of a checked sidecar: the scanner packs its own copy of the codes, the small
+    per-row arrays are copied, and the map is closed — the process keeps nothing of the file, so
+    `erase_sidecars` can wipe it under a running index."""
+    layout = Layout(int(header["rows"]), int(header["dimension"]))
+    with mmap.mmap(fd, layout.total_bytes(), access=mmap.ACCESS_READ) as buffer:
+        views = _views(buffer, layout)
+        gallery = QuantisedGallery(
+            template_ids=views["template_ids"].copy(),
+            user_ids=views["user_ids"].copy(),
+            scales=views["scales"].copy(),
+            error_norms=views["error_norms"].copy(),
+            codes_by_dimension=np.empty((layout.dimension, 0), np.int8),  # held by the scanner only
+            max_row_norm=float(header["max_row_norm"]),
+        )
+        if layout.rows:
+            gallery.scanner = Int8Scanner(views["codes_by_dimension"], threads)
+        del views
+    return gallery

@@ -31,7 +31,7 @@ from helpers import REPO, photo, run, run_json, run_without_privileges
 from test_store import MODEL, THRESHOLDS, frame_with, near, unit
 
 from facer_cli.errors import StoreError
-from facer_cli.service.facer import verify_probe
+from facer_cli.service.verification import verify_probe
 from facer_cli.store import Store
 from facer_cli.store.connection import APPLICATION_ID
 from facer_cli.templates.aggregate import Template

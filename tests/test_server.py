@@ -35,9 +35,9 @@ from typer.testing import CliRunner  # noqa: E402
 
 from facer_cli.cli import app as cli_app  # noqa: E402
 from facer_cli.errors import ConfigError  # noqa: E402
-from facer_cli.server.app import ModelGate  # noqa: E402
 from facer_cli.server.errors import ServerBusyError  # noqa: E402
 from facer_cli.server.exposure import ExposureError, check_exposure, is_loopback  # noqa: E402
+from facer_cli.server.gate import ModelGate  # noqa: E402
 from facer_cli.settings import load_settings  # noqa: E402
 from facer_cli.store import Store  # noqa: E402
 

@@ -3,14 +3,22 @@
 Checked by `facer serve` before it listens, and by the app itself on every request
 (from the address the connection arrived at), so an app started by uvicorn's own
 command line — `uvicorn --factory facer_cli.server.app:create_app` — is held to the
-same rule.
+same rule (`ExposureMiddleware`).
+
+Loaded by the CLI at start: nothing here imports FastAPI or Starlette, and the middleware
+is handed the function that turns the refusal into a response (`errors.response_for`,
+whose module imports this one).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING, Callable
 
 from facer_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class ExposureError(ConfigError):
@@ -42,3 +50,32 @@ def check_exposure(host: str, api_key: str | None, allow_insecure_remote: bool) 
             f"refusing to listen on {host} without an API key: anyone who can reach this port could enroll, "
             "verify and delete users. Set the api_key setting (FACER_API_KEY), or listen on a loopback address"
         )
+
+
+class ExposureMiddleware:
+    """Every request is refused (403) when it reached the server on a non-loopback address while no
+    API key is set — whoever started the app, `facer serve` or uvicorn's own command line."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str | None,
+        allow_insecure_remote: bool,
+        respond: Callable[[ExposureError], ASGIApp],
+    ):
+        self.app = app
+        self.api_key = api_key
+        self.allow_insecure_remote = allow_insecure_remote
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        # A real socket reports the IP address it accepted on; other transports (a unix socket,
+        # an in-process test client) report none, and reach no other machine by themselves.
+        if scope["type"] == "http" and server and is_ip_address(str(server[0])):
+            try:
+                check_exposure(str(server[0]), self.api_key, self.allow_insecure_remote)
+            except ExposureError as exc:
+                await self.respond(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

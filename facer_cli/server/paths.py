@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote, unquote, unquote_to_bytes
 
-from fastapi import Path
+from fastapi import Depends, Path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facer_cli.server.errors import RequestError, response_for
@@ -81,3 +81,7 @@ def user_name_param(
 ) -> str:
     """The user name of the path, as the client wrote it before percent-encoding."""
     return unquote(name, errors="strict")
+
+
+# The name segment of /users/{name}…, percent-decoded as UTF-8.
+UserName = Annotated[str, Depends(user_name_param)]

@@ -212,3 +212,31 @@ async def read_form(request: Request, max_files: int) -> Form:
     finally:
         await form.close()
     return Form(files, fields)
+
+
+# -- how the bodies read by hand appear in the OpenAPI docs --------------------------
+def multipart_body(fields: dict[str, tuple[str, bool]]) -> dict:
+    """OpenAPI request body for multipart image fields (the body is parsed in memory by hand)."""
+    properties = {}
+    for name, (description, many) in fields.items():
+        item = {"type": "string", "format": "binary"}
+        properties[name] = (
+            {"type": "array", "items": item, "description": description}
+            if many
+            else {**item, "description": description}
+        )
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties}}},
+        }
+    }
+
+
+# The images of `Form.images_of("files", "file")`.
+IMAGES_BODY = multipart_body(
+    {
+        "files": ("One or more images (JPEG, PNG, WebP, …), one face each.", True),
+        "file": ("One image: the original API's field name (same as one `files`).", False),
+    }
+)

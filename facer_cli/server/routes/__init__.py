@@ -1,0 +1,26 @@
+"""The endpoints, one module per group, each on its own `APIRouter`:
+
+- `health`: GET /health (no API key).
+- `templates`: POST /token/generate, POST /compare.
+- `users`: GET /users, GET and DELETE /users/{name} (the store, no model).
+- `liveness`: POST /liveness/challenge.
+- `enroll_verify`: POST /users/{name}/enroll and /verify (images, or the frames answering a challenge).
+- `identify`: POST /identify.
+
+Endpoints take what they need from the request (`facer_cli.server.deps.state_of`: the service,
+its settings, the model gate), never from `create_app`.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from facer_cli.server.deps import require_api_key
+from facer_cli.server.routes import enroll_verify, health, identify, liveness, templates, users
+
+
+def include_routes(app: FastAPI) -> None:
+    """Every endpoint, in the order the docs list them: /health open to all, the rest behind the API key."""
+    app.include_router(health.router)
+    for group in (templates, users, liveness, enroll_verify, identify):
+        app.include_router(group.router, dependencies=[Depends(require_api_key)])

@@ -1,0 +1,148 @@
+"""POST /users/{name}/enroll and /users/{name}/verify: from uploaded images, or with
+?challenge_id=… from the frames answering a liveness challenge (`read_inputs`)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Callable
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from facer_cli.server.challenges import burst_timestamps, check_span
+from facer_cli.server.deps import ServerState, state_of, uploads_as_inputs
+from facer_cli.server.errors import ChallengeError, TooManyFilesError, error_responses
+from facer_cli.server.paths import UserName
+from facer_cli.server.uploads import read_form
+from facer_cli.service import Frames
+from facer_cli.store import parse_mode
+
+router = APIRouter()
+
+
+class EnrollMode(str, Enum):
+    NEW = "new"
+    REPLACE = "replace"
+    ADD = "add"
+
+
+BURST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Images; with challenge_id, the frames answering it, each named with "
+                            "its timestamp in ms (e.g. 1200.jpg) unless `timestamps` is sent.",
+                        },
+                        "file": {"type": "string", "format": "binary", "description": "One image (same as `files`)."},
+                        "timestamps": {
+                            "type": "string",
+                            "description": "With challenge_id: each frame's timestamp in ms, in the order of the "
+                            "files (0,200,400 or a JSON list).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+ChallengeId = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="A challenge from POST /liveness/challenge: the files are then the frames answering it "
+        "(single use; expires after challenge_ttl_s).",
+    ),
+]
+
+
+async def read_inputs(request: Request, state: ServerState, challenge_id: str | None) -> Callable[[], Frames]:
+    """The uploaded images, or with `challenge_id` the frames answering that challenge (taken now: single
+    use, whatever comes next): a function giving their `Frames`, to run in a model slot."""
+    settings = state.settings
+    if challenge_id is None:
+        if settings.liveness == "required":
+            raise ChallengeError(
+                'this server requires a liveness challenge (setting liveness = "required"): POST /liveness/challenge, '
+                "then send the frames answering it with ?challenge_id=…"
+            )
+        form = await read_form(request, settings.max_files_per_request)
+        uploads = uploads_as_inputs(form.images_of("files", "file"))
+        return lambda: state.facer.frames_from_uploads(uploads)
+    pending = state.challenges.take(challenge_id)
+    form = await read_form(request, max(settings.max_files_per_request, settings.liveness_max_frames))
+    uploads = uploads_as_inputs(form.images_of("files", "file"))
+    if len(uploads) > settings.liveness_max_frames:
+        raise TooManyFilesError(f"too many frames: at most {settings.liveness_max_frames} (liveness_max_frames)")
+    stamps = burst_timestamps([upload.name for upload in uploads], form.fields.get("timestamps"))
+    check_span(stamps, pending, state.challenges.clock())
+    pairs = list(zip(uploads, stamps, strict=True))
+    return lambda: state.facer.frames_from_burst(pairs, pending.challenge)
+
+
+@router.post(
+    "/users/{name}/enroll",
+    response_model=dict,  # the schema of what run_json sends
+    tags=["users"],
+    status_code=201,
+    openapi_extra=BURST_BODY,
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 503),
+)
+async def users_enroll(
+    request: Request,
+    name: UserName,
+    mode: Annotated[
+        EnrollMode,
+        Query(description="new: the user must not exist; replace: replace their templates; add: another template."),
+    ] = EnrollMode.NEW,
+    challenge_id: ChallengeId = None,
+    allow_lookalike: Annotated[
+        bool,
+        Query(
+            description="Enroll even when the template matches another enrolled person at or above "
+            "identify_threshold (409 otherwise); the pair is recorded."
+        ),
+    ] = False,
+) -> Response:
+    """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`).
+    With challenge_id: from the frames answering that liveness challenge; not live is 403."""
+    state = state_of(request)
+    frames_of = await read_inputs(request, state, challenge_id)
+
+    def work() -> dict:
+        facer = state.facer
+        with facer.open_store() as store:  # 409 before the models run: enroll checks, then calls frames_of
+            return facer.enroll(
+                name, frames_of, mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
+            ).to_dict()
+
+    return await state.gate.run_json(work, status_code=201)
+
+
+@router.post(
+    "/users/{name}/verify",
+    response_model=dict,  # the schema of what run_json sends
+    tags=["users"],
+    openapi_extra=BURST_BODY,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+)
+async def users_verify(request: Request, name: UserName, challenge_id: ChallengeId = None) -> Response:
+    """Is this the enrolled person? similarity, band (match, uncertain, no_match) and the attempt
+    recorded (`facer verify --json`). A probe of explicit images needs min(min_valid_frames, images) usable.
+    With challenge_id: the frames answering that liveness challenge; not live is 403 (recorded), and
+    repeated failures lock the user out (429) when liveness_lockout_s is set."""
+    state = state_of(request)
+    frames_of = await read_inputs(request, state, challenge_id)
+
+    def work() -> dict:
+        facer = state.facer
+        with facer.open_store("write") as store:  # 404, 409 or 429 before the models run
+            return facer.verify(name, frames_of, store=store).to_dict()
+
+    return await state.gate.run_json(work)

@@ -121,3 +121,17 @@ def test_sql_statements_stand_only_in_the_store():
 def test_the_package_root_keeps_only_its_front_door():
     root_modules = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(root_modules) <= 10, root_modules
+
+
+def test_every_module_is_on_the_architecture_page_and_every_one_named_there_exists():
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    module_map = page[page.index("## Module map") :]
+    named = set(re.findall(r"^- `([a-z_/]+)`:", module_map, re.M))
+    named |= {heading.rstrip("/") for heading in re.findall(r"^### `([a-z_/]+)`$", module_map, re.M)}
+    in_tree = {
+        path.parent.relative_to(PACKAGE).as_posix()
+        if path.name == "__init__.py" and path.parent != PACKAGE
+        else path.relative_to(PACKAGE).with_suffix("").as_posix()
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert named == in_tree

@@ -2,7 +2,7 @@
 
 Resolved by class (the nearest entry along the class's ancestry), so every error —
 also one defined later — gets a code. No error ever exits 1, 3, 15 or 16: those are
-verdicts ("no match", "uncertain", and `identify`'s "unknown" and "ambiguous"). The README's exit-code table is made from `EXIT_CODES`
+verdicts ("no match", "uncertain", and `identify`'s "unknown" and "ambiguous"). The exit-code table of docs/exit-codes.md is made from `EXIT_CODES`
 (a test keeps them equal).
 """
 
@@ -26,7 +26,7 @@ VERDICT_CODES = frozenset({EXIT_NO_MATCH, EXIT_UNCERTAIN, EXIT_UNKNOWN_PERSON, E
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = interrupts.EXIT_INTERRUPTED  # one value for the console script and the commands
 
-# Every exit code facer uses, with its meaning (the README's table).
+# Every exit code facer uses, with its meaning (docs/exit-codes.md is made from it).
 EXIT_CODES: dict[int, str] = {
     0: "success; for `compare` and `verify`: match; for `identify`: identified",
     1: "no match",

@@ -1,8 +1,14 @@
-"""Shared fixtures: one engine per session (models load once), and the test photos.
+"""Shared fixtures: one engine per session (models load once), a fake engine, and the test photos.
 
+Fixtures live here; plain helpers and constants (REPO, FACES, run, photo, people …) in helpers.py.
 `../shared/faces` (or $FACER_TEST_FACES) holds real photos; tests that need it
 skip with a reason when it is absent. Photos that ship inside installed
 packages are always there.
+
+Tiers, declared here only:
+* `python -m pytest` runs everything, the tests marked `slow` included (CI runs this line);
+* `python -m pytest -m "not slow"`, or `--quick`, leaves out the `slow` ones (stress, fuzz, kill loops, the
+  200-attack liveness run): the quick run while working.
 """
 
 from __future__ import annotations
@@ -11,14 +17,29 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine
+from helpers import FACES
 
 from facer_cli.cli.app import console
+from facer_cli.engine import face_engine
 from facer_cli.engine.face_engine import get_engine
 from facer_cli.engine.modelpack import bundled_folder
 from facer_cli.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
-FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick", action="store_true", default=False, help="leave out the tests marked slow (as -m 'not slow' does)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +69,16 @@ def engine(settings):
     return get_engine(settings)
 
 
+@pytest.fixture
+def fake_engine(monkeypatch, settings) -> FakeEngine:
+    """The fake engine of tests/fake_engine.py instead of the real one, for tests of the front ends' shape: every
+    `Facer` built without an engine (the CLI run in this process by `run`/`run_json`) gets it through
+    `get_engine`, and `client_for` builds its apps over it. Subprocesses still load the real models."""
+    fake = FakeEngine(settings.engine)
+    monkeypatch.setattr(face_engine, "get_engine", fake.for_settings)
+    return fake
+
+
 @pytest.fixture(scope="session")
 def faces() -> Path:
     if not (FACES / "people").is_dir():
@@ -68,16 +99,14 @@ def insightface_images() -> Path:
     return Path(insightface.__file__).parent / "data" / "images"
 
 
-def people(faces: Path) -> dict[str, list[Path]]:
-    return {d.name: sorted(p for p in d.iterdir() if p.is_file()) for d in sorted((faces / "people").iterdir())}
-
-
 @pytest.fixture
-def client_for(tmp_path, engine):
+def client_for(tmp_path, request):
     """make(**settings) → a TestClient over an app with these settings (the session's engine: no model
-    reload; the store in tmp_path unless `db` is given). Skipped without the server extra."""
+    reload, or the fake engine when the test asks for `fake_engine`; the store in tmp_path unless `db` is
+    given). Skipped without the server extra."""
     pytest.importorskip("fastapi")
     pytest.importorskip("multipart")
+    engine = request.getfixturevalue("fake_engine" if "fake_engine" in request.fixturenames else "engine")
     import warnings
 
     with warnings.catch_warnings():  # Starlette's notice about its TestClient's transport

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from facer_cli.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
+# Real photos (people/, video/, edge/ …): ../shared/faces beside the repository, or $FACER_TEST_FACES.
+FACES = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
 runner = CliRunner()
 
 
@@ -27,6 +29,11 @@ def run_json(*args: Any):
     """`facer ARGS… --json`: the Result and the parsed JSON (None when stdout holds none)."""
     result = run(*args, "--json")
     return result, (json.loads(result.stdout) if result.stdout.strip().startswith("{") else None)
+
+
+def people(faces: Path) -> dict[str, list[Path]]:
+    """Each person's photos: {"obama": [faces/people/obama/obama_1.jpg, …], …}, sorted."""
+    return {d.name: sorted(p for p in d.iterdir() if p.is_file()) for d in sorted((faces / "people").iterdir())}
 
 
 def photo(faces: Path, stem: str) -> Path:

@@ -7,7 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from conftest import people
+from helpers import people
 
 from facer_cli.engine.face_engine import FaceEngine, decide, quality_score
 from facer_cli.engine.quality import aligned_gray, face_region, sharpness

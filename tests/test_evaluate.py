@@ -10,8 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import people
-from helpers import run
+from helpers import people, run
 
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same

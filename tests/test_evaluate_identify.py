@@ -6,9 +6,9 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import run_json
 
 from facer_cli.evaluation.identify import IdentifyOutcome, Search, _fnir_at, _recommend
-from tests.helpers import run_json
 
 
 def outcome_of(mated, non_mated, threshold=0.5, margin=0.1, target=0.01) -> IdentifyOutcome:

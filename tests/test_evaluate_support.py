@@ -10,8 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import people
-from helpers import run, run_json
+from helpers import people, run, run_json
 
 from facer_cli.evaluation.dataset import load_dataset
 from facer_cli.evaluation.intervals import binomial_ci, pairs_needed

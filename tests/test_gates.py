@@ -13,8 +13,7 @@ import re
 import cv2
 import numpy as np
 import pytest
-from conftest import people
-from helpers import photo, run, run_json
+from helpers import people, photo, run, run_json
 
 from facer_cli.cli.output.text import short_reason
 from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform

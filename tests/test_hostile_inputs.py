@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO
 
 from facer_cli.errors import ImageError, ImageTooLargeError, VectorError
 from facer_cli.files.npy import unit_vector, vector_from_npy_bytes
@@ -35,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile_files as hf
 
 LIMIT = 50_000_000
-REPO = Path(__file__).resolve().parent.parent
 RSS_BUDGET_MB = 100
 
 

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO, people, run, run_json
 
 from facer_cli import gallery as g
 from facer_cli.cli.errors import ERROR_EXIT, EXIT_CODES, VERDICT_CODES
@@ -19,8 +20,6 @@ from facer_cli.service import Facer
 from facer_cli.service.identify import decide_with_frames, gallery_warning
 from facer_cli.settings import Settings, with_overrides
 from facer_cli.store import Store
-from tests.conftest import people
-from tests.helpers import REPO, run, run_json
 
 SEVERAL = ("alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie")  # two photos or more
 

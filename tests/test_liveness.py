@@ -8,7 +8,6 @@ clip (a real head turning) and synthetic prints and screens rendered from the te
 from __future__ import annotations
 
 import itertools
-import os
 import random
 from pathlib import Path
 
@@ -331,20 +330,9 @@ def test_printed_and_screen_photos_are_rejected(engine, photos):
         assert parallax is not None and parallax < PARALLAX_MIN_RESIDUAL, (video.kind, video.photo, parallax)
 
 
-def _slow_tests_wanted(config: pytest.Config) -> bool:
-    """`-m slow` or FACER_SLOW_TESTS=1 (read at import: the autouse fixture clears FACER_* later)."""
-    expression = config.getoption("markexpr") or ""
-    return SLOW_BY_ENVIRONMENT or ("slow" in expression and "not slow" not in expression)
-
-
-SLOW_BY_ENVIRONMENT = os.environ.get("FACER_SLOW_TESTS") == "1"
-
-
 @pytest.mark.slow
-def test_two_hundred_prints_and_screens_are_all_rejected(engine, photos, request):
+def test_two_hundred_prints_and_screens_are_all_rejected(engine, photos):
     """APCER 0 % on 200 generated attacks, by the full checker and by the parallax cue alone (~4 min)."""
-    if not _slow_tests_wanted(request.config):
-        pytest.skip("slow (about 4 min on 2 cores): run with -m slow or FACER_SLOW_TESTS=1")
     outcomes = list(_run_attacks(engine, photos, 200, ("print", "screen"), seed=2024))
     accepted = [(v.kind, v.photo) for v, result, _ in outcomes if result.live]
     assert accepted == []

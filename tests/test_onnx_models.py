@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from helpers import REPO
 
 from facer_cli.engine import onnx_models
 from facer_cli.engine.face_engine import FaceEngine
@@ -27,7 +28,6 @@ from facer_cli.sources.images import load_image
 
 model_zoo = pytest.importorskip("insightface.model_zoo.model_zoo")
 
-REPO = Path(__file__).resolve().parent.parent
 DET_SIZES = (320, 640)
 SHARED_FOLDERS = ("people", "scenes", "resolutions", "edge")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}

@@ -42,7 +42,6 @@ from facer_cli.settings import load_settings  # noqa: E402
 from facer_cli.store import Store  # noqa: E402
 
 KEY = "k" * 12 + "-test-key-0123"
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

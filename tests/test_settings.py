@@ -7,13 +7,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from typer.testing import CliRunner
 
 from facer_cli.cli import app
 from facer_cli.errors import ConfigError
 from facer_cli.settings import SETTING_INFOS, Settings, example_config_text, load_settings, with_overrides
 
-REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FACES, REPO
 
 from facer_cli.errors import ImageError
 from facer_cli.service import Facer
@@ -19,12 +20,10 @@ from facer_cli.service.inputs import InputFile, Limits, cores, frames_from_files
 from facer_cli.settings import Settings, read_environment, with_overrides
 from facer_cli.sources.images import load_image
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def photos(bundled_images: Path) -> list[Path]:
     found = [bundled_images / name for name in ("players.jpg", "yaoming.jpg", "gdp.jpg")]
-    faces = Path(os.environ.get("FACER_TEST_FACES", REPO.parent / "shared" / "faces"))
+    faces = FACES
     if faces.is_dir():
         found += sorted(p for p in faces.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     return found

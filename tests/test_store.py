@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_without_privileges
+from helpers import REPO, run_without_privileges
 
 from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import (
@@ -35,7 +35,6 @@ from facer_cli.store.migrations import migrations
 from facer_cli.templates.aggregate import Template
 from facer_cli.templates.matching import Band, Thresholds
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = "bundled:0123456789abcdef"
 SETTINGS = Settings()
 THRESHOLDS = Thresholds.of(SETTINGS)

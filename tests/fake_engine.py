@@ -7,7 +7,8 @@ not run the real models. The rules:
 
 * a picture with hardly any contrast (a blank wall) holds no face;
 * any other picture holds one face, centred, its side 0.6 of the picture's shorter side, with measurements
-  that pass every default gate (the gates themselves are the engine's `decide`, so settings still apply);
+  that pass every default gate (yaw and pitch 2-8° either side; the gates themselves are the engine's `decide`,
+  so settings still apply);
   `crowd(picture, n)` makes a picture hold `n` faces: the subject and `n - 1` at half its size;
 * the embedding is made from the picture's own content, left-right symmetrised: the same picture — from a
   file or an upload, re-encoded, or mirrored — is the same person (cosine near 1), and two different
@@ -169,8 +170,9 @@ class FakeEngine:
         """Measurements inside the default gates, varying a little with the picture."""
         size = boxes[rank][2] - boxes[rank][0]
         face.other_faces = tuple((b[2] - b[0]) / size for i, b in enumerate(boxes) if i != rank)
-        if self.pose_source is not None:
-            face.yaw, face.pitch, face.roll = (10 * (digest[i] / 255 - 0.5) for i in (1, 2, 3))
+        if self.pose_source is not None:  # 2-8° off frontal in yaw and pitch (either side), roll within ±5°
+            face.yaw, face.pitch = ((2 + 6 * (digest[i] & 127) / 127) * (1 if digest[i] & 128 else -1) for i in (1, 2))
+            face.roll = 10 * (digest[3] / 255 - 0.5)
         face.sharpness = 200.0 + digest[4]
         face.brightness = 100.0 + digest[5] / 4
         face.clipped = 0.0

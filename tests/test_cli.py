@@ -12,9 +12,9 @@ from helpers import run
 pytestmark = pytest.mark.usefixtures("wide_console")
 
 
-@pytest.fixture(scope="module")
-def vectors(tmp_path_factory, bundled_images):
-    """Templates saved as .npy: yaoming, and a few bad files."""
+@pytest.fixture
+def vectors(tmp_path_factory, bundled_images, fake_engine):
+    """Templates saved as .npy (by the fake engine: their tests are about the front end): yaoming, and a few bad files."""
     folder = tmp_path_factory.mktemp("vectors")
     result = run("inspect", bundled_images / "yaoming.jpg", "--export", folder / "all.npz")
     assert result.exit_code == 0, result.output
@@ -31,7 +31,8 @@ def vectors(tmp_path_factory, bundled_images):
     return folder
 
 
-def test_inspect_table_lists_each_face_and_the_decision(bundled_images):
+def test_inspect_table_lists_each_face_and_the_decision(bundled_images, fake_engine):
+    fake_engine.crowd(bundled_images / "gdp.jpg", 3)  # a group photo
     result = run("inspect", bundled_images / "gdp.jpg", bundled_images / "yaoming.jpg")
     assert result.exit_code == 0, result.output
     for text in ("gdp.jpg", "yaoming.jpg", "accepted", "ignored: not the subject", "qual", "yaw"):
@@ -39,7 +40,7 @@ def test_inspect_table_lists_each_face_and_the_decision(bundled_images):
     assert "2 image(s)" in result.output
 
 
-def test_inspect_json_fields(bundled_images):
+def test_inspect_json_fields(bundled_images, fake_engine):
     result = run("inspect", "--json", bundled_images / "yaoming.jpg")
     assert result.exit_code == 0
     data = json.loads(result.output)
@@ -47,7 +48,7 @@ def test_inspect_json_fields(bundled_images):
     assert frame["accepted"] is True and frame["faces_found"] == 1
     face = frame["faces"][0]
     assert set(face) >= {"det_score", "yaw", "pitch", "roll", "sharpness", "quality", "accepted", "reason", "box"}
-    assert data["model"].startswith("bundled:")
+    assert data["model"] == fake_engine.fingerprint
 
 
 def test_inspect_folder_shows_what_the_template_keeps(faces, tmp_path):
@@ -65,7 +66,7 @@ def test_inspect_folder_shows_what_the_template_keeps(faces, tmp_path):
     assert "outlier (cos" in table and "kept" in table
 
 
-def test_inspect_reports_bad_files_per_file(tmp_path, bundled_images):
+def test_inspect_reports_bad_files_per_file(tmp_path, bundled_images, fake_engine):
     (tmp_path / "truncated.jpg").write_bytes((bundled_images / "yaoming.jpg").read_bytes()[:3000])
     (tmp_path / "empty.png").write_bytes(b"")
     result = run("inspect", "--json", tmp_path / "truncated.jpg", tmp_path / "empty.png", bundled_images / "yaoming.jpg")
@@ -74,7 +75,7 @@ def test_inspect_reports_bad_files_per_file(tmp_path, bundled_images):
     assert "truncated" in frames[0]["error"] and "empty file" in frames[1]["error"] and frames[2]["accepted"]
 
 
-def test_inspect_without_any_face_exits_4(tmp_path):
+def test_inspect_without_any_face_exits_4(tmp_path, fake_engine):
     import cv2
 
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((200, 200, 3), 90, np.uint8))

@@ -47,7 +47,7 @@ def test_inspect_honours_outlier_cosine_threshold(faces, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["bob [/i]", "[bold red]eve[/]", "x\x1b[31my"])
-def test_names_full_of_markup_are_shown_literally(name, bundled_images, tmp_path):
+def test_names_full_of_markup_are_shown_literally(name, bundled_images, tmp_path, fake_engine):
     db = tmp_path / "facer.db"
     yao = bundled_images / "yaoming.jpg"
     if "\x1b" in name:  # control characters are refused as names...
@@ -89,7 +89,7 @@ def test_every_error_class_has_an_exit_code_and_a_status_and_none_means_a_verdic
     assert set(ERROR_EXIT.values()) <= set(range(2, 15)) | {70}
 
 
-def test_library_messages_name_no_flags_and_http_bodies_no_paths(client_for, tmp_path, bundled_images):
+def test_library_messages_name_no_flags_and_http_bodies_no_paths(client_for, tmp_path, bundled_images, fake_engine):
     client = client_for()
     missing = client.get("/users/nobody")
     assert missing.status_code == 404
@@ -125,7 +125,7 @@ def normalised(value):
     return value
 
 
-def test_cli_json_and_http_body_are_the_same_document(client_for, bundled_images, tmp_path):
+def test_cli_json_and_http_body_are_the_same_document(client_for, bundled_images, tmp_path, fake_engine):
     yao, gdp = bundled_images / "yaoming.jpg", one_face_photo(bundled_images, tmp_path)
     flipped = tmp_path / "yao_flipped.jpg"
     cv2.imwrite(str(flipped), cv2.flip(cv2.imread(str(yao)), 1))
@@ -204,7 +204,7 @@ def test_config_show_fits_80_columns_with_full_names(monkeypatch):
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
-def test_json_output_is_always_valid_json(tmp_path):
+def test_json_output_is_always_valid_json(tmp_path, fake_engine):
     """A vector of huge values normalises safely: no NaN can reach the JSON."""
     import numpy as np
 
@@ -217,7 +217,7 @@ def test_json_output_is_always_valid_json(tmp_path):
     assert isinstance(data["similarity"], float) and data["similarity"] == data["similarity"]
 
 
-def test_users_list_fits_one_row_per_user_at_100_columns(bundled_images, tmp_path, monkeypatch):
+def test_users_list_fits_one_row_per_user_at_100_columns(bundled_images, tmp_path, monkeypatch, fake_engine):
     from facer_cli.cli.app import console
 
     db = tmp_path / "facer.db"
@@ -227,7 +227,7 @@ def test_users_list_fits_one_row_per_user_at_100_columns(bundled_images, tmp_pat
                    "--allow-lookalike").exit_code == 0  # one face under two names
     monkeypatch.setattr(console, "width", 100)
     lines = run("users", "list", "--db", db).output.splitlines()
-    rows = [line for line in lines if "bundled:" in line]
+    rows = [line for line in lines if "fake:" in line]  # the model column
     assert len(rows) == 2 and all(len(line) <= 100 for line in lines)
     assert any(line.lstrip().startswith("alice") for line in rows)
     assert "UTC" in run("users", "show", "alice", "--db", db).output or "+" in run("users", "show", "alice", "--db", db).output

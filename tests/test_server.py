@@ -89,7 +89,7 @@ def test_health_reports_model_provider_fingerprint_and_size(client, engine):
     assert body["models"]["slots"] == 2 and body["models"]["running"] == 0
 
 
-def test_openapi_docs_are_served_and_list_every_endpoint(client):
+def test_openapi_docs_are_served_and_list_every_endpoint(client, fake_engine):
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
     spec = client.get("/openapi.json").json()
@@ -106,24 +106,24 @@ def test_openapi_docs_are_served_and_list_every_endpoint(client):
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
-def test_unknown_endpoint_and_method_have_the_json_error_body(client):
+def test_unknown_endpoint_and_method_have_the_json_error_body(client, fake_engine):
     assert_error(client.get("/nope"), 404, "NotFound", "no endpoint GET /nope")
     assert_error(client.get("/token/generate"), 405, "MethodNotAllowed")
 
 
 # -- /token/generate ---------------------------------------------------------------
-def test_token_from_one_photo_is_a_unit_vector_with_its_frame_report(client, bundled_images, engine):
+def test_token_from_one_photo_is_a_unit_vector_with_its_frame_report(client, bundled_images, fake_engine):
     response = client.post("/token/generate", files=[part(bundled_images / "yaoming.jpg")])
     assert response.status_code == 200, response.text
     body = response.json()
     token = np.array(body["token"], np.float32)
     assert token.shape == (512,) and abs(np.linalg.norm(token) - 1) < 1e-5
-    assert body["model"] == engine.fingerprint
+    assert body["model"] == fake_engine.fingerprint
     assert body["template"]["frames_used"] == 1 and body["template"]["kept"] == ["yaoming.jpg"]
     (frame,) = body["frames"]
     assert frame["source"] == "yaoming.jpg" and frame["accepted"] is True and frame["faces_found"] == 1
     # The same vector as the engine gives for the file on disk.
-    direct = engine.analyze_path(bundled_images / "yaoming.jpg").embedding
+    direct = fake_engine.analyze_path(bundled_images / "yaoming.jpg").embedding
     assert float(token @ direct) > 0.9999
 
 
@@ -137,14 +137,14 @@ def test_token_from_several_photos_of_one_person_matches_their_other_photo(clien
     assert float(token @ engine.analyze_path(faces / "people" / "biden" / "biden_1.jpg").embedding) < 0.3
 
 
-def test_token_with_no_face_is_422_with_the_reason(client):
+def test_token_with_no_face_is_422_with_the_reason(client, fake_engine):
     blank = jpeg(np.full((240, 320, 3), 128, np.uint8))
     error = assert_error(client.post("/token/generate", files=[raw(blank, "wall.jpg")]), 422, "TooFewFramesError")
     assert "wall.jpg (no face)" in error["message"]
 
 
 # -- bad uploads --------------------------------------------------------------------
-def test_text_file_declared_as_text_is_415_and_as_an_image_is_400(client):
+def test_text_file_declared_as_text_is_415_and_as_an_image_is_400(client, fake_engine):
     assert_error(
         client.post("/token/generate", files=[raw(b"hello\n", "notes.txt", "text/plain")]),
         415, "UnsupportedMediaError", "notes.txt: declared as text/plain",
@@ -155,7 +155,7 @@ def test_text_file_declared_as_text_is_415_and_as_an_image_is_400(client):
     )
 
 
-def test_truncated_jpeg_and_zero_bytes_are_400_naming_the_file(client, bundled_images):
+def test_truncated_jpeg_and_zero_bytes_are_400_naming_the_file(client, bundled_images, fake_engine):
     data = (bundled_images / "yaoming.jpg").read_bytes()
     assert_error(
         client.post("/token/generate", files=[raw(data[: len(data) // 2], "cut.jpg")]),
@@ -164,12 +164,12 @@ def test_truncated_jpeg_and_zero_bytes_are_400_naming_the_file(client, bundled_i
     assert_error(client.post("/token/generate", files=[raw(b"", "zero.jpg")]), 400, "ImageError", "zero.jpg: empty file")
 
 
-def test_one_bad_file_among_good_ones_fails_the_request(client, bundled_images):
+def test_one_bad_file_among_good_ones_fails_the_request(client, bundled_images, fake_engine):
     files = [part(bundled_images / "yaoming.jpg"), raw(b"", "zero.jpg")]
     assert_error(client.post("/token/generate", files=files), 400, "ImageError", "zero.jpg")
 
 
-def test_pixel_bomb_is_413_from_its_header(client):
+def test_pixel_bomb_is_413_from_its_header(client, fake_engine):
     bomb = png_header_bomb(60_000, 60_000)
     assert len(bomb) < 200
     assert_error(
@@ -178,7 +178,7 @@ def test_pixel_bomb_is_413_from_its_header(client):
     )
 
 
-def test_image_over_a_lower_pixel_limit_is_413(client_for, bundled_images):
+def test_image_over_a_lower_pixel_limit_is_413(client_for, bundled_images, fake_engine):
     client = client_for(max_image_pixels=10_000)
     assert_error(
         client.post("/token/generate", files=[part(bundled_images / "yaoming.jpg")]),
@@ -186,7 +186,7 @@ def test_image_over_a_lower_pixel_limit_is_413(client_for, bundled_images):
     )
 
 
-def test_body_over_the_limit_is_413_by_content_length_and_by_streamed_size(client_for, bundled_images):
+def test_body_over_the_limit_is_413_by_content_length_and_by_streamed_size(client_for, bundled_images, fake_engine):
     client = client_for(max_request_bytes=20_000)
     big = (bundled_images / "players.jpg").read_bytes()
     assert len(big) > 20_000
@@ -200,13 +200,13 @@ def test_body_over_the_limit_is_413_by_content_length_and_by_streamed_size(clien
     assert_error(response, 413, "RequestTooLargeError", "max_request_bytes")
 
 
-def test_too_many_files_is_413(client_for, bundled_images):
+def test_too_many_files_is_413(client_for, bundled_images, fake_engine):
     client = client_for(max_files_per_request=2)
     files = [part(bundled_images / "yaoming.jpg")] * 3
     assert_error(client.post("/token/generate", files=files), 413, "TooManyFilesError", "at most 2")
 
 
-def test_missing_field_not_multipart_and_text_instead_of_file(client, bundled_images):
+def test_missing_field_not_multipart_and_text_instead_of_file(client, bundled_images, fake_engine):
     assert_error(client.post("/token/generate", files=[part(bundled_images / "yaoming.jpg", field="image")]), 400, "RequestError", "no file in field 'files'")
     assert_error(client.post("/token/generate", json={"files": []}), 415, "UnsupportedMediaError", "multipart/form-data")
     assert_error(client.post("/token/generate"), 415, "UnsupportedMediaError", "no Content-Type")
@@ -218,7 +218,7 @@ def test_missing_field_not_multipart_and_text_instead_of_file(client, bundled_im
     assert_error(response, 400, "RequestError")
 
 
-def test_uploads_never_touch_the_disk(client, bundled_images, monkeypatch):
+def test_uploads_never_touch_the_disk(client, bundled_images, monkeypatch, fake_engine):
     image = cv2.imread(str(bundled_images / "yaoming.jpg"))
     image = cv2.resize(image, None, fx=4, fy=4)
     noise = np.random.default_rng(0).integers(0, 16, image.shape, dtype=np.uint8)  # defeats compression
@@ -235,19 +235,19 @@ def test_uploads_never_touch_the_disk(client, bundled_images, monkeypatch):
 
 
 # -- /compare -----------------------------------------------------------------------
-def test_compare_two_images_and_a_npy_template(client, bundled_images, engine, tmp_path):
+def test_compare_two_images_and_a_npy_template(client, bundled_images, fake_engine, tmp_path):
     yao, other = bundled_images / "yaoming.jpg", one_face_photo(bundled_images, tmp_path)
     body = client.post("/compare", files=[part(yao, "a"), part(other, "b")]).json()
     assert body["a"] == "yaoming.jpg" and body["band"] == "no_match" and len(body["frames"]) == 2
     vector = io.BytesIO()
-    np.save(vector, engine.analyze_path(yao).embedding)
+    np.save(vector, fake_engine.analyze_path(yao).embedding)
     body = client.post(
         "/compare", files=[part(yao, "a"), ("b", ("yao.npy", vector.getvalue(), "application/octet-stream"))]
     ).json()
     assert body["band"] == "match" and body["similarity"] > 0.9999 and len(body["frames"]) == 1
 
 
-def test_compare_errors_no_face_bad_npy_missing_field(client, bundled_images):
+def test_compare_errors_no_face_bad_npy_missing_field(client, bundled_images, fake_engine):
     yao = bundled_images / "yaoming.jpg"
     blank = jpeg(np.full((240, 320, 3), 128, np.uint8))
     assert_error(client.post("/compare", files=[part(yao, "a"), raw(blank, "wall.jpg", field="b")]), 400, "NoFaceError", "wall.jpg: no usable face")
@@ -292,7 +292,7 @@ def test_enroll_verify_list_show_remove_with_real_photos(client, faces):
     assert client.get("/users").json()["users"] == []
 
 
-def test_users_errors_unknown_user_too_few_frames_bad_name_bad_mode(client, bundled_images):
+def test_users_errors_unknown_user_too_few_frames_bad_name_bad_mode(client, bundled_images, fake_engine):
     yao = part(bundled_images / "yaoming.jpg")
     assert_error(client.post("/users/nobody/verify", files=[yao]), 404, "UnknownUserError", "nobody")
     error = assert_error(client.post("/users/yao/enroll", files=[yao]), 422, "TooFewFramesError", "need 3")
@@ -303,7 +303,7 @@ def test_users_errors_unknown_user_too_few_frames_bad_name_bad_mode(client, bund
     assert_error(client.get("/users/yao?attempts=-1"), 400, "RequestError", "attempts")
 
 
-def test_verify_against_another_models_template_is_409(client, bundled_images, tmp_path):
+def test_verify_against_another_models_template_is_409(client, bundled_images, tmp_path, fake_engine):
     with Store(tmp_path / "facer.db") as store:
         store.import_vector("old", np.ones(512, np.float32), model="buffalo_l:0123456789abcdef", source="test")
     error = assert_error(
@@ -312,7 +312,7 @@ def test_verify_against_another_models_template_is_409(client, bundled_images, t
     assert "re-enroll" in error["message"]
 
 
-def test_http_json_is_the_cli_json(client, bundled_images, tmp_path):
+def test_http_json_is_the_cli_json(client, bundled_images, tmp_path, fake_engine):
     """The same library functions: enroll by HTTP, verify by the CLI and by HTTP, same fields and figures."""
     yao = bundled_images / "yaoming.jpg"
     flipped = tmp_path / "yao_flipped.jpg"
@@ -339,7 +339,7 @@ def test_http_json_is_the_cli_json(client, bundled_images, tmp_path):
 
 
 # -- access ----------------------------------------------------------------------------
-def test_api_key_is_required_everywhere_but_health(client_for, bundled_images):
+def test_api_key_is_required_everywhere_but_health(client_for, bundled_images, fake_engine):
     client = client_for(api_key=KEY)
     assert client.get("/health").json()["api_key_required"] is True
     for method, path in [("get", "/users"), ("get", "/users/x"), ("delete", "/users/x"), ("post", "/token/generate"),

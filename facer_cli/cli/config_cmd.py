@@ -8,12 +8,48 @@ from typing import Annotated, Optional
 import typer
 
 from facer_cli.cli.app import console, loaded_settings
-from facer_cli.cli.options import ForceOption, JsonOption
+from facer_cli.cli.identify_cmd import (
+    IdentifyFramesOption,
+    IdentifyMarginOption,
+    IdentifyThresholdOption,
+    TopOption,
+)
+from facer_cli.cli.options import (
+    DbOption,
+    DetSizeOption,
+    DetThresholdOption,
+    ForceOption,
+    JsonOption,
+    MaxFramesOption,
+    MinFramesOption,
+    ModelOption,
+    PitchOption,
+    QualityOption,
+    YawOption,
+    setting_option,
+)
 from facer_cli.cli.output.text import literal, print_json
 from facer_cli.cli.output.views import config_meanings, config_view
-from facer_cli.settings import CONFIG_FILE_NAME, SECRET_SETTINGS, SETTING_INFOS, settings_as_toml_dict
+from facer_cli.settings import (
+    CONFIG_FILE_NAME,
+    SECRET_SETTINGS,
+    SETTING_INFOS,
+    changed_settings,
+    example_config_text,
+    toml_value,
+)
 
 config_app = typer.Typer(help="Show the effective settings or write a facer.toml.", no_args_is_help=True)
+
+# The setting flags of the other commands, for `config show` to show what they do. Parameters
+# named after a setting apply by themselves (`app.flag_overrides`); serve's --host, --port and
+# --concurrency are named server_* here so that they do too. (--liveness/--no-liveness asks for a
+# challenge on one run and changes no setting.) tests/test_config_cmd.py keeps the list complete.
+HostOption = Annotated[Optional[str], setting_option("server_host", "--host")]
+PortOption = Annotated[Optional[int], setting_option("server_port", "--port")]
+ConcurrencyOption = Annotated[Optional[int], setting_option("server_concurrency", "--concurrency")]
+ApiKeyOption = Annotated[Optional[str], setting_option("api_key", "--api-key")]
+WorkersOption = Annotated[Optional[int], setting_option("workers", "--workers")]
 
 
 @config_app.command("show")
@@ -21,27 +57,53 @@ def config_show(
     ctx: typer.Context,
     json_output: JsonOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also what each setting means.")] = False,
+    changed: Annotated[
+        bool, typer.Option("--changed", help="Only the values that differ from the built-in defaults.")
+    ] = False,
+    db: DbOption = None,
+    model_name: ModelOption = None,
+    det_size: DetSizeOption = None,
+    detection_threshold: DetThresholdOption = None,
+    pose_yaw_limit: YawOption = None,
+    pose_pitch_limit: PitchOption = None,
+    min_quality_score: QualityOption = None,
+    max_frames: MaxFramesOption = None,
+    min_valid_frames: MinFramesOption = None,
+    identify_threshold: IdentifyThresholdOption = None,
+    identify_margin: IdentifyMarginOption = None,
+    identify_frames: IdentifyFramesOption = None,
+    identify_top: TopOption = None,
+    workers: WorkersOption = None,
+    server_host: HostOption = None,
+    server_port: PortOption = None,
+    server_concurrency: ConcurrencyOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Print every setting, its value and where it came from (default, facer.toml, FACER_*, flag).
+    """Print every setting, its value as facer.toml spells it and where it came from (default,
+    facer.toml, FACER_*, flag). Accepts the commands' setting flags, to show what one does.
     In Python: facer_cli.load_settings()."""
     loaded = loaded_settings(ctx)
     values = loaded.settings.as_dict()
+    names = changed_settings(loaded.settings) if changed else list(values)
     for name in SECRET_SETTINGS:
         if values.get(name) is not None:
             values[name] = "(set)"
-    descriptions = {name: info.description for name, info in SETTING_INFOS.items()}
     if json_output:
         print_json(
             {
                 "config_file": None if loaded.config_file is None else str(loaded.config_file),
-                "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in values},
+                "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in names},
                 "db_path": str(loaded.settings.db_path),
             }
         )
         return
-    console.print(config_view(loaded, descriptions))
+    shown = {
+        name: "(set)" if name in SECRET_SETTINGS and values[name] is not None else toml_value(values[name])
+        for name in names
+    }
+    console.print(config_view(loaded, shown, changed_only=changed))
     if verbose:
-        console.print(config_meanings(descriptions))
+        console.print(config_meanings({name: SETTING_INFOS[name].description for name in names}))
 
 
 @config_app.command("init")
@@ -53,13 +115,21 @@ def config_init(
     ] = None,
     force: ForceOption = False,
 ) -> None:
-    """Write a facer.toml holding the effective settings (defaults unless overridden), mode 0600."""
-    import tomli_w
-
+    """Write a facer.toml (mode 0600): every setting with its meaning and built-in default as
+    comments; the effective values that differ from the defaults (from FACER_* or a facer.toml
+    already read) as active lines."""
     from facer_cli.files.writing import write_private
 
     settings = loaded_settings(ctx).settings
-    written = write_private(
-        path or Path(CONFIG_FILE_NAME), tomli_w.dumps(settings_as_toml_dict(settings)).encode(), overwrite=force
+    written = write_private(path or Path(CONFIG_FILE_NAME), example_config_text(settings).encode(), overwrite=force)
+    changed = changed_settings(settings)
+    console.print(
+        literal(
+            f"wrote {written}: "
+            + (
+                f"{len(changed)} value(s) differ from the defaults ({', '.join(changed)})"
+                if changed
+                else "all defaults"
+            )
+        )
     )
-    console.print(literal(f"wrote {written}"))

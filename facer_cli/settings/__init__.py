@@ -2,7 +2,9 @@
 defaults < facer.toml < FACER_* < flags are read (`layers`). Light: no numpy, no models."""
 
 from facer_cli.settings.layers import (
+    NOT_SET,
     LoadedSettings,
+    changed_settings,
     describe_invalid,
     example_config_text,
     find_config_file,
@@ -10,6 +12,7 @@ from facer_cli.settings.layers import (
     read_config_file,
     read_environment,
     settings_as_toml_dict,
+    toml_value,
     user_config_file,
     with_overrides,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "ENGINE_SETTING_NAMES",
     "ENV_PREFIX",
     "MODULE_NAMES",
+    "NOT_SET",
     "SECRET_SETTINGS",
     "SETTING_INFOS",
     "SETTING_NAMES",
@@ -41,6 +45,7 @@ __all__ = [
     "EngineSettings",
     "LoadedSettings",
     "Settings",
+    "changed_settings",
     "default_db_path",
     "describe_invalid",
     "example_config_text",
@@ -49,6 +54,7 @@ __all__ = [
     "read_config_file",
     "read_environment",
     "settings_as_toml_dict",
+    "toml_value",
     "user_config_file",
     "with_overrides",
 ]

@@ -120,21 +120,50 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
         raise ConfigError(describe_invalid(exc, {name: "argument" for name in changes})) from None
 
 
-def example_config_text() -> str:
-    """facer.toml.example: every setting with its meaning and default (a test keeps the file in step)."""
+# How `facer config show` and facer.toml spell a value TOML cannot hold (an unset optional one).
+NOT_SET = "(not set)"
+
+
+def toml_value(value: Any) -> str:
+    """A value as facer.toml spells it: `true`, `0.5`, `"bundled"`, `["detection", "recognition"]`;
+    `NOT_SET` for None (TOML has no null)."""
+    if value is None:
+        return NOT_SET
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     import tomli_w
 
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def changed_settings(settings: Settings) -> list[str]:
+    """The names of the settings whose value differs from the built-in default, in schema order."""
+    values = settings.as_dict()
+    return [name for name, info in SETTING_INFOS.items() if values[name] != info.default]
+
+
+def example_config_text(settings: Settings | None = None) -> str:
+    """A facer.toml: every setting with its meaning and its built-in default, as comments; the
+    values of `settings` that differ from the defaults as active lines (`facer config init`).
+    With no settings, facer.toml.example (a test keeps the file in step)."""
+    values = {} if settings is None else settings.as_dict()
+    changed = set() if settings is None else set(changed_settings(settings))
     lines = [
-        "# facer.toml: every setting with its default. facer reads ./facer.toml, then the",
-        "# user config dir (see `facer config show`), or the file given with --config.",
-        "# FACER_<NAME> environment variables override this file; command-line flags override both.",
+        "# facer.toml: every setting, what it means and its built-in default (commented out).",
+        "# Lines that are not comments set a value that differs from the default: uncomment a line",
+        "# and change its value to change a setting. facer reads ./facer.toml, then the user config",
+        "# dir (see `facer config show`), or the file given with --config. FACER_<NAME> environment",
+        "# variables override this file; command-line flags override both.",
+        "# `facer config show --changed` lists the values that differ from the defaults.",
         "",
     ]
     for name, info in SETTING_INFOS.items():
         lines.append(f"# {info.description}")
-        if info.default is None:
-            lines.append(f'# {name} = "..."')
+        default = '"..."' if info.default is None else toml_value(info.default)
+        if name in changed:
+            lines.append(f"# default: {name} = {default}" if info.default is not None else "# default: not set")
+            lines.append(f"{name} = {toml_value(values[name])}")
         else:
-            lines.append(tomli_w.dumps({name: info.default}).strip())
+            lines.append(f"# {name} = {default}")
         lines.append("")
     return "\n".join(lines)

@@ -197,25 +197,30 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
     return Group(*parts)
 
 
-def config_view(loaded: "LoadedSettings", descriptions: dict[str, str]) -> Group:
-    values = loaded.settings.as_dict()
-    table = Table(
-        title=literal(f"config file: {loaded.config_file or 'none found'}"),
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
+def config_view(loaded: "LoadedSettings", shown: "dict[str, str]", changed_only: bool = False) -> Group:
+    """`shown`: each setting to show, its value as facer.toml spells it."""
+    config_file = f"config file: {loaded.config_file or 'none found'}"
+    table = Table(title=literal(config_file), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("setting", no_wrap=True)
-    table.add_column("value", overflow="fold", max_width=28)
+    table.add_column("value", overflow="fold", max_width=48)
     table.add_column("from", overflow="fold", max_width=18)
-    for name, value in values.items():
-        shown = "(set)" if name == "api_key" and value is not None else repr(value)
-        table.add_row(name, literal(shown), literal(loaded.origins[name]))
-    return Group(
-        table,
+    for name, value in shown.items():
+        table.add_row(name, literal(value), literal(loaded.origins[name]))
+    parts: list[RenderableType] = [table] if shown else []
+    if changed_only:
+        parts.append(
+            Text(
+                f"{len(shown)} setting(s) differ from the built-in defaults"
+                if shown
+                else "every setting has its built-in default"
+            )
+        )
+    parts += [
+        literal(config_file),  # again below the table, which scrolls its title away
         literal(f"database: {loaded.settings.db_path}"),
         Text("what each setting means: facer.toml.example, or `facer config show --verbose`", "dim"),
-    )
+    ]
+    return Group(*parts)
 
 
 def config_meanings(descriptions: dict[str, str]) -> Table:

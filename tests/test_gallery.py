@@ -214,7 +214,16 @@ def make_store(path: Path, people_count: int = 30, per_person: int = 2, seed: in
     return vectors
 
 
-def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODEL) -> None:
+def add_templates(conn: sqlite3.Connection, user_ids, vectors, model: str = MODEL, ids=None) -> None:
+    """`ids`: given ids (the store never hands a deleted id out again, but an earlier facer did)."""
+    if ids is not None:
+        conn.executemany(
+            "INSERT INTO templates (id, user_id, vector, dimension, model, created)"
+            " VALUES (?, ?, ?, ?, ?, datetime('now'))",
+            [(int(i), int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model)
+             for i, u, v in zip(ids, user_ids, vectors, strict=True)],
+        )
+        return
     conn.executemany(
         "INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (?, ?, ?, ?, datetime('now'))",
         [(int(u), np.asarray(v, "<f4").tobytes(), DIMENSION, model) for u, v in zip(user_ids, vectors, strict=False)],
@@ -288,7 +297,7 @@ def test_stale_sidecar_is_rebuilt_after_another_connection_writes(store):
         pass
     conn = sqlite3.connect(store)
     conn.execute("DELETE FROM templates WHERE id = 60")
-    add_templates(conn, [1], unit_rows(np.random.default_rng(9), 1))  # reuses id 60 with a new vector
+    add_templates(conn, [1], unit_rows(np.random.default_rng(9), 1), ids=[60])  # id 60 again, a new vector
     conn.commit()
     conn.close()
     with GalleryIndex.open(store, MODEL) as index:
@@ -388,8 +397,9 @@ def test_a_reused_id_or_a_large_delta_means_a_rebuild(tmp_path, monkeypatch):
     rng = np.random.default_rng(22)
     with GalleryIndex.open(path, MODEL) as index:
         conn = sqlite3.connect(path)
-        conn.execute("DELETE FROM templates WHERE id = (SELECT max(id) FROM templates)")
-        add_templates(conn, [1], unit_rows(rng, 1))  # takes the deleted row's id
+        (newest,) = conn.execute("SELECT max(id) FROM templates").fetchone()
+        conn.execute("DELETE FROM templates WHERE id = ?", (newest,))
+        add_templates(conn, [1], unit_rows(rng, 1), ids=[newest])  # the deleted row's id again
         conn.commit()
         assert index.refresh() and index.rebuilds == 2
         monkeypatch.setattr(gallery_index, "DELTA_MIN", 4)

@@ -1,6 +1,10 @@
 """The store on its own, with synthetic unit vectors: schema, modes, verify and its audit log,
 model fingerprints, permissions, WAL and busy timeout, a process killed mid-transaction,
-read-only and corrupt files. No model runs here."""
+read-only and corrupt files. No model runs here.
+
+Tests taking `store` run on every backend (`backend`: SQLite and PostgreSQL, tests/store_backends.py);
+those about the SQLite file itself (its bytes, WAL, permissions, locks between processes) take
+`sqlite_store` or a path, and say SQLite in their names where the rest does not say it already."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import REPO, run_without_privileges
+from store_backends import table_columns
 
 from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import (
@@ -54,7 +59,13 @@ def near(vector: np.ndarray, cosine: float, seed: int = 99) -> np.ndarray:
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(backend_store):
+    """A fresh store of each backend in turn."""
+    return backend_store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
     with Store(tmp_path / "data" / "facer.db") as opened:
         yield opened
 
@@ -68,7 +79,9 @@ def dump(path: Path) -> list[str]:
 
 
 def without_gallery_counters(lines: list[str]) -> list[str]:
-    return [line for line in lines if not line.startswith('INSERT INTO "gallery_version"')]
+    """Without the rows that count inserts: the gallery counters and the template id sequence."""
+    counters = ('INSERT INTO "gallery_version"', 'INSERT INTO "sqlite_sequence"')
+    return [line for line in lines if not line.startswith(counters)]
 
 
 # -- names ----------------------------------------------------------------
@@ -103,7 +116,7 @@ def test_new_store_is_owner_only_in_wal_mode_with_numbered_migrations(tmp_path):
         applied = [m.name for m in migrations.applied(store.db)]
         assert applied == ["m001_users_templates_samples", "m002_verify_audit_log",
                            "m003_unverified_models_and_pending_erasure", "m004_liveness_audit",
-                           "m005_gallery_version_lookalikes_identify_log"]
+                           "m005_gallery_version_lookalikes_identify_log", "m006_template_ids_never_reused"]
     with Store(path) as again:  # reopening applies nothing twice
         assert again.count() == 1
         assert [m.name for m in migrations.applied(again.db)] == applied
@@ -207,7 +220,7 @@ def test_enroll_keeps_per_frame_samples_but_embeddings_only_of_kept_frames(store
     assert samples[2]["embedding"] is None and samples[3]["embedding"] is None
     assert samples[3]["reason"] == "quality 0.20 < 0.40" and samples[4]["reason"] == "no face"
     assert samples[0]["yaw"] == 1.0 and samples[0]["sharpness"] == 300.0 and samples[4]["quality"] is None
-    columns = {row[1] for row in store.conn.execute("PRAGMA table_info(samples)")}
+    columns = table_columns(store, "samples")
     assert not any("image" in c or "pixel" in c for c in columns)
 
 
@@ -226,7 +239,7 @@ def test_verify_uses_the_best_template_and_records_the_attempt(store):
     attempts = store.attempts("alice")
     assert [a.band for a in attempts] == ["no_match", "uncertain", "match"]
     assert attempts[0].source == "probe.jpg" and (attempts[0].frames_seen, attempts[0].frames_used) == (3, 2)
-    columns = {row[1] for row in store.conn.execute("PRAGMA table_info(attempts)")}
+    columns = table_columns(store, "attempts")
     assert columns >= {"user_name", "created", "similarity", "band", "source", "frames_used"}
     assert "embedding" not in columns and "vector" not in columns
     assert store.show("alice").user.last_verified == attempts[0].created
@@ -243,13 +256,13 @@ def test_verify_refuses_unknown_users_and_other_models(store):
     assert store.attempts() == []  # refused comparisons are not attempts
 
 
-def test_verify_reads_only_the_users_rows_through_indexes(store):
+def test_sqlite_verify_reads_only_the_users_rows_through_indexes(sqlite_store):
     """What keeps verify from growing with the store: indexed lookups, no table scan."""
     plans = []
     for sql in ("SELECT id FROM users WHERE name = ?",
                 "SELECT t.id, t.vector FROM templates t WHERE t.user_id = ?",
                 "SELECT count(*) FROM samples s WHERE s.template_id = ?"):
-        plan = " ".join(str(row[-1]) for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql, (1,)))
+        plan = " ".join(str(row[-1]) for row in sqlite_store.conn.execute("EXPLAIN QUERY PLAN " + sql, (1,)))
         plans.append(plan)
         assert "USING" in plan and "INDEX" in plan and "SCAN" not in plan, plan
 
@@ -263,7 +276,35 @@ def test_a_failed_attempt_is_recorded_as_no_probe(store):
 
 
 # -- users -----------------------------------------------------------------
-def test_remove_deletes_every_template_and_sample_and_leaves_no_embedding_on_disk(store):
+def test_remove_deletes_every_template_and_sample_and_keeps_the_audit_log(store):
+    secret = unit(42)
+    frames = [frame_with(secret, 0.9), frame_with(near(secret, 0.95), 0.8)]
+    template = Template(vector=secret, frames_seen=2, accepted=[0, 1], used=[0, 1], mean_quality=0.85)
+    store.add_template("alice", template, frames, model=MODEL, source="x")
+    store.import_vector("alice", unit(43), model=MODEL, source="y", mode="add")
+    bob = store.import_vector("bob", unit(44), model=MODEL, source="z")
+    verify_probe(store, "alice", secret, model=MODEL, thresholds=THRESHOLDS, source="probe")
+    removal = store.remove("alice")
+    assert (removal.templates, removal.samples) == (2, 2)
+    assert not removal.erasure_pending, removal  # nobody else reads; the tests' role may VACUUM
+    assert removal.to_dict() == {"user": "alice", "templates": 2, "samples": 2, "erasure_pending": False}
+    assert [u.name for u in store.list()] == ["bob"] and store.count() == 1 and not store.exists("alice")
+    assert store.conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM templates").fetchone()[0] == 1
+    (attempt,) = store.attempts("alice")  # the log keeps the name and outcome, and no user link
+    assert attempt.band == "match" and attempt.user == "alice"
+    assert store.conn.execute("SELECT user_id FROM attempts").fetchone()[0] is None
+    with pytest.raises(UnknownUserError):
+        store.show("alice")
+    with pytest.raises(UnknownUserError):
+        store.remove("alice")
+    assert [t.id for t in store.templates("bob")] == [bob.id]
+    np.testing.assert_allclose(store.export("bob").vector, unit(44), atol=1e-6)
+    assert store.check() == "ok"
+
+
+def test_sqlite_remove_leaves_no_embedding_in_the_files(sqlite_store):
+    store = sqlite_store
     secret = unit(42)
     frames = [frame_with(secret, 0.9), frame_with(near(secret, 0.95), 0.8)]
     template = Template(vector=secret, frames_seen=2, accepted=[0, 1], used=[0, 1], mean_quality=0.85)
@@ -388,7 +429,8 @@ def test_a_process_killed_inside_an_enrollment_leaves_the_store_as_before(tmp_pa
         # the lock died with the process: the next writer goes straight in
         store.import_vector("carol", unit(3), model=MODEL, source="after")
         store.remove("carol")
-    # The gallery counters count carol's insert and delete (that is their job); nothing else changed.
+    # The gallery counters and the id sequence count carol's insert and delete (that is their job);
+    # nothing else changed.
     assert without_gallery_counters(dump(path)) == without_gallery_counters(before)
 
 

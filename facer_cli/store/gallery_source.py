@@ -40,7 +40,9 @@ class GallerySource(Protocol):
     a model's templates changed: with the counts {"inserts": i, "deletes": d, "reused": r} (ever
     inserted, ever deleted, inserts that took an id at or below the highest ever inserted, an
     update counting as a delete and a reused insert), the index catches up incrementally; any
-    other stamp (no counts) makes it rebuild whenever the stamp changes."""
+    other stamp (no counts) makes it rebuild whenever the stamp changes. (An SQLite store hands no
+    template id out twice since migration m006, so `reused` grows only with an update, a row
+    written with an id of its own, or a store of an earlier facer.)"""
 
     def read_transaction(self) -> AbstractContextManager[None]:
         """Reads inside see one state of the store (joins a transaction already open)."""
@@ -72,8 +74,9 @@ class GallerySource(Protocol):
         """id -> name of these users (missing ones are left out)."""
         ...
 
-    def sidecar_path(self, model: str) -> Path:
-        """Where the gallery keeps `model`'s sidecar (erased by the store with a removal)."""
+    def sidecar_path(self, model: str) -> Path | None:
+        """Where the gallery keeps `model`'s sidecar (erased by the store with a removal); None: no
+        file (the index lives in an unnamed temporary file and is built from the store on first use)."""
         ...
 
     def close(self) -> None: ...

@@ -221,3 +221,64 @@ def m005_gallery_version_lookalikes_identify_log(db: Database) -> None:
         not_null={"created", "decision"},
     )
     db.table("identifications").create_index(["created"])
+
+
+@step
+def m006_template_ids_never_reused(db: Database) -> None:
+    # A template's id names it in the verify audit log (`attempts.template_id`) and in `users show`,
+    # so one id must never name two templates. A plain INTEGER PRIMARY KEY gives a new row the
+    # largest id + 1: deleting the newest template (`users remove`, `--replace`, `users import
+    # --replace`) handed its id to the next one. AUTOINCREMENT never hands an id out again.
+    #
+    # SQLite cannot change a primary key in place, so the table is rebuilt: the same columns,
+    # every row with its id, its indexes and the gallery_version triggers (m005; their counters
+    # are left as they were, so a gallery sidecar written before stays valid). The sequence starts
+    # above every id known to have been used: the table's, the audit log's and gallery_version's
+    # high water marks. Foreign keys stay on (they cannot be switched off inside the step's
+    # transaction), so samples, whose rows reference templates, is rebuilt too (unchanged but for
+    # that): the new samples table references the new templates table, whose rename to
+    # "templates" SQLite carries into that reference; the old tables are then dropped child first,
+    # with no row left referencing them. Dropped pages are zeroed (`secure_delete`).
+    conn = db.conn
+
+    def rebuilt(table: str, new_header: str) -> str:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        old_header = f'CREATE TABLE "{table}" (\n   "id" INTEGER PRIMARY KEY,'
+        if not sql.startswith(old_header):
+            raise RuntimeError(f"unexpected {table} table: {sql[:80]!r}")
+        return new_header + sql[len(old_header) :]
+
+    def columns(table: str) -> str:
+        return ", ".join(f'"{row[1]}"' for row in conn.execute(f'PRAGMA table_info("{table}")'))
+
+    templates_sql = rebuilt("templates", 'CREATE TABLE "templates_new" (\n   "id" INTEGER PRIMARY KEY AUTOINCREMENT,')
+    samples_sql = rebuilt("samples", 'CREATE TABLE "samples_new" (\n   "id" INTEGER PRIMARY KEY,')
+    reference = 'REFERENCES "templates"("id")'
+    if samples_sql.count(reference) != 1:
+        raise RuntimeError(f"unexpected samples table: {samples_sql!r}")
+    samples_sql = samples_sql.replace(reference, 'REFERENCES "templates_new"("id")')
+    # Indexes and triggers go with their tables: made again on the new ones.
+    dependents = [
+        row[0]
+        for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('templates', 'samples')"
+            " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+        )
+    ]
+    highest = [conn.execute("SELECT coalesce(max(id), 0) FROM templates").fetchone()[0]]
+    highest.append(conn.execute("SELECT coalesce(max(template_id), 0) FROM attempts").fetchone()[0])
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gallery_version'").fetchone():
+        highest.append(conn.execute("SELECT coalesce(max(high_water), 0) FROM gallery_version").fetchone()[0])
+
+    conn.execute(templates_sql)
+    conn.execute(f'INSERT INTO "templates_new" ({columns("templates")}) SELECT {columns("templates")} FROM templates')
+    conn.execute(samples_sql)
+    conn.execute(f'INSERT INTO "samples_new" ({columns("samples")}) SELECT {columns("samples")} FROM samples')
+    conn.execute('DROP TABLE "samples"')
+    conn.execute('DROP TABLE "templates"')
+    conn.execute('ALTER TABLE "templates_new" RENAME TO "templates"')  # samples_new now references "templates"
+    conn.execute('ALTER TABLE "samples_new" RENAME TO "samples"')
+    for sql in dependents:
+        conn.execute(sql)
+    conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('templates', 'templates_new')")
+    conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('templates', ?)", (max(int(v) for v in highest),))

@@ -46,18 +46,42 @@ class LazyCommand:
         from typer.models import CommandInfo, TyperInfo
 
         target = self.target()
+        command: Any
         if isinstance(target, typer.Typer):
-            return get_group_from_info(
+            command = get_group_from_info(
                 TyperInfo(target, name=self.name, rich_help_panel=self.panel),
                 pretty_exceptions_short=False,
                 suggest_commands=True,
                 rich_markup_mode="rich",
             )
-        return get_command_from_info(
-            CommandInfo(name=self.name, callback=target, rich_help_panel=self.panel),
-            pretty_exceptions_short=False,
-            rich_markup_mode="rich",
-        )
+        else:
+            command = get_command_from_info(
+                CommandInfo(name=self.name, callback=target, rich_help_panel=self.panel),
+                pretty_exceptions_short=False,
+                rich_markup_mode="rich",
+            )
+        finish(command)
+        return command
+
+
+def reflowed(text: str) -> str:
+    """Help text with each paragraph on one line, for Rich to wrap to the terminal (Typer keeps a
+    docstring's line breaks after the first paragraph); a paragraph starting with \\b is kept as is."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.lstrip().startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def finish(command: Any) -> None:
+    """Help text reflowed and `--help-settings` added, on a command and each of its subcommands."""
+    from facer_cli.cli.options import add_help_settings
+
+    if command.help:
+        command.help = reflowed(command.help)
+    add_help_settings(command)
+    for sub in getattr(command, "commands", {}).values():
+        finish(sub)
 
 
 COMMANDS = (

@@ -54,57 +54,53 @@ def evaluate_command(
         Optional[Path],
         typer.Option(
             "--liveness",
-            help="Evaluate the liveness check instead: a folder with live/ and attack/ videos (APCER, BPCER, "
-            "the parallax threshold trade-off). See docs/liveness.md.",
+            help="Evaluate the liveness check instead, on a folder of live/ and attack/ videos.",
             show_default=False,
         ),
     ] = None,
     target_far: Annotated[
         float,
-        typer.Option("--target-far", help="FAR the recommended cosine_threshold_high must keep (impostors let in)."),
+        typer.Option("--target-far", help="FAR (impostors let in) for cosine_threshold_high."),
     ] = 1e-3,
     target_frr: Annotated[
         float,
-        typer.Option(
-            "--target-frr", help="FRR the recommended cosine_threshold_low must keep (genuine users turned away)."
-        ),
+        typer.Option("--target-frr", help="FRR (genuine users turned away) for cosine_threshold_low."),
     ] = 1e-2,
     protocol: Annotated[
         Protocol,
         typer.Option(
             "--protocol",
-            help="pairs: image against image. enroll: templates from k images against single images (identity "
-            "folders), beside pairs. identify: 1:N, some identities enrolled from k images, others kept out "
-            "(rank-1, FNIR at FPIR, ambiguous rate, identify_* settings), beside pairs.",
+            metavar="PROTOCOL",
+            help="pairs (image against image), enroll (k-image templates against images) or identify (1:N); "
+            "the last two beside pairs.",
         ),
     ] = Protocol.pairs,
     target_fpir: Annotated[
         float,
         typer.Option(
             "--target-fpir",
-            help="identify protocol: the FPIR (strangers named as someone) the recommended identify_threshold must keep.",
+            help="FPIR (strangers named as someone) for identify_threshold.",
         ),
     ] = 1e-2,
     enroll_images: Annotated[
         Optional[int],
-        typer.Option("-k", "--enroll-images", help="Images per enrolled template (default: min_valid_frames)."),
+        typer.Option("-k", "--enroll-images", help="Images per template (default: min_valid_frames)."),
     ] = None,
     plot: Annotated[
         Optional[Path],
         typer.Option(
             "--plot",
-            help="Save the ROC curve and score histograms to this PNG (needs matplotlib: pip install 'facer\\[plot]').",
+            help="Save the ROC curve and score histograms to this PNG (needs facer\\[plot]).",
         ),
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", help="Processes analysing images (default: the number of cores).")
+        Optional[int], typer.Option("--workers", help="Processes analysing images (default: one per core).")
     ] = None,
     allow_below_floor: Annotated[
         bool,
         typer.Option(
             "--allow-below-floor",
-            help="Let the recommended cosine_threshold_high go below the model's safe floor (0.30) and at or "
-            "below impostor scores seen, down to the lowest threshold whose 95% FAR bound meets --target-far.",
+            help="Let cosine_threshold_high go below the model's safe floor (0.30): see docs/evaluate.md.",
         ),
     ] = False,
     json_output: JsonOption = False,
@@ -117,10 +113,9 @@ def evaluate_command(
 ) -> None:
     """What the thresholds mean on your own faces: FAR, FRR, EER and thresholds for facer.toml.
 
-    Accuracy, FAR, FRR, EER, TAR@FAR and recommended thresholds, on labelled photos. With
-    --liveness DIR: APCER and BPCER (ISO/IEC 30107-3) of the liveness check on live/ and attack/ videos.
-
-    Exit 0 when it ran, 2 for a bad option, 4 when DATA cannot be used. In Python: Facer(settings).evaluate(data).
+    With --liveness DIR: APCER and BPCER of the liveness check (docs/liveness.md). Exit 0 when it ran,
+    2 for a bad option, 4 when DATA cannot be used. More: docs/evaluate.md.
+    In Python: Facer(settings).evaluate(data).
     """
     from rich.progress import Progress
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from facer_cli.cli.app import err_console, settings_for
-from facer_cli.cli.options import DbOption, DetSizeOption, ModelOption
+from facer_cli.cli.options import DbOption, DetSizeOption, ModelOption, setting_option
 from facer_cli.cli.output.text import literal
 from facer_cli.errors import MissingExtraError
 
@@ -31,35 +31,28 @@ def require_server_extra() -> None:
 def serve_command(
     ctx: typer.Context,
     host: Annotated[
-        Optional[str], typer.Option("--host", help="Address to listen on (setting server_host; default 127.0.0.1).")
+        Optional[str], setting_option("server_host", "--host", help="Address to listen on.", shown=True)
     ] = None,
-    port: Annotated[
-        Optional[int], typer.Option("--port", help="TCP port (setting server_port; default 23535).")
-    ] = None,
+    port: Annotated[Optional[int], setting_option("server_port", "--port", help="TCP port.", shown=True)] = None,
     api_key: Annotated[
         Optional[str],
-        typer.Option(
+        setting_option(
+            "api_key",
             "--api-key",
-            help="Require this key in the X-API-Key header (setting api_key; prefer FACER_API_KEY: a flag shows in the process list).",
-            show_default=False,
+            help="Require this key in the X-API-Key header (prefer FACER_API_KEY: a flag shows in the process list).",
+            shown=True,
         ),
     ] = None,
     allow_insecure_remote: Annotated[
         bool,
         typer.Option(
             "--allow-insecure-remote",
-            help="Listen on a non-loopback address without an API key (INSECURE: anyone who reaches the port can enroll, verify and delete users).",
+            help="Listen on a non-loopback address without an API key (INSECURE: anyone who reaches the port "
+            "can enroll, verify and delete users).",
         ),
     ] = False,
     db: DbOption = None,
-    concurrency: Annotated[
-        Optional[int],
-        typer.Option(
-            "--concurrency",
-            help="Requests running the models at once (setting server_concurrency).",
-            rich_help_panel="Settings",
-        ),
-    ] = None,
+    concurrency: Annotated[Optional[int], setting_option("server_concurrency", "--concurrency")] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
     ] = "info",
@@ -68,8 +61,7 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API (enroll, verify, identify, users, token, compare; docs at /docs) in one process.
 
-    Endpoints: health, token, compare, users (enroll, verify, show, remove), identify, liveness
-    challenges. The models load before the port opens. Stop with Ctrl-C.
+    The models load before the port opens. Stop with Ctrl-C. Endpoints: docs/http-api.md.
     In Python: facer_cli.server.create_app(settings), run with uvicorn.
     """
     if log_level not in LOG_LEVELS:

@@ -18,6 +18,7 @@ from facer_cli.cli.options import (
     ReplaceOption,
     UserArgument,
     enroll_mode,
+    setting_option,
 )
 from facer_cli.cli.output.text import print_json
 from facer_cli.cli.output.users import (
@@ -185,7 +186,7 @@ def users_import(
     add: AddOption = False,
     allow_lookalike: AllowLookalikeOption = False,
     model_name: Annotated[
-        Optional[str], typer.Option("--model", help='With --current-model: the model pack ("bundled" or a pack name).')
+        Optional[str], setting_option("model_name", "--model", help="With --current-model: the model pack.", shown=True)
     ] = None,
     db: DbOption = None,
     json_output: JsonOption = False,

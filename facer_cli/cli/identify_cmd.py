@@ -31,7 +31,7 @@ from facer_cli.errors import TooFewFramesError
 
 DECISION_EXIT = {"identified": EXIT_IDENTIFIED, "unknown": EXIT_UNKNOWN_PERSON, "ambiguous": EXIT_AMBIGUOUS}
 
-TopOption = Annotated[Optional[int], setting_option("identify_top", "--top", help="Candidates to list.", shown=True)]
+TopOption = Annotated[Optional[int], setting_option("identify_top", "--top", shown=True)]
 IdentifyThresholdOption = Annotated[Optional[float], setting_option("identify_threshold", "--identify-threshold")]
 IdentifyMarginOption = Annotated[Optional[float], setting_option("identify_margin", "--identify-margin")]
 IdentifyFramesOption = Annotated[Optional[int], setting_option("identify_frames", "--identify-frames")]

@@ -119,6 +119,11 @@ def test_help_settings_lists_every_setting_option_with_the_value_in_effect(tmp_p
                 assert "640" in row and "from FACER_DET_SIZE" in row, row
             elif flag == "--max-frames":
                 assert " 5 " in row and "built-in" in row, row
+    other = tmp_path / "elsewhere.toml"  # --config, after the command too
+    other.write_text("max_frames = 9\n")
+    text = facer(("enroll", "--help-settings", "--config", str(other)), tmp_path).stdout
+    row = next(line for line in text.splitlines() if line.startswith("│ --max-frames"))
+    assert " 9 " in row and "from elsewhere.toml" in row, row
 
 
 def test_setting_options_still_override_their_settings():

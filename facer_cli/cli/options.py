@@ -155,7 +155,7 @@ def _print_setting_options(ctx: Any, param: Any, value: bool) -> None:
 
     from facer_cli.settings import load_settings
 
-    config = ctx.find_root().params.get("config")
+    config = getattr(ctx.find_root().obj, "config", None)  # the global --config (`app.AppState`)
     Console(highlight=False).print(setting_options_view(ctx, setting_params(ctx.command), load_settings(config)))
     ctx.exit(0)
 

@@ -22,7 +22,7 @@ import numpy as np
 from facer_cli.engine import pose as pose_estimation
 from facer_cli.engine import quality
 from facer_cli.engine.heap import reuse_freed_memory
-from facer_cli.engine.modelpack import LoadedModels, load_models
+from facer_cli.engine.modelpack import UNKNOWN_LICENCE, LoadedModels, load_models
 from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
 from facer_cli.engine.reports import FaceReport, FrameReport
 from facer_cli.errors import ImageError, ModelPackError
@@ -86,6 +86,8 @@ class EngineInfo:
     load_seconds: float
     warmup_seconds: float
     files: dict[str, dict[str, str]]
+    # The weights' licence (`ModelPack.licence`): an integrator's to check before deploying.
+    model_licence: str = UNKNOWN_LICENCE
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -158,6 +160,7 @@ class FaceEngine:
             load_seconds=round(self.models.load_seconds, 3),
             warmup_seconds=round(self.warmup_seconds, 3),
             files={t: {"path": str(f.path), "sha256": f.sha256} for t, f in pack.files.items()},
+            model_licence=pack.licence,
         )
 
     # -- per frame -----------------------------------------------------

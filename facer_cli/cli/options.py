@@ -90,8 +90,7 @@ AllowLookalikeOption = Annotated[
     bool,
     typer.Option(
         "--allow-lookalike",
-        help="Store it even when the template matches another enrolled person at or above identify_threshold "
-        "(a look-alike, not the same person twice); the pair is recorded.",
+        help="Store it even when it matches another enrolled person (a look-alike); the pair is recorded.",
     ),
 ]
 

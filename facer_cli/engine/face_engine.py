@@ -41,34 +41,70 @@ def quality_score(det_score: float, sharpness: float) -> float:
     return 0.6 * det_score + 0.4 * min(sharpness / SHARPNESS_SCALE, 1.0)
 
 
+def past(value: float, limit: float, places: int, *, above: bool, spec: str = "f", sign: str = "") -> str:
+    """`value` to `places` decimals, or as many more as it takes to read as past `limit`: a number shown
+    beside its limit visibly exceeds it (yaw -25.4 beyond ±25 reads -25.4°, not -25°)."""
+    text = ""
+    for extra in range(7):
+        text = format(value, f"{sign}.{places + extra}{spec}")
+        read = float(text.rstrip("%")) / (100 if spec == "%" else 1)
+        if (abs(read) > limit) if above else (read < limit):
+            break
+    return text
+
+
 def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
     """Accept the face, or reject it with every reason that applies ("name value …", joined by "; ")."""
     if not face.is_subject:
         return False, "not the subject: a larger face is in the frame"
     reasons = []
     if face.det_score < settings.detection_threshold:
-        reasons.append(f"detector score {face.det_score:.2f} < {settings.detection_threshold:.2f}")
+        reasons.append(
+            f"detector score {past(face.det_score, settings.detection_threshold, 2, above=False)} "
+            f"< {settings.detection_threshold:.2f}"
+        )
     if face.eye_distance is not None and face.eye_distance < settings.min_face_size:
-        reasons.append(f"face too small: eyes {face.eye_distance:.1f} px apart < {settings.min_face_size:g}")
+        reasons.append(
+            f"face too small: eyes {past(face.eye_distance, settings.min_face_size, 1, above=False)} px apart "
+            f"< {settings.min_face_size:g}"
+        )
     if face.other_faces is not None:
         crowd = sum(size >= settings.other_face_fraction for size in face.other_faces)
         if crowd:
             reasons.append(f"{crowd + 1} people in view: one person at a time")
     if settings.require_pose and face.yaw is not None:
         if abs(face.yaw) > settings.pose_yaw_limit:
-            reasons.append(f"yaw {face.yaw:+.0f}° beyond ±{settings.pose_yaw_limit:g}°")
+            reasons.append(
+                f"yaw {past(face.yaw, settings.pose_yaw_limit, 0, above=True, sign='+')}° beyond ±{settings.pose_yaw_limit:g}°"
+            )
         if face.pitch is not None and abs(face.pitch) > settings.pose_pitch_limit:
-            reasons.append(f"pitch {face.pitch:+.0f}° beyond ±{settings.pose_pitch_limit:g}°")
+            reasons.append(
+                f"pitch {past(face.pitch, settings.pose_pitch_limit, 0, above=True, sign='+')}° "
+                f"beyond ±{settings.pose_pitch_limit:g}°"
+            )
     if face.sharpness is not None and face.sharpness < settings.min_sharpness:
-        reasons.append(f"blurred: sharpness {face.sharpness:.0f} < {settings.min_sharpness:g}")
+        reasons.append(
+            f"blurred: sharpness {past(face.sharpness, settings.min_sharpness, 0, above=False)} < {settings.min_sharpness:g}"
+        )
     if face.brightness is not None and face.brightness < settings.min_face_brightness:
-        reasons.append(f"too dark: mean level {face.brightness:.0f} < {settings.min_face_brightness:g}")
+        reasons.append(
+            f"too dark: mean level {past(face.brightness, settings.min_face_brightness, 0, above=False)} "
+            f"< {settings.min_face_brightness:g}"
+        )
     if face.clipped is not None and face.clipped > settings.max_clipped_fraction:
-        reasons.append(f"burnt out: {face.clipped:.0%} of the face clipped > {settings.max_clipped_fraction:.0%}")
+        reasons.append(
+            f"burnt out: {past(face.clipped, settings.max_clipped_fraction, 0, above=True, spec='%')} of the face "
+            f"clipped > {settings.max_clipped_fraction:.0%}"
+        )
     if face.light_balance is not None and face.light_balance > settings.max_light_imbalance:
-        reasons.append(f"uneven light: one side {face.light_balance:.1f}× brighter > {settings.max_light_imbalance:g}×")
+        reasons.append(
+            f"uneven light: one side {past(face.light_balance, settings.max_light_imbalance, 1, above=True)}× "
+            f"brighter > {settings.max_light_imbalance:g}×"
+        )
     if face.quality is not None and face.quality < settings.min_quality_score:
-        reasons.append(f"quality {face.quality:.2f} < {settings.min_quality_score:.2f}")
+        reasons.append(
+            f"quality {past(face.quality, settings.min_quality_score, 2, above=False)} < {settings.min_quality_score:.2f}"
+        )
     return not reasons, "; ".join(reasons)
 
 

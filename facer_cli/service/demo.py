@@ -66,6 +66,6 @@ def run_demo(settings: Settings, workdir: Path) -> DemoResult:
         ("facer verify alice door.jpg", "exit 0 match, 1 no match, 3 uncertain"),
         ("facer enroll alice --camera --replace", "or from a camera (or a video file)"),
         ("facer users list", "who is enrolled"),
-        ("facer serve", "the same over HTTP"),
+        ("facer serve", "the same over HTTP (needs the server extra: pip install 'facer[server]')"),
     ]
     return DemoResult(USER, enrolled, checks, str(workdir / "demo.db"), next_steps)

@@ -195,7 +195,7 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
     steps.add_column(no_wrap=True)
     steps.add_column(style="dim")
     for command, what in result.next_steps:
-        steps.add_row("  " + command, what)
+        steps.add_row(literal("  " + command), literal(what))  # literal: `pip install 'facer[server]'`
     parts.append(steps)
     return Group(*parts)
 

@@ -25,12 +25,14 @@ PROGRESS_FROM = 5
 
 
 def check_plot(plot: Path) -> None:
-    """Before the (long) evaluation: a .png name, and matplotlib installed."""
-    from facer_cli.errors import UsageError
+    """Before the (long) evaluation: a .png name in a folder that exists, and matplotlib installed."""
+    from facer_cli.errors import OutputError, UsageError
     from facer_cli.evaluation.plot import check_available
 
     if plot.suffix.lower() != ".png":
         raise UsageError(f"--plot writes a PNG image: give a file name ending in .png, not {plot.name!r}")
+    if not plot.parent.is_dir():
+        raise OutputError(f"cannot write {plot}: there is no folder {plot.parent}")
     check_available()
 
 

@@ -26,6 +26,8 @@ from facer_cli.engine.face_engine import get_engine
 from facer_cli.engine.modelpack import bundled_folder
 from facer_cli.settings import Settings
 
+pytest_plugins = ["store_backends"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

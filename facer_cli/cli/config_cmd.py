@@ -38,6 +38,7 @@ from facer_cli.settings import (
     example_config_text,
     toml_value,
 )
+from facer_cli.store.urls import describe_db, redact_url
 
 config_app = typer.Typer(help="Show the effective settings or write a facer.toml.", no_args_is_help=True)
 
@@ -88,12 +89,14 @@ def config_show(
     for name in SECRET_SETTINGS:
         if values.get(name) is not None:
             values[name] = "(set)"
+    if values.get("db") is not None:
+        values["db"] = redact_url(values["db"])  # a PostgreSQL URL's password is never shown
     if json_output:
         print_json(
             {
                 "config_file": None if loaded.config_file is None else str(loaded.config_file),
                 "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in names},
-                "db_path": str(loaded.settings.db_path),
+                "db_path": describe_db(loaded.settings.db, loaded.settings.db_path),
             }
         )
         return

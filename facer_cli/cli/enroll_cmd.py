@@ -255,7 +255,7 @@ def enroll_command(
         except LivenessError as error:
             explain_not_live(error, json_output, verbose)
             raise
-        path = str(store.path)
+        path = store.location
     if json_output:
         print_json(result.to_dict())
     else:

@@ -10,6 +10,7 @@ from facer_cli.cli.app import err_console, settings_for
 from facer_cli.cli.options import DbOption, DetSizeOption, ModelOption, setting_option
 from facer_cli.cli.output.text import literal
 from facer_cli.errors import MissingExtraError
+from facer_cli.store.urls import describe_db
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -96,7 +97,7 @@ def serve_command(
             )
         err_console.print(
             literal(
-                f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {settings.db_path}, "
+                f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {describe_db(settings.db, settings.db_path)}, "
                 f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
                 + ("; X-API-Key required" if settings.api_key else "")
             ),

@@ -56,7 +56,7 @@ def users_list(ctx: typer.Context, db: DbOption = None, json_output: JsonOption 
     facer = _facer(ctx)
     with facer.open_store("read") as store:
         result = facer.users(store=store)
-        path = str(store.path)
+        path = store.location
     if json_output:
         print_json(result.to_dict())
     else:

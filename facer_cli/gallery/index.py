@@ -53,7 +53,7 @@ class GalleryIndex:
         self.source = source
         self.model = model
         self.threads = threads
-        self.sidecar = source.sidecar_path(model)
+        self.sidecar: Path | None = source.sidecar_path(model)  # None: the source keeps no file
         self.lock = threading.RLock()
         self.stamp: dict[str, Any] = {}
         self.rebuilds = 0  # how many times this process built the quantised part from the store
@@ -119,6 +119,8 @@ class GalleryIndex:
         self._rebuild()
 
     def _map_sidecar(self) -> bool:
+        if self.sidecar is None:
+            return False
         try:
             fd = os.open(self.sidecar, os.O_RDONLY)
         except OSError:
@@ -147,13 +149,14 @@ class GalleryIndex:
         file can be written beside the store, the same content goes to an unnamed temporary file."""
         self._release()
         self.rebuilds += 1
-        try:
-            build_sidecar(self.source, self.model, self.sidecar)
-            self.persistent = True
-            if self._map_sidecar():
-                return
-        except OSError:
-            pass
+        if self.sidecar is not None:
+            try:
+                build_sidecar(self.source, self.model, self.sidecar)
+                self.persistent = True
+                if self._map_sidecar():
+                    return
+            except OSError:
+                pass
         self.persistent = False
         with tempfile.TemporaryFile() as scratch:
             header = write_gallery(self.source, self.model, scratch.fileno())

@@ -11,7 +11,8 @@ from typing import Any
 
 from facer_cli.service.results import DoctorInfo
 from facer_cli.settings import Settings
-from facer_cli.store import Store
+from facer_cli.store.contract import open_store
+from facer_cli.store.urls import describe_db, is_postgres_url
 
 # The distributions whose versions the report lists (those installed).
 PACKAGES = (
@@ -60,20 +61,27 @@ def doctor_info(settings: Settings) -> DoctorInfo:
 
 
 def gallery_info(settings: Settings, model: str) -> dict[str, Any] | None:
-    """The store's templates of `model` against identify_calibrated_for; None without a store."""
+    """The store's templates of `model` against identify_calibrated_for, and the store itself: its
+    backend, the server's version and the schema version; None without a store (an SQLite file
+    not made yet)."""
     from facer_cli.errors import StoreError
     from facer_cli.service.identify import gallery_warning
 
-    if not settings.db_path.exists():
+    postgres = is_postgres_url(settings.db)
+    if not postgres and not settings.db_path.exists():
         return None
     try:
-        with Store.open(settings, "read") as store:
+        with open_store(settings, "read") as store:
             size = store.gallery_size(model)
+            described = store.describe()
     except StoreError as exc:
-        return {"error": exc.public_message}
+        return {"error": exc.public_message, "backend": "postgresql" if postgres else "sqlite"}
     calibrated = settings.identify_calibrated_for
     return {
-        "db": str(settings.db_path),
+        "db": describe_db(settings.db, settings.db_path),
+        "backend": described["backend"],
+        "server_version": described["server_version"],
+        "schema_version": described["schema_version"],
         "templates": size,
         "identify_threshold": settings.identify_threshold,
         "calibrated_for": calibrated,

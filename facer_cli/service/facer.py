@@ -53,12 +53,13 @@ from facer_cli.store import (
     IdentifyRecord,
     Mode,
     Removal,
-    Store,
     UserDetails,
     UserSummary,
     validate_user_name,
 )
+from facer_cli.store.contract import StoreContract, open_store
 from facer_cli.store.records import now
+from facer_cli.store.urls import is_postgres_url
 from facer_cli.templates.matching import Comparison, Thresholds
 
 if TYPE_CHECKING:
@@ -108,13 +109,14 @@ class Facer:
     def thresholds(self) -> Thresholds:
         return Thresholds.of(self.settings)
 
-    def open_store(self, access: Access = "create") -> Store:
-        """The store of the `db` setting. `access`: "create" (made when missing), "write" (must exist)
-        or "read" (must exist; nothing is written or created beside it)."""
-        return Store.open(self.settings, access)
+    def open_store(self, access: Access = "create") -> StoreContract:
+        """The store of the `db` setting: the SQLite file, or PostgreSQL for a `postgresql://` URL.
+        `access`: "create" (made when missing), "write" (must exist) or "read" (must exist; nothing
+        is written or created beside it)."""
+        return open_store(self.settings, access)
 
     @contextmanager
-    def _store(self, store: Store | None, access: Access) -> Iterator[Store]:
+    def _store(self, store: StoreContract | None, access: Access) -> Iterator[StoreContract]:
         if store is not None:
             yield store
             return
@@ -235,7 +237,7 @@ class Facer:
         return result
 
     # -- the store: enroll and verify ----------------------------------------
-    def check_enrollable(self, store: Store, user: str, mode: Mode) -> str:
+    def check_enrollable(self, store: StoreContract, user: str, mode: Mode) -> str:
         """Fail before any frame is captured when enrolling would fail anyway (the store re-checks)."""
         if mode not in MODES:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -253,7 +255,7 @@ class Facer:
         *,
         mode: Mode = "new",
         allow_lookalike: bool = False,
-        store: Store | None = None,
+        store: StoreContract | None = None,
         liveness: "LivenessResult | None" = None,
     ) -> EnrollResult:
         """Build the template (at least `min_valid_frames` usable frames) and store it with its samples.
@@ -278,7 +280,7 @@ class Facer:
         return EnrollResult(name, mode, template, stored, frames, [c.to_dict() for c in lookalikes])
 
     def _new_lookalikes(
-        self, store: Store, name: str, vector: Any, model: str, allow_lookalike: bool
+        self, store: StoreContract, name: str, vector: Any, model: str, allow_lookalike: bool
     ) -> list["Candidate"]:
         """The people `vector` (a new template of `name`) matches at or above identify_threshold, less
         the pairs already recorded (they stop nothing again); `LookalikeError` unless `allow_lookalike`."""
@@ -293,37 +295,47 @@ class Facer:
         return lookalikes
 
     def lookalikes(
-        self, vector: Any, user: str | None = None, *, store: Store | None = None, model: str | None = None
+        self, vector: Any, user: str | None = None, *, store: StoreContract | None = None, model: str | None = None
     ) -> list["Candidate"]:
         """Enrolled people other than `user` whose templates (of `model`, default the current model's)
         match `vector` at or above identify_threshold."""
         with self._store(store, "read") as opened:
-            index = self.gallery_index(opened.path, model)
+            index = self.gallery_index(opened, model)
         found = index.search(vector, top_k=self.settings.identify_top + 1)
         threshold = self.settings.identify_threshold
         return [c for c in found if c.name != user and c.similarity >= threshold]
 
     # -- the store: identify (1:N) ---------------------------------------------
-    def gallery_index(self, db_path: PathLike | None = None, model: str | None = None) -> "GalleryIndex":
-        """The gallery index of `model`'s templates in the store (default: the current model's; kept per
-        process and brought up to date with the store before every search)."""
+    def gallery_index(self, store: StoreContract | PathLike | None = None, model: str | None = None) -> "GalleryIndex":
+        """The gallery index of `model`'s templates in the store (an open store, an SQLite file's path,
+        or by default the `db` setting's; default model: the current one). Kept per process and
+        brought up to date with the store before every search."""
         from facer_cli.gallery import GalleryIndex
 
-        path = Path(db_path) if db_path is not None else self.settings.db_path
+        if store is None and is_postgres_url(self.settings.db):
+            with self.open_store("read") as opened:
+                return self.gallery_index(opened, model)
         model = model or self.model
-        key = (str(path.expanduser().resolve()), model)
+        if store is None or isinstance(store, (str, Path)):
+            path = Path(store) if store is not None else self.settings.db_path
+            key = (str(path.expanduser().resolve()), model)
+            source: Any = path
+        else:
+            key, source = (store.gallery_key, model), store.gallery_source
         with self._galleries_lock:
             index = self._galleries.get(key)
             if index is None:
-                index = GalleryIndex.open(path, model)
+                index = GalleryIndex.open(source if isinstance(source, Path) else source(), model)
                 self._galleries[key] = index
         return index
 
-    def prepare_identify(self, store: Store) -> None:
+    def prepare_identify(self, store: StoreContract) -> None:
         """A store that cannot record the attempt fails before any capture."""
         store.check_writable("record an identify attempt")
 
-    def identify(self, inputs: Inputs, *, top: int | None = None, store: Store | None = None) -> "IdentifyResult":
+    def identify(
+        self, inputs: Inputs, *, top: int | None = None, store: StoreContract | None = None
+    ) -> "IdentifyResult":
         """Who is this? Build a probe as `verify` does, search every template of the current model
         exactly, decide identified / unknown / ambiguous (identify_threshold, identify_margin and, from
         a camera, identify_frames) and record the attempt. No usable probe: recorded as "no_probe" and
@@ -358,7 +370,7 @@ class Facer:
                     )
                 )
                 raise
-            index = self.gallery_index(opened.path)
+            index = self.gallery_index(opened)
             probes = [probe.vector]
             by_frame = frames.capture is not None and settings.identify_frames > 1
             if by_frame:
@@ -411,7 +423,7 @@ class Facer:
             [warning] if warning else [],
         )
 
-    def prepare_verify(self, store: Store, user: str) -> str:
+    def prepare_verify(self, store: StoreContract, user: str) -> str:
         """Unknown user, a model mismatch or a store that cannot record the attempt: before any capture."""
         name = validate_user_name(user)
         store.templates(name, with_vectors=False)  # an unknown user is told so before the models load
@@ -420,7 +432,7 @@ class Facer:
         self.check_lockout(store, name)
         return name
 
-    def check_lockout(self, store: Store, user: str) -> None:
+    def check_lockout(self, store: StoreContract, user: str) -> None:
         """`UserLockedError` (and a "locked_out" attempt in the audit log) while the user is locked out
         after `liveness_max_failures` liveness failures within `liveness_window_s`."""
         from facer_cli.service.liveness_policy import failure_window, locked_error
@@ -446,7 +458,7 @@ class Facer:
         user: str,
         inputs: Inputs,
         *,
-        store: Store | None = None,
+        store: StoreContract | None = None,
         liveness: "LivenessResult | None" = None,
     ) -> VerifyResult:
         """Build a probe (the template rule for probes), compare it with every template of the user
@@ -491,21 +503,21 @@ class Facer:
         )
 
     # -- the store: users ------------------------------------------------------
-    def users(self, *, store: Store | None = None) -> UserList:
+    def users(self, *, store: StoreContract | None = None) -> UserList:
         with self._store(store, "read") as opened:
             return UserList(opened.list())
 
-    def user(self, name: str, *, attempts: int = 10, store: Store | None = None) -> UserDetails:
+    def user(self, name: str, *, attempts: int = 10, store: StoreContract | None = None) -> UserDetails:
         with self._store(store, "read") as opened:
             return opened.show(name, attempts=attempts)
 
-    def remove_user(self, name: str, *, store: Store | None = None) -> Removal:
+    def remove_user(self, name: str, *, store: StoreContract | None = None) -> Removal:
         """Delete the user with every template and sample; `erasure_pending` when a reader still held
         the old pages (the next opening of the store that can write finishes the erasure)."""
         with self._store(store, "write") as opened:
             return opened.remove(name)
 
-    def rename_user(self, old: str, new: str, *, store: Store | None = None) -> UserSummary:
+    def rename_user(self, old: str, new: str, *, store: StoreContract | None = None) -> UserSummary:
         with self._store(store, "write") as opened:
             return opened.rename(old, new)
 
@@ -516,7 +528,7 @@ class Facer:
         *,
         template_id: int | None = None,
         overwrite: bool = False,
-        store: Store | None = None,
+        store: StoreContract | None = None,
     ) -> ExportResult:
         """One of a user's templates (the newest by default) written to a `.npy` file."""
         with self._store(store, "read") as opened:
@@ -533,7 +545,7 @@ class Facer:
         mode: Mode = "new",
         trust_fingerprint: bool = False,
         allow_lookalike: bool = False,
-        store: Store | None = None,
+        store: StoreContract | None = None,
     ) -> ImportResult:
         """A `.npy` vector stored as a template. `fingerprint`: the model that made it; None means the
         current model. A fingerprint names a model: the current model's needs a vector of its size
@@ -605,10 +617,11 @@ class Facer:
             dimension = None
         return pack.fingerprint, dimension
 
-    def check_store(self, *, store: Store | None = None) -> CheckResult:
-        """SQLite's quick_check over the whole file; `StoreError` when it is damaged."""
+    def check_store(self, *, store: StoreContract | None = None) -> CheckResult:
+        """The store's check (SQLite: quick_check over the whole file; PostgreSQL: facer's rows);
+        `StoreError` when it is damaged."""
         with self._store(store, "read") as opened:
-            return CheckResult(str(opened.path), opened.check(), opened.count())
+            return CheckResult(opened.location, opened.check(), opened.count())
 
     # -- evaluate, doctor ------------------------------------------------------
     def evaluate(self, data: PathLike, **options: Any) -> "Evaluation":

@@ -19,7 +19,7 @@ from facer_cli.errors import LivenessError, UserLockedError
 if TYPE_CHECKING:
     from facer_cli.liveness import LivenessResult
     from facer_cli.settings import Settings
-    from facer_cli.store import Store
+    from facer_cli.store.contract import StoreContract
 
 
 def wanted(settings: "Settings", camera: bool, flag: bool | None = None) -> bool:
@@ -88,7 +88,9 @@ class FailureWindow:
         return text
 
 
-def failure_window(store: "Store", user: str, settings: "Settings", now: datetime | None = None) -> FailureWindow:
+def failure_window(
+    store: "StoreContract", user: str, settings: "Settings", now: datetime | None = None
+) -> FailureWindow:
     moment = now or datetime.now(timezone.utc)
     from facer_cli.store import NOT_LIVE
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from facer_cli.store import AttemptRecord, Store, validate_user_name
+from facer_cli.store import AttemptRecord, validate_user_name
+from facer_cli.store.contract import StoreContract
 from facer_cli.store.records import now
 from facer_cli.templates.matching import Comparison, Thresholds, best_match
 
@@ -38,7 +39,7 @@ class Verification:
 
 
 def verify_probe(
-    store: Store,
+    store: StoreContract,
     user: str,
     probe: Any,
     *,

@@ -202,9 +202,16 @@ class Removal:
     # True: a reader still held older pages, so the embeddings' bytes may be in the files until
     # the next connection that can checkpoint erases them.
     erasure_pending: bool = False
+    # Why the erasure is pending, where the backend says more than the default (PostgreSQL: the role
+    # may not VACUUM the tables, or another transaction still sees the old rows). Left out of the
+    # JSON when None.
+    erasure_note: str | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        if data["erasure_note"] is None:
+            del data["erasure_note"]
+        return data
 
 
 @dataclass

@@ -25,6 +25,7 @@ from facer_cli.store.connection import (
     StoreConnection,
 )
 from facer_cli.store.gallery_source import erase_sidecars
+from facer_cli.store.migrations import STEP_NAMES
 from facer_cli.store.records import (
     MODES,
     Attempt,
@@ -42,6 +43,7 @@ from facer_cli.store.records import (
     validate_user_name,
     vector_to_blob,
 )
+from facer_cli.store.urls import is_postgres_url
 
 # Schema steps some reads depend on (a read-only store may lack the newest ones).
 IDENTIFY_STEP = GALLERY_STEP
@@ -49,6 +51,8 @@ IDENTIFY_STEP = GALLERY_STEP
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FrameReport
     from facer_cli.settings import Settings
+    from facer_cli.store.gallery_source import GallerySource
+    from facer_cli.store.postgres.repository import PostgresStore
     from facer_cli.templates.aggregate import Template
 
 
@@ -64,8 +68,41 @@ class Store(StoreConnection):
     """
 
     @classmethod
-    def open(cls, settings: "Settings", access: Access = "create") -> "Store":
+    def open(cls, settings: "Settings", access: Access = "create") -> "Store | PostgresStore":
+        """The store of the `db` setting: PostgreSQL for a `postgresql://` or `postgres://` URL
+        (psycopg is imported only then), else this SQLite file."""
+        if is_postgres_url(settings.db):
+            from facer_cli.store.postgres.repository import PostgresStore
+
+            return PostgresStore.open(settings, access)
         return cls(settings.db_path, settings.db_busy_timeout_s, access=access)
+
+    # -- the store contract's description of itself (`facer_cli.store.contract`) -----------
+    backend = "sqlite"
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def gallery_key(self) -> str:
+        return str(self.path.expanduser().resolve())
+
+    def gallery_source(self) -> "GallerySource":
+        from facer_cli.store.gallery_source import SQLiteGallerySource
+
+        return SQLiteGallerySource(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, SQLite's version and the schema steps applied."""
+        applied = [name for name in STEP_NAMES if self.has_step(name)]
+        return {
+            "backend": self.backend,
+            "db": self.location,
+            "server_version": sqlite3.sqlite_version,
+            "schema_version": len(applied),
+            "schema_step": applied[-1] if applied else None,
+        }
 
     @property
     def _unverified(self) -> str:

@@ -94,7 +94,9 @@ def user_view(details: "UserDetails") -> Group:
 
 def removal_view(removal: "Removal") -> Text:
     text = f"removed {removal.user!r}: {removal.templates} template(s), {removal.samples} sample(s)"
-    if removal.erasure_pending:
+    if removal.erasure_pending and removal.erasure_note:
+        text += f"; erasure pending: {removal.erasure_note}"
+    elif removal.erasure_pending:
         text += (
             "; erasure pending: another process is reading the store, so their embeddings' bytes stay in "
             "the database files until the next facer command on it wipes them"

@@ -13,6 +13,7 @@ from rich.text import Text
 from facer_cli.cli.output.frames import comparison_text, frames_summary, frames_table, frames_view, template_summary
 from facer_cli.cli.output.text import ShortName, literal
 from facer_cli.cli.output.users import lookalike_lines
+from facer_cli.store.urls import describe_db
 
 if TYPE_CHECKING:
     from facer_cli.service import (
@@ -160,7 +161,12 @@ def doctor_view(info: "DoctorInfo") -> Table:
         )
         if gallery["warning"]:
             table.add_row("  warning", literal(gallery["warning"], "bold yellow"))
-    elif gallery:
+    if gallery and "backend" in gallery:
+        store = gallery["backend"] if "db" not in gallery else f"{gallery['backend']}: {gallery['db']}"
+        if "server_version" in gallery:
+            store += f" (server {gallery['server_version']}, schema version {gallery['schema_version']})"
+        table.add_row("store", literal(store))
+    if gallery and "templates" not in gallery:
         table.add_row("identify gallery", literal(gallery["error"], "yellow"))
     return table
 
@@ -220,7 +226,7 @@ def config_view(loaded: "LoadedSettings", shown: "dict[str, str]", changed_only:
         )
     parts += [
         literal(config_file),  # again below the table, which scrolls its title away
-        literal(f"database: {loaded.settings.db_path}"),
+        literal(f"database: {describe_db(loaded.settings.db, loaded.settings.db_path)}"),
         Text("what each setting means: facer.toml.example, or `facer config show --verbose`", "dim"),
     ]
     return Group(*parts)

@@ -1,0 +1,172 @@
+"""The store contract: everything the service layer, the front ends and the gallery use of a store.
+
+`StoreContract` is a `typing.Protocol`: the SQLite `Store` (`facer_cli.store.repository`) and
+`PostgresStore` (`facer_cli.store.postgres`) both implement it, and type hints outside `store/`
+name it, never a backend. `open_store(settings, access)` picks the backend from the `db` setting:
+a `postgresql://` or `postgres://` URL is PostgreSQL (psycopg is imported only then), anything
+else the SQLite file. What the gallery index reads is `GallerySource` (`gallery_source`); a store
+hands out one of its own with `gallery_source()`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, List, Protocol, Sequence  # List: `list` is a method name here
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from facer_cli.engine.reports import FrameReport
+    from facer_cli.settings import Settings
+    from facer_cli.store.connection import Access
+    from facer_cli.store.gallery_source import GallerySource
+    from facer_cli.store.records import (
+        Attempt,
+        AttemptRecord,
+        IdentifyRecord,
+        Lookalike,
+        Mode,
+        Removal,
+        StoredTemplate,
+        UserDetails,
+        UserSummary,
+    )
+    from facer_cli.templates.aggregate import Template
+
+
+class StoreContract(Protocol):
+    """A facer store, whichever backend keeps it. Every method behaves the same on each backend;
+    errors are `facer_cli.errors` classes (`StoreError` for the database itself, one line)."""
+
+    # -- what it is --------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """The store as shown to people: the SQLite file's path, or the URL without its password."""
+        ...
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """For `facer doctor`: the backend, its server's version and the schema version."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StoreContract: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    # -- transactions ------------------------------------------------------------
+    def transaction(self, action: str) -> AbstractContextManager[object]:
+        """One transaction; the store's methods called inside join it, so a caller can read, decide
+        and write atomically. `action` names it in an error."""
+        ...
+
+    def check_writable(self, action: str = ...) -> None:
+        """`StoreError` now, before a capture, when the store cannot be written. Changes nothing."""
+        ...
+
+    # -- users -------------------------------------------------------------------
+    def exists(self, user: str) -> bool: ...
+
+    def count(self) -> int: ...
+
+    def list(self) -> List[UserSummary]: ...
+
+    def show(self, user: str, attempts: int = 10) -> UserDetails: ...
+
+    def rename(self, old: str, new: str) -> UserSummary: ...
+
+    def remove(self, user: str) -> Removal:
+        """Delete the user, their templates and samples; `Removal.erasure_pending` (with a reason
+        where the backend gives one) when their bytes may still be readable in the store's files."""
+        ...
+
+    def check(self) -> str:
+        """ "ok", or `StoreError` describing the damage."""
+        ...
+
+    # -- templates ---------------------------------------------------------------
+    def add_template(
+        self,
+        user: str,
+        template: Template,
+        frames: Sequence[FrameReport] = (),
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+    ) -> StoredTemplate: ...
+
+    def import_vector(
+        self,
+        user: str,
+        vector: np.ndarray,
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+        model_verified: bool = True,
+    ) -> StoredTemplate: ...
+
+    def templates(self, user: str, with_vectors: bool = True) -> List[StoredTemplate]: ...
+
+    def templates_of_model(self, user: str, model: str, with_vectors: bool = True) -> List[StoredTemplate]: ...
+
+    def samples(self, template_id: int) -> List[dict]: ...
+
+    def export(self, user: str, template_id: int | None = None) -> StoredTemplate: ...
+
+    # -- the verify audit log ----------------------------------------------------
+    def record_attempt(self, record: AttemptRecord) -> int | None: ...
+
+    def attempt_times(self, user: str, band: str, since: str) -> List[str]: ...
+
+    def attempts(self, user: str | None = None, limit: int = 100) -> List[Attempt]: ...
+
+    # -- identify: the gallery, look-alikes, the identify log ----------------------
+    def gallery_size(self, model: str) -> int: ...
+
+    def user_ids(self, names: Sequence[str]) -> dict[str, int]: ...
+
+    def record_lookalikes(self, user: str, others: Sequence[tuple[int, float]], model: str) -> None: ...
+
+    def lookalikes(self, user: str) -> List[Lookalike]: ...
+
+    def record_identification(self, record: IdentifyRecord) -> int | None: ...
+
+    def identifications(self, limit: int = 100) -> List[dict]: ...
+
+    @property
+    def gallery_key(self) -> str:
+        """Equal for two openings of the same store (a process keeps one gallery index per key)."""
+        ...
+
+    def gallery_source(self) -> GallerySource:
+        """A new `GallerySource` on this store, with a read-only connection of its own (the gallery
+        index owns it and closes it)."""
+        ...
+
+
+def open_store(settings: Settings, access: Access = "create") -> StoreContract:
+    """The store of the `db` setting: PostgreSQL for a `postgresql://` or `postgres://` URL, else
+    the SQLite file (`Settings.db_path`). `access`: "create" (made when missing), "write" (must
+    exist) or "read" (must exist; nothing is written)."""
+    from facer_cli.store.repository import Store
+
+    return Store.open(settings, access)
+
+
+__all__ = ["StoreContract", "open_store"]
+
+
+def _conforms() -> None:  # pragma: no cover - read by mypy only
+    from facer_cli.store.postgres.repository import PostgresStore
+    from facer_cli.store.repository import Store
+
+    sqlite: StoreContract = Store(":memory:")
+    postgres: StoreContract = PostgresStore("postgresql://")
+    del sqlite, postgres

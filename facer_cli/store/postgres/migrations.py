@@ -1,0 +1,88 @@
+"""The PostgreSQL store's schema, as numbered steps recorded in `facer_schema`.
+
+A step, once released, never changes: a schema change is a new step, appended. Each pending step
+runs in one transaction with its row in `facer_schema` (version = its number, from 1), under a
+transaction-level advisory lock, so any number of processes may open a new database at once. A
+database whose `facer_schema` holds a version above `len(STEPS)` comes from a newer facer and is
+refused.
+
+The tables are SQLite's (`facer_cli.store.migrations`) in PostgreSQL's types: ids are identity
+columns (never reused), vectors and embeddings float32 bytes in `bytea`, times ISO 8601 text as
+SQLite keeps them. The gallery's change counter (`gallery_version`) is kept by a trigger.
+"""
+
+from __future__ import annotations
+
+# The version table: one row per applied step.
+VERSION_TABLE = "facer_schema"
+CREATE_VERSION_TABLE = f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied text NOT NULL)"
+# Key of the transaction-level advisory lock the schema steps run under ("FACE").
+SCHEMA_LOCK = 0x46414345
+# Tables facer owns: a database holding one of them without `facer_schema` is not a facer store.
+OWN_TABLES = ("users", "templates", "samples", "attempts", "gallery_version", "lookalikes", "identifications")
+
+M001_TABLES = [
+    "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE,"
+    " created text NOT NULL, updated text NOT NULL)",
+    # One row per template: a float32 unit vector and how it was made.
+    "CREATE TABLE templates (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " user_id bigint NOT NULL REFERENCES users (id), vector bytea NOT NULL, dimension integer NOT NULL,"
+    " model text NOT NULL, frames_seen integer, frames_used integer, outliers integer,"
+    " mean_quality double precision, source text, created text NOT NULL,"
+    " model_unverified boolean NOT NULL DEFAULT false)",
+    "CREATE INDEX templates_user_id ON templates (user_id)",
+    "CREATE INDEX templates_model_id ON templates (model, id)",
+    # The frames that built a template: measurements and the decision, never pixels; an embedding
+    # only for kept frames.
+    "CREATE TABLE samples (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " template_id bigint NOT NULL REFERENCES templates (id), position integer NOT NULL, source text,"
+    " embedding bytea, det_score double precision, quality double precision, yaw double precision,"
+    " pitch double precision, roll double precision, sharpness double precision, decision text NOT NULL,"
+    " reason text)",
+    "CREATE INDEX samples_template_id ON samples (template_id)",
+    # The verify audit log: never an embedding; the name outlives the user (user_id NULL after removal).
+    "CREATE TABLE attempts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint,"
+    " user_name text NOT NULL, created text NOT NULL, similarity double precision, band text NOT NULL,"
+    " threshold_high double precision, threshold_low double precision, template_id bigint, model text,"
+    " source text, frames_seen integer, frames_used integer, live boolean, liveness_reason text,"
+    " liveness text)",
+    "CREATE INDEX attempts_user_band_created ON attempts (user_id, band, created)",
+    "CREATE INDEX attempts_user_name_created ON attempts (user_name, created)",
+    # Per model: templates ever inserted and deleted, the highest id inserted, and inserts that took
+    # an id at or below it (an identity value drawn earlier but committed later) or updated a row:
+    # the gallery index's stamp (`facer_cli.store.gallery_source.GallerySource.stamp`).
+    "CREATE TABLE gallery_version (model text PRIMARY KEY, inserts bigint NOT NULL DEFAULT 0,"
+    " deletes bigint NOT NULL DEFAULT 0, high_water bigint NOT NULL DEFAULT 0, reused bigint NOT NULL DEFAULT 0)",
+    "CREATE FUNCTION facer_gallery_version() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  IF TG_OP IN ('DELETE', 'UPDATE') THEN\n"
+    "    UPDATE gallery_version SET deletes = deletes + 1 WHERE model = OLD.model;\n"
+    "  END IF;\n"
+    "  IF TG_OP IN ('INSERT', 'UPDATE') THEN\n"
+    "    INSERT INTO gallery_version (model) VALUES (NEW.model) ON CONFLICT (model) DO NOTHING;\n"
+    "    UPDATE gallery_version SET inserts = inserts + 1,\n"
+    "      reused = reused + CASE WHEN TG_OP = 'UPDATE' OR NEW.id <= high_water THEN 1 ELSE 0 END,\n"
+    "      high_water = greatest(high_water, NEW.id) WHERE model = NEW.model;\n"
+    "  END IF;\n"
+    "  RETURN NULL;\n"
+    "END $$",
+    "CREATE TRIGGER gallery_version_change AFTER INSERT OR DELETE OR UPDATE OF id, user_id, vector, dimension, model"
+    " ON templates FOR EACH ROW EXECUTE FUNCTION facer_gallery_version()",
+    # Pairs of users whose templates matched at or above identify_threshold when one was enrolled anyway.
+    "CREATE TABLE lookalikes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint NOT NULL,"
+    " other_user_id bigint NOT NULL, similarity double precision NOT NULL, model text, created text NOT NULL)",
+    "CREATE INDEX lookalikes_user_id ON lookalikes (user_id)",
+    "CREATE INDEX lookalikes_other_user_id ON lookalikes (other_user_id)",
+    # The identify audit log: names and scores, never an embedding.
+    "CREATE TABLE identifications (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, created text NOT NULL,"
+    " model text, source text, decision text NOT NULL, user_name text, similarity double precision,"
+    " threshold double precision, margin double precision, candidates text, gallery_size integer,"
+    " frames_seen integer, frames_used integer)",
+    "CREATE INDEX identifications_created ON identifications (created)",
+]
+
+# (name, statements), in order: step n is STEPS[n - 1].
+STEPS: list[tuple[str, list[str]]] = [
+    ("m001_users_templates_samples_audit_gallery", M001_TABLES),
+]
+STEP_NAMES = [name for name, _ in STEPS]

@@ -1,0 +1,665 @@
+"""`PostgresStore`: the store contract on PostgreSQL — users, templates, samples, both audit logs,
+look-alikes — with SQLite's behaviour, method for method (`facer_cli.store.repository.Store`).
+
+Enrolling, importing and renaming take a transaction-level advisory lock on each user name they
+decide on before they read it, so two sessions enrolling one name queue: the second sees the
+first's row and fails with `UserExistsError` (the unique index on `users.name` is the backstop).
+Serialization failures and deadlocks are retried (`PostgresConnection.write`).
+
+A removal deletes the rows in one transaction, then runs `VACUUM` on the tables that held the
+person's vectors and embeddings (outside any transaction). Where the database user may not vacuum
+them, or another transaction still sees the old rows, the `Removal` says `erasure_pending` with
+the reason. What is still left is said in docs/store.md: WAL and backups keep the bytes until they
+rotate, and the freed space of the table files until it is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a method name here
+
+import numpy as np
+import psycopg
+from psycopg import errors as pg_errors
+
+from facer_cli.errors import ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
+from facer_cli.files.vectors import validate_vector
+from facer_cli.store.connection import Access
+from facer_cli.store.postgres.connection import PostgresConnection
+from facer_cli.store.postgres.gallery import PostgresGallerySource
+from facer_cli.store.records import (
+    MODES,
+    Attempt,
+    AttemptRecord,
+    IdentifyRecord,
+    Lookalike,
+    Mode,
+    Removal,
+    StoredTemplate,
+    UserDetails,
+    UserSummary,
+    blob_to_vector,
+    now,
+    sample_rows,
+    validate_user_name,
+    vector_to_blob,
+)
+
+if TYPE_CHECKING:
+    from facer_cli.engine.reports import FrameReport
+    from facer_cli.settings import Settings
+    from facer_cli.templates.aggregate import Template
+
+# The tables a removal deletes vectors or embeddings from (their TOAST tables are vacuumed with them).
+ERASED_TABLES = ("templates", "samples", "users", "lookalikes")
+SUMMARY = (
+    "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
+    " array_agg(DISTINCT t.model) FILTER (WHERE t.model IS NOT NULL), max(t.created),"
+    " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id),"
+    " array_agg(DISTINCT t.model) FILTER (WHERE t.model_unverified)"
+    " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
+)
+ATTEMPT_COLUMNS = (
+    "id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id, live, liveness_reason"
+)
+
+
+def name_lock(name: str) -> int:
+    """The advisory lock key of a user name (64 bits of its SHA-256, signed as PostgreSQL's bigint)."""
+    return int.from_bytes(hashlib.sha256(f"facer.user\0{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class PostgresStore(PostgresConnection):
+    """A facer database on PostgreSQL: `PostgresStore("postgresql://facer@db/facer")`, or
+    `Store.open(settings)` / `open_store(settings)` for a `db` setting that is such a URL."""
+
+    @classmethod
+    def open(cls, settings: "Settings", access: Access = "create") -> "PostgresStore":
+        assert settings.db is not None
+        return cls(settings.db, settings.db_busy_timeout_s, access=access)
+
+    def __enter__(self) -> "PostgresStore":
+        return self
+
+    # -- the contract's description of itself ----------------------------------------
+    @property
+    def gallery_key(self) -> str:
+        return self.location
+
+    def gallery_source(self) -> PostgresGallerySource:
+        return PostgresGallerySource(self.url, self.busy_timeout_s)
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, the server's version and the schema version."""
+        conn = self._connection()
+        return {
+            "backend": self.backend,
+            "db": self.location,
+            "server_version": conn.info.parameter_status("server_version") or str(conn.info.server_version),
+            "schema_version": self.schema_version,
+            "schema_step": self.schema_step,
+        }
+
+    # -- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _user_id(conn: psycopg.Connection, name: str) -> int | None:
+        row = conn.execute("SELECT id FROM users WHERE name = %s", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _require_user(self, conn: psycopg.Connection, name: str) -> int:
+        user_id = self._user_id(conn, name)
+        if user_id is None:
+            raise UnknownUserError(f"no user named {name!r}")
+        return user_id
+
+    @staticmethod
+    def _lock_names(conn: psycopg.Connection, *names: str) -> None:
+        for key in sorted({name_lock(name) for name in names}):
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    @staticmethod
+    def _templates(conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
+        rows = conn.execute(
+            "SELECT t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
+            " t.source, t.created, (SELECT count(*) FROM samples s WHERE s.template_id = t.id),"
+            f" {'t.vector' if vectors else 'NULL::bytea'}, t.model_unverified"
+            " FROM templates t WHERE t.user_id = %s ORDER BY t.id",
+            (user_id,),
+        ).fetchall()
+        return [
+            StoredTemplate(
+                id=r[0],
+                user=name,
+                dimension=r[1],
+                model=r[2],
+                frames_seen=r[3],
+                frames_used=r[4],
+                outliers=r[5],
+                mean_quality=r[6],
+                source=r[7],
+                created=r[8],
+                samples=int(r[9]),
+                vector=None if r[10] is None else blob_to_vector(bytes(r[10]), r[1]),
+                model_verified=not r[11],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> UserSummary:
+        return UserSummary(
+            name=row[0],
+            created=row[1],
+            updated=row[2],
+            templates=int(row[3]),
+            frames=int(row[4]),
+            models=sorted(row[5] or []),
+            last_enrolled=row[6],
+            last_verified=row[7],
+            unverified_models=sorted(row[8] or []),
+        )
+
+    # -- writing templates -----------------------------------------------------
+    def add_template(
+        self,
+        user: str,
+        template: "Template",
+        frames: Sequence["FrameReport"] = (),
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+    ) -> StoredTemplate:
+        """As `Store.add_template`: the template and one sample row per frame, in one transaction."""
+        return self._save(
+            user,
+            template.vector,
+            model=model,
+            source=source,
+            mode=mode,
+            samples=sample_rows(template, frames),
+            frames_seen=template.frames_seen,
+            frames_used=len(template.used),
+            outliers=len(template.outliers),
+            mean_quality=template.mean_quality,
+            model_verified=True,
+        )
+
+    def import_vector(
+        self,
+        user: str,
+        vector: np.ndarray,
+        *,
+        model: str,
+        source: str,
+        mode: Mode = "new",
+        model_verified: bool = True,
+    ) -> StoredTemplate:
+        """As `Store.import_vector`."""
+        vector = validate_vector(np.asarray(vector), source)
+        if not model or not model.strip():
+            raise VectorError(f"{source}: the model that made this vector is unknown; give its fingerprint")
+        return self._save(
+            user,
+            vector,
+            model=model.strip(),
+            source=source,
+            mode=mode,
+            samples=[],
+            frames_seen=None,
+            frames_used=None,
+            outliers=None,
+            mean_quality=None,
+            model_verified=model_verified,
+        )
+
+    def _save(
+        self,
+        user: str,
+        vector: np.ndarray,
+        *,
+        model: str,
+        source: str,
+        mode: Mode,
+        samples: list[dict],
+        frames_seen: int | None,
+        frames_used: int | None,
+        outliers: int | None,
+        mean_quality: float | None,
+        model_verified: bool,
+    ) -> StoredTemplate:
+        name = validate_user_name(user)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        created = now()
+
+        def work(conn: psycopg.Connection) -> int:
+            self._lock_names(conn, name)  # the name check and the insert: one session at a time per name
+            user_id = self._user_id(conn, name)
+            if user_id is not None:
+                count, models = conn.execute(
+                    "SELECT count(*), array_agg(DISTINCT model) FROM templates WHERE user_id = %s", (user_id,)
+                ).fetchone() or (0, None)
+                if mode == "new":
+                    raise UserExistsError(f"{name!r} is already enrolled ({count} template(s))")
+                if mode == "add" and count and models != [model]:
+                    raise ModelMismatchError(
+                        f"{name!r} was enrolled with model {','.join(models or [])}, this template comes from "
+                        f"{model}; templates of different models are never compared: replace their templates instead"
+                    )
+            same_model = conn.execute("SELECT dimension FROM templates WHERE model = %s LIMIT 1", (model,)).fetchone()
+            if same_model is not None and same_model[0] != vector.shape[0]:
+                raise ModelMismatchError(
+                    f"model {model} makes {same_model[0]}-d templates, this one has {vector.shape[0]} values"
+                )
+            if user_id is None:
+                try:
+                    with conn.transaction():  # a savepoint: the unique index is the backstop
+                        row = conn.execute(
+                            "INSERT INTO users (name, created, updated) VALUES (%s, %s, %s) RETURNING id",
+                            (name, created, created),
+                        ).fetchone()
+                except pg_errors.UniqueViolation:
+                    raise UserExistsError(f"{name!r} is already enrolled") from None
+                assert row is not None
+                user_id = int(row[0])
+            else:
+                if mode == "replace" and self._delete_templates(conn, user_id)[0]:
+                    self.after_commit(self._vacuum_quietly)  # the old templates' bytes, as `remove` erases them
+                conn.execute("UPDATE users SET updated = %s WHERE id = %s", (created, user_id))
+            row = conn.execute(
+                "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
+                " mean_quality, source, created, model_unverified) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " RETURNING id",
+                (
+                    user_id,
+                    vector_to_blob(vector),
+                    int(vector.shape[0]),
+                    model,
+                    frames_seen,
+                    frames_used,
+                    outliers,
+                    None if mean_quality is None else float(mean_quality),
+                    source,
+                    created,
+                    not model_verified,
+                ),
+            ).fetchone()
+            assert row is not None
+            template_id = int(row[0])
+            if samples:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO samples (template_id, position, source, embedding, det_score, quality, yaw,"
+                        " pitch, roll, sharpness, decision, reason) VALUES (%(template_id)s, %(position)s,"
+                        " %(source)s, %(embedding)s, %(det_score)s, %(quality)s, %(yaw)s, %(pitch)s, %(roll)s,"
+                        " %(sharpness)s, %(decision)s, %(reason)s)",
+                        [{**sample, "template_id": template_id} for sample in samples],
+                    )
+            return template_id
+
+        template_id = self.write(f"enroll {name!r}", work)
+        return StoredTemplate(
+            id=template_id,
+            user=name,
+            dimension=int(vector.shape[0]),
+            model=model,
+            frames_seen=frames_seen,
+            frames_used=frames_used,
+            outliers=outliers,
+            mean_quality=mean_quality,
+            source=source,
+            created=created,
+            samples=len(samples),
+            vector=vector,
+            model_verified=model_verified,
+        )
+
+    @staticmethod
+    def _delete_templates(conn: psycopg.Connection, user_id: int) -> tuple[int, int]:
+        samples = conn.execute(
+            "DELETE FROM samples WHERE template_id IN (SELECT id FROM templates WHERE user_id = %s)", (user_id,)
+        ).rowcount
+        templates = conn.execute("DELETE FROM templates WHERE user_id = %s", (user_id,)).rowcount
+        return templates, samples
+
+    def check_writable(self, action: str = "write to it") -> None:
+        """`StoreError` now — not after a capture — when the store cannot be written (a read-only
+        session or server, no privilege, or a lock held beyond the busy timeout). Changes nothing."""
+        self.write(action, lambda conn: conn.execute("UPDATE users SET name = name WHERE false"))
+
+    # -- reading templates for a comparison --------------------------------
+    def templates_of_model(self, user: str, model: str, with_vectors: bool = True) -> list[StoredTemplate]:
+        """As `Store.templates_of_model`."""
+        name = validate_user_name(user)
+        with self.reading(f"read {name!r}") as conn:
+            templates = self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+        usable = [t for t in templates if t.model == model]
+        if not usable:
+            if not templates:
+                raise UnknownUserError(f"{name!r} has no template; enroll them again")
+            others = ", ".join(sorted({t.model for t in templates}))
+            raise ModelMismatchError(
+                f"{name!r} was enrolled with model {others}, but the current model is {model}; templates of "
+                "different models are never compared: re-enroll them with the current model"
+            )
+        return usable
+
+    def record_attempt(self, record: AttemptRecord) -> int | None:
+        """Append a verify attempt to the audit log (never an embedding); None for an unknown user."""
+        name = validate_user_name(record.user)
+
+        def work(conn: psycopg.Connection) -> int | None:
+            user_id = self._user_id(conn, name)
+            if user_id is None:
+                return None
+            row = conn.execute(
+                "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
+                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    user_id,
+                    name,
+                    now(),
+                    record.similarity,
+                    record.band,
+                    record.threshold_high,
+                    record.threshold_low,
+                    record.template_id,
+                    record.model,
+                    record.source,
+                    record.frames_seen,
+                    record.frames_used,
+                    record.live,
+                    record.liveness_reason,
+                    record.liveness,
+                ),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return self.write(f"record an attempt for {name!r}", work)
+
+    def attempt_times(self, user: str, band: str, since: str) -> List[str]:
+        name = validate_user_name(user)
+        rows = self._read(
+            "SELECT a.created FROM attempts a JOIN users u ON a.user_id = u.id"
+            " WHERE u.name = %s AND a.band = %s AND a.created >= %s ORDER BY a.created, a.id",
+            (name, band, since),
+            action=f"read {name!r}'s attempts",
+        )
+        return [row[0] for row in rows]
+
+    # -- users -------------------------------------------------------------
+    def list(self) -> List[UserSummary]:
+        rows = self._read(SUMMARY + ' GROUP BY u.id ORDER BY u.name COLLATE "C"', action="list users")
+        return [self._summary(row) for row in rows]
+
+    def count(self) -> int:
+        return int(self._read("SELECT count(*) FROM users", action="count users")[0][0])
+
+    def exists(self, user: str) -> bool:
+        name = validate_user_name(user)
+        return bool(self._read("SELECT 1 FROM users WHERE name = %s", (name,), action=f"read {name!r}"))
+
+    def show(self, user: str, attempts: int = 10) -> UserDetails:
+        name = validate_user_name(user)
+        with self.reading(f"read {name!r}") as conn:
+            user_id = self._require_user(conn, name)
+            row = conn.execute(SUMMARY + " WHERE u.id = %s GROUP BY u.id", (user_id,)).fetchone()
+            templates = self._templates(conn, user_id, name, vectors=False)
+            recent = conn.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE user_id = %s ORDER BY created DESC, id DESC LIMIT %s",
+                (user_id, attempts),
+            ).fetchall()
+            lookalikes = self._lookalikes(conn, user_id)
+        assert row is not None
+        return UserDetails(self._summary(row), templates, [Attempt(*r) for r in recent], lookalikes)
+
+    def templates(self, user: str, with_vectors: bool = True) -> List[StoredTemplate]:
+        name = validate_user_name(user)
+        with self.reading(f"read {name!r}") as conn:
+            return self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+
+    def samples(self, template_id: int) -> List[dict]:
+        """The per-frame rows of one template (embeddings as float32 arrays, kept frames only)."""
+        conn = self._connection()
+        with self._errors("read samples"):
+            cursor = conn.execute(
+                "SELECT position, source, embedding, det_score, quality, yaw, pitch, roll, sharpness, decision, reason"
+                " FROM samples WHERE template_id = %s ORDER BY position",
+                (template_id,),
+            )
+            names = [d.name for d in cursor.description or []]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            if row["embedding"] is not None:
+                row["embedding"] = np.frombuffer(bytes(row["embedding"]), dtype="<f4").astype(np.float32)
+        return rows
+
+    def attempts(self, user: str | None = None, limit: int = 100) -> List[Attempt]:
+        """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts"
+        params: tuple = ()
+        if user is not None:
+            sql += " WHERE user_name = %s"
+            params = (validate_user_name(user),)
+        rows = self._read(
+            sql + " ORDER BY created DESC, id DESC LIMIT %s", (*params, limit), action="read the audit log"
+        )
+        return [Attempt(*row) for row in rows]
+
+    def remove(self, user: str) -> Removal:
+        """Delete the user, every template and every sample in one transaction (the audit log keeps
+        the name and outcomes, never an embedding), then VACUUM the tables that held their vectors.
+        `erasure_pending`, with the reason in `erasure_note`, when that could not be done now."""
+        name = validate_user_name(user)
+
+        def work(conn: psycopg.Connection) -> tuple[int, int]:
+            self._lock_names(conn, name)
+            user_id = self._require_user(conn, name)
+            counts = self._delete_templates(conn, user_id)
+            conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = %s", (user_id,))
+            conn.execute("DELETE FROM lookalikes WHERE user_id = %s OR other_user_id = %s", (user_id, user_id))
+            conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+            return counts
+
+        templates, samples = self.write(f"remove {name!r}", work)
+        note: str | None
+        if self._depth:
+            note = "the removal is not committed yet: the tables are vacuumed when the caller's transaction commits"
+            self.after_commit(self._vacuum_quietly)
+        else:
+            note = self.vacuum()
+        return Removal(name, templates, samples, erasure_pending=note is not None, erasure_note=note)
+
+    def _vacuum_quietly(self) -> None:
+        self.vacuum()
+
+    def vacuum(self) -> str | None:
+        """VACUUM the tables a removal deletes from (outside any transaction): None when every old
+        row version is gone from them, else why some may remain (no privilege, another transaction
+        still sees them, an error)."""
+        conn = self._connection()
+        notices: list[tuple[str, str]] = []
+
+        def keep(diagnostic: Any) -> None:
+            severity = diagnostic.severity_nonlocalized or diagnostic.severity or ""
+            notices.append((severity, f"{diagnostic.message_primary or ''}\n{diagnostic.message_detail or ''}"))
+
+        tables = ", ".join(ERASED_TABLES)
+        conn.add_notice_handler(keep)
+        try:
+            conn.execute(f"VACUUM (VERBOSE) {tables}")  # type: ignore[arg-type]  # constant table names
+        except psycopg.Error as exc:
+            return (
+                f"VACUUM of {tables} failed ({self.scrub(str(exc)).strip().splitlines()[0]}); the removed rows' "
+                "old versions stay in the table files until a VACUUM succeeds"
+            )
+        finally:
+            conn.remove_notice_handler(keep)
+        skipped = [text.split("\n")[0] for severity, text in notices if severity == "WARNING" and "skipping" in text]
+        if skipped:
+            return (
+                f"the database user may not VACUUM these tables ({skipped[0]}); the removed rows' old versions "
+                "stay in the table files until their owner or a superuser runs VACUUM, or autovacuum does"
+            )
+        dead = 0
+        for _, text in notices:
+            for pattern in (r"(\d+) are dead but not yet removable", r"(\d+) dead row versions cannot be removed yet"):
+                dead += sum(int(n) for n in re.findall(pattern, text))
+        if dead:
+            return (
+                f"another transaction still sees the old rows ({dead} dead row versions not yet removable); "
+                "the next VACUUM after it ends removes them (autovacuum, or the next removal)"
+            )
+        return None
+
+    # -- identify: the gallery's size, look-alikes, the identify audit log -----------------
+    def gallery_size(self, model: str) -> int:
+        return int(
+            self._read("SELECT count(*) FROM templates WHERE model = %s", (model,), action="count templates")[0][0]
+        )
+
+    def user_ids(self, names: Sequence[str]) -> dict[str, int]:
+        with self.reading("read users") as conn:
+            return {name: uid for name in names if (uid := self._user_id(conn, validate_user_name(name))) is not None}
+
+    def record_lookalikes(self, user: str, others: Sequence[tuple[int, float]], model: str) -> None:
+        """As `Store.record_lookalikes` (joins an open transaction, so the enrollment and this are one)."""
+        name = validate_user_name(user)
+
+        def work(conn: psycopg.Connection) -> None:
+            user_id = self._require_user(conn, name)
+            created = now()
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO lookalikes (user_id, other_user_id, similarity, model, created)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(user_id, int(other), float(similarity), model, created) for other, similarity in others],
+                )
+
+        self.write(f"record look-alikes of {name!r}", work)
+
+    def lookalikes(self, user: str) -> List[Lookalike]:
+        name = validate_user_name(user)
+        with self.reading(f"read {name!r}") as conn:
+            user_id = self._user_id(conn, name)
+            return [] if user_id is None else self._lookalikes(conn, user_id)
+
+    @staticmethod
+    def _lookalikes(conn: psycopg.Connection, user_id: int) -> List[Lookalike]:
+        rows = conn.execute(
+            "SELECT u.name, l.similarity, l.created, l.model FROM lookalikes l"
+            " JOIN users u ON u.id = CASE WHEN l.user_id = %s THEN l.other_user_id ELSE l.user_id END"
+            " WHERE l.user_id = %s OR l.other_user_id = %s ORDER BY l.similarity DESC, l.id",
+            (user_id, user_id, user_id),
+        ).fetchall()
+        return [Lookalike(*row) for row in rows]
+
+    def record_identification(self, record: IdentifyRecord) -> int | None:
+        """Append an identify attempt to its audit log (names and scores, never an embedding)."""
+
+        def work(conn: psycopg.Connection) -> int | None:
+            row = conn.execute(
+                "INSERT INTO identifications (created, model, source, decision, user_name, similarity, threshold,"
+                " margin, candidates, gallery_size, frames_seen, frames_used)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    now(),
+                    record.model,
+                    record.source,
+                    record.decision,
+                    record.user,
+                    record.similarity,
+                    record.threshold,
+                    record.margin,
+                    json.dumps(record.candidates, ensure_ascii=False),
+                    record.gallery_size,
+                    record.frames_seen,
+                    record.frames_used,
+                ),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return self.write("record an identify attempt", work)
+
+    def identifications(self, limit: int = 100) -> List[dict]:
+        """The identify audit log, newest first."""
+        rows = self._read(
+            "SELECT id, created, model, source, decision, user_name, similarity, threshold, margin, candidates,"
+            " gallery_size, frames_seen, frames_used FROM identifications ORDER BY id DESC LIMIT %s",
+            (limit,),
+            action="read the identify log",
+        )
+        keys = (
+            "id",
+            "created",
+            "model",
+            "source",
+            "decision",
+            "user",
+            "similarity",
+            "threshold",
+            "margin",
+            "candidates",
+            "gallery_size",
+            "frames_seen",
+            "frames_used",
+        )
+        found = [dict(zip(keys, row, strict=True)) for row in rows]
+        for item in found:
+            item["candidates"] = json.loads(item["candidates"] or "[]")
+        return found
+
+    def rename(self, old: str, new: str) -> UserSummary:
+        old_name, new_name = validate_user_name(old), validate_user_name(new)
+
+        def work(conn: psycopg.Connection) -> Any:
+            self._lock_names(conn, old_name, new_name)
+            user_id = self._require_user(conn, old_name)
+            if old_name != new_name and self._user_id(conn, new_name) is not None:
+                raise UserExistsError(f"{new_name!r} already exists; remove it first or choose another name")
+            conn.execute("UPDATE users SET name = %s, updated = %s WHERE id = %s", (new_name, now(), user_id))
+            return conn.execute(SUMMARY + " WHERE u.id = %s GROUP BY u.id", (user_id,)).fetchone()
+
+        return self._summary(self.write(f"rename {old_name!r}", work))
+
+    def export(self, user: str, template_id: int | None = None) -> StoredTemplate:
+        """One template with its vector: the given one, or the newest."""
+        templates = self.templates(user, with_vectors=True)
+        if not templates:
+            raise UnknownUserError(f"{user!r} has no template; enroll them again")
+        if template_id is None:
+            return templates[-1]
+        for template in templates:
+            if template.id == template_id:
+                return template
+        raise UnknownUserError(
+            f"{templates[0].user!r} has no template {template_id} (has: {', '.join(str(t.id) for t in templates)})"
+        )
+
+    def check(self) -> str:
+        """facer's own rows checked (every vector and embedding as long as its dimension says, no
+        template without its user): "ok", or `StoreError`. PostgreSQL's pages are checked by
+        PostgreSQL (checksums, `pg_amcheck`), not here."""
+        with self.reading("check it") as conn:
+            bad_vectors = conn.execute(
+                "SELECT count(*) FROM templates WHERE length(vector) <> 4 * dimension"
+            ).fetchone()
+            bad_samples = conn.execute(
+                "SELECT count(*) FROM samples WHERE embedding IS NOT NULL AND length(embedding) % 4 <> 0"
+            ).fetchone()
+            orphans = conn.execute(
+                "SELECT count(*) FROM templates t WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id)"
+            ).fetchone()
+        problems = []
+        for label, row in (("templates of the wrong size", bad_vectors), ("damaged embeddings", bad_samples),
+                           ("templates without a user", orphans)):  # fmt: skip
+            if row and row[0]:
+                problems.append(f"{row[0]} {label}")
+        if problems:
+            raise StoreError(f"{{db}} is corrupt ({'; '.join(problems)}); restore it from a backup", self.location)
+        return "ok"

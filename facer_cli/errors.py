@@ -83,7 +83,11 @@ class SourceError(InputError):
 
 
 class TooFewFramesError(FacerError):
-    """Not enough frames survived the filters to build a template."""
+    """Not enough frames survived the filters to build a template. `needed`: how many it takes, when known."""
+
+    def __init__(self, message: str, *, needed: int | None = None):
+        super().__init__(message)
+        self.needed = needed
 
 
 class LivenessError(FacerError):

@@ -81,6 +81,7 @@ def test_inspect_without_any_face_exits_4(tmp_path, fake_engine):
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((200, 200, 3), 90, np.uint8))
     result = run("inspect", tmp_path / "wall.png")
     assert result.exit_code == 4 and "no face" in result.output
+    (tmp_path / "nothing-here").mkdir()  # a folder without images (one that does not exist is exit 2)
     assert run("inspect", tmp_path / "nothing-here").exit_code == 4
 
 

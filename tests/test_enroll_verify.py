@@ -230,7 +230,8 @@ def bad_vectors(tmp_path_factory):
 ])
 def test_import_refuses_bad_files(bad_vectors, tmp_path, file, message):
     result = run("users", "import", "x", bad_vectors / file, "--current-model", "--db", tmp_path / "facer.db")
-    assert result.exit_code == (9 if file == "short.npy" else 4), result.output  # 9: does not fit its model
+    # 9: does not fit its model; 2: a file that does not exist is a usage error, named as typed
+    assert result.exit_code == {"short.npy": 9, "missing.npy": 2}.get(file, 4), result.output
     assert message in result.output and "Traceback" not in result.output
 
 

@@ -100,6 +100,7 @@ def test_cli_exit_codes_and_json(gallery_of_people, faces, tmp_path, wide_consol
 def test_no_usable_probe_exits_4_and_is_recorded(facer_for, faces, bundled_images, tmp_path):
     facer_for().enroll("obama", people(faces)["obama"][:2])
     db = tmp_path / "facer.db"
+    (tmp_path / "nobody.jpg").write_bytes(b"not an image")  # (a file that does not exist is exit 2)
     missing = run("identify", tmp_path / "nobody.jpg", "--db", db)
     assert missing.exit_code == 4
     with Store(db, access="read") as store:

@@ -475,6 +475,7 @@ def test_a_read_only_mount_is_read_and_writes_say_read_only(tmp_path):
 ])
 def test_a_missing_store_is_named_and_never_created(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "nothing.jpg").touch()  # the image exists: only the store is mistyped
     db = tmp_path / "typo" / "facr.db"
     result = run(*args, "--db", db)
     assert result.exit_code == 6, result.output

@@ -7,19 +7,22 @@ Command modules only parse, call the service (`facer_cli.service`) and render
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from typer import _click as click  # Typer's own click: its exceptions and contexts are these
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
+from typer.models import TyperPath
 
 from facer_cli import __version__, interrupts
 from facer_cli.cli.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
-from facer_cli.errors import FacerError
+from facer_cli.errors import FacerError, UsageError, UserNameError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
 # Options every command accepts after its name too (`facer verify alice x.jpg --debug`).
@@ -34,6 +37,7 @@ err_console = Console(stderr=True, highlight=False)
 class AppState:
     config: Path | None = None
     debug: bool = False
+    options: frozenset[str] | None = None  # the running command's --options, for its hints
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -73,8 +77,20 @@ class FacerGroup(TyperGroup):
         from facer_cli.cli.commands import BY_NAME
 
         if cmd_name not in self.commands and cmd_name in BY_NAME:
-            self.commands[cmd_name] = BY_NAME[cmd_name].build()
+            self.commands[cmd_name] = checking_arguments(BY_NAME[cmd_name].build())
         return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        """`facer enrol`: "Did you mean 'enroll'?" over every command, also those not built yet."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.UsageError as error:
+            if args and "Did you mean" not in error.message:
+                matches = get_close_matches(args[0], self.list_commands(ctx))
+                if matches:
+                    suggestions = ", ".join(repr(match) for match in matches)
+                    error.message = f"{error.message.rstrip('.')}. Did you mean {suggestions}?"
+            raise
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if ctx.parent is not None:
@@ -92,7 +108,7 @@ class FacerGroup(TyperGroup):
             if _debug(ctx):
                 raise
             err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(error_line(exc), markup=False, soft_wrap=True)
+            err_console.print(error_line(exc, _options(ctx)), markup=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             _interrupted()
@@ -122,9 +138,122 @@ def _interrupted() -> NoReturn:
     raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _options(ctx: click.Context) -> frozenset[str] | None:
+    state = ctx.find_object(AppState)
+    return state.options if state else None
+
+
 def _debug(ctx: click.Context) -> bool:
     state = ctx.find_object(AppState)
     return bool(state and state.debug)
+
+
+# -- what a person typed: checked once, as each command's arguments are parsed, before anything loads --
+
+ALLOW_PATH_NAME = "--allow-path-name"  # declared by the commands that store a new name (options.py)
+# The one positional argument that names a file to write (the others name inputs; outputs are --out …).
+OUTPUT_ARGUMENTS = frozenset({("config init", "path")})
+
+
+def checking_arguments(command: click.Command) -> click.Command:
+    """The command (and each subcommand of a group) with `check_arguments` run on its arguments as
+    soon as they are parsed; the running command's --options are noted for its hints (`error_line`)."""
+    for sub in getattr(command, "commands", {}).values():
+        checking_arguments(sub)
+    parse = command.parse_args
+    options = frozenset(
+        name for param in command.params for name in param.opts + param.secondary_opts if name.startswith("--")
+    )
+
+    def parse_args(ctx: click.Context, args: list[str]) -> list[str]:
+        typed = list(args)
+        rest = parse(ctx, args)
+        state = ctx.find_object(AppState)
+        if state is not None:
+            state.options = options
+        if not ctx.resilient_parsing and not isinstance(command, TyperGroup):
+            check_arguments(ctx, typed)
+        return rest
+
+    command.parse_args = parse_args  # type: ignore[method-assign]
+    return command
+
+
+def input_values(ctx: click.Context, param: click.Parameter) -> list[str]:
+    """The files and folders a positional argument names: one typed as a path (but OUTPUT_ARGUMENTS), or
+    `sources` (images and folders, unless --camera)."""
+    params = ctx.params
+    value = params.get(param.name or "")
+    command = ctx.command_path.partition(" ")[2]
+    if not isinstance(param, TyperArgument) or value is None or (command, param.name) in OUTPUT_ARGUMENTS:
+        return []
+    if param.name == "sources":
+        if params.get("camera"):
+            return []
+    elif not isinstance(param.type, TyperPath):
+        return []
+    return [str(item) for item in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def _absent(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):  # no permission to look, a name too long …: its row says why
+        return False
+    return False
+
+
+def _as_typed(value: str, typed: list[str]) -> str:
+    """The argument as the person typed it (a path argument arrives as a Path: `photos/` → `photos`)."""
+    if value in typed:
+        return value
+    return next((raw for raw in typed if not raw.startswith("-") and Path(raw) == Path(value)), value)
+
+
+def path_like(name: str) -> str | None:
+    """Why a user name looks like a path typed in its place, or None: it ends in /, or it is an existing
+    file, or an existing folder named with a / (a plain word that is also a folder here is a fine name:
+    `facer enroll alice alice/`)."""
+    text = name.strip()
+    if text.endswith(("/", os.sep)):
+        return "it ends in /"
+    if os.path.isdir(text):
+        return "an existing folder" if "/" in text or os.sep in text or text in (".", "..") else None
+    return "an existing file" if os.path.lexists(text) else None
+
+
+def check_arguments(ctx: click.Context, typed: list[str]) -> None:
+    """A user name that looks like a path (unless --allow-path-name), and a path that does not exist, are
+    usage errors (exit 2), named as typed. A missing file among existing ones of the same argument only
+    gets a warning: its row in the table says so, and the other files go on."""
+    params = ctx.params
+    name = next((params[key] for key in ("new", "user") if isinstance(params.get(key), str)), None)
+    named = [value for param in ctx.command.params for value in [input_values(ctx, param)] if value]
+    if name is not None and "allow_path_name" in params and not params["allow_path_name"]:
+        why = path_like(name)
+        if why is not None:
+            order = "; the name comes first, then the files" if named else ""
+            raise UserNameError(
+                f"the user name {name!r} looks like a path ({why}), so the arguments may be swapped or "
+                f"mistyped{order}; pass {ALLOW_PATH_NAME} if it really is the name"
+            )
+    fatal: list[str] = []
+    for values in named:
+        missing = [_as_typed(value, typed) for value in values if _absent(value)]
+        if len(missing) == len(values):
+            fatal.extend(missing)
+        for path in [] if len(missing) == len(values) else missing:
+            err_console.print("[bold yellow]warning:[/] ", end="")
+            err_console.print(f"no such file or folder: {path} (the others go on)", markup=False, soft_wrap=True)
+    if fatal:
+        message = "no such file or folder: " if len(fatal) == 1 else "no such files or folders: "
+        message += ", ".join(fatal)
+        why = None if name is None else path_like(name)
+        if why is not None:
+            message += f"; the user name {name!r} looks like a path ({why}): the name comes first, then the files"
+        raise UsageError(message)
 
 
 def _print_version(value: bool) -> None:

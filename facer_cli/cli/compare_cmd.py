@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from facer_cli.cli.app import console, settings_for
-from facer_cli.cli.errors import EXIT_NO_MATCH, EXIT_UNCERTAIN
+from facer_cli.cli.errors import EXIT_NO_MATCH, EXIT_UNCERTAIN, UNCERTAIN_NEXT
 from facer_cli.cli.options import DetSizeOption, JsonOption, ModelOption, VerboseOption
-from facer_cli.cli.output.text import print_json
+from facer_cli.cli.output.text import literal, print_json
 from facer_cli.cli.output.views import compare_view
 
 BAND_EXIT = {"match": 0, "no_match": EXIT_NO_MATCH, "uncertain": EXIT_UNCERTAIN}
@@ -36,4 +36,6 @@ def compare_command(
         print_json(result.to_dict())
     else:
         console.print(compare_view(result, verbose))
+        if result.comparison.band.value == "uncertain":
+            console.print(literal(UNCERTAIN_NEXT))
     raise typer.Exit(BAND_EXIT[result.comparison.band.value])

@@ -10,9 +10,11 @@ import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
 from facer_cli.cli.compare_cmd import BAND_EXIT
+from facer_cli.cli.errors import UNCERTAIN_NEXT
 from facer_cli.cli.options import (
     AddOption,
     AllowLookalikeOption,
+    AllowPathNameOption,
     CameraOption,
     DbOption,
     DetSizeOption,
@@ -161,6 +163,7 @@ def read_frames(
 
     source = camera_source(camera, sources)
     if not camera:
+        note_left_out(sources or [], facer.settings.max_images)
         return facer.frames_from_paths([Path(s) for s in sources or []], per_folder=facer.settings.max_images)
     live = (
         Live(console=err_console, refresh_per_second=8, transient=True)
@@ -175,6 +178,21 @@ def read_frames(
 
     with live or nullcontext():
         return facer.frames_from_camera(source, on_progress=update, liveness=liveness)
+
+
+def note_left_out(sources: list[str], per_folder: int) -> None:
+    """A folder holding more images than a template takes from one: say which were left out, and how to take more."""
+    from facer_cli.sources.image_paths import left_out
+
+    for folder, count, images in left_out(sources, per_folder):
+        names = ", ".join(image.name for image in images[:5]) + (" …" if len(images) > 5 else "")
+        err_console.print("[bold yellow]note:[/] ", end="")
+        err_console.print(
+            f"{folder} holds {count} images; the first {per_folder} are used and {len(images)} left out ({names}): "
+            f"the max_images setting caps each folder (max_images = {count} in facer.toml, or FACER_MAX_IMAGES={count})",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 class FrameReader:
@@ -220,6 +238,7 @@ def enroll_command(
     replace: ReplaceOption = False,
     add: AddOption = False,
     allow_lookalike: AllowLookalikeOption = False,
+    allow_path_name: AllowPathNameOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -305,6 +324,8 @@ def verify_command(
         print_json(result.to_dict())
     else:
         console.print(verify_view(result, verbose))
+        if result.band.value == "uncertain":
+            console.print(literal(UNCERTAIN_NEXT))
     raise typer.Exit(BAND_EXIT[result.band.value])
 
 

@@ -8,6 +8,9 @@ verdicts ("no match", "uncertain", and `identify`'s "unknown" and "ambiguous"). 
 
 from __future__ import annotations
 
+import re
+from typing import Collection
+
 from facer_cli import errors as e
 from facer_cli import interrupts
 from facer_cli.server.exposure import ExposureError
@@ -77,20 +80,54 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.UserLockedError: 14,
 }
 
-# What a person types to fix it, in the CLI's words (library messages are neutral).
-ERROR_HINTS: dict[type[e.FacerError], str] = {
-    e.UserExistsError: "pass --replace to replace their template(s) or --add to add another one",
+# What a person types to fix it, in the CLI's words (library messages are neutral). A hint may come
+# in alternatives: the first whose every --option the running command has is shown (`users rename`
+# has no --replace), so no hint names an option its command lacks; when none fits, none is shown.
+# An option inside a quoted command (`facer enroll NAME --replace …`) belongs to that command.
+ERROR_HINTS: dict[type[e.FacerError], str | tuple[str, ...]] = {
+    e.UserExistsError: (
+        "pass --replace to replace their template(s) or --add to add another one",
+        "choose another name, or rename or remove the user who has it first (`facer users rename`, "
+        "`facer users remove`)",
+    ),
     e.LookalikeError: "pass --allow-lookalike if they are different people (the pair is recorded)",
     e.ModelMismatchError: "re-enroll with `facer enroll NAME --replace …`",
     e.UnknownUserError: "see `facer users list`",
     e.TooFewFramesError: "or lower --min-valid-frames",
     e.OutputExistsError: "pass --force to overwrite it",
     e.UnverifiedModelError: "pass --trust-fingerprint to store it anyway",
-    e.StoreError: "the store is chosen with --db or FACER_DB",
+    e.StoreError: ("the store is chosen with --db or FACER_DB", "the store is chosen with the db setting or FACER_DB"),
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
     e.LivenessError: "follow the instructions on the screen, facing the camera in good light",
     ListenError: "choose another --port (setting server_port) or --host, or stop the program that holds it",
 }
+
+# After an UNCERTAIN verdict (exit 3): what to do next.
+UNCERTAIN_NEXT = (
+    "uncertain: the similarity lies between cosine_threshold_low and cosine_threshold_high. Next: try "
+    "another photo or frame, the face straight on and evenly lit; the two thresholds are settings "
+    "(facer.toml or FACER_COSINE_THRESHOLD_LOW/_HIGH, see `facer config show`; `facer evaluate` "
+    "measures them on your own faces)"
+)
+
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+QUOTED_COMMAND = re.compile(r"`facer [^`]*`")
+
+
+def named_options(hint: str) -> list[str]:
+    """The --options a hint tells the running command to take (not those of a quoted `facer …` command)."""
+    return OPTION.findall(QUOTED_COMMAND.sub("", hint))
+
+
+def hint_for(error: e.FacerError, options: Collection[str] | None = None) -> str | None:
+    """The hint for this error on a command with these options (None: any command, the first hint)."""
+    if isinstance(error, e.TooFewFramesError) and error.needed is not None and error.needed <= 1:
+        return None  # lowering min_valid_frames cannot help: one frame is already enough
+    hints = e.resolve(ERROR_HINTS, type(error))
+    for hint in (hints,) if isinstance(hints, str) else hints or ():
+        if options is None or set(named_options(hint)) <= set(options):
+            return hint
+    return None
 
 
 def exit_code_for(error: type[BaseException] | BaseException) -> int:
@@ -98,8 +135,9 @@ def exit_code_for(error: type[BaseException] | BaseException) -> int:
     return EXIT_INTERNAL if code is None else code
 
 
-def error_line(error: e.FacerError) -> str:
-    """The one line printed after `error:`: the library's message and the CLI's hint."""
-    hint = e.resolve(ERROR_HINTS, type(error))
+def error_line(error: e.FacerError, options: Collection[str] | None = None) -> str:
+    """The one line printed after `error:`: the library's message and the CLI's hint for a command
+    with these options (None: not known)."""
+    hint = hint_for(error, options)
     message = str(error)
     return message if hint is None else f"{message}; {hint}"

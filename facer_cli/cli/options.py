@@ -93,6 +93,14 @@ AllowLookalikeOption = Annotated[
         help="Store it even when it matches another enrolled person (a look-alike); the pair is recorded.",
     ),
 ]
+AllowPathNameOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-path-name",
+        help="Take the name as given even though it looks like a path (it ends in / or names an existing "
+        "file or folder), which is otherwise refused as arguments swapped or mistyped.",
+    ),
+]
 
 
 def enroll_mode(replace: bool, add: bool) -> "Mode":

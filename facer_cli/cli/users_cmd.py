@@ -12,6 +12,7 @@ from facer_cli.cli.app import console, settings_for
 from facer_cli.cli.options import (
     AddOption,
     AllowLookalikeOption,
+    AllowPathNameOption,
     DbOption,
     ForceOption,
     JsonOption,
@@ -119,6 +120,7 @@ def users_rename(
     ctx: typer.Context,
     old: UserArgument,
     new: Annotated[str, typer.Argument(help="The new name.", show_default=False)],
+    allow_path_name: AllowPathNameOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -185,6 +187,7 @@ def users_import(
     replace: ReplaceOption = False,
     add: AddOption = False,
     allow_lookalike: AllowLookalikeOption = False,
+    allow_path_name: AllowPathNameOption = False,
     model_name: Annotated[
         Optional[str], setting_option("model_name", "--model", help="With --current-model: the model pack.", shown=True)
     ] = None,

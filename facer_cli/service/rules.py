@@ -47,7 +47,7 @@ def template_for(frames: "Frames", settings: "Settings", purpose: Purpose) -> Te
         if stopped:
             parts.append(f"capture stopped: {stopped}")
         parts.append(advice(frames.frames))
-        raise TooFewFramesError("; ".join(parts)) from None
+        raise TooFewFramesError("; ".join(parts), needed=needed) from None
 
 
 # Words of a rejection reason -> what a person can do about it, most useful first.

@@ -38,6 +38,18 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def left_out(paths: Iterable[Path | str], per_folder: int) -> list[tuple[str, int, list[Path]]]:
+    """Each folder named that holds more than `per_folder` images: the folder as given, how many it
+    holds, and the images `image_paths` leaves out of it."""
+    found = []
+    for raw in paths:
+        if Path(raw).is_dir():
+            images = images_in_folder(Path(raw))
+            if len(images) > per_folder:
+                found.append((str(raw), len(images), images[per_folder:]))
+    return found
+
+
 def image_paths(paths: Iterable[Path | str], per_folder: int | None = None) -> list[Path]:
     """Files named directly (all, in order) plus the images of each folder (first `per_folder` of each)."""
     named = [Path(raw) for raw in paths]

@@ -16,12 +16,14 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer import _click as click  # Typer's own click: its exceptions and contexts are these
 from typer.core import TyperArgument, TyperGroup
 from typer.models import TyperPath
 
 from facer_cli import __version__, interrupts
 from facer_cli.cli.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, error_line, exit_code_for
+from facer_cli.cli.output.text import message_line
 from facer_cli.errors import FacerError, UsageError, UserNameError
 from facer_cli.settings import SETTING_NAMES, LoadedSettings, Settings, load_settings
 
@@ -107,16 +109,14 @@ class FacerGroup(TyperGroup):
         except FacerError as exc:
             if _debug(ctx):
                 raise
-            err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(error_line(exc, _options(ctx)), markup=False, soft_wrap=True)
+            message_line(err_console, Text("error:", "bold red"), error_line(exc, _options(ctx)))
             raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             _interrupted()
         except typer.Abort as exc:  # a prompt answered with Ctrl-C (interrupted) or end of input (declined)
             if isinstance(exc.__context__, KeyboardInterrupt) or interrupts.received:
                 _interrupted()
-            err_console.print("[bold red]error:[/] ", end="")
-            err_console.print("cancelled at the prompt", markup=False)
+            message_line(err_console, Text("error:", "bold red"), "cancelled at the prompt")
             raise typer.Exit(EXIT_CANCELLED) from None
         except (typer.Exit, click.ClickException):
             raise
@@ -125,9 +125,10 @@ class FacerGroup(TyperGroup):
                 _interrupted()
             if _debug(ctx):
                 raise
-            err_console.print("[bold red]internal error:[/] ", end="")
-            err_console.print(
-                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, soft_wrap=True
+            message_line(
+                err_console,
+                Text("internal error:", "bold red"),
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)",
             )
             raise typer.Exit(EXIT_INTERNAL) from None
 

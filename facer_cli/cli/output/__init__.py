@@ -3,8 +3,8 @@
 Both come from the same result dataclass (`to_dict()` is the JSON). The modules, each
 importing only those before it:
 
-- `text`: `literal()` (values shown exactly, never as markup), `ShortName`, times,
-  numbers, `short_reason`, `print_json`; no tables, so it is cheap to import;
+- `text`: `literal()` (values shown exactly, never as markup), `FitTable` and `FieldList`
+  (tables that fit the width), `message_line`, times, numbers, `short_reason`, `print_json`;
 - `frames`: the per-frame tables and the capture, liveness, template and comparison lines;
 - `users`: the views of `facer users` and the look-alike lines;
 - `views`: one view per other command's result (inspect, compare, enroll, verify,

@@ -10,11 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from facer_cli.cli.output.text import ShortName, literal, number
+from facer_cli.cli.output.text import (
+    DECISION,
+    FIXED,
+    KEY,
+    WRAP,
+    Column,
+    FitTable,
+    literal,
+    number,
+    wrap_at_spaces,
+)
 
 if TYPE_CHECKING:
     from facer_cli.evaluation import Evaluation
@@ -99,26 +109,20 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
     if dataset.ignored:
         parts.append(Text(f"ignored {len(dataset.ignored)} file(s) outside identity folders", "yellow"))
     if result.unusable:
-        unusable = Table(
+        unusable = FitTable(
+            [Column("image", KEY), Column("reason", DECISION)],
             title=f"{len(result.unusable)} image(s) without a usable face: their pairs count as rejected",
-            header_style="bold",
             title_style="yellow",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
         )
-        unusable.add_column("image", overflow="fold")
-        unusable.add_column("reason", overflow="fold")
         for item in result.unusable:
             unusable.add_row(literal(item.path), literal(item.reason))
         parts.append(unusable)
-    figures = Table(
+    figures = FitTable(
+        [Column("figure", WRAP), *(Column(p.label, WRAP) for p in result.protocols)],
         title=f"at cosine_threshold_high {result.threshold_high:g} / cosine_threshold_low {result.threshold_low:g}",
-        header_style="bold",
+        box=box.HEAVY_HEAD,
     )
-    figures.add_column("figure")
     columns = [_metric_rows(p.metrics) for p in result.protocols]
-    for p in result.protocols:
-        figures.add_column(p.label, overflow="fold")
     for index, (name, _) in enumerate(columns[0]):
         figures.add_row(name, *[column[index][1] for column in columns])
     parts.append(figures)
@@ -184,12 +188,11 @@ def identify_evaluation_view(outcome: Any) -> list[RenderableType | str]:
     mated, non_mated = outcome.mated, outcome.non_mated
     counts = outcome.counts(outcome.threshold, outcome.margin)
     m, n = counts["mated"], counts["non_mated"]
-    table = Table(
+    table = FitTable(
+        [Column("figure", WRAP), Column("value", WRAP)],
         title=f"identify (1:N) at identify_threshold {outcome.threshold:g} / identify_margin {outcome.margin:g}",
-        header_style="bold",
+        box=box.HEAVY_HEAD,
     )
-    table.add_column("figure")
-    table.add_column("value", overflow="fold")
     rows = [
         ("gallery", f"{outcome.templates} template(s) of k={outcome.k} image(s), {len(outcome.enrolled)} identities"),
         (
@@ -248,10 +251,21 @@ def identify_evaluation_view(outcome: Any) -> list[RenderableType | str]:
 
 def print_all(console: Console, parts: Iterable[RenderableType | str]) -> None:
     for part in parts:
-        if isinstance(part, str):  # facer.toml lines: never wrapped, so they paste as they are
-            console.print(part, soft_wrap=True, markup=False, highlight=False)
+        if isinstance(part, str):  # facer.toml lines: never wrapped inside, so they paste as they are
+            for line in toml_lines(part, console.width):
+                console.print(line, soft_wrap=True, markup=False, highlight=False)
         else:
             console.print(part)
+
+
+def toml_lines(line: str, width: int) -> list[str]:
+    """A facer.toml line as it is when it fits `width`; else its trailing comment goes above it, as
+    comment lines wrapped at spaces (`# not measured: … searches`), so it still pastes as it is."""
+    setting, mark, comment = line.partition("  # ")
+    if cell_len(line) <= width or not mark:
+        return [line]
+    wrapped = wrap_at_spaces(Text(comment), max(width - 2, 1))
+    return [f"# {part.plain}" for part in wrapped] + [setting]
 
 
 # -- evaluate --liveness ----------------------------------------------------------
@@ -271,18 +285,27 @@ def liveness_evaluation_view(result: "LivenessEvaluation") -> list[RenderableTyp
             f"parallax threshold {result.threshold:g} IOD (liveness_parallax_min)"
         )
     ]
-    videos = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("video", "kind", "challenge", "parallax", "verdict"):
-        videos.add_column(column, overflow="fold" if column in ("video", "verdict") else "ellipsis")
+    # Narrower than the table, the challenge column goes, then kind, then parallax.
+    videos = FitTable(
+        [
+            Column("video", KEY),
+            Column("kind", FIXED, drop=2),
+            Column("challenge", WRAP, drop=1),
+            Column("parallax", FIXED, drop=3, justify="right"),
+            Column("verdict", DECISION),
+        ]
+    )
     for v in result.videos:
         expected = v.live == (v.kind == "live")
         verdict = literal(("live" if v.live else f"not live: {v.reason}"), "green" if expected else "bold red")
-        videos.add_row(ShortName(v.path), literal(v.kind), " ".join(v.challenge), number(v.parallax, ".3f"), verdict)
+        videos.add_row(literal(v.path), literal(v.kind), " ".join(v.challenge), number(v.parallax, ".3f"), verdict)
     parts.append(videos)
     current = result.current
-    figures = Table(title="ISO/IEC 30107-3, with 95 % Clopper–Pearson intervals", header_style="bold")
-    figures.add_column("figure")
-    figures.add_column("rate (errors/videos) [95 % CI]")
+    figures = FitTable(
+        [Column("figure", WRAP), Column("rate (errors/videos) [95 % CI]", WRAP)],
+        title="ISO/IEC 30107-3, with 95 % Clopper–Pearson intervals",
+        box=box.HEAVY_HEAD,
+    )
     figures.add_row("BPCER: live refused", _pad_cell(current.bpcer))
     for kind, rate in current.apcer.items():
         figures.add_row(f"APCER {kind}: attacks accepted", _pad_cell(rate))
@@ -290,12 +313,15 @@ def liveness_evaluation_view(result: "LivenessEvaluation") -> list[RenderableTyp
         worst = current.apcer_max
         figures.add_row("APCER, worst kind", "–" if worst is None else f"{worst:.2%}")
     parts.append(figures)
-    sweep = Table(title="trade-off over the parallax threshold", header_style="bold", box=box.SIMPLE_HEAD)
-    sweep.add_column("threshold", justify="right")
-    sweep.add_column("BPCER", justify="right")
     kinds = list(current.apcer)
-    for kind in kinds:
-        sweep.add_column(f"APCER {kind}", justify="right")
+    sweep = FitTable(
+        [
+            Column("threshold", KEY, justify="right"),
+            Column("BPCER", WRAP, justify="right"),
+            *(Column(f"APCER {kind}", WRAP, justify="right") for kind in kinds),
+        ],
+        title="trade-off over the parallax threshold",
+    )
     for point in result.tradeoff:
         mark = " ←" if point.threshold == result.threshold else ""
         sweep.add_row(

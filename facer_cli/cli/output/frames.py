@@ -11,12 +11,10 @@ from collections import Counter
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Sequence
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from facer_cli.cli.output.text import ShortName, literal, number, short_reason
+from facer_cli.cli.output.text import DECISION, FIXED, KEY, Column, FitTable, literal, number, short_reason
 
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FaceReport, FrameReport
@@ -40,26 +38,40 @@ def frames_table(
     title: str | None = None,
     verbose: bool = False,
     liveness: "LivenessResult | None" = None,
-) -> Table:
+) -> FitTable:
     """One row per face (or per unreadable file): measurements, then the decision and why.
 
-    The decision, its reason and the frame's role in the template share the last column, so the
-    table fits 80 columns; the reason is short unless `verbose` (`--json` always has it in full).
-    With a liveness challenge, each frame's first row also shows the step it was at and the parallax
-    residual measured on it (against the frontal frame, in inter-ocular distances)."""
-    table = Table(
-        title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    The decision, its reason and the frame's role in the template share the last column; the
+    reason is short unless `verbose` (`--json` always has it in full). With a liveness challenge,
+    each frame's first row also shows the step it was at and the parallax residual measured on it
+    (against the frontal frame, in inter-ocular distances).
+
+    The file (or camera frame label, `clip.mp4 #17 @1.17s`) and the decision always show, whole.
+    Narrower than the table, columns go in this order: roll, pitch, det, sharp, plx, #, step, yaw,
+    qual."""
+    table = FitTable(
+        [
+            Column("file", KEY),
+            Column("#", FIXED, drop=6, justify="right"),
+            Column("det", FIXED, drop=3, justify="right"),
+            Column("yaw", FIXED, drop=8, justify="right"),
+            Column("pitch", FIXED, drop=2, justify="right"),
+            Column("roll", FIXED, drop=1, justify="right"),
+            Column("sharp", FIXED, drop=4, justify="right"),
+            Column("qual", FIXED, drop=9, justify="right"),
+        ]
+        + (
+            [Column("step", FIXED, drop=7), Column("plx", FIXED, drop=5, justify="right")]
+            if liveness is not None and liveness.cues is not None
+            else []
+        )
+        + [Column("decision", DECISION, min_width=20)],
+        title=title and literal(title),
+        collapse_padding=True,
     )
-    table.add_column("file", min_width=9)
-    for column in ("#", "det", "yaw", "pitch", "roll", "sharp", "qual"):
-        table.add_column(column, justify="right", no_wrap=True)
     cues = liveness.cues if liveness is not None else None
-    if cues is not None:
-        table.add_column("step", no_wrap=True)
-        table.add_column("plx", justify="right", no_wrap=True)
-    table.add_column("decision", ratio=1, min_width=15, overflow="fold" if verbose else "ellipsis")
     for index, frame in enumerate(frames):
-        name: ShortName | str = ShortName(_file_name(frame.source))
+        name = literal(_file_name(frame.source))
         live_cells: list[str] = []
         if cues is not None and liveness is not None:
             live_cells = _cue_cells(liveness, cues[index] if index < len(cues) else None)
@@ -69,7 +81,7 @@ def frames_table(
             continue
         for face in frame.faces:
             table.add_row(
-                name if face.index == 1 else "",
+                name if face.index == 1 else None,
                 str(face.index),
                 number(face.det_score, ".2f"),
                 number(face.yaw, "+.1f"),
@@ -123,12 +135,12 @@ def _decision(face: "FaceReport", template: "Template | None", index: int, verbo
     return text
 
 
-def rejections_table(frames: Sequence["FrameReport"], title: str | None = None) -> Table:
+def rejections_table(frames: Sequence["FrameReport"], title: str | None = None) -> FitTable:
     """Frames by decision: how many were accepted and how many rejected for each reason."""
     counts = Counter("accepted" if f.accepted else short_reason(f.reason or "no face") for f in frames)
-    table = Table(title=title and literal(title), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("frames", justify="right")
-    table.add_column("decision")
+    table = FitTable(
+        [Column("frames", FIXED, justify="right"), Column("decision", DECISION)], title=title and literal(title)
+    )
     for reason, count in counts.most_common():
         table.add_row(str(count), literal(reason, "green" if reason == "accepted" else "red"))
     return table

@@ -5,34 +5,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from facer_cli.cli.output.text import ShortName, literal, local_time, number
+from facer_cli.cli.output.text import (
+    DECISION,
+    FIXED,
+    KEY,
+    SHORT,
+    WRAP,
+    Column,
+    FitTable,
+    literal,
+    local_time,
+    number,
+)
 
 if TYPE_CHECKING:
     from facer_cli.service import CheckResult, ExportResult, ImportResult, UserList
     from facer_cli.store import Removal, UserDetails, UserSummary
 
 
-def users_view(result: "UserList", store_path: str) -> Table:
-    table = Table(
+def users_view(result: "UserList", store_path: str) -> FitTable:
+    """One row per user. Narrower than the table, columns go in this order: last verified, model
+    (first shortened down to 12 characters), enrolled, frames, templates; the user stays."""
+    table = FitTable(
+        [
+            Column("user", KEY),
+            Column("templates", FIXED, drop=5, justify="right"),
+            Column("frames", FIXED, drop=4, justify="right"),
+            Column("model", SHORT, drop=2, min_width=12),
+            Column("enrolled", FIXED, drop=3),
+            Column("last verified", FIXED, drop=1),
+        ],
         title=literal(f"{len(result.users)} user(s) in {store_path}"),
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
     )
-    table.add_column("user", min_width=9, max_width=40)
-    table.add_column("templates", justify="right", no_wrap=True)
-    table.add_column("frames", justify="right", no_wrap=True)
-    table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=40)
-    table.add_column("enrolled", no_wrap=True)
-    table.add_column("last verified", no_wrap=True)
     for u in result.users:
         table.add_row(
-            ShortName(u.name),
+            literal(u.name),
             str(u.templates),
             str(u.frames),
             literal(", ".join(m + (" (unverified)" if m in u.unverified_models else "") for m in u.models)),
@@ -49,9 +59,22 @@ def user_view(details: "UserDetails") -> Group:
         f": enrolled {local_time(u.created)}, updated {local_time(u.updated)}, "
         f"last verified {local_time(u.last_verified)}"
     )
-    table = Table(title="templates", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "created", "model", "dim", "frames used/seen", "outliers", "quality", "source"):
-        table.add_column(column, overflow="fold" if column == "source" else "ellipsis")
+    # Narrower than a table, columns go in this order. Templates: dim, outliers, quality, created,
+    # model, frames used/seen (id and source stay). Attempts: frames used/seen, source,
+    # similarity (when, band and live stay). Look-alikes: when (user and similarity stay).
+    table = FitTable(
+        [
+            Column("id", KEY, justify="right"),
+            Column("created", FIXED, drop=4),
+            Column("model", SHORT, drop=5, min_width=12),
+            Column("dim", FIXED, drop=1, justify="right"),
+            Column("frames used/seen", FIXED, drop=6, justify="right"),
+            Column("outliers", FIXED, drop=2, justify="right"),
+            Column("quality", FIXED, drop=3, justify="right"),
+            Column("source", WRAP, min_width=30),
+        ],
+        title="templates",
+    )
     for t in details.templates:
         frames = "–" if t.frames_used is None else f"{t.frames_used}/{t.frames_seen}"
         table.add_row(
@@ -66,9 +89,17 @@ def user_view(details: "UserDetails") -> Group:
         )
     parts: list[RenderableType] = [head, table]
     if details.attempts:
-        attempts = Table(title="latest verify attempts", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("when", "similarity", "band", "live", "frames used/seen", "source"):
-            attempts.add_column(column, overflow="fold" if column in ("source", "live") else "ellipsis")
+        attempts = FitTable(
+            [
+                Column("when", KEY),
+                Column("similarity", FIXED, drop=3, justify="right"),
+                Column("band", DECISION),
+                Column("live", DECISION),
+                Column("frames used/seen", FIXED, drop=1, justify="right"),
+                Column("source", WRAP, drop=2),
+            ],
+            title="latest verify attempts",
+        )
         for a in details.attempts:
             live = "–" if a.live is None else "yes" if a.live else f"no: {a.liveness_reason or ''}"
             attempts.add_row(
@@ -83,11 +114,12 @@ def user_view(details: "UserDetails") -> Group:
     else:
         parts.append(Text("no verify attempts yet"))
     if details.lookalikes:
-        looks = Table(title="look-alikes (enrolled anyway)", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("user", "similarity", "when"):
-            looks.add_column(column)
+        looks = FitTable(
+            [Column("user", KEY), Column("similarity", FIXED, justify="right"), Column("when", FIXED, drop=1)],
+            title="look-alikes (enrolled anyway)",
+        )
         for other in details.lookalikes:
-            looks.add_row(ShortName(other.user), f"{other.similarity:.4f}", local_time(other.created))
+            looks.add_row(literal(other.user), f"{other.similarity:.4f}", local_time(other.created))
         parts.append(looks)
     return Group(*parts)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from facer_cli.cli.output.frames import comparison_text, frames_summary, frames_table, frames_view, template_summary
-from facer_cli.cli.output.text import ShortName, literal
+from facer_cli.cli.output.text import DECISION, FIXED, KEY, WRAP, Column, FieldList, FitTable, literal
 from facer_cli.cli.output.users import lookalike_lines
 from facer_cli.store.urls import describe_db
 
@@ -78,21 +77,21 @@ DECISION_STYLE = {"identified": "bold green", "unknown": "bold red", "ambiguous"
 
 def identify_view(result: "IdentifyResult", verbose: bool = False) -> Group:
     """Frames, the probe, the candidates (best first) and the decision with its reason."""
-    table = Table(
+    # Narrower than the table, the template column goes, then the rank; user and similarity stay.
+    table = FitTable(
+        [
+            Column("#", FIXED, drop=2, justify="right"),
+            Column("user", KEY),
+            Column("similarity", FIXED, justify="right"),
+            Column("template", FIXED, drop=1, justify="right"),
+        ],
         title=f"top {len(result.candidates)} of {result.gallery_size} template(s)",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
     )
-    table.add_column("#", justify="right")
-    table.add_column("user", min_width=9, max_width=40)
-    table.add_column("similarity", justify="right")
-    table.add_column("template", justify="right")
     for rank, candidate in enumerate(result.candidates, start=1):
         style = "green" if rank == 1 and result.decision == "identified" else ""
         table.add_row(
             str(rank),
-            ShortName(candidate.name if candidate.name is not None else f"user {candidate.user_id}", style),
+            literal(candidate.name if candidate.name is not None else f"user {candidate.user_id}", style),
             f"{candidate.similarity:.4f}",
             str(candidate.template_id),
         )
@@ -126,23 +125,30 @@ def capture_view(result: "CaptureResult", verbose: bool = False) -> Group:
     )
 
 
-def doctor_view(info: "DoctorInfo") -> Table:
+def doctor_view(info: "DoctorInfo") -> FieldList:
+    """What facer runs on, one line per fact: the name whole, the value beside it wrapped at spaces;
+    a path or sha256 too wide to stand beside the names goes whole on the line below (each model
+    file is named inside the pack's folder)."""
     data = info.to_dict()
-    table = Table(show_header=False, title="facer doctor", box=box.SIMPLE, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
+    table = FieldList(title="facer doctor")
     for name, version in data["versions"].items():
         table.add_row(name, literal(version))
-    table.add_row("model pack", literal(f"{data['pack']} ({data['pack_folder']})"))
+    folder = data["pack_folder"]
+    table.add_row("model pack", literal(data["pack"]))
+    if folder:
+        table.add_row("  folder", literal(folder))
     table.add_row("fingerprint", literal(data["fingerprint"]))
     licence = data.get("model_licence", "")
     warn = licence.startswith(("non-commercial", "unknown"))
     table.add_row("licence", literal(licence, "bold yellow" if warn else ""))
     for task, file in data["files"].items():
-        table.add_row(f"  {task}", literal(f"{file['path']}\n  sha256 {file['sha256']}"))
+        path = str(file["path"])
+        inside = folder and path.startswith(str(folder).rstrip("/") + "/")
+        shown = path[len(str(folder).rstrip("/")) + 1 :] if inside else path
+        table.add_row(f"  {task}", Text.assemble(literal(shown), "\n", literal(f"sha256 {file['sha256']}")))
     table.add_row("modules", ", ".join(data["modules"]))
     for module, why in data["skipped_modules"].items():
-        table.add_row(f"  not loaded: {module}", literal(why))
+        table.add_row("  not loaded", literal(f"{module}: {why}"))
     table.add_row("pose from", data["pose_source"] or "– (require_pose off)")
     table.add_row("provider", f"{data['provider']} (available: {', '.join(data['available_providers'])})")
     table.add_row("detector size", f"{data['det_size']}×{data['det_size']}")
@@ -209,10 +215,11 @@ def demo_view(result: "DemoResult", verbose: bool = False) -> Group:
 def config_view(loaded: "LoadedSettings", shown: "dict[str, str]", changed_only: bool = False) -> Group:
     """`shown`: each setting to show, its value as facer.toml spells it."""
     config_file = f"config file: {loaded.config_file or 'none found'}"
-    table = Table(title=literal(config_file), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("setting", no_wrap=True)
-    table.add_column("value", overflow="fold", max_width=48)
-    table.add_column("from", overflow="fold", max_width=18)
+    # No column is dropped: the setting and where it came from stay whole, the value wraps at spaces
+    # (a word of it wider than what is left of the line is shortened with "…").
+    table = FitTable(
+        [Column("setting", KEY), Column("value", WRAP), Column("from", DECISION)], title=literal(config_file)
+    )
     for name, value in shown.items():
         table.add_row(name, literal(value), literal(loaded.origins[name]))
     parts: list[RenderableType] = [table] if shown else []
@@ -232,10 +239,8 @@ def config_view(loaded: "LoadedSettings", shown: "dict[str, str]", changed_only:
     return Group(*parts)
 
 
-def config_meanings(descriptions: dict[str, str]) -> Table:
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("setting", no_wrap=True)
-    table.add_column("meaning", overflow="fold")
+def config_meanings(descriptions: dict[str, str]) -> FitTable:
+    table = FitTable([Column("setting", KEY), Column("meaning", WRAP)])
     for name, text in descriptions.items():
         table.add_row(name, literal(text))
     return table

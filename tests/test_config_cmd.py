@@ -145,6 +145,7 @@ def test_init_writes_a_commented_file_with_only_the_changes_active(tmp_path, mon
 
 
 def test_init_of_defaults_is_the_example_file(tmp_path):
-    assert runner.invoke(app, ["config", "init", "out.toml"]).exit_code == 0
+    result = runner.invoke(app, ["config", "init", "out.toml"])
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "out.toml").read_text() == example_config_text()
     assert load_settings(config_file=tmp_path / "out.toml").settings == Settings()

@@ -61,7 +61,7 @@ PitchOption = Annotated[Optional[float], setting_option("pose_pitch_limit", "--p
 QualityOption = Annotated[Optional[float], setting_option("min_quality_score", "--min-quality-score")]
 MaxFramesOption = Annotated[Optional[int], setting_option("max_frames", "--max-frames")]
 MinFramesOption = Annotated[Optional[int], setting_option("min_valid_frames", "--min-valid-frames")]
-DbOption = Annotated[Optional[Path], setting_option("db", "--db", help="SQLite database.", shown=True)]
+DbOption = Annotated[Optional[Path], setting_option("db", "--db", help="SQLite file or postgresql:// URL.", shown=True)]
 CameraOption = Annotated[
     bool,
     typer.Option(

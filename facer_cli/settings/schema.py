@@ -288,7 +288,10 @@ class Settings(EngineFields):
     )
     # Store
     db: str | None = setting(
-        None, min_length=1, description="SQLite database path (default: facer.db in the per-user data folder)."
+        None,
+        min_length=1,
+        description="The store: an SQLite file's path (default: facer.db in the per-user data folder), or a "
+        "postgresql:// URL (its password from PGPASSWORD, ~/.pgpass or a service file; facer shows the URL without it).",
     )
     db_busy_timeout_s: float = setting(
         30.0, ge=0, le=3600, description="Wait this many seconds for another facer process to finish writing."

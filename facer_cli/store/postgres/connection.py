@@ -93,6 +93,8 @@ def _reason(exc: BaseException, scrub: Scrubber) -> str:
     text = lines[0] if lines else type(exc).__name__
     if "failed: " in text:
         text = text.rsplit("failed: ", 1)[1]
+    for level in ("FATAL:", "ERROR:"):
+        text = text.removeprefix(level).strip()
     return text.rstrip(".")
 
 

@@ -85,11 +85,8 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
 # has no --replace), so no hint names an option its command lacks; when none fits, none is shown.
 # An option inside a quoted command (`facer enroll NAME --replace …`) belongs to that command.
 ERROR_HINTS: dict[type[e.FacerError], str | tuple[str, ...]] = {
-    e.UserExistsError: (
-        "pass --replace to replace their template(s) or --add to add another one",
-        "choose another name, or rename or remove the user who has it first (`facer users rename`, "
-        "`facer users remove`)",
-    ),
+    # `users rename` has neither option: its message says what to do (remove the other, or another name).
+    e.UserExistsError: "pass --replace to replace their template(s) or --add to add another one",
     e.LookalikeError: "pass --allow-lookalike if they are different people (the pair is recorded)",
     e.ModelMismatchError: "re-enroll with `facer enroll NAME --replace …`",
     e.UnknownUserError: "see `facer users list`",

@@ -47,25 +47,25 @@ def frames_table(
     (against the frontal frame, in inter-ocular distances).
 
     The file (or camera frame label, `clip.mp4 #17 @1.17s`) and the decision always show, whole.
-    Narrower than the table, columns go in this order: roll, pitch, det, sharp, plx, #, step, yaw,
-    qual."""
+    Narrower than the table, columns go in this order: roll, pitch, det, sharp, #, plx, qual, yaw,
+    step."""
     table = FitTable(
         [
             Column("file", KEY),
-            Column("#", FIXED, drop=6, justify="right"),
+            Column("#", FIXED, drop=5, justify="right"),
             Column("det", FIXED, drop=3, justify="right"),
             Column("yaw", FIXED, drop=8, justify="right"),
             Column("pitch", FIXED, drop=2, justify="right"),
             Column("roll", FIXED, drop=1, justify="right"),
             Column("sharp", FIXED, drop=4, justify="right"),
-            Column("qual", FIXED, drop=9, justify="right"),
+            Column("qual", FIXED, drop=7, justify="right"),
         ]
         + (
-            [Column("step", FIXED, drop=7), Column("plx", FIXED, drop=5, justify="right")]
+            [Column("step", FIXED, drop=9), Column("plx", FIXED, drop=6, justify="right")]
             if liveness is not None and liveness.cues is not None
             else []
         )
-        + [Column("decision", DECISION, min_width=20)],
+        + [Column("decision", DECISION, min_width=24)],
         title=title and literal(title),
         collapse_padding=True,
     )

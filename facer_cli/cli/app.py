@@ -246,8 +246,9 @@ def check_arguments(ctx: click.Context, typed: list[str]) -> None:
         if len(missing) == len(values):
             fatal.extend(missing)
         for path in [] if len(missing) == len(values) else missing:
-            err_console.print("[bold yellow]warning:[/] ", end="")
-            err_console.print(f"no such file or folder: {path} (the others go on)", markup=False, soft_wrap=True)
+            message_line(
+                err_console, Text("warning:", "bold yellow"), f"no such file or folder: {path} (the others go on)"
+            )
     if fatal:
         message = "no such file or folder: " if len(fatal) == 1 else "no such files or folders: "
         message += ", ".join(fatal)

@@ -452,3 +452,32 @@ def test_users_commands_on_postgres(postgres_url, tmp_path):
     assert result.exit_code == 0 and data == {"user": "Alice", "templates": 1, "samples": 0, "erasure_pending": False}
     result, data = run_json("users", "list", "--db", postgres_url)
     assert data["count"] == 0
+
+
+# -- the service and the HTTP service, with the real models -------------------------------------
+def test_the_http_service_enrolls_verifies_identifies_and_removes_on_postgres(client_for, postgres_url, faces):
+    from helpers import people
+
+    photos = people(faces)
+    client = client_for(db=postgres_url)
+
+    def files(paths):
+        return [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+
+    enrolled = client.post("/users/obama/enroll", files=files(photos["obama"][:3]))
+    assert enrolled.status_code == 201, enrolled.text
+    assert client.post("/users/kit_harington/enroll", files=files(photos["kit_harington"])).status_code == 201
+    again = client.post("/users/obama/enroll", files=files(photos["obama"][:3]))
+    assert again.status_code == 409 and again.json()["error"]["type"] == "UserExistsError"
+    verified = client.post("/users/obama/verify", files=files(photos["obama"][3:4])).json()
+    assert verified["band"] == "match", verified
+    found = client.post("/identify", files=files(photos["obama"][1:2])).json()
+    assert found["decision"] == "identified" and found["user"] == "obama", found
+    assert [u["name"] for u in client.get("/users").json()["users"]] == ["kit_harington", "obama"]
+    removed = client.delete("/users/obama").json()
+    assert removed == {"user": "obama", "templates": 1, "samples": 3, "erasure_pending": False}
+    after = client.post("/identify", files=files(photos["obama"][1:2])).json()
+    assert after["decision"] != "identified" or after["user"] != "obama", after
+    with PostgresStore(postgres_url, access="read") as store:
+        assert [u.name for u in store.list()] == ["kit_harington"]
+        assert [r["decision"] for r in store.identifications()][-1] == "identified"

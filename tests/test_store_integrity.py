@@ -3,7 +3,9 @@ opens, other applications' files, damaged pages, fingerprints, removal with a re
 files, folders and mounts, mistyped paths, files facer writes, interrupts, prompts.
 
 Real processes wherever the case is about processes. Tests that need to mount (a read-only bind
-mount, a small tmpfs) skip with the reason where mounting is not allowed.
+mount, a small tmpfs) skip with the reason where mounting is not allowed. The fingerprint tests run
+on every store backend (`backend_db`: SQLite and PostgreSQL, tests/store_backends.py); the rest are
+about the SQLite file itself (its bytes, WAL, pages, permissions, mounts) and stay SQLite's.
 """
 
 from __future__ import annotations
@@ -249,8 +251,18 @@ def test_facer_verify_on_a_damaged_store_says_corrupt_and_records_nothing(tmp_pa
 
 
 # -- 4. fingerprints and dimensions ----------------------------------------------------------
-def test_a_wrong_size_vector_under_the_current_fingerprint_is_refused(tmp_path):
-    db, model = tmp_path / "facer.db", current_model()
+def store_made(db: str) -> bool:
+    """Whether a store exists at `db` (an SQLite file, or facer's schema in a PostgreSQL database)."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute("SELECT to_regclass('facer_schema')").fetchone() != (None,)
+    return Path(db).exists()
+
+
+def test_a_wrong_size_vector_under_the_current_fingerprint_is_refused(tmp_path, backend_db):
+    db, model = backend_db, current_model()
     np.save(tmp_path / "dim128.npy", unit(1, dim=128))
     np.save(tmp_path / "dim512.npy", unit(2))
     result = run("users", "import", "a", tmp_path / "dim128.npy", "--fingerprint", model, "--db", db)
@@ -263,14 +275,14 @@ def test_a_wrong_size_vector_under_the_current_fingerprint_is_refused(tmp_path):
     assert [u["name"] for u in run_json("users", "list", "--db", db)[1]["users"]] == ["b"]
 
 
-def test_fingerprints_facer_cannot_check_need_trust_and_are_flagged(tmp_path, wide_console):
-    db, model = tmp_path / "facer.db", current_model()
+def test_fingerprints_facer_cannot_check_need_trust_and_are_flagged(tmp_path, wide_console, backend_db):
+    db, model = backend_db, current_model()
     np.save(tmp_path / "v.npy", unit(1))
     other_version = model.split(":")[0] + ":ffffffffffffffff"
     for fingerprint, says in ((other_version, "another version of model pack"), ("my own model", "cannot check")):
         result = run("users", "import", "x", tmp_path / "v.npy", "--fingerprint", fingerprint, "--db", db)
         assert result.exit_code == 2 and says in result.output and "--trust-fingerprint" in result.output
-    assert not db.exists()  # refused before the store was created
+    assert not store_made(db)  # refused before the store was created
     result = run("users", "import", "x", tmp_path / "v.npy", "--fingerprint", other_version, "--trust-fingerprint",
                  "--db", db)
     assert result.exit_code == 0, result.output
@@ -282,11 +294,11 @@ def test_fingerprints_facer_cannot_check_need_trust_and_are_flagged(tmp_path, wi
 
 
 @pytest.mark.parametrize("extra", [(), ("--current-model",)])
-def test_a_blank_fingerprint_is_a_usage_error(tmp_path, extra):
+def test_a_blank_fingerprint_is_a_usage_error(tmp_path, extra, backend_db):
     np.save(tmp_path / "v.npy", unit(1))
-    result = run("users", "import", "x", tmp_path / "v.npy", "--fingerprint", " ", *extra, "--db", tmp_path / "f.db")
+    result = run("users", "import", "x", tmp_path / "v.npy", "--fingerprint", " ", *extra, "--db", backend_db)
     assert result.exit_code == 2, result.output
-    assert not (tmp_path / "f.db").exists()
+    assert not store_made(backend_db)
 
 
 # -- 5. removal ---------------------------------------------------------------------------

@@ -363,6 +363,33 @@ def test_a_server_stopped_is_one_store_error_line_not_a_traceback_or_a_hang():
         cluster.destroy()
 
 
+def test_the_gallery_of_a_long_running_process_outlives_a_server_restart():
+    from pg_cluster import Cluster, NoPostgres
+
+    try:
+        cluster = Cluster()
+    except NoPostgres as exc:
+        pytest.skip(str(exc))
+    try:
+        cluster.start()
+        url = cluster.create_database("door")
+        with PostgresStore(url) as store:
+            store.import_vector("alice", unit(1), model=MODEL, source="a")
+            index = GalleryIndex.open(store.gallery_source(), MODEL)
+        assert index.search(unit(1), top_k=1)[0].name == "alice"
+        cluster.restart()
+        with PostgresStore(url) as store:
+            store.import_vector("bob", unit(2), model=MODEL, source="b")
+        assert index.search(unit(2), top_k=1)[0].name == "bob"  # a new connection, caught up
+        cluster.stop("immediate")
+        with pytest.raises(StoreError, match="PostgreSQL server of database") as caught:
+            index.search(unit(2), top_k=1)
+        one_line(caught.value)
+        index.close()
+    finally:
+        cluster.destroy()
+
+
 # -- erasure ----------------------------------------------------------------------------------
 def test_remove_vacuums_and_says_so_when_another_transaction_still_sees_the_rows(pg, postgres_url):
     pg.import_vector("alice", unit(1), model=MODEL, source="a")

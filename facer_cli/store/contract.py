@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from facer_cli.settings import Settings
     from facer_cli.store.connection import Access
     from facer_cli.store.gallery_source import GallerySource
+    from facer_cli.store.postgres.repository import PostgresStore
     from facer_cli.store.records import (
         Attempt,
         AttemptRecord,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         UserDetails,
         UserSummary,
     )
+    from facer_cli.store.repository import Store
     from facer_cli.templates.aggregate import Template
 
 
@@ -160,13 +162,10 @@ def open_store(settings: Settings, access: Access = "create") -> StoreContract:
     return Store.open(settings, access)
 
 
+if TYPE_CHECKING:  # mypy checks that each backend implements the contract
+
+    def _conforms(sqlite: Store, postgres: PostgresStore) -> tuple[StoreContract, StoreContract]:
+        return sqlite, postgres
+
+
 __all__ = ["StoreContract", "open_store"]
-
-
-def _conforms() -> None:  # pragma: no cover - read by mypy only
-    from facer_cli.store.postgres.repository import PostgresStore
-    from facer_cli.store.repository import Store
-
-    sqlite: StoreContract = Store(":memory:")
-    postgres: StoreContract = PostgresStore("postgresql://")
-    del sqlite, postgres

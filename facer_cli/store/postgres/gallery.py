@@ -1,7 +1,9 @@
 """`PostgresGallerySource`: what the gallery index reads (`GallerySource`), from PostgreSQL.
 
 Its own read-only connection; each read transaction is `REPEATABLE READ READ ONLY`, so the stamp
-and the rows read with it are one state of the store. The stamp is the `gallery_version` row
+and the rows read with it are one state of the store. A connection the server dropped (a restart,
+a failover) is opened again when the next read transaction begins, so a long-running process (a
+`facer serve`) keeps its index. The stamp is the `gallery_version` row
 that a trigger keeps (inserts, deletes, reused ids). No sidecar file: a removal on one machine
 cannot erase files on the others, so each process keeps its index in an unnamed temporary file
 and builds it from the store on its first search.
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import psycopg
 from psycopg.pq import TransactionStatus
 
 from facer_cli.store.gallery_source import Stamp, TemplateRow
@@ -26,11 +29,28 @@ class PostgresGallerySource:
     index holds a lock around every use). Errors are `StoreError` lines, as the store's."""
 
     def __init__(self, url: str, busy_timeout_s: float = 30.0):
+        self.url = url
+        self.busy_timeout_s = busy_timeout_s
         self.location = redact_url(url)
         self.scrub = Scrubber(url)
-        self.conn = connect(
-            url, location=self.location, scrub=self.scrub, busy_timeout_s=busy_timeout_s, read_only=True
+        self.conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        return connect(
+            self.url, location=self.location, scrub=self.scrub, busy_timeout_s=self.busy_timeout_s, read_only=True
         )
+
+    def _begin(self) -> None:
+        """BEGIN, on a new connection when the server dropped this one (nothing was read on it yet)."""
+        if self.conn.broken:
+            self.conn.close()
+            self.conn = self._connect()
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.OperationalError:
+            self.conn.close()
+            self.conn = self._connect()
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def close(self) -> None:
         self.conn.close()
@@ -40,23 +60,19 @@ class PostgresGallerySource:
 
     @contextmanager
     def read_transaction(self) -> Iterator[None]:
-        conn = self.conn
         try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
+            if not self.conn.broken and self.conn.info.transaction_status != TransactionStatus.IDLE:
                 yield
                 return
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._begin()
+            conn = self.conn
             try:
                 yield
             finally:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("COMMIT")
-        except Exception as exc:
-            import psycopg
-
-            if isinstance(exc, psycopg.Error):
-                raise runtime_error(exc, "read the gallery", self.location, self.scrub) from None
-            raise
+        except psycopg.Error as exc:
+            raise runtime_error(exc, "read the gallery", self.location, self.scrub) from None
 
     def stamp(self, model: str) -> Stamp:
         row = self.conn.execute(

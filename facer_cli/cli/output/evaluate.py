@@ -121,6 +121,7 @@ def evaluation_view(result: "Evaluation") -> list[RenderableType | str]:
         [Column("figure", WRAP), *(Column(p.label, WRAP) for p in result.protocols)],
         title=f"at cosine_threshold_high {result.threshold_high:g} / cosine_threshold_low {result.threshold_low:g}",
         box=box.HEAVY_HEAD,
+        pad_edge=True,
     )
     columns = [_metric_rows(p.metrics) for p in result.protocols]
     for index, (name, _) in enumerate(columns[0]):
@@ -192,6 +193,7 @@ def identify_evaluation_view(outcome: Any) -> list[RenderableType | str]:
         [Column("figure", WRAP), Column("value", WRAP)],
         title=f"identify (1:N) at identify_threshold {outcome.threshold:g} / identify_margin {outcome.margin:g}",
         box=box.HEAVY_HEAD,
+        pad_edge=True,
     )
     rows = [
         ("gallery", f"{outcome.templates} template(s) of k={outcome.k} image(s), {len(outcome.enrolled)} identities"),
@@ -305,6 +307,7 @@ def liveness_evaluation_view(result: "LivenessEvaluation") -> list[RenderableTyp
         [Column("figure", WRAP), Column("rate (errors/videos) [95 % CI]", WRAP)],
         title="ISO/IEC 30107-3, with 95 % Clopper–Pearson intervals",
         box=box.HEAVY_HEAD,
+        pad_edge=True,
     )
     figures.add_row("BPCER: live refused", _pad_cell(current.bpcer))
     for kind, rate in current.apcer.items():

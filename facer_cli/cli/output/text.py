@@ -109,6 +109,7 @@ class FitTable:
         title_style: str | None = None,
         box: boxes.Box | None = boxes.SIMPLE_HEAD,
         collapse_padding: bool = False,
+        pad_edge: bool = False,
     ) -> None:
         self.columns = list(columns)
         self.rows: list[tuple[list[Text], str]] = []
@@ -118,6 +119,7 @@ class FitTable:
         self.title_style = title_style
         self.box = box
         self.collapse_padding = collapse_padding
+        self.pad_edge = pad_edge
         self._overheads: dict[int, int] = {}
 
     def add_row(self, *cells: Text | str | None, style: str = "") -> None:
@@ -150,7 +152,7 @@ class FitTable:
             show_header=self.show_header,
             header_style=self.header_style,
             box=self.box,
-            pad_edge=False,
+            pad_edge=self.pad_edge,
             collapse_padding=self.collapse_padding,
             show_edge=True,
         )

@@ -287,9 +287,14 @@ def test_a_rejected_password_is_one_line_that_never_shows_it(door_role, monkeypa
         PostgresStore(wrong)
     text = one_line(caught.value)
     assert PASSWORD not in text and "PGPASSWORD" in text and "pgpass" in text
-    for args in (("users", "list"), ("users", "check"), ("config", "show")):
+    for args in (("users", "list"), ("users", "check"), ("config", "show"), ("users", "list", "--help-settings")):
         result = run(*args, "--db", wrong)
         assert PASSWORD not in result.output and "Traceback" not in result.output, result.output
+    monkeypatch.setenv("FACER_DB", wrong)
+    for args in (("users", "list", "--help-settings"), ("config", "show", "--verbose"), ("users", "list")):
+        result = run(*args)
+        assert PASSWORD not in result.output and "Traceback" not in result.output, result.output
+    monkeypatch.delenv("FACER_DB")
     assert run("users", "list", "--db", wrong).exit_code == 6
     result, data = run_json("config", "show", "--db", wrong)
     assert data["settings"]["db"]["value"] == redact_url(wrong) and data["db_path"] == redact_url(wrong)

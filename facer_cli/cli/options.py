@@ -202,8 +202,10 @@ def setting_options_view(ctx: Any, params: list[Any], loaded: "LoadedSettings") 
         flags = "/".join(param.opts + param.secondary_opts)
         metavar = "" if param.is_flag else " " + param.make_metavar(ctx)
         value = values[name]
-        if name == "db" and value is None:
-            value = loaded.settings.db_path
+        if name == "db":
+            from facer_cli.store.urls import describe_db
+
+            value = describe_db(value, loaded.settings.db_path)  # a PostgreSQL URL without its password
         origin = origin_label(loaded.origins.get(name, "default"))
         if origin != "built-in":
             origin += f" (built-in: {shown_value(info.default, info.secret)})"

@@ -26,17 +26,27 @@ REQUIRE_POSTGRES = os.environ.get("FACER_REQUIRE_POSTGRES") == "1"
 _databases = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Any]:
-    """One PostgreSQL server for the session: started on first use, stopped and deleted at the end."""
+def new_cluster() -> Any:
+    """A new `pg_cluster.Cluster` (not started), or the test skips with the reason (fails with
+    FACER_REQUIRE_POSTGRES=1) where PostgreSQL's server binaries or psycopg are missing."""
+    import importlib.util
+
     from pg_cluster import Cluster, NoPostgres
 
     try:
-        cluster = Cluster()
+        if importlib.util.find_spec("psycopg") is None:
+            raise NoPostgres("psycopg is not installed (pip install -e '.[dev]' or '.[postgres]')")
+        return Cluster()
     except NoPostgres as exc:
         if REQUIRE_POSTGRES:
             pytest.fail(f"FACER_REQUIRE_POSTGRES=1, but {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One PostgreSQL server for the session: started on first use, stopped and deleted at the end."""
+    cluster = new_cluster()
     try:
         cluster.start()
         yield cluster

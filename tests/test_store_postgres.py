@@ -14,10 +14,14 @@ import threading
 import time
 
 import numpy as np
-import psycopg
 import pytest
 from helpers import REPO, run, run_json
+from store_backends import REQUIRE_POSTGRES, new_cluster
 from test_store import MODEL, THRESHOLDS, unit
+
+if not REQUIRE_POSTGRES:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[dev]' or '.[postgres]')")
+import psycopg  # noqa: E402
 
 from facer_cli.errors import StoreError, UserExistsError
 from facer_cli.gallery import GalleryIndex
@@ -341,12 +345,7 @@ def test_a_missing_database_says_to_create_it(postgres_url):
 
 
 def test_a_server_stopped_is_one_store_error_line_not_a_traceback_or_a_hang():
-    from pg_cluster import Cluster, NoPostgres
-
-    try:
-        cluster = Cluster()
-    except NoPostgres as exc:
-        pytest.skip(str(exc))
+    cluster = new_cluster()
     try:
         cluster.start()
         url = with_password(cluster.create_database("door") + "?connect_timeout=3")
@@ -369,12 +368,7 @@ def test_a_server_stopped_is_one_store_error_line_not_a_traceback_or_a_hang():
 
 
 def test_the_gallery_of_a_long_running_process_outlives_a_server_restart():
-    from pg_cluster import Cluster, NoPostgres
-
-    try:
-        cluster = Cluster()
-    except NoPostgres as exc:
-        pytest.skip(str(exc))
+    cluster = new_cluster()
     try:
         cluster.start()
         url = cluster.create_database("door")

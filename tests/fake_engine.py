@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -39,8 +40,12 @@ DIMENSION = 512
 # Below this spread of grey levels (over a 64 × 64 thumbnail) a picture holds no face.
 BLANK_SPREAD = 4.0
 SUBJECT_SIDE = 0.6  # of the picture's shorter side
-# A fixed projection of the picture's 64 × 64 detail onto 512 values (seeded: the same on every run).
-_PROJECTION = np.random.default_rng(20240607).standard_normal((DIMENSION, 64 * 64)).astype(np.float32)
+
+
+@cache
+def _projection() -> np.ndarray:
+    """A fixed projection of a picture's 64 × 64 detail onto 512 values (seeded: the same on every run)."""
+    return np.random.default_rng(20240607).standard_normal((DIMENSION, 64 * 64)).astype(np.float32)
 
 
 def _digest(image: np.ndarray) -> bytes:
@@ -60,7 +65,7 @@ def _embedding(gray: np.ndarray, digest: bytes) -> np.ndarray:
     small = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
     small = small + small[:, ::-1]
     detail = small - cv2.GaussianBlur(small, (0, 0), 1.5)
-    vector = _PROJECTION @ detail.ravel()
+    vector = _projection() @ detail.ravel()
     norm = float(np.linalg.norm(vector))
     if norm < 1e-6:  # no detail at all: a vector of its own, from the pixels' hash
         vector = np.random.default_rng(int.from_bytes(digest[:8], "big")).standard_normal(DIMENSION).astype(np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import sys
@@ -10,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import people, run
+from helpers import people, run, run_json
 
 from facer_cli.errors import InputError
 from facer_cli.evaluation.dataset import load_dataset, parse_same
@@ -69,7 +70,7 @@ def test_people_pairs_are_all_separable(people_result):
 def test_people_tar_at_far_says_when_there_are_too_few_impostor_pairs(people_result):
     pairs = people_result.protocol("pairs").metrics
     at_1e2, at_1e3 = pairs.tar_at_far
-    assert not at_1e2.supported and at_1e2.note == "needs ≥ 100 impostor pairs, have 91"
+    assert not at_1e2.supported and at_1e2.note == "needs ≥ 100 acquired impostor pairs, have 91"
     assert not at_1e3.supported
     recommendation = pairs.recommendation
     # 0 of 91 impostors let in shows FAR ≤ 3.97 % at 95 %, not 0.1 %: nothing to paste.
@@ -79,7 +80,7 @@ def test_people_tar_at_far_says_when_there_are_too_few_impostor_pairs(people_res
     # Above every impostor pair and never below the model's safe floor.
     assert recommendation.threshold_high == SAFE_FLOOR > pairs.impostor.max
     assert recommendation.far_at_high == 0.0 and recommendation.tar_at_high == 1.0
-    assert any("needs ≥ 3688 impostor pairs" in note for note in recommendation.notes)
+    assert any("needs ≥ 3688 acquired impostor pairs" in note for note in recommendation.notes)
 
 
 def test_enroll_protocol_uses_templates_of_k_images(people_result):
@@ -220,18 +221,24 @@ def with_blank(faces, tmp_path_factory):
     return root
 
 
-def test_images_without_a_face_are_listed_and_count_as_errors(with_blank, settings, engine):
+def test_images_without_a_face_fail_to_acquire(with_blank, settings, engine):
     result = evaluate(load_dataset(with_blank), settings, workers=1)
     assert [u.path.endswith("obama_blank.png") for u in result.unusable] == [True]
-    assert result.unusable[0].reason == "no face"
+    assert result.unusable[0].reason == "no face" and result.unusable[0].groups == ["no face"]
+    # FTA over the distinct images: 1 of 5, by reason.
+    assert result.acquisition.fta == pytest.approx(1 / 5)
+    assert result.acquisition.by_reason() == [("no face", 1)]
     m = result.protocol("pairs").metrics
     # 5 images: 10 pairs; genuine = C(3,2) + C(2,2) = 4, two with the blank image; impostor = 6, two with it.
     assert (m.genuine.count, m.impostor.count) == (4, 6)
     assert (m.genuine.no_score, m.impostor.no_score) == (2, 2)
-    assert m.current.frr == pytest.approx(2 / 4)  # a genuine pair without a face is a false reject
-    assert m.current.far == 0.0  # an impostor pair without a face lets nobody in…
-    assert m.current.accuracy == pytest.approx((2 + 4) / 10)  # …but is not a correct answer either
-    assert m.eer.rate == pytest.approx(0.5)
+    c = m.current
+    assert c.fta_genuine == pytest.approx(2 / 4) and c.fta_impostor == pytest.approx(2 / 6)
+    assert c.frr == pytest.approx(2 / 4)  # a genuine pair without a face turns its person away…
+    assert c.fnmr == 0.0  # …though the model rejected none it compared
+    assert c.far == 0.0 and c.fmr == 0.0  # an impostor pair without a face lets nobody in…
+    assert c.accuracy == 1.0  # …and is no error: the 6 acquired pairs are all right
+    assert m.eer.rate == 0.0
 
 
 def test_enroll_protocol_with_a_faceless_image(with_blank, settings, engine):
@@ -243,7 +250,7 @@ def test_enroll_protocol_with_a_faceless_image(with_blank, settings, engine):
     assert all("too few usable frames" in f.reason for f in outcome.failures)
     m = result.protocol("enroll").metrics
     assert m.genuine.count == 3 and m.genuine.no_score == 3  # two failed templates, and the blank probe
-    assert m.current.frr == 1.0
+    assert m.current.frr == 1.0 and m.current.fta_genuine == 1.0 and m.current.fnmr is None
 
 
 def test_cli_lists_faceless_images(with_blank):
@@ -285,10 +292,48 @@ def test_cli_plot_is_a_png_of_the_expected_size(faces, tmp_path):
 def test_cli_table(faces):
     result = run("evaluate", faces / "people", "--workers", "1")
     assert result.exit_code == 0, result.output
-    for text in ("accuracy", "FAR", "FRR", "95% interval", "EER", "TAR @ FAR 0.01",
-                 "needs ≥ 100 impostor pairs, have 91", "best-accuracy threshold", "needs ≥ 3688 impostor pairs",
+    output = result.output.replace("\n", " ")
+    for text in ("failure to acquire (FTA): 0.00% of images (0/15)", "FTA: genuine pairs not acquired",
+                 "FAR = FMR × (1 − FTA)", "FRR = FTA + FNMR × (1 − FTA)", "FMR: impostor ≥ high",
+                 "FNMR: genuine < low", "accuracy", "95% interval", "EER", "TAR @ FMR 1%",
+                 "needs ≥ 100", "best-accuracy threshold",
+                 "needs ≥ 3688 acquired impostor pairs",
                  "no cosine_threshold_high or cosine_threshold_low to paste", "images/s"):
-        assert text in result.output, text
+        assert text in output, text
+    # The table says which figures are the system's and which the model's.
+    lines = result.output.splitlines()
+    system = next(i for i, line in enumerate(lines) if "│ system " in line)
+    model = next(i for i, line in enumerate(lines) if "│ model " in line)
+    assert system < next(i for i, line in enumerate(lines) if "FAR = FMR" in line) < model
+    assert model < next(i for i, line in enumerate(lines) if "FMR: impostor" in line)
+    # Every rate is a percentage with its counts: no bare fraction such as 0.001 or 0.0397.
+    assert "≤ 0.001" not in output and "0.03973" not in output and "TAR @ FAR 0.01" not in output
+    # Each footnote marker in the table has its note below, and each note its marker.
+    marks = set(re.findall(r"\[(\d+)\]", "\n".join(line for line in lines if line.startswith("│"))))
+    notes = {m.group(1) for line in lines if (m := re.match(r"\[(\d+)\] ", line))}
+    assert marks == notes == {"1", "2", "3", "4"}
+    high_row = next(line for line in lines if "high for FAR ≤ 0.1%" in line)
+    low_row = next(line for line in lines if "low for FRR ≤ 1%" in line)
+    assert "[1][2]" in " ".join(lines[lines.index(high_row) : lines.index(low_row)])
+    assert "[3][4]" in " ".join(lines[lines.index(low_row) : lines.index(low_row) + 3])
+
+
+def test_cli_json_on_the_people_photos(faces):
+    result, data = run_json("evaluate", faces / "people", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert data["acquisition"] == {
+        "images": 15, "acquired": 15, "not_acquired": 0, "fta": 0.0,
+        "fta_ci95": [0.0, pytest.approx(1 - 0.025 ** (1 / 15), abs=1e-6)], "by_reason": [],
+    }
+    current = data["protocols"]["pairs"]["current"]
+    assert current["fta_genuine_pairs"] == 0.0 and current["fta_impostor_pairs"] == 0.0
+    assert current["fmr"] == current["far"] == 0.0 and current["fnmr"] == current["frr"] == 0.0
+    assert current["accuracy"] == 1.0
+    recommended = data["recommended"]
+    # Once high 0.3000 and low 0.4000 (the high in force): low is never above the high shown.
+    assert recommended["cosine_threshold_high"] == SAFE_FLOOR
+    assert recommended["cosine_threshold_low"] <= recommended["cosine_threshold_high"]
+    assert recommended["toml"] == ""
 
 
 @pytest.mark.parametrize(

@@ -80,24 +80,60 @@ def test_separable_scores():
     assert m.current.accuracy == 1.0 and m.current.far == 0.0 and m.current.frr == 0.0
 
 
-def test_pairs_without_a_score_count_as_rejections():
-    # Genuine NaN: a false reject. Impostor NaN: not a false accept, but never a correct answer.
-    m = evaluate_scores([0.9, NAN], [0.1, NAN], 0.4, 0.3)
-    assert m.current.genuine == BandCounts(total=2, match=1, uncertain=0, no_match=1, no_score=1)
-    assert m.current.impostor == BandCounts(total=2, match=0, uncertain=0, no_match=2, no_score=1)
-    assert m.current.frr == 0.5
-    assert m.current.far == 0.0
-    assert m.current.accuracy == pytest.approx(2 / 4)  # 0.9 matched, 0.1 rejected; the NaN pairs are errors
-    # FRR never drops below the failed share: at t = 0.1 FAR = 1/2, FRR = 1/2 → EER 0.5.
-    assert m.eer.rate == pytest.approx(0.5)
-    assert m.best.accuracy == pytest.approx(2 / 4)
-    assert m.genuine.no_score == 1 and m.impostor.no_score == 1
+def test_failure_to_acquire_on_both_sides_hand_computed():
+    # genuine 0.9 match, 0.35 uncertain, 0.2 no match, one pair not acquired (NaN);
+    # impostor 0.5 match, 0.1 and 0.0 no match, two pairs not acquired.
+    m = evaluate_scores([0.9, 0.35, 0.2, NAN], [0.5, 0.1, NAN, NAN, 0.0], 0.4, 0.3)
+    c = m.current
+    assert c.genuine == BandCounts(total=4, match=1, uncertain=1, no_match=2, no_score=1)
+    assert c.impostor == BandCounts(total=5, match=1, uncertain=0, no_match=4, no_score=2)
+    assert (c.genuine.acquired, c.impostor.acquired) == (3, 3)
+    # FTA per kind of pair: either image failing fails the pair.
+    assert c.fta_genuine == pytest.approx(1 / 4) and c.fta_impostor == pytest.approx(2 / 5)
+    # The model, on acquired pairs only.
+    assert c.fmr == pytest.approx(1 / 3)  # 0.5 of the 3 acquired impostor pairs
+    assert c.fnmr == pytest.approx(1 / 3)  # 0.2 of the 3 acquired genuine pairs
+    assert c.genuine_uncertain == pytest.approx(1 / 3) and c.impostor_uncertain == 0.0
+    assert c.accuracy == pytest.approx(3 / 6)  # 0.9 matched, 0.1 and 0.0 rejected, of 6 acquired pairs
+    assert c.fmr_ci == binomial_ci(1, 3) and c.fnmr_ci == binomial_ci(1, 3)
+    # The system: FAR = FMR × (1 − FTA) = 1/3 × 3/5 = 1/5; FRR = FTA + FNMR × (1 − FTA) = 1/4 + 1/3 × 3/4 = 1/2.
+    assert c.far == pytest.approx(1 / 5) == pytest.approx(c.fmr * (1 - c.fta_impostor))
+    assert c.frr == pytest.approx(1 / 2) == pytest.approx(c.fta_genuine + c.fnmr * (1 - c.fta_genuine))
+    assert c.far_ci == binomial_ci(1, 5) and c.frr_ci == binomial_ci(2, 4)
+    data = m.to_dict()["current"]
+    assert data["fta_genuine_pairs"] == 0.25 and data["fta_impostor_pairs"] == 0.4
+    assert data["fmr"] == pytest.approx(1 / 3, abs=1e-6) and data["fnmr"] == pytest.approx(1 / 3, abs=1e-6)
+    assert data["far"] == 0.2 and data["frr"] == 0.5 and data["accuracy"] == 0.5
+    assert data["genuine"]["acquired"] == 3 and data["impostor"]["acquired"] == 3
 
 
-def test_eer_undefined_when_failures_dominate():
-    m = evaluate_scores([0.9, NAN, NAN], [0.1, NAN, NAN], 0.4, 0.3)
-    # FAR ≤ 1/3 everywhere, FRR ≥ 2/3 everywhere: they never meet.
-    assert m.eer.rate is None and "FRR stays above FAR" in m.eer.note
+def test_an_impostor_pair_not_acquired_is_an_error_in_no_figure():
+    acquired = evaluate_scores([0.9, 0.8, 0.35], [0.1, 0.0, 0.2], 0.4, 0.3)
+    with_failed = evaluate_scores([0.9, 0.8, 0.35], [0.1, 0.0, 0.2, NAN, NAN], 0.4, 0.3)
+    a, b = acquired.current, with_failed.current
+    assert b.accuracy == a.accuracy == pytest.approx(5 / 6)  # the uncertain 0.35 is the only wrong answer
+    assert b.fta_impostor == pytest.approx(2 / 5) and a.fta_impostor == 0.0  # reported as FTA, nothing else
+    assert b.fmr == a.fmr == 0.0 and b.far == a.far == 0.0 and b.impostor.match == 0
+    assert b.fnmr == a.fnmr and b.frr == a.frr and b.fta_genuine == 0.0
+    assert with_failed.best.accuracy == acquired.best.accuracy == 1.0
+    assert with_failed.eer.rate == acquired.eer.rate == 0.0
+    # FTA is no evidence for a threshold: the recommended high is measured on the 3 acquired pairs.
+    assert with_failed.recommendation.far_ci_at_high == binomial_ci(0, 3)
+
+
+def test_a_genuine_pair_not_acquired_is_a_reject_of_the_system_not_of_the_model():
+    m = evaluate_scores([0.9, NAN], [0.1, 0.05], 0.4, 0.3)
+    assert m.current.frr == 0.5 and m.current.fta_genuine == 0.5  # turned away: no face to compare
+    assert m.current.fnmr == 0.0 and m.current.accuracy == 1.0  # the model got every compared pair right
+    assert m.eer.rate == 0.0  # the curves are the model's: acquired pairs only
+
+
+def test_no_acquired_pairs_of_a_kind():
+    m = evaluate_scores([0.9, 0.8], [NAN, NAN], 0.4, 0.3)
+    assert m.current.fmr is None and m.current.far == 0.0 and m.current.fta_impostor == 1.0
+    assert m.eer.rate is None and m.curve() is None
+    assert m.recommendation.threshold_high is None
+    assert any("no impostor pair was acquired" in note for note in m.recommendation.high_notes)
 
 
 def test_tar_at_far_needs_enough_impostor_pairs():
@@ -111,7 +147,9 @@ def test_tar_at_far_needs_enough_impostor_pairs():
     assert point.tar == 1.0
     few = tar_at_far(genuine, impostor[:99], 1e-2)
     assert not few.supported and few.tar is None
-    assert few.note == "needs ≥ 100 impostor pairs, have 99"
+    assert few.note == "needs ≥ 100 acquired impostor pairs, have 99"
+    # Impostor pairs not acquired do not count towards the 100.
+    assert not tar_at_far(genuine, np.concatenate([impostor[:99], [NAN]]), 1e-2).supported
     assert not tar_at_far(genuine, impostor, 1e-3).supported
 
 
@@ -183,8 +221,11 @@ def test_too_few_pairs_give_no_paste_ready_line():
     assert r.far_ci_at_high[1] == pytest.approx(1 - 0.025**0.2)
     assert not r.far_supported and not r.frr_supported
     assert r.toml() == ""
-    assert any("FAR ≤ 0.2 needs ≥ 17 impostor pairs with no error; these 5 support FAR ≤ 0.5218" in n for n in r.notes)
-    assert any("FRR ≤ 0.25 needs ≥ 13 genuine pairs" in n for n in r.notes)
+    assert any(
+        "FAR ≤ 20% needs ≥ 17 acquired impostor pairs with no error; these 5 support FAR ≤ 52.18%" in n
+        for n in r.high_notes
+    )
+    assert any("FRR ≤ 25% needs ≥ 13 genuine pairs" in n for n in r.low_notes)
     assert r.to_dict()["needed_impostor_pairs"] == 17 and r.to_dict()["toml"] == ""
 
 
@@ -193,7 +234,7 @@ def test_two_pairs_recommend_nothing():
     r = recommend(np.array([0.72]), np.array([-0.0269]), target_far=1e-3, target_frr=1e-2)
     assert r.toml() == "" and not r.far_supported and not r.frr_supported
     assert r.threshold_high == SAFE_FLOOR and r.raised_to_floor
-    assert any("needs ≥ 3688 impostor pairs" in n and "support FAR ≤ 0.975" in n for n in r.notes)
+    assert any("needs ≥ 3688 acquired impostor pairs" in n and "support FAR ≤ 97.50%" in n for n in r.notes)
 
 
 LOW_IMPOSTORS = np.linspace(-0.2, 0.1, 5000)
@@ -244,6 +285,54 @@ def test_low_alone_is_pasted_only_under_the_high_in_force():
     assert recommend(HIGH_GENUINE, np.array(IMPOSTOR), 1e-3, 1e-2).toml() == ""
 
 
+def test_low_is_never_above_the_high_shown():
+    # Two impostors (FAR not supported, high raised to the floor 0.30) and 1000 genuine pairs whose FRR
+    # target allows a low of 0.3573: under the 0.40 in force, but above the 0.30 shown as high.
+    genuine = np.concatenate([np.full(4, 0.3573), np.full(996, 0.8)])
+    r = recommend(genuine, np.array([0.1, 0.05]), 1e-3, 1e-2, current_high=0.4)
+    assert r.threshold_high == SAFE_FLOOR and not r.far_supported
+    assert r.threshold_low == SAFE_FLOOR <= r.threshold_high and r.low_clamped
+    assert any("above the recommended cosine_threshold_high 0.3000" in note for note in r.low_notes)
+    # Pasted alone, it still fits under the high in force, and says it is not set to a pasted high.
+    assert r.toml() == (
+        "cosine_threshold_low = 0.3000  # no higher than the recommended high, which these pairs do not support"
+    )
+    # On the people photos' scores the table once showed high 0.3000 above low 0.4000 (the high in force).
+    people = recommend(np.linspace(0.52, 0.79, 14), np.linspace(-0.13, 0.13, 91), 1e-3, 1e-2, current_high=0.4)
+    assert people.threshold_low <= people.threshold_high == SAFE_FLOOR
+
+
+def test_low_never_above_high_on_random_scores():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        genuine = rng.normal(rng.uniform(0.2, 0.8), 0.1, int(rng.integers(1, 400)))
+        impostor = rng.normal(rng.uniform(-0.1, 0.5), 0.1, int(rng.integers(1, 400)))
+        genuine[rng.random(len(genuine)) < 0.05] = NAN
+        impostor[rng.random(len(impostor)) < 0.05] = NAN
+        r = recommend(
+            genuine,
+            impostor,
+            float(rng.choice([1e-3, 1e-2, 0.05, 0.2])),
+            float(rng.choice([1e-2, 0.05, 0.2])),
+            allow_below_floor=bool(rng.integers(2)),
+            current_high=float(rng.choice([0.3, 0.4, 0.5])),
+        )
+        if r.threshold_low is not None and r.threshold_high is not None:
+            assert r.threshold_low <= r.threshold_high
+        if r.low_line and not r.high_line:
+            assert r.threshold_low <= r.current_high
+
+
+def test_recommended_high_counts_only_acquired_impostor_pairs():
+    # 100 acquired impostor pairs and 400 not acquired: 0 of 500 would show FAR ≤ 0.74 %, but the
+    # threshold only ever met the 100 (≤ 3.6 %): FAR ≤ 1 % is not supported.
+    impostor = np.concatenate([np.linspace(-0.2, 0.1, 100), np.full(400, NAN)])
+    r = recommend(HIGH_GENUINE, impostor, 1e-2, 1e-2)
+    assert r.impostor_acquired == 100 and r.impostor_pairs == 500
+    assert r.far_ci_at_high == binomial_ci(0, 100) and not r.far_supported
+    assert "cosine_threshold_high" not in r.toml()
+
+
 def test_recommendation_notes_when_a_kind_is_missing():
     r = recommend(np.array(GENUINE), np.empty(0), target_far=1e-3, target_frr=1e-2)
     assert r.threshold_high is None and any("no impostor pairs" in note for note in r.notes)
@@ -254,11 +343,11 @@ def test_recommendation_notes_when_a_kind_is_missing():
 def test_no_recommended_low_when_no_genuine_pair_has_a_score():
     r = recommend(np.array([NAN, NAN]), np.array(IMPOSTOR), target_far=0.2, target_frr=0.5)
     assert r.threshold_low is None and r.threshold_high == 0.7001
-    assert any("no genuine pair has a score" in note for note in r.notes)
+    assert any("no genuine pair was acquired" in note for note in r.notes)
     genuine = np.concatenate([np.full(990, 0.8), np.full(10, NAN)])
     r = recommend(genuine, LOW_IMPOSTORS, target_far=1e-3, target_frr=1e-2)
     # 10 pairs without a score are 10 certain rejections: more than the 3 that FRR 1 % allows.
-    assert any("more genuine pairs without a score (10)" in note for note in r.notes)
+    assert any("more genuine pairs not acquired (10)" in note for note in r.notes)
     assert r.frr_at_low == pytest.approx(0.01) and not r.frr_supported
 
 

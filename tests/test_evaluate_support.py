@@ -43,7 +43,7 @@ def test_two_pairs_give_no_thresholds_to_paste(two_pairs):
     assert recommended["far_ci95_at_high"][1] == pytest.approx(0.975)  # 0 of 1 impostor: FAR ≤ 97.5 %
     table = run("evaluate", two_pairs, "--workers", "1")
     assert "cosine_threshold_high = " not in table.output
-    assert "needs ≥ 3688 impostor pairs" in table.output.replace("\n", " ")
+    assert "needs ≥ 3688 acquired impostor pairs" in table.output.replace("\n", " ")
     assert "no cosine_threshold_high or cosine_threshold_low to paste" in table.output
 
 
@@ -76,16 +76,31 @@ def test_larger_folder_lists_why_images_were_unusable(larger_result):
     assert set(reasons) == {"blurred.png", "dark.png"}, reasons
     assert reasons["blurred.png"].startswith("blurred: sharpness")
     assert "too dark: mean level" in reasons["dark.png"]
+    # FTA over the 62 distinct images, by reason: dark.png is both blurred and too dark.
+    acquisition = larger_result.acquisition
+    assert acquisition.fta == pytest.approx(2 / 62)
+    assert acquisition.by_reason() == [("blurred", 2), ("too dark", 1)]
+    assert acquisition.to_dict()["by_reason"][1] == {"reason": "too dark", "images": 1, "rate": round(1 / 62, 6)}
 
 
 def test_larger_folder_supports_far_1e2_but_not_1e3(larger_result):
     m = larger_result.protocol("pairs").metrics
     # 62 images: 315 genuine pairs (one of them between the two unusable images), 1576 impostor pairs.
     assert (m.genuine.count, m.impostor.count) == (315, 1576)
+    # The 2 unusable images: 1 genuine pair (each other) and 2 × 60 impostor pairs are not acquired.
+    c = m.current
+    assert (c.genuine.no_score, c.impostor.no_score) == (1, 120)
+    assert c.fta_impostor == pytest.approx(120 / 1576) and c.fta_genuine == pytest.approx(1 / 315)
+    # No impostor pair is an error for failing to acquire: the accuracy is the acquired pairs'.
+    assert c.accuracy == pytest.approx(c.correct / (314 + 1456)) and c.accuracy > 0.99
+    assert c.frr == pytest.approx(c.fta_genuine + c.fnmr * (1 - c.fta_genuine))
+    assert c.far == pytest.approx(c.fmr * (1 - c.fta_impostor))
     r = m.recommendation
     assert r.far_supported and r.frr_supported
     assert r.threshold_high == SAFE_FLOOR > m.impostor.max  # above every impostor, at the safe floor
-    assert r.far_ci_at_high == binomial_ci(0, 1576) and r.far_ci_at_high[1] <= 1e-2
+    assert r.threshold_low <= r.threshold_high
+    # Measured on the 1456 acquired impostor pairs, not the 1576.
+    assert r.far_ci_at_high == binomial_ci(0, 1456) and r.far_ci_at_high[1] <= 1e-2
     assert r.toml().startswith("cosine_threshold_high = 0.3000")
     # The same scores against FAR ≤ 0.1 %: 1576 impostor pairs are fewer than the 3688 it needs.
     strict = evaluate_scores(m.genuine_scores, m.impostor_scores, 0.4, 0.3, target_far=1e-3, target_frr=5e-2)
@@ -99,4 +114,8 @@ def test_larger_folder_through_the_cli(larger):
     assert "facer.toml, from the pairs protocol" in result.output
     assert "cosine_threshold_high = 0.3000  # the model's safe floor (0.3)" in result.output
     assert "95% interval" in result.output
-    assert "2 image(s) without a usable face" in result.output.replace("\n", " ")
+    output = result.output.replace("\n", " ")
+    assert "2 image(s) without a usable face" in output
+    assert "failure to acquire (FTA): 3.23% of images (2/62)" in output
+    assert "an image refused for several reasons counts under each" in output
+    assert "FTA: impostor pairs not acquired" in output and "7.61% (120/1576)" in output

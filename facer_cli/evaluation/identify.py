@@ -15,13 +15,22 @@ best template of each person).
   at least ⌈1/f⌉ non-mated searches (one false positive would already exceed f).
 - **At the current settings** (identify_threshold, identify_margin): each search's decision —
   identified (right or wrong person), unknown, ambiguous — and the ambiguous rate.
-- **Recommended identify_threshold** for a target FPIR: the lowest threshold (rounded up to 4
-  decimals) with at most ⌊target × N_non-mated⌋ non-mated searches at or above it; marked "not
-  measured" with fewer than ⌈1/target⌉ non-mated searches. **Recommended identify_margin**: the
-  smallest margin (4 decimals) that makes every mated search named as the wrong person at that
-  threshold ambiguous instead (at most ⌊target × N_mated⌋ left), never below the current one;
-  marked "not measured" with fewer than ⌈1/target⌉ mated searches. **identify_calibrated_for**:
-  the number of templates in this gallery — FPIR grows about linearly with it.
+- **Recommended identify_threshold** for a target FPIR, on the rule of the pairs protocol's
+  cosine_threshold_high: just above the best similarity of every non-mated search (rounded up to
+  4 decimals; with `allow_below_floor`, the lowest threshold whose FPIR interval still ends within
+  the target), and **never below cosine_threshold_high** (nor, without `allow_below_floor`, the
+  safe floor 0.30): a 1:N threshold under the 1:1 one would name people 1:1 turns away. It is
+  *supported* — a paste-ready facer.toml line — only when the upper end of the 95 % interval of
+  FPIR at it, over the acquired non-mated searches, is within the target; otherwise there is no
+  line, and a note says how many searches the target needs and what these support.
+  **Recommended identify_margin**: the smallest margin (4 decimals) that makes the mated searches
+  named as the wrong person at the threshold that will be in force (the recommended one when it
+  is supported, else the current one) ambiguous instead, all but the most errors whose 95 % bound
+  stays within the target, never below the current margin; pasted on the same rule, over the
+  acquired mated searches. **identify_calibrated_for**: the number of templates in this gallery —
+  FPIR grows about linearly with it — pasted only with a supported threshold.
+- A search whose probe image was not acquired names nobody: it is a miss for a mated search
+  (FNIR) and a correct "unknown" for a non-mated one, and it is no evidence for a threshold.
 """
 
 from __future__ import annotations
@@ -33,7 +42,18 @@ import numpy as np
 
 from facer_cli.errors import TooFewFramesError, UsageError
 from facer_cli.evaluation.curves import DECIMALS, round_up_above
-from facer_cli.evaluation.intervals import error_budget, fraction, needed_pairs, needs_note, rounded
+from facer_cli.evaluation.intervals import (
+    binomial_ci,
+    error_budget,
+    fraction,
+    interval_list,
+    most_errors_within,
+    needed_pairs,
+    needs_note,
+    pairs_needed,
+    rounded,
+)
+from facer_cli.evaluation.recommend import SAFE_FLOOR, support_note
 
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FrameReport
@@ -106,7 +126,27 @@ class IdentifyOutcome:
     threshold_supported: bool = False
     recommended_margin: float | None = None
     margin_supported: bool = False
-    notes: list[str] = field(default_factory=list)
+    threshold_notes: list[str] = field(default_factory=list)
+    margin_notes: list[str] = field(default_factory=list)
+    floor: float = SAFE_FLOOR  # identify_threshold is never recommended below it
+    raised_to_floor: bool = False
+    allow_below_floor: bool = False
+    fpir_ci_at_threshold: tuple[float, float] | None = None
+    named_at_threshold: int = 0  # acquired non-mated searches at or above the recommended threshold
+    wrong_at_margin: int = 0  # acquired mated searches still named wrongly with the recommended margin
+    margin_at_threshold: float | None = None  # the threshold the margin was measured at
+
+    @property
+    def notes(self) -> list[str]:
+        return [*self.threshold_notes, *self.margin_notes]
+
+    @property
+    def mated_acquired(self) -> list[Search]:
+        return [s for s in self.mated if s.scored]
+
+    @property
+    def non_mated_acquired(self) -> list[Search]:
+        return [s for s in self.non_mated if s.scored]
 
     @property
     def mated(self) -> list[Search]:
@@ -144,19 +184,25 @@ class IdentifyOutcome:
     def ambiguous_rate(self, threshold: float, margin: float) -> float | None:
         return fraction(sum(s.decision(threshold, margin) == "ambiguous" for s in self.searches), len(self.searches))
 
+    @property
+    def threshold_line(self) -> bool:
+        return self.recommended_threshold is not None and self.threshold_supported
+
+    @property
+    def margin_line(self) -> bool:
+        return self.recommended_margin is not None and self.margin_supported
+
     def toml(self) -> str:
+        """Paste-ready facer.toml lines: only what these searches support (may be empty)."""
         lines = []
-        if self.recommended_threshold is not None:
+        if self.threshold_line:
             line = f"identify_threshold = {self.recommended_threshold:.{DECIMALS}f}"
-            if not self.threshold_supported:
-                line += f"  # not measured: FPIR {self.target_fpir:g} needs ≥ {needed_pairs(self.target_fpir)} non-mated searches"
+            if self.raised_to_floor:
+                line += "  # raised to cosine_threshold_high (or the safe floor)"
             lines.append(line)
-        if self.recommended_margin is not None:
-            line = f"identify_margin = {self.recommended_margin:.{DECIMALS}f}"
-            if not self.margin_supported:
-                line += f"  # not measured: needs ≥ {needed_pairs(self.target_fpir)} mated searches"
-            lines.append(line)
-        if self.recommended_threshold is not None and self.threshold_supported:
+        if self.margin_line:
+            lines.append(f"identify_margin = {self.recommended_margin:.{DECIMALS}f}")
+        if self.threshold_line:
             lines.append(f"identify_calibrated_for = {max(self.templates, 1)}")
         return "\n".join(lines)
 
@@ -180,17 +226,35 @@ class IdentifyOutcome:
                 "ambiguous_rate": rounded(self.ambiguous_rate(self.threshold, self.margin)),
                 **current,
             },
+            "mated_not_acquired": len(self.mated) - len(self.mated_acquired),
+            "non_mated_not_acquired": len(self.non_mated) - len(self.non_mated_acquired),
             "recommendation": {
                 "target_fpir": self.target_fpir,
                 "identify_threshold": self.recommended_threshold,
                 "threshold_supported": self.threshold_supported,
+                "fpir_at_threshold": rounded(
+                    fraction(self.named_at_threshold, len(self.non_mated_acquired))
+                    if self.recommended_threshold is not None
+                    else None
+                ),
+                "fpir_ci95_at_threshold": interval_list(self.fpir_ci_at_threshold),
+                "needed_non_mated": needed_pairs_finite(self.target_fpir),
+                "floor": self.floor,
+                "raised_to_floor": self.raised_to_floor,
                 "identify_margin": self.recommended_margin,
                 "margin_supported": self.margin_supported,
-                "identify_calibrated_for": self.templates if self.threshold_supported else None,
-                "notes": list(self.notes),
+                "margin_measured_at": self.margin_at_threshold,
+                "identify_calibrated_for": self.templates if self.threshold_line else None,
+                "notes": self.notes,
                 "toml": self.toml(),
             },
         }
+
+
+def needed_pairs_finite(target: float) -> int | None:
+    """Searches a target needs with no error (the 95 % bound), None when no number is enough."""
+    needed = pairs_needed(target)
+    return None if needed == float("inf") else int(needed)
 
 
 def split_identities(dataset: "Dataset", k: int) -> tuple[list[str], list[str]]:
@@ -210,6 +274,7 @@ def identify_scores(
     k: int,
     target_fpir: float,
     fpir_points: Sequence[float] = DEFAULT_FPIR_POINTS,
+    allow_below_floor: bool = False,
 ) -> IdentifyOutcome:
     from facer_cli.service.inputs import Frames
     from facer_cli.service.rules import Purpose, template_for
@@ -260,6 +325,8 @@ def identify_scores(
         settings.identify_margin,
         target_fpir,
         searches,
+        floor=settings.cosine_threshold_high if allow_below_floor else max(settings.cosine_threshold_high, SAFE_FLOOR),
+        allow_below_floor=allow_below_floor,
     )
     outcome.fnir_at_fpir = [_fnir_at(outcome, f) for f in fpir_points]
     _recommend(outcome)
@@ -288,31 +355,55 @@ def _fnir_at(outcome: IdentifyOutcome, fpir: float) -> FnirAtFpir:
 
 
 def _recommend(outcome: IdentifyOutcome) -> None:
+    """identify_threshold and identify_margin on the pairs protocol's support rule (see the module)."""
     target = outcome.target_fpir
-    threshold = _threshold_for_fpir(outcome, target)
-    if threshold is None:
-        outcome.notes.append("no non-mated searches: cannot recommend identify_threshold")
-        return
-    outcome.recommended_threshold = threshold
-    outcome.threshold_supported = len(outcome.non_mated) >= needed_pairs(target)
-    if not outcome.threshold_supported:
-        outcome.notes.append(
-            f"FPIR {target:g} needs ≥ {needed_pairs(target)} non-mated searches, have {len(outcome.non_mated)}: "
-            "identify_threshold is only 'above every stranger allowed', not a measured FPIR"
-        )
-    mated = outcome.mated
+    strangers = np.sort([s.best_score for s in outcome.non_mated_acquired])[::-1]
+    if not outcome.non_mated:
+        outcome.threshold_notes.append("no non-mated searches: cannot recommend identify_threshold")
+    elif len(strangers) == 0:
+        outcome.threshold_notes.append("no non-mated search was acquired: cannot recommend identify_threshold")
+    else:
+        allowed = most_errors_within(target, len(strangers)) if outcome.allow_below_floor else None
+        if allowed is not None and allowed > 0:
+            threshold = -1.0 if allowed >= len(strangers) else round_up_above(float(strangers[allowed]))
+        else:  # above every stranger seen
+            threshold = round_up_above(float(strangers[0]))
+        if threshold < outcome.floor:
+            outcome.threshold_notes.append(
+                f"identify_threshold raised from {threshold:.{DECIMALS}f} to {outcome.floor:.{DECIMALS}f}: never "
+                "below cosine_threshold_high" + ("" if outcome.allow_below_floor else " or the safe floor (0.3)")
+            )
+            threshold, outcome.raised_to_floor = outcome.floor, True
+        named = int(np.sum(strangers >= threshold))
+        ci = binomial_ci(named, len(strangers))
+        outcome.recommended_threshold = threshold
+        outcome.named_at_threshold = named
+        outcome.fpir_ci_at_threshold = ci
+        outcome.threshold_supported = ci[1] <= target
+        if not outcome.threshold_supported:
+            outcome.threshold_notes.append(
+                support_note("non-mated", "FPIR", target, len(strangers), named, ci, "searches")
+                + ": no identify_threshold to paste"
+            )
+    mated = outcome.mated_acquired
     if not mated:
-        outcome.notes.append("no mated searches: cannot recommend identify_margin")
+        outcome.margin_notes.append("no mated search was acquired: cannot recommend identify_margin")
         return
+    in_force = outcome.recommended_threshold if outcome.threshold_line else outcome.threshold
+    assert in_force is not None
+    outcome.margin_at_threshold = in_force
     wrong_gaps = np.sort(
-        [s.best_score - s.second_score for s in mated if s.scored and s.best != s.mate and s.best_score >= threshold]
+        [s.best_score - s.second_score for s in mated if s.best != s.mate and s.best_score >= in_force]
     )[::-1]
-    allowed = error_budget(target, len(mated))
-    needed = 0.0 if allowed >= len(wrong_gaps) else round_up_above(float(wrong_gaps[allowed]))
+    allowed = most_errors_within(target, len(mated))
+    budget = 0 if allowed is None else allowed
+    needed = 0.0 if budget >= len(wrong_gaps) else round_up_above(float(wrong_gaps[budget]))
     outcome.recommended_margin = max(needed, outcome.margin)
-    outcome.margin_supported = len(mated) >= needed_pairs(target)
+    outcome.wrong_at_margin = int(np.sum(wrong_gaps >= outcome.recommended_margin))
+    ci = binomial_ci(outcome.wrong_at_margin, len(mated))
+    outcome.margin_supported = ci[1] <= target
     if not outcome.margin_supported:
-        outcome.notes.append(
-            f"identify_margin needs ≥ {needed_pairs(target)} mated searches, have {len(mated)}: kept at "
-            f"{outcome.recommended_margin:.{DECIMALS}f}, not measured"
+        outcome.margin_notes.append(
+            support_note("mated", "wrong names", target, len(mated), outcome.wrong_at_margin, ci, "searches")
+            + f": no identify_margin to paste (measured at identify_threshold {in_force:.{DECIMALS}f})"
         )

@@ -42,7 +42,7 @@ def check_available() -> None:
 
 
 def save_plot(evaluation: Evaluation, path: Path | str) -> Path:
-    """Left: ROC (TAR against FAR, FAR on a log axis). Right: score histograms with the thresholds."""
+    """Left: ROC on acquired pairs (TAR against FMR, FMR on a log axis). Right: score histograms with the thresholds."""
     Figure, FigureCanvasAgg = _matplotlib()
     path = Path(path)
     figure = Figure(figsize=FIGURE_INCHES, dpi=DPI)
@@ -72,8 +72,8 @@ def _draw_roc(ax, evaluation: Evaluation) -> None:
         curve = result.metrics.curve()
         if curve is None:
             continue
-        impostors = result.metrics.impostor.count
-        lowest = 0.5 / impostors  # FAR 0 is drawn here: half of the smallest measurable FAR
+        impostors = result.metrics.impostor.count - result.metrics.impostor.no_score
+        lowest = 0.5 / impostors  # FMR 0 is drawn here: half of the smallest measurable FMR
         floor = lowest if floor is None else min(floor, lowest)
         keep = _thin(len(curve.far))
         far = np.maximum(curve.far[keep], lowest)
@@ -83,10 +83,10 @@ def _draw_roc(ax, evaluation: Evaluation) -> None:
         label = f"{result.label}" + (f", EER {eer:.2%}" if eer is not None else "")
         ax.step(far, tar, where="post", color=color, label=label)
         current = result.metrics.current
-        if current.far is not None and current.genuine.total:
+        if current.fmr is not None and current.genuine.acquired:
             ax.plot(
-                max(current.far, lowest),
-                current.genuine.match / current.genuine.total,
+                max(current.fmr, lowest),
+                current.genuine.match / current.genuine.acquired,
                 "o",
                 color=color,
                 markersize=6,
@@ -101,9 +101,9 @@ def _draw_roc(ax, evaluation: Evaluation) -> None:
     for far in (1e-3, 1e-2, 1e-1):
         if far > floor:
             ax.axvline(far, color="0.85", linewidth=0.8, zorder=0)
-    ax.set_xlabel("FAR (impostor pairs accepted; 0 drawn at ½ ÷ impostor pairs)")
-    ax.set_ylabel("TAR = 1 − FRR (genuine pairs accepted)")
-    ax.set_title("ROC: accept iff score ≥ threshold")
+    ax.set_xlabel("FMR (acquired impostor pairs accepted; 0 drawn at ½ ÷ those pairs)")
+    ax.set_ylabel("TAR = 1 − FNMR (acquired genuine pairs accepted)")
+    ax.set_title("ROC on acquired pairs: accept iff score ≥ threshold")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
 

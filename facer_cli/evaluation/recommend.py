@@ -2,23 +2,27 @@
 
 - **Recommended `cosine_threshold_high`** for a target FAR: just above the highest
   impostor score seen (rounded up to 4 decimals), and never below the model's safe
-  floor `SAFE_FLOOR` (0.30). It is *supported* — printed as a paste-ready facer.toml
-  line — only when the upper end of the 95 % interval of FAR at it is within the
-  target; otherwise facer says how many impostor pairs the target needs
-  (`pairs_needed`: with none accepted, ⌈ln 0.025 / ln(1 − target)⌉) and what FAR the
-  data do support (that upper end). With `allow_below_floor`, it is instead the
-  lowest threshold whose FAR interval still ends within the target — it may let in
-  impostors that were seen, and go below the floor.
+  floor `SAFE_FLOOR` (0.30). It is measured on the *acquired* impostor pairs (its FMR:
+  an impostor pair that was not acquired says nothing about a threshold, and
+  FAR = FMR × (1 − FTA) can only be lower). It is *supported* — printed as a
+  paste-ready facer.toml line — only when the upper end of the 95 % interval of that
+  FMR is within the target; otherwise facer says how many impostor pairs the target
+  needs (`pairs_needed`: with none accepted, ⌈ln 0.025 / ln(1 − target)⌉) and what the
+  data do support (that upper end). With `allow_below_floor`, it is instead the lowest
+  threshold whose FMR interval still ends within the target — it may let in impostors
+  that were seen, and go below the floor.
 - **Recommended `cosine_threshold_low`** for a target FRR: the highest threshold
   (rounded down to 4 decimals) with at most k genuine pairs below it, k the most
-  errors whose 95 % FRR interval still ends within the target (failed genuine pairs
-  count against k first); clamped to the high threshold, since facer.toml needs
-  low ≤ high. Supported on the same rule, with genuine pairs.
+  errors whose 95 % FRR interval still ends within the target; genuine pairs not
+  acquired are rejections a threshold cannot help (the FTA part of the FRR), so they
+  count against k first. Never above the recommended high (nor, when that high is
+  not supported, the high in force), since facer.toml needs low ≤ high. Supported
+  on the same rule, with genuine pairs.
 
-`evaluate_scores` gives every figure for one set of scores (`Metrics`): the bands, FAR
-and FRR at the configured thresholds and the curves (`facer_cli.evaluation.curves`,
-where the figures are defined), with their intervals (`facer_cli.evaluation.intervals`),
-and the recommendation.
+`evaluate_scores` gives every figure for one set of scores (`Metrics`): the bands, the
+model's FMR/FNMR, the FTA and the system's FAR/FRR at the configured thresholds and the
+curves (`facer_cli.evaluation.curves`, where the figures are defined), with their
+intervals (`facer_cli.evaluation.intervals`), and the recommendation.
 """
 
 from __future__ import annotations
@@ -59,7 +63,10 @@ SAFE_FLOOR = 0.30
 
 @dataclass
 class Recommendation:
-    """Thresholds for facer.toml, with what they achieve on these pairs and whether the data support them."""
+    """Thresholds for facer.toml, with what they achieve on these pairs and whether the data support them.
+
+    `far_at_high` and `far_ci_at_high` are measured on the acquired impostor pairs (the FMR at the
+    recommended high, which bounds the FAR); `frr_at_low` and `frr_ci_at_low` on every genuine pair."""
 
     target_far: float
     target_frr: float
@@ -70,11 +77,18 @@ class Recommendation:
     threshold_low: float | None
     frr_at_low: float | None
     frr_supported: bool
-    notes: list[str] = field(default_factory=list)
+    high_notes: list[str] = field(default_factory=list)
+    low_notes: list[str] = field(default_factory=list)
 
     impostor_pairs: int = 0
     genuine_pairs: int = 0
+    impostor_acquired: int = 0
+    genuine_acquired: int = 0
+    accepted_at_high: int = 0  # acquired impostor pairs at or above the recommended high
+    genuine_at_high: int = 0  # acquired genuine pairs at or above it
+    rejected_at_low: int = 0  # genuine pairs below the recommended low or not acquired
     low_clamped: bool = False
+    low_ceiling: float | None = None  # what the low was clamped to
     far_ci_at_high: tuple[float, float] | None = None
     frr_ci_at_low: tuple[float, float] | None = None
     floor: float = SAFE_FLOOR
@@ -82,6 +96,11 @@ class Recommendation:
     allow_below_floor: bool = False
     # The low line is pasted without the high one only when it fits under the high in force.
     current_high: float | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """Every note: the high's, then the low's."""
+        return [*self.high_notes, *self.low_notes]
 
     @property
     def needed_impostor_pairs(self) -> int | float:
@@ -113,8 +132,10 @@ class Recommendation:
             lines.append(line)
         if self.low_line:
             line = f"cosine_threshold_low = {self.threshold_low:.{DECIMALS}f}"
-            if self.low_clamped:
+            if self.low_clamped and (self.high_line or self.low_ceiling == self.current_high):
                 line += "  # set to high: no uncertain band needed"
+            elif self.low_clamped:
+                line += "  # no higher than the recommended high, which these pairs do not support"
             lines.append(line)
         return "\n".join(lines)
 
@@ -123,20 +144,27 @@ class Recommendation:
             "target_far": self.target_far,
             "target_frr": self.target_frr,
             "cosine_threshold_high": self.threshold_high,
+            "fmr_at_high": rounded(self.far_at_high),
+            "fmr_ci95_at_high": interval_list(self.far_ci_at_high),
             "far_at_high": rounded(self.far_at_high),
             "far_ci95_at_high": interval_list(self.far_ci_at_high),
+            "impostor_acquired_at_high": [self.accepted_at_high, self.impostor_acquired],
             "tar_at_high": rounded(self.tar_at_high),
             "far_supported": self.far_supported,
             "needed_impostor_pairs": _finite(self.needed_impostor_pairs),
             "cosine_threshold_low": self.threshold_low,
             "frr_at_low": rounded(self.frr_at_low),
             "frr_ci95_at_low": interval_list(self.frr_ci_at_low),
+            "genuine_rejected_at_low": [self.rejected_at_low, self.genuine_pairs],
             "frr_supported": self.frr_supported,
             "needed_genuine_pairs": _finite(self.needed_genuine_pairs),
+            "low_clamped": self.low_clamped,
             "safe_floor": self.floor,
             "raised_to_floor": self.raised_to_floor,
             "allow_below_floor": self.allow_below_floor,
-            "notes": list(self.notes),
+            "notes": self.notes,
+            "high_notes": list(self.high_notes),
+            "low_notes": list(self.low_notes),
             "toml": self.toml(),
         }
 
@@ -145,13 +173,21 @@ def _finite(value: int | float) -> int | None:
     return None if value == math.inf else int(value)
 
 
-def _support_note(kind: str, rate: str, target: float, n: int, errors: int, ci: tuple[float, float] | None) -> str:
+def percent(rate: float) -> str:
+    """A target as the reports print it, a percentage as short as it is exact: 0.001 → "0.1%"."""
+    return f"{rate * 100:.3g}%"
+
+
+def support_note(
+    kind: str, rate: str, target: float, n: int, errors: int, ci: tuple[float, float] | None, what: str = "pairs"
+) -> str:
+    """Why a target is not supported: the pairs (or searches) it needs, and what these support."""
     needed = pairs_needed(target)
     if needed == math.inf:
-        need = f"{rate} {target:g} cannot be shown with any number of {kind} pairs"
+        need = f"{rate} {percent(target)} cannot be shown with any number of {kind} {what}"
     else:
-        need = f"{rate} ≤ {target:g} needs ≥ {needed} {kind} pairs with no error"
-    supported = "" if ci is None else f"; these {n} support {rate} ≤ {ci[1]:.4g} (95 % upper bound, {errors} of {n})"
+        need = f"{rate} ≤ {percent(target)} needs ≥ {needed} {kind} {what} with no error"
+    supported = "" if ci is None else f"; these {n} support {rate} ≤ {ci[1]:.2%} (95% upper bound, {errors} of {n})"
     return need + supported
 
 
@@ -164,61 +200,71 @@ def recommend(
     current_high: float | None = None,
     floor: float = SAFE_FLOOR,
 ) -> Recommendation:
-    notes: list[str] = []
+    high_notes: list[str] = []
+    low_notes: list[str] = []
     high = far_at = tar_at = None
     far_ci = None
     far_supported = raised = False
+    accepted = genuine_at_high = 0
     valid_i = impostor[~np.isnan(impostor)]
-    if len(impostor):
-        allowed = most_errors_within(target_far, len(impostor)) if allow_below_floor else None
+    valid = np.sort(genuine[~np.isnan(genuine)])
+    if len(valid_i):
+        allowed = most_errors_within(target_far, len(valid_i)) if allow_below_floor else None
         if allowed is not None and allowed > 0:
             boundary = float(np.sort(valid_i)[::-1][allowed]) if allowed < len(valid_i) else -np.inf
             high = -1.0 if boundary == -np.inf else round_up_above(boundary)
         else:  # above every impostor seen
-            high = round_up_above(float(valid_i.max())) if len(valid_i) else -1.0
+            high = round_up_above(float(valid_i.max()))
         unfloored = high
         if not allow_below_floor and high < floor:
             high, raised = floor, True
         accepted = int(np.sum(valid_i >= high))
-        far_at = accepted / len(impostor)
-        far_ci = binomial_ci(accepted, len(impostor))
+        far_at = accepted / len(valid_i)
+        far_ci = binomial_ci(accepted, len(valid_i))
         far_supported = far_ci[1] <= target_far
-        if len(genuine):
-            tar_at = float(np.sum(genuine[~np.isnan(genuine)] >= high) / len(genuine))
+        if len(valid):
+            genuine_at_high = int(np.sum(valid >= high))
+            tar_at = genuine_at_high / len(valid)
         if not far_supported:
-            notes.append(
-                _support_note("impostor", "FAR", target_far, len(impostor), accepted, far_ci)
+            high_notes.append(
+                support_note("acquired impostor", "FAR", target_far, len(valid_i), accepted, far_ci)
                 + ": no cosine_threshold_high to paste"
             )
         if raised:
-            notes.append(
+            high_notes.append(
                 f"cosine_threshold_high raised from {unfloored:.{DECIMALS}f} (above every impostor seen) to the "
                 f"model's safe floor {floor:g} (--allow-below-floor keeps it lower)"
             )
+    elif len(impostor):
+        high_notes.append("no impostor pair was acquired: cannot recommend cosine_threshold_high")
     else:
-        notes.append("no impostor pairs: cannot recommend cosine_threshold_high")
+        high_notes.append("no impostor pairs: cannot recommend cosine_threshold_high")
     low = frr_at = None
     frr_ci = None
     clamped = frr_supported = False
-    valid = np.sort(genuine[~np.isnan(genuine)])
+    ceiling = None
+    rejected = 0
     if len(genuine) == 0:
-        notes.append("no genuine pairs: cannot recommend cosine_threshold_low")
+        low_notes.append("no genuine pairs: cannot recommend cosine_threshold_low")
     elif len(valid) == 0:
-        notes.append("no genuine pair has a score: cannot recommend cosine_threshold_low")
+        low_notes.append("no genuine pair was acquired: cannot recommend cosine_threshold_low")
     else:
         failed = len(genuine) - len(valid)
         errors = most_errors_within(target_frr, len(genuine))
         budget = (0 if errors is None else errors) - failed
         if errors is not None and budget < 0:
-            notes.append(
-                f"more genuine pairs without a score ({failed}) than FRR {target_frr:g} allows: "
+            low_notes.append(
+                f"more genuine pairs not acquired ({failed}) than FRR ≤ {percent(target_frr)} allows: "
                 "cosine_threshold_low cannot reach it"
             )
         low = round_down_to(float(valid[max(budget, 0)])) if budget < len(valid) else -1.0
-        ceiling = high if high is not None and (far_supported or current_high is None) else current_high
+        # low ≤ high: the recommended high when it is pasted; else also the high in force, which stays.
+        ceilings = [h for h in ((high,) if far_supported else (high, current_high)) if h is not None]
+        ceiling = min(ceilings) if ceilings else None
         if ceiling is not None and low > ceiling:
-            notes.append(
-                f"the FRR target allows a low threshold of {low:.{DECIMALS}f}, above cosine_threshold_high "
+            which = "the recommended cosine_threshold_high" if ceiling == high else "the cosine_threshold_high in force"
+            low_notes.append(
+                f"the FRR target allows a low threshold of {low:.{DECIMALS}f}, above {which} "
                 f"{ceiling:.{DECIMALS}f}: low set to it (no uncertain band is needed on these pairs)"
             )
             low, clamped = ceiling, True
@@ -227,8 +273,8 @@ def recommend(
         frr_ci = binomial_ci(rejected, len(genuine))
         frr_supported = frr_ci[1] <= target_frr
         if not frr_supported:
-            notes.append(
-                _support_note("genuine", "FRR", target_frr, len(genuine), rejected, frr_ci)
+            low_notes.append(
+                support_note("genuine", "FRR", target_frr, len(genuine), rejected, frr_ci)
                 + ": no cosine_threshold_low to paste"
             )
     return Recommendation(
@@ -241,10 +287,17 @@ def recommend(
         low,
         frr_at,
         frr_supported,
-        notes,
+        high_notes,
+        low_notes,
         impostor_pairs=len(impostor),
         genuine_pairs=len(genuine),
+        impostor_acquired=len(valid_i),
+        genuine_acquired=len(valid),
+        accepted_at_high=accepted,
+        genuine_at_high=genuine_at_high,
+        rejected_at_low=rejected,
         low_clamped=clamped,
+        low_ceiling=ceiling if clamped else None,
         far_ci_at_high=far_ci,
         frr_ci_at_low=frr_ci,
         floor=floor,
@@ -295,7 +348,8 @@ class Metrics:
         return self.genuine.count + self.impostor.count
 
     def curve(self) -> Curve | None:
-        if self.genuine.count == 0 or self.impostor.count == 0:
+        """The ROC on acquired pairs (None without acquired pairs of both kinds)."""
+        if self.genuine.count == self.genuine.no_score or self.impostor.count == self.impostor.no_score:
             return None
         return roc_curve(self.genuine_scores, self.impostor_scores)
 
@@ -323,12 +377,12 @@ def evaluate_scores(
     far_points: Sequence[float] = DEFAULT_FAR_POINTS,
     allow_below_floor: bool = False,
 ) -> Metrics:
-    """All figures; NaN scores are pairs without a score (see the module's definitions)."""
+    """All figures; NaN scores are pairs not acquired (see `curves`' definitions)."""
     g, i = as_scores(genuine), as_scores(impostor)
-    if len(g) and len(i):
+    if (~np.isnan(g)).any() and (~np.isnan(i)).any():
         eer = equal_error_rate(roc_curve(g, i))
     else:
-        eer = EqualErrorRate(None, None, "needs genuine and impostor pairs")
+        eer = EqualErrorRate(None, None, "needs acquired genuine and impostor pairs")
     return Metrics(
         genuine=ScoreSummary.of(g),
         impostor=ScoreSummary.of(i),

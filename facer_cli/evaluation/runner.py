@@ -16,7 +16,8 @@ image) is enrolled by facer's one template rule (`service.rules.template_for`:
 min(min_valid_frames, k) usable frames of k images), and the template is
 compared with the identity's other images (genuine) and with every image of the
 other identities (impostor). An image without a usable face, or a template that
-cannot be built, gives its pairs no score (see `curves` for how they count).
+cannot be built, gives its pairs no score: they are not acquired (see `curves` for
+how they count); `Acquisition` is the failure to acquire over the distinct images.
 Identify protocol (identity folders only): open-set 1:N, see `evaluation.identify`.
 """
 
@@ -36,6 +37,7 @@ from facer_cli.engine.reports import FrameReport
 from facer_cli.errors import InputError, TooFewFramesError, UsageError
 from facer_cli.evaluation.curves import DEFAULT_FAR_POINTS
 from facer_cli.evaluation.dataset import Dataset
+from facer_cli.evaluation.intervals import fraction, interval, interval_list, rounded
 from facer_cli.evaluation.recommend import Metrics, evaluate_scores
 from facer_cli.settings import EngineSettings, Settings
 
@@ -263,11 +265,89 @@ class ProtocolResult:
 
 @dataclass
 class UnusableImage:
+    """An image that failed to acquire: the gates refused it, it had no face, or it could not be read."""
+
     path: str
     reason: str
+    groups: list[str] = field(default_factory=list)  # its reasons by their leading words ("blurred", …)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "reason_groups": self.groups}
+
+    @classmethod
+    def of(cls, frame: FrameReport) -> "UnusableImage":
+        reason = (frame.reason or "no face").removeprefix(frame.source + ": ")
+        if frame.error is not None:
+            return cls(frame.source, reason, [UNREADABLE])
+        return cls(frame.source, reason, reason_groups(reason))
+
+
+UNREADABLE = "unreadable file"
+
+
+def reason_group(reason: str) -> str:
+    """One gate reason by its leading words: "blurred: sharpness 13 < 80" → "blurred",
+    "3 people in view: one person at a time" → "N people in view", "detector score 0.41 < 0.50" →
+    "detector score", "yaw +31° beyond ±25°" → "yaw"."""
+    head, colon, _ = reason.partition(":")
+    words = head.split()
+    if colon:
+        return " ".join("N" if any(c.isdigit() for c in word) else word for word in words) or reason.strip()
+    kept = []
+    for word in words:
+        if any(c.isdigit() or c in "+-±<>=" for c in word):
+            break
+        kept.append(word)
+    return " ".join(kept) or reason.strip()
+
+
+def reason_groups(reasons: str) -> list[str]:
+    """Every reason of a refusal ("; "-joined by the gates), grouped, each once, in order."""
+    groups = [reason_group(part) for part in reasons.split("; ") if part.strip()]
+    return list(dict.fromkeys(groups)) or ["no face"]
+
+
+@dataclass
+class Acquisition:
+    """Failure to acquire (ISO/IEC 19795-1's FTA) over the distinct images: how many the gates (or the
+    decoder) refused, and why. An image refused for several reasons counts under each of them, so
+    the reasons can add up to more than the images refused."""
+
+    images: int
+    failed: list[UnusableImage]
+
+    @property
+    def acquired(self) -> int:
+        return self.images - len(self.failed)
+
+    @property
+    def fta(self) -> float | None:
+        return fraction(len(self.failed), self.images)
+
+    @property
+    def fta_ci(self) -> tuple[float, float] | None:
+        return interval(len(self.failed), self.images)
+
+    def by_reason(self) -> list[tuple[str, int]]:
+        """(reason group, images) pairs, most images first."""
+        counts: dict[str, int] = {}
+        for item in self.failed:
+            for group in item.groups:
+                counts[group] = counts.get(group, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "acquired": self.acquired,
+            "not_acquired": len(self.failed),
+            "fta": rounded(self.fta),
+            "fta_ci95": interval_list(self.fta_ci),
+            "by_reason": [
+                {"reason": group, "images": count, "rate": rounded(fraction(count, self.images))}
+                for group, count in self.by_reason()
+            ],
+        }
 
 
 @dataclass
@@ -294,6 +374,11 @@ class Evaluation:
     def images_per_second(self) -> float:
         return self.images / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
+    @property
+    def acquisition(self) -> Acquisition:
+        """FTA over the distinct images, by reason."""
+        return Acquisition(self.images, self.unusable)
+
     def protocol(self, name: str) -> ProtocolResult | None:
         return next((p for p in self.protocols if p.name == name), None)
 
@@ -313,6 +398,7 @@ class Evaluation:
             "thresholds": {"cosine_threshold_high": self.threshold_high, "cosine_threshold_low": self.threshold_low},
             "targets": {"far": self.target_far, "frr": self.target_frr},
             "unusable_images": [u.to_dict() for u in self.unusable],
+            "acquisition": self.acquisition.to_dict(),
             "protocols": {p.name: p.to_dict() for p in self.protocols},
             "recommended": {"protocol": recommended.name, **recommended.metrics.recommendation.to_dict()},
             "identify": None if self.identify is None else self.identify.to_dict(),
@@ -370,11 +456,7 @@ def evaluate(
     frames = embed_images(dataset.images, settings, used_workers, threads_per_worker, progress)
     embed_seconds = time.perf_counter() - started
     embeddings = embedding_matrix(frames)
-    unusable = [
-        UnusableImage(frame.source, (frame.reason or "no face").removeprefix(frame.source + ": "))
-        for frame in frames
-        if not frame.accepted
-    ]
+    unusable = [UnusableImage.of(frame) for frame in frames if not frame.accepted]
 
     def measure(genuine: np.ndarray, impostor: np.ndarray) -> Metrics:
         return evaluate_scores(
@@ -397,7 +479,9 @@ def evaluate(
     if protocol == "identify":
         from facer_cli.evaluation.identify import identify_scores
 
-        identified = identify_scores(dataset, frames, embeddings, settings, k, target_fpir)
+        identified = identify_scores(
+            dataset, frames, embeddings, settings, k, target_fpir, allow_below_floor=allow_below_floor
+        )
     return Evaluation(
         dataset,
         model,

@@ -376,3 +376,33 @@ def test_empty_kinds_and_json():
 def test_infinite_scores_are_refused():
     with pytest.raises(ValueError):
         evaluate_scores([np.inf], [0.1], 0.4, 0.3)
+
+
+# -- failure to acquire, by reason ----------------------------------------------------------------
+
+
+def test_gate_reasons_grouped_by_their_leading_words():
+    from facer_cli.evaluation.runner import Acquisition, UnusableImage, reason_group, reason_groups
+
+    assert reason_group("blurred: sharpness 13 < 80") == "blurred"
+    assert reason_group("too dark: mean level 45 < 60") == "too dark"
+    assert reason_group("3 people in view: one person at a time") == "N people in view"
+    assert reason_group("face too small: eyes 20.5 px apart < 40") == "face too small"
+    assert reason_group("detector score 0.41 < 0.50") == "detector score"
+    assert reason_group("yaw +31° beyond ±25°") == "yaw"
+    assert reason_group("quality 0.21 < 0.30") == "quality"
+    assert reason_group("no face") == "no face"
+    assert reason_groups("blurred: sharpness 68 < 80; too dark: mean level 45 < 60") == ["blurred", "too dark"]
+    # 4 images of 10 refused; one for two reasons counts under both.
+    failed = [
+        UnusableImage("a", "blurred: sharpness 13 < 80", ["blurred"]),
+        UnusableImage("b", "blurred: sharpness 68 < 80; too dark: mean level 45 < 60", ["blurred", "too dark"]),
+        UnusableImage("c", "2 people in view: one person at a time", ["N people in view"]),
+        UnusableImage("d", "no face", ["no face"]),
+    ]
+    acquisition = Acquisition(10, failed)
+    assert acquisition.fta == 0.4 and acquisition.acquired == 6
+    assert acquisition.by_reason() == [("blurred", 2), ("N people in view", 1), ("no face", 1), ("too dark", 1)]
+    data = acquisition.to_dict()
+    assert data["fta"] == 0.4 and data["fta_ci95"] == [pytest.approx(v, abs=1e-6) for v in binomial_ci(4, 10)]
+    assert data["by_reason"][0] == {"reason": "blurred", "images": 2, "rate": 0.2}

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import people, photo, run, run_json
+from photo_variants import high_key
 
 from facer_cli.cli.output.text import short_reason
 from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
@@ -169,7 +170,9 @@ def test_downscaled_faces_are_too_small_below_16px(analysed, name):
         return lambda image: cv2.resize(image, None, fx=pixels / eyes, fy=pixels / eyes, interpolation=cv2.INTER_AREA)
 
     small = analysed(name, "eyes 12", to(12))
-    assert not small.accepted and re.search(r"face too small: eyes 1[123]\.\d px apart < 16", small.reason), small.reason
+    assert not small.accepted and re.search(r"face too small: eyes 1[123]\.\d px apart < 16", small.reason), (
+        small.reason
+    )
     assert short_reason(small.reason).startswith("face too small")
     fine = analysed(name, "eyes 24", to(24))
     assert fine.accepted, fine.reason
@@ -212,7 +215,9 @@ def test_a_second_face_pasted_in(analysed, clean, fraction, rejected):
         assert frame.accepted, frame.reason
 
 
-@pytest.mark.parametrize(("scene", "count"), [("two_people.jpg", 2), ("obama_and_biden.jpg", 3), ("kit_with_rose.jpg", 2)])
+@pytest.mark.parametrize(
+    ("scene", "count"), [("two_people.jpg", 2), ("obama_and_biden.jpg", 3), ("kit_with_rose.jpg", 2)]
+)
 def test_scenes_are_one_person_too_many(engine, faces, scene, count):
     frame = engine.analyze_path(faces / "scenes" / scene)
     assert not frame.accepted
@@ -267,16 +272,27 @@ def test_advice_for_every_gate():
     def frame(reason):
         return FrameReport(source="x.jpg", error=reason)  # only .reason and .accepted are read
 
-    tips = advice([frame(r) for r in (
-        "2 people in view: one person at a time",
-        "face too small: eyes 12.0 px apart < 16",
-        "blurred: sharpness 20 < 80",
-        "too dark: mean level 31 < 60",
-        "burnt out: 40% of the face clipped > 5%",
-        "uneven light: one side 3.1× brighter > 2×",
-    )])
-    for text in ("one person at a time", "come closer", "hold still", "add light", "avoid direct light",
-                 "light the face evenly"):
+    tips = advice(
+        [
+            frame(r)
+            for r in (
+                "2 people in view: one person at a time",
+                "face too small: eyes 12.0 px apart < 16",
+                "blurred: sharpness 20 < 80",
+                "too dark: mean level 31 < 60",
+                "burnt out: 40% of the face clipped > 5%",
+                "uneven light: one side 3.1× brighter > 2×",
+            )
+        ]
+    )
+    for text in (
+        "one person at a time",
+        "come closer",
+        "hold still",
+        "add light",
+        "avoid direct light",
+        "light the face evenly",
+    ):
         assert text in tips, text
 
 
@@ -287,7 +303,159 @@ def test_gate_settings_have_bounds_and_change_decisions(analysed):
     assert decide(face, Settings().engine)[0]
     assert not decide(face, Settings(min_sharpness=face.sharpness + 1).engine)[0]
     assert not decide(face, Settings(max_clipped_fraction=0.0, min_face_brightness=0).engine)[0] or face.clipped == 0
-    for name in ("min_sharpness", "min_face_size", "other_face_fraction", "min_face_brightness",
-                 "max_clipped_fraction", "max_light_imbalance"):
+    for name in (
+        "min_sharpness",
+        "min_face_size",
+        "other_face_fraction",
+        "min_face_brightness",
+        "max_clipped_fraction",
+        "max_light_imbalance",
+    ):
         bounds = SETTING_INFOS[name].bounds
         assert bounds.ge is not None and bounds.le is not None, name
+
+
+# -- another person at the kiosk, not a bystander --------------------------------------------------------
+
+
+def scene(faces, name: str) -> np.ndarray:
+    return load_image(faces / "scenes" / name, 50_000_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "cut"),
+    [
+        ("two_people.jpg", lambda image: image[:, : 792 + int(0.8 * 148)]),  # biden 80 % inside, at the right edge
+        ("two_people.jpg", lambda image: image[:, : 792 + int(0.7 * 148)]),  # 70 %
+        ("kit_with_rose.jpg", lambda image: image[:, 156 - int(0.6 * 76) :]),  # rose 60 % inside, at the left edge
+    ],
+)
+def test_a_real_photo_with_a_face_cut_by_the_frame_edge_passes(engine, faces, name, cut):
+    from facer_cli.engine.face_engine import decide
+
+    frame = engine.analyze(cut(scene(faces, name)), f"{name} cut")
+    assert frame.accepted, frame.reason
+    cut_off = min(frame.subject.crowd, key=lambda other: other.inside)
+    # The cut face is large enough to count and sharp: the share of it inside the frame decides.
+    assert cut_off.inside < 0.75 and cut_off.size >= 0.7 and cut_off.sharpness >= 0.3, cut_off
+    assert not decide(frame.subject, Settings(other_face_inside=0).engine)[0]
+    # The same photo uncut: two whole, sharp faces of about one size.
+    assert "people in view" in engine.analyze(scene(faces, name), name).reason
+
+
+def test_a_blurred_face_behind_passes_and_the_same_face_sharp_refuses(analysed, clean):
+    subject = analysed("obama_1.jpg").subject
+    other = analysed("biden_2.jpg").subject
+    own = np.sqrt(subject.area)
+
+    def pasted(image):
+        return paste_second_face(image, own, clean["biden_2.jpg"], other.box, 0.75)
+
+    sharp = analysed("obama_1.jpg", "with biden at 0.75", pasted)
+    assert not sharp.accepted and sharp.reason == "2 people in view: one person at a time"
+    behind = sharp.subject.crowd[0]
+    assert behind.size >= 0.7 and behind.inside >= 0.99 and behind.sharpness >= 0.3, behind
+    # Out of focus: the pasted face blurred by σ = 2 px at its own 112-px scale (the blur gate's bar).
+    biden = next(face for face in sharp.faces if not face.is_subject)
+    sigma = 2 * biden.eye_distance / 35.2
+    width = clean["obama_1.jpg"].shape[1]
+
+    def blurred(image):
+        out = pasted(image)
+        out[:, width:] = cv2.GaussianBlur(out[:, width:], (0, 0), sigma)
+        return out
+
+    frame = analysed("obama_1.jpg", "with biden at 0.75, out of focus", blurred)
+    assert len(frame.faces) == 2 and frame.accepted, frame.reason
+    assert frame.subject.crowd[0].sharpness < 0.2 and frame.subject.other_face_fraction >= 0.7
+
+
+def test_two_whole_sharp_faces_of_similar_size_refuse(analysed, engine, faces):
+    for name in ("two_people.jpg", "kit_with_rose.jpg"):
+        frame = engine.analyze(scene(faces, name), name)
+        other = frame.subject.crowd[0]
+        assert other.size >= 0.85 and other.inside >= 0.99 and other.sharpness >= 0.9, (name, other)
+        assert frame.reason == "2 people in view: one person at a time"
+
+
+def test_each_condition_of_a_competitor_has_its_setting(analysed):
+    from facer_cli.engine.face_engine import decide
+    from facer_cli.engine.reports import OtherFace
+
+    face = analysed("obama_1.jpg").subject
+    defaults = Settings().engine
+    assert (defaults.other_face_fraction, defaults.other_face_inside, defaults.other_face_sharpness) == (0.6, 0.75, 0.2)
+    cases = [
+        (OtherFace(size=0.95, inside=1.0, sharpness=0.9), True),
+        (OtherFace(size=0.55, inside=1.0, sharpness=0.9), False),  # behind
+        (OtherFace(size=0.95, inside=0.6, sharpness=0.9), False),  # cut by the frame's edge
+        (OtherFace(size=0.95, inside=1.0, sharpness=0.1), False),  # out of focus
+        (OtherFace(size=0.95, inside=1.0, sharpness=None), True),  # not measured: size and share decide
+    ]
+    for other, refused in cases:
+        face.crowd, face.other_faces = (other,), (other.size,)
+        accepted, reason = decide(face, defaults)
+        assert accepted is not refused and ("2 people in view" in reason) is refused, other
+    face.crowd, face.other_faces = (OtherFace(size=0.95, inside=0.6, sharpness=0.1),), (0.95,)
+    assert not decide(face, Settings(other_face_inside=0.5, other_face_sharpness=0.05).engine)[0]
+    face.crowd = None  # sizes only (as an engine that measures no more reports them): size alone decides
+    assert not decide(face, defaults)[0]
+    for name in ("other_face_inside", "other_face_sharpness"):
+        bounds = SETTING_INFOS[name].bounds
+        assert bounds.ge == 0 and bounds.le == 1, name
+
+
+# -- exposure where it hides identity -----------------------------------------------------------------------
+
+HIGH_KEY_SEED = 29794
+
+
+@pytest.fixture(scope="session")
+def high_key_frames(engine, faces, clean, analysed):
+    """Each people photo and yaoming.jpg as a studio high-key portrait (white background, exposure raised until
+    the face reads 170-195, a shine on the forehead), three variants each, from one fixed seed."""
+    rng = np.random.default_rng(HIGH_KEY_SEED)
+    frames = []
+    for name in [path.name for paths in people(faces).values() for path in paths] + ["yaoming.jpg"]:
+        keypoints = analysed(name).subject.keypoints
+        for k in range(3):
+            image = high_key(clean[name], keypoints, rng)
+            frames.append((name, image, engine.analyze(image, f"{name} [high key {k}]")))
+    return frames
+
+
+def test_high_key_portraits_pass(high_key_frames):
+    assert len(high_key_frames) >= 45
+    for name, _image, frame in high_key_frames:
+        assert frame.accepted, (name, frame.reason)
+        face = frame.subject
+        assert 150 <= face.brightness <= 215 and face.clipped <= 0.25, (name, face.brightness, face.clipped)
+
+
+def test_an_over_exposed_high_key_face_fails(high_key_frames, engine):
+    for name, image, _frame in high_key_frames[::3]:
+        frame = engine.analyze(gain(1.8)(image), f"{name} [high key, x1.8]")
+        assert not frame.accepted and "burnt out:" in frame.reason, (name, frame.reason)
+        assert re.search(r"burnt out: \d+% of eyes, nose and mouth clipped > 25%", frame.reason), frame.reason
+
+
+def test_clipping_is_counted_around_the_eyes_nose_and_mouth_only(analysed, clean):
+    """A white frame around the face and a shine on the forehead leave the count at zero; the same white on
+    the cheeks and the mouth is counted."""
+    face = analysed("obama_1.jpg").subject
+    matrix = cv2.invertAffineTransform(similarity_transform(np.array(face.keypoints), ARCFACE_KEYPOINTS))
+
+    def whiten(x1, y1, x2, y2):
+        corners = np.array([[x1, y1, 1], [x2, y1, 1], [x2, y2, 1], [x1, y2, 1]], np.float64) @ matrix.T
+
+        def make(image):
+            out = image.copy()
+            cv2.fillConvexPoly(out, corners.astype(np.int32), (255, 255, 255))
+            return out
+
+        return make
+
+    forehead = analysed("obama_1.jpg", "white forehead", whiten(20, 0, 92, 36))
+    assert forehead.accepted and forehead.subject.clipped == 0, forehead.reason
+    mouth = analysed("obama_1.jpg", "white mouth", whiten(28, 80, 84, 112))
+    assert not mouth.accepted and "burnt out" in mouth.reason and mouth.subject.clipped > 0.25

@@ -227,7 +227,7 @@ def test_users_rename_onto_an_existing_name_offers_what_rename_can_do(fake_engin
         ("eye_distance", 15.96, "eyes 15.96 px apart < 16"),
         ("sharpness", 79.7, "sharpness 79.7 < 80"),
         ("brightness", 59.8, "mean level 59.8 < 60"),
-        ("clipped", 0.0502, "burnt out: 5.02% of the face clipped > 5%"),
+        ("clipped", 0.2502, "burnt out: 25.02% of eyes, nose and mouth clipped > 25%"),
         ("light_balance", 2.42, "one side 2.42× brighter > 2.4×"),
         ("quality", 0.3996, "quality 0.3996 < 0.40"),
     ],

@@ -24,7 +24,7 @@ from facer_cli.engine import quality
 from facer_cli.engine.heap import reuse_freed_memory
 from facer_cli.engine.modelpack import UNKNOWN_LICENCE, LoadedModels, load_models
 from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
-from facer_cli.engine.reports import FaceReport, FrameReport
+from facer_cli.engine.reports import FaceReport, FrameReport, OtherFace
 from facer_cli.errors import ImageError, ModelPackError
 from facer_cli.settings import EngineSettings, Settings
 from facer_cli.sources.images import load_image
@@ -53,6 +53,16 @@ def past(value: float, limit: float, places: int, *, above: bool, spec: str = "f
     return text
 
 
+def competitors(face: FaceReport, settings: EngineSettings) -> int:
+    """How many other faces are another person at the kiosk: at least `other_face_fraction` of the face's size
+    (eye distance), `other_face_inside` of them inside the frame and `other_face_sharpness` of its sharpness.
+    Faces measured by size only (`other_faces` without `crowd`) count by size alone."""
+    if face.crowd is not None:
+        limits = (settings.other_face_fraction, settings.other_face_inside, settings.other_face_sharpness)
+        return sum(other.competes(*limits) for other in face.crowd)
+    return sum(size >= settings.other_face_fraction for size in face.other_faces or ())
+
+
 def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
     """Accept the face, or reject it with every reason that applies ("name value …", joined by "; ")."""
     if not face.is_subject:
@@ -68,10 +78,9 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
             f"face too small: eyes {past(face.eye_distance, settings.min_face_size, 1, above=False)} px apart "
             f"< {settings.min_face_size:g}"
         )
-    if face.other_faces is not None:
-        crowd = sum(size >= settings.other_face_fraction for size in face.other_faces)
-        if crowd:
-            reasons.append(f"{crowd + 1} people in view: one person at a time")
+    crowd = competitors(face, settings)
+    if crowd:
+        reasons.append(f"{crowd + 1} people in view: one person at a time")
     if settings.require_pose and face.yaw is not None:
         if abs(face.yaw) > settings.pose_yaw_limit:
             reasons.append(
@@ -93,8 +102,8 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
         )
     if face.clipped is not None and face.clipped > settings.max_clipped_fraction:
         reasons.append(
-            f"burnt out: {past(face.clipped, settings.max_clipped_fraction, 0, above=True, spec='%')} of the face "
-            f"clipped > {settings.max_clipped_fraction:.0%}"
+            f"burnt out: {past(face.clipped, settings.max_clipped_fraction, 0, above=True, spec='%')} of eyes, nose "
+            f"and mouth clipped > {settings.max_clipped_fraction:.0%}"
         )
     if face.light_balance is not None and face.light_balance > settings.max_light_imbalance:
         reasons.append(
@@ -106,6 +115,40 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
             f"quality {past(face.quality, settings.min_quality_score, 2, above=False)} < {settings.min_quality_score:.2f}"
         )
     return not reasons, "; ".join(reasons)
+
+
+class _Crowd:
+    """The other faces of one frame, measured as competitors for a face (`OtherFace`): each face's eye distance,
+    share inside the frame and (only once it is asked for) sharpness, measured once per frame."""
+
+    def __init__(self, image: np.ndarray, keypoints: np.ndarray):
+        self.image, self.keypoints = image, keypoints
+        height, width = image.shape[:2]
+        self.eyes = [quality.eye_distance(points) for points in keypoints]
+        self.inside = [quality.face_inside(points, width, height) for points in keypoints]
+        self._sharpness: dict[int, float] = {}
+
+    def sharpness(self, index: int) -> float:
+        if index not in self._sharpness:
+            region = quality.measured_region(self.image, self.keypoints[index])
+            self._sharpness[index] = quality.sharpness(region)
+        return self._sharpness[index]
+
+    def around(self, index: int, sharpness: float | None) -> tuple[OtherFace, ...]:
+        """Every face but `index`, relative to it (whose sharpness is `sharpness`), largest first."""
+        if sharpness is not None:
+            self._sharpness[index] = sharpness
+        own_eyes, own_sharpness = max(self.eyes[index], 1e-6), max(self.sharpness(index), 1e-6)
+        others = [
+            OtherFace(
+                size=self.eyes[j] / own_eyes,
+                inside=self.inside[j],
+                sharpness=self.sharpness(j) / own_sharpness,
+            )
+            for j in range(len(self.eyes))
+            if j != index
+        ]
+        return tuple(sorted(others, key=lambda other: -other.size))
 
 
 @dataclass
@@ -222,7 +265,7 @@ class FaceEngine:
         order = np.argsort(-areas, kind="stable")
         confident = [i for i in order if boxes[i, 4] >= settings.detection_threshold]
         subject = confident[0] if confident else order[0]
-        sizes = np.sqrt(np.maximum(areas, 0.0))
+        crowd = _Crowd(image, keypoints)
         for rank, i in enumerate(order):
             face = FaceReport(
                 index=rank + 1,
@@ -233,9 +276,9 @@ class FaceEngine:
                 eye_distance=quality.eye_distance(keypoints[i]),
             )
             if face.is_subject or all_faces:
-                others = sizes[order[order != i]]
-                face.other_faces = tuple(float(v) for v in others / sizes[i]) if sizes[i] > 0 else ()
                 self._measure(image, face, keypoints[i])
+                face.crowd = crowd.around(int(i), face.sharpness)
+                face.other_faces = tuple(other.size for other in face.crowd)
             face.accepted, face.reason = decide(face, settings)
             report.faces.append(face)
         return report

@@ -13,12 +13,16 @@ whatever the camera's resolution.
   Sharp faces read about 150-1000; Gaussian blur of σ = 2 px at this scale
   brings every test face below 35.
 - `exposure`: ISO/IEC 29794-5's illumination components on the same region:
-  mean grey level, share of clipped (burnt-out) pixels, and left/right balance
-  (the brighter half's mean over the darker half's).
+  mean grey level and left/right balance (the brighter half's mean over the
+  darker half's); and the share of clipped (burnt-out) pixels where clipping
+  hides identity: the `INNER` box around the five keypoints (eyes, nose, mouth),
+  not the forehead, the cheeks' edges or the background a studio portrait
+  shows white.
 - `eye_distance`: inter-ocular distance in image pixels, from the detector's
   keypoints (the recognition model's input is 112 px wide; its eyes are 35 px apart).
-- `other_face_fraction`: the largest other face's size (√ box area) as a
-  fraction of the subject's.
+- `face_inside`: the share of a face inside the frame: of the box a whole face
+  has around its five keypoints (`FACE_BOX`), since the detector's own box
+  stops at the frame's edge.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ ARCFACE_KEYPOINTS = np.array(
 CROP = 112
 REGION = 0.75  # the central 84 × 84 pixels of the crop
 CLIPPED_LEVEL = 250  # a grey level at or above this is burnt out
+# Where clipping is counted, in the 112-px crop's pixels (x1, y1, x2, y2): the five keypoints' box widened
+# by 10 px on each side (eyes with their brows, nose, mouth), cut to the measured region: 56 × 57 pixels.
+INNER = (28, 41, 84, 98)
+# The box a whole face has around its five keypoints, in the 112-px crop's pixels: the detector's box,
+# median over the whole faces of the test photos (people/, scenes/, t1.jpg, gdp.jpg, players.jpg …).
+FACE_BOX = (13.0, 9.0, 100.0, 122.0)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -132,24 +142,33 @@ def sharpness(region: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Exposure:
-    """ISO/IEC 29794-5's illumination components, on the face region."""
+    """ISO/IEC 29794-5's illumination components, on the face region (clipping: on its `INNER` box)."""
 
     mean: float  # mean grey level, 0-255
-    clipped: float  # share of pixels at or above CLIPPED_LEVEL, 0-1
+    clipped: float  # share of the INNER box's pixels at or above CLIPPED_LEVEL, 0-1
     balance: float  # brighter half's mean over the darker half's, ≥ 1
 
     def to_dict(self) -> dict[str, float]:
         return {"mean": round(self.mean, 1), "clipped": round(self.clipped, 4), "balance": round(self.balance, 3)}
 
 
+def inner_box(region: np.ndarray) -> np.ndarray:
+    """The `INNER` box (eyes, nose, mouth) of a measured region (`measured_region`: 84 × 84 pixels)."""
+    margin = (CROP - region.shape[0]) // 2  # the crop's pixels left out on each side
+    x1, y1, x2, y2 = (v - margin for v in INNER)
+    return region[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)]
+
+
 def exposure(region: np.ndarray) -> Exposure:
+    """Exposure of a measured region (`measured_region`: the central `REGION` of the aligned 112-px face)."""
     half = region.shape[1] // 2
     left = float(region[:, :half].mean())
     right = float(region[:, region.shape[1] - half :].mean())
     low, high = sorted((left, right))
+    inner = inner_box(region)
     return Exposure(
         mean=float(region.mean()),
-        clipped=float(np.count_nonzero(region >= CLIPPED_LEVEL)) / region.size,
+        clipped=float(np.count_nonzero(inner >= CLIPPED_LEVEL)) / max(inner.size, 1),
         balance=(high + 1.0) / (low + 1.0),
     )
 
@@ -165,9 +184,16 @@ def face_size(box: Sequence[float]) -> float:
     return float(np.sqrt(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])))
 
 
-def other_face_fraction(subject: Sequence[float], others: Sequence[Sequence[float]]) -> float:
-    """The largest other face's size as a fraction of the subject's (0 when alone)."""
-    own = face_size(subject)
-    if own <= 0 or not others:
+def face_inside(keypoints: np.ndarray | Sequence[Sequence[float]], width: int, height: int) -> float:
+    """The share (0-1) of the face with these keypoints that lies inside a width × height frame: of `FACE_BOX`
+    mapped into the image (a face cut by the frame's edge has its box, but not this one, stop there)."""
+    inverse = cv2.invertAffineTransform(alignment(np.asarray(keypoints, np.float64)))
+    x1, y1, x2, y2 = FACE_BOX
+    corners = np.array([[x1, y1, 1.0], [x2, y1, 1.0], [x2, y2, 1.0], [x1, y2, 1.0]]) @ inverse.T
+    quad = corners.astype(np.float32)
+    area = float(abs(cv2.contourArea(quad)))
+    if area <= 0:
         return 0.0
-    return max(face_size(box) for box in others) / own
+    frame = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    inside, _ = cv2.intersectConvexConvex(quad, frame)
+    return min(1.0, max(0.0, float(inside) / area))

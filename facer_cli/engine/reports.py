@@ -11,6 +11,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+@dataclass(frozen=True)
+class OtherFace:
+    """Another face in the frame, measured as a competitor for the subject: another person at the kiosk
+    is as large (eyes as far apart), as whole (inside the frame) and as sharp as the subject; a bystander
+    behind, a face cut by the frame's edge or out of focus is not."""
+
+    size: float  # its eye distance over the subject's
+    inside: float = 1.0  # the share of it inside the frame (`quality.face_inside`), 0-1
+    sharpness: float | None = None  # its sharpness over the subject's; None when not measured
+
+    def competes(self, fraction: float, inside: float, sharpness: float) -> bool:
+        """Whether it is another person at the kiosk, at these limits (the `other_face_*` settings)."""
+        return (
+            self.size >= fraction and self.inside >= inside and (self.sharpness is None or self.sharpness >= sharpness)
+        )
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"size": round(self.size, 3), "inside": round(self.inside, 3), "sharpness": _round(self.sharpness, 3)}
+
+
 @dataclass
 class FaceReport:
     """One detected face: measurements, then the decision and why."""
@@ -29,8 +49,11 @@ class FaceReport:
     brightness: float | None = None  # mean grey level of the face, 0-255
     clipped: float | None = None  # share of burnt-out face pixels, 0-1
     light_balance: float | None = None  # brighter half's mean level over the darker half's
-    # Each other face's size (√ box area) as a fraction of this one's, largest first; None when not measured.
+    # Each other face's size (eye distance) as a fraction of this one's, largest first; None when not measured.
     other_faces: tuple[float, ...] | None = None
+    # The same faces, in the same order, with what makes each one a competitor or not; None when not measured
+    # (then each size alone decides).
+    crowd: tuple[OtherFace, ...] | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
     accepted: bool = False
     reason: str = ""
@@ -63,6 +86,7 @@ class FaceReport:
             "clipped": _round(self.clipped, 4),
             "light_balance": _round(self.light_balance, 3),
             "other_face_fraction": _round(self.other_face_fraction, 3),
+            "other_faces": None if self.crowd is None else [other.to_dict() for other in self.crowd],
             "accepted": self.accepted,
             "reason": self.reason,
         }

@@ -111,20 +111,35 @@ class EngineFields:
         "(below 16 px similarity to the person's template falls fast: benchmarks/bench_gates.py).",
     )
     other_face_fraction: float = setting(
-        0.7,
+        0.6,
         ge=0,
         le=1,
         description="Reject a frame when another face is at least this fraction of the subject's size "
-        "(sqrt of box area): one person at a time (0-1).",
+        "(distance between the eyes), and whole and sharp (the next two settings): one person at a time (0-1).",
+    )
+    other_face_inside: float = setting(
+        0.75,
+        ge=0,
+        le=1,
+        description="Another face counts only when at least this share of it is inside the frame: "
+        "a face cut by the frame's edge is a bystander (0-1).",
+    )
+    other_face_sharpness: float = setting(
+        0.2,
+        ge=0,
+        le=1,
+        description="Another face counts only when it is at least this fraction as sharp as the subject: "
+        "a face out of focus is a bystander (0-1).",
     )
     min_face_brightness: float = setting(
         60.0, ge=0, le=255, description="Exposure gate: minimum mean grey level of the face (0-255)."
     )
     max_clipped_fraction: float = setting(
-        0.05,
+        0.25,
         ge=0,
         le=1,
-        description="Exposure gate: largest share of burnt-out face pixels (grey level 250 or more), 0-1.",
+        description="Exposure gate: largest share of burnt-out pixels (grey level 250 or more) around the eyes, "
+        "nose and mouth, 0-1 (a white background or a shine on the forehead is not counted).",
     )
     max_light_imbalance: float = setting(
         2.4,

@@ -29,7 +29,7 @@ DIMENSION = 512
 
 
 def find_outliers_cubic(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -> dict[int, float]:
-    """The original implementation, verbatim (also in tests/test_outliers_fast.py)."""
+    """The original implementation, verbatim (also in tests/test_aggregate_outliers.py)."""
     kept = list(range(len(embeddings)))
     dropped: dict[int, float] = {}
     while len(kept) > 1:

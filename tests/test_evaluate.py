@@ -365,3 +365,25 @@ def test_cli_plot_without_matplotlib(faces, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "pip install 'facer[plot]'" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_view_fits_the_terminal_without_cutting_a_word(people_result, with_blank, settings, engine, width):
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    from facer_cli.cli.output.evaluate import evaluation_view, print_all
+
+    blank = evaluate(load_dataset(with_blank), settings, workers=1)
+    for result in (people_result, blank):
+        out = io.StringIO()
+        print_all(Console(file=out, width=width, force_terminal=True, color_system=None), evaluation_view(result))
+        lines = out.getvalue().splitlines()
+        assert all(cell_len(line) <= width for line in lines), "\n".join(lines)
+        # No figure cut (a path wider than the line itself folds, as every KEY column does).
+        assert not [line for line in lines if "│" in line and "…" in line], "\n".join(lines)
+        labels = ("FTA: impostor pairs not acquired", "FRR = FTA + FNMR × (1 − FTA)", "FAR = FMR × (1 − FTA)")
+        for label in labels if width >= 80 else ():  # at 60, two protocols' columns wrap the names
+            assert any(label in line for line in lines), (label, "\n".join(lines))

@@ -1,10 +1,11 @@
 """`facer evaluate`: accuracy, FAR/FRR and threshold calibration on labelled faces.
 
 - `intervals`: exact 95 % intervals of rates, and the pairs a rate needs (pure Python).
-- `curves`: bands, FAR/FRR at thresholds, ROC, EER, TAR @ FAR (pure numpy; the definitions live there).
+- `curves`: bands, FTA, the model's FMR/FNMR and the system's FAR/FRR at thresholds, ROC, EER, TAR @ FMR
+  (pure numpy; the definitions, in ISO/IEC 19795-1's terms, live there).
 - `recommend`: the recommended thresholds, whether the data support them, and every figure at once.
 - `dataset`: identity folders or a CSV of pairs.
-- `runner`: embeds each image once over the cores, scores the pairs, runs the protocols.
+- `runner`: embeds each image once over the cores, scores the pairs, runs the protocols; the FTA by reason.
 - `plot`: the ROC and score histograms (matplotlib, an optional extra).
 """
 

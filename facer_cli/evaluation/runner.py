@@ -429,7 +429,8 @@ def evaluate(
 
     `settings` default to the defaults alone (front ends pass `load_settings()`'s). A recommended
     cosine_threshold_high stays above every impostor seen and at or above the model's safe floor
-    unless `allow_below_floor`.
+    unless `allow_below_floor` (a recommended identify_threshold likewise, and never below
+    cosine_threshold_high).
     """
     from facer_cli.engine.modelpack import locate_pack
 

@@ -15,13 +15,19 @@ from facer_cli.store.urls import describe_db
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def require_server_extra() -> None:
+def require_server_extra(metrics: bool = False) -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "multipart", "fastapi_offline"):
+    for module in ("fastapi", "uvicorn", "multipart", "fastapi_offline", *(("prometheus_client",) if metrics else ())):
         try:
             __import__(module)
         except ImportError:
-            missing.append({"multipart": "python-multipart", "fastapi_offline": "fastapi-offline"}.get(module, module))
+            missing.append(
+                {
+                    "multipart": "python-multipart",
+                    "fastapi_offline": "fastapi-offline",
+                    "prometheus_client": "prometheus-client",
+                }.get(module, module)
+            )
     if missing:
         raise MissingExtraError(
             f"facer serve needs {', '.join(missing)}: install the server extra with pip install 'facer[server]'",
@@ -54,6 +60,14 @@ def serve_command(
     ] = False,
     db: DbOption = None,
     concurrency: Annotated[Optional[int], setting_option("server_concurrency", "--concurrency")] = None,
+    metrics: Annotated[
+        Optional[bool],
+        setting_option("metrics", "--metrics/--no-metrics", help="Answer GET /metrics (Prometheus).", shown=True),
+    ] = None,
+    log_format: Annotated[
+        Optional[str],
+        setting_option("log_format", "--log-format", help="text, or json: one object a line."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}.")
     ] = "info",
@@ -62,13 +76,14 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API (enroll, verify, identify, users, token, compare; docs at /docs) in one process.
 
-    The models load before the port opens. Stop with Ctrl-C. Endpoints: docs/http-api.md.
+    The models load before the port opens. Stop with Ctrl-C or SIGTERM: requests in flight finish
+    first, then exit 0. Endpoints: docs/http-api.md.
     In Python: facer_cli.server.create_app(settings), run with uvicorn.
     """
     if log_level not in LOG_LEVELS:
         raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
-    require_server_extra()
     settings = settings_for(ctx, server_host=host, server_port=port, server_concurrency=concurrency)
+    require_server_extra(metrics=settings.metrics)
     from facer_cli.server.exposure import check_exposure, is_loopback
 
     check_exposure(settings.server_host, settings.api_key, allow_insecure_remote)
@@ -88,22 +103,43 @@ def serve_command(
         facer = Facer(settings)
         engine = facer.engine
         facer.open_store().close()
-        if settings.api_key is None and not is_loopback(settings.server_host):
+        app = create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote)
+        server = build_server(app, settings, log_level)  # sets up the log lines
+        insecure = settings.api_key is None and not is_loopback(settings.server_host)
+        database = describe_db(settings.db, settings.db_path)
+        url = f"http://{settings.server_host}:{settings.server_port}"
+        if settings.log_format == "json":
+            import logging
+
+            from facer_cli.server.observe import log_event
+
+            if insecure:
+                log_event("insecure", f"listening on {settings.server_host} without an API key", level=logging.WARNING)
+            log_event(
+                "start",
+                f"facer serve: model {engine.fingerprint}, {url}",
+                model=engine.fingerprint,
+                provider=engine.info.provider,
+                database=database,
+                url=url,
+                api_key_required=settings.api_key is not None,
+                metrics=settings.metrics,
+            )
+        else:
+            if insecure:
+                err_console.print(
+                    literal(
+                        f"warning: listening on {settings.server_host} without an API key (--allow-insecure-remote)",
+                        "bold red",
+                    )
+                )
             err_console.print(
                 literal(
-                    f"warning: listening on {settings.server_host} without an API key (--allow-insecure-remote)",
-                    "bold red",
-                )
+                    f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {database}, "
+                    f"{url} (docs at /docs)" + ("; X-API-Key required" if settings.api_key else "")
+                ),
+                soft_wrap=True,
             )
-        err_console.print(
-            literal(
-                f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {describe_db(settings.db, settings.db_path)}, "
-                f"http://{settings.server_host}:{settings.server_port} (docs at /docs)"
-                + ("; X-API-Key required" if settings.api_key else "")
-            ),
-            soft_wrap=True,
-        )
-        app = create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote)
-        serve_on(build_server(app, settings, log_level), sock)
+        serve_on(server, sock)
     finally:
         sock.close()

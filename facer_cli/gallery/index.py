@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -64,6 +65,8 @@ class GalleryIndex:
         self.max_id = 0
         self.persistent = True  # False: the sidecar could not be written beside the store
         self.stats = SearchStats()
+        # time.monotonic() when the index was last seen to match the store (None: not yet).
+        self.synced_at: float | None = None
 
     @classmethod
     def open(cls, store: GallerySource | Path | str, model: str, threads: int | None = None) -> GalleryIndex:
@@ -74,6 +77,7 @@ class GalleryIndex:
         try:
             with index.lock, source.read_transaction():
                 index._sync(source.stamp(model))
+                index.synced_at = time.monotonic()
         except BaseException:
             source.close()
             raise
@@ -103,9 +107,26 @@ class GalleryIndex:
     def _refresh(self) -> bool:
         stamp = self.source.stamp(self.model)
         if stamp == self.stamp:
+            self.synced_at = time.monotonic()
             return False
         self._sync(stamp)
+        self.synced_at = time.monotonic()
         return True
+
+    def changes_behind(self) -> int:
+        """Inserts and deletes the store holds that the index has not caught up with yet (one
+        look-up of the store's stamp; 0 also marks the index as matching the store now). -1 when
+        the store's counters cannot say (the index catches up by rebuilding)."""
+        with self.lock, self.source.read_transaction():
+            stamp = self.source.stamp(self.model)
+            if stamp == self.stamp:
+                self.synced_at = time.monotonic()
+                return 0
+            if "inserts" not in stamp or "inserts" not in self.stamp:
+                return -1
+            inserted = stamp["inserts"] - self.stamp["inserts"]
+            deleted = stamp["deletes"] - self.stamp["deletes"]
+            return max(1, max(0, inserted) + max(0, deleted))  # 1 at least: the stamps differ
 
     def _sync(self, stamp: dict[str, Any]) -> None:
         """Bring the index to `stamp` (inside a read transaction): the sidecar when it is valid,

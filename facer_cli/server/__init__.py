@@ -16,6 +16,8 @@
 - `edge`: what `facer serve` runs: uvicorn's h11 protocol with header, body and keep-alive
   deadlines and a connection cap (idle or slow clients never lock out `/health`).
 - `listen`: the listening socket, bound before the models load (`ServeError`: a busy port).
+- `observe`: each request timed and named by its route template, JSON log lines, and the
+  figures of `metrics` (GET /metrics, Prometheus; built only when the `metrics` setting is on).
 
     from facer_cli.server import create_app
     app = create_app(settings)          # run it with uvicorn

@@ -32,6 +32,7 @@ from facer_cli.server.docs import install_docs
 from facer_cli.server.errors import install_error_handlers, response_for
 from facer_cli.server.exposure import ExposureMiddleware
 from facer_cli.server.gate import ModelGate
+from facer_cli.server.observe import install_observer
 from facer_cli.server.paths import PathMiddleware
 from facer_cli.server.routes import include_routes
 from facer_cli.server.uploads import BodyLimitMiddleware
@@ -124,4 +125,5 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
     install_error_handlers(app)
     install_docs(app)
     include_routes(app)
+    install_observer(app, settings)  # outermost: after every other middleware
     return app

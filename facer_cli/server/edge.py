@@ -17,6 +17,11 @@ forever, and with uvicorn's `limit_concurrency` every request, `/health` include
 
 uvicorn's own `limit_concurrency` is not used (it counts idle connections too); the memory held
 by request bodies is bounded by `BodyLimitMiddleware` instead.
+
+On SIGTERM (or Ctrl-C) the listening socket closes at once (a new connection is refused), idle
+connections close, the requests in flight get `server_drain_timeout_s` to finish, and the
+process exits 0 (`DrainingServer`: uvicorn would raise SIGTERM again once drained, and the
+process would end killed by it).
 """
 
 from __future__ import annotations
@@ -25,16 +30,21 @@ import asyncio
 import copy
 import json
 import logging
+import signal
 import socket
+import time
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, ClassVar
 
 import h11
+import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from facer_cli.server.errors import printable
 from facer_cli.server.listen import ServeError
+from facer_cli.server.observe import log_event
 from facer_cli.settings import Settings
 
 log = logging.getLogger("facer.server")
@@ -222,13 +232,50 @@ class QuietErrors:
                 log.error("internal error on %s %s", scope.get("method"), printable(scope.get("path")), exc_info=exc)
 
 
-def log_config(log_level: str) -> dict:
-    """uvicorn's logging setup, with facer's own lines (`facer.server`) through the same handler."""
+def log_config(log_level: str, log_format: str = "text") -> dict:
+    """uvicorn's logging setup, with facer's own lines (`facer.server`) through the same handler.
+    JSON: every line one object (`facer_cli.server.observe.JsonFormatter`), the request lines
+    (`facer.access`, in place of uvicorn's access log) on stdout, the rest on stderr."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["facer"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    if log_format == "json":
+        json_formatter = {"()": "facer_cli.server.observe.JsonFormatter"}
+        config["formatters"] = {"default": json_formatter, "access": json_formatter}
+        config["loggers"]["facer.access"] = {"handlers": ["access"], "level": log_level.upper(), "propagate": False}
     return config
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, its stop logged as it drains, and SIGTERM an ordinary end (exit 0): not
+    raised again once the requests in flight are done."""
+
+    stop_signal: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = sig
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)  # uvicorn raises these again after shutdown
+        while captured and signal.SIGTERM in captured:
+            captured.remove(signal.SIGTERM)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        in_flight = len(self.server_state.tasks)
+        timeout_s = self.config.timeout_graceful_shutdown or 0
+        cause = signal.Signals(self.stop_signal).name if self.stop_signal else "stop"
+        log_event(
+            "draining",
+            f"{cause}: new connections refused; {in_flight} request(s) in flight, given up to {timeout_s:g} s to finish",
+            signal=cause,
+            in_flight=in_flight,
+            timeout_s=timeout_s,
+        )
+        started = time.perf_counter()
+        await super().shutdown(sockets)
+        drained_s = time.perf_counter() - started
+        log_event("stopped", f"stopped: drained in {drained_s:.2f} s", drained_s=round(drained_s, 3))
 
 
 def build_server(app: ASGIApp, settings: Settings, log_level: str = "info", configure_logging: bool = True) -> Any:
@@ -239,7 +286,7 @@ def build_server(app: ASGIApp, settings: Settings, log_level: str = "info", conf
     keepalive = max(1, round(settings.server_keepalive_s))  # uvicorn's type; the protocol uses the exact value
     config = uvicorn.Config(
         QuietErrors(app),
-        log_config=log_config(log_level) if configure_logging else None,
+        log_config=log_config(log_level, settings.log_format) if configure_logging else None,
         host=settings.server_host,
         port=settings.server_port,
         http=protocol_class(EdgeLimits.from_settings(settings)),
@@ -250,9 +297,10 @@ def build_server(app: ASGIApp, settings: Settings, log_level: str = "info", conf
         workers=1,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        access_log=settings.log_format != "json",  # JSON: the observer writes each request's line
+        timeout_graceful_shutdown=settings.server_drain_timeout_s,  # type: ignore[arg-type]  # any number of seconds
     )
-    return uvicorn.Server(config)
+    return DrainingServer(config)
 
 
 def serve_on(server: Any, sock: socket.socket) -> None:

@@ -1,11 +1,16 @@
 """Bounded model work: `ModelGate` runs each model job in a worker thread, at most
 `server_concurrency` at once and at most `server_queue_size` waiting (503 beyond), and
-answers its result as JSON encoded in that thread too."""
+answers its result as JSON encoded in that thread too. A request that set `gate_times` (the
+observer: `facer_cli.server.observe`) learns how long it waited for a slot and how long its model
+work ran."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import anyio
@@ -14,6 +19,19 @@ from starlette.responses import Response
 from facer_cli.server.errors import ServerBusyError
 
 T = TypeVar("T")
+
+
+@dataclass
+class GateTimes:
+    """A request's time at the gate: waiting for a slot, and running in a worker thread."""
+
+    wait_s: float = 0.0
+    run_s: float = 0.0
+    jobs: int = 0
+
+
+# Set per request by the observer; model jobs add their times to it.
+gate_times: ContextVar[GateTimes | None] = ContextVar("facer_gate_times", default=None)
 
 
 class ModelGate:
@@ -37,6 +55,8 @@ class ModelGate:
                 f"(server_concurrency {self.slots}, server_queue_size {self.queue_size}); retry shortly"
             )
         self.waiting += 1
+        times = gate_times.get()
+        queued = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self._semaphore.acquire()
@@ -47,13 +67,19 @@ class ModelGate:
             ) from None
         finally:
             self.waiting -= 1
+            if times is not None:
+                times.wait_s += time.perf_counter() - queued
         self.running += 1
+        started = time.perf_counter()
         try:
             # Not abandoned on cancellation: the slot stays taken until the thread is done.
             return await anyio.to_thread.run_sync(fn, *args)
         finally:
             self.running -= 1
             self._semaphore.release()
+            if times is not None:
+                times.run_s += time.perf_counter() - started
+                times.jobs += 1
 
     async def run_json(self, fn: Callable[[], dict], status_code: int = 200) -> Response:
         """`run(fn)` answered as JSON encoded in the worker thread too: the event loop, which reads

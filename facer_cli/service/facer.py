@@ -329,6 +329,11 @@ class Facer:
                 self._galleries[key] = index
         return index
 
+    def gallery_indexes(self) -> list["GalleryIndex"]:
+        """The gallery indexes this process keeps open now (none until one is first needed)."""
+        with self._galleries_lock:
+            return list(self._galleries.values())
+
     def prepare_identify(self, store: StoreContract) -> None:
         """A store that cannot record the attempt fails before any capture."""
         store.check_writable("record an identify attempt")

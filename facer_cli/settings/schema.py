@@ -366,6 +366,27 @@ class Settings(EngineFields):
         le=100_000,
         description="Open connections `facer serve` keeps; beyond, the longest-idle one is closed (503 when none is idle).",
     )
+    server_drain_timeout_s: float = setting(
+        25.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM (or Ctrl-C), `facer serve` refuses new connections and gives the requests in flight "
+        "this many seconds to finish before it cancels them; then it exits 0.",
+    )
+    metrics: bool = setting(
+        False,
+        description="`facer serve` answers GET /metrics in Prometheus' text format (requests, latency, model time, "
+        "gallery, store errors); behind api_key unless metrics_public.",
+    )
+    metrics_public: bool = setting(
+        False, description="GET /metrics without the API key (for a scraper on a trusted network)."
+    )
+    log_format: str = setting(
+        "text",
+        choices=("text", "json"),
+        description="`facer serve`'s log lines: text (uvicorn's), or json: one object a line, one per request "
+        "(time, method, route, status, duration, request id, client) and per start and stop.",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

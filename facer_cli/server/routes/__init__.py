@@ -6,6 +6,7 @@
 - `liveness`: POST /liveness/challenge.
 - `enroll_verify`: POST /users/{name}/enroll and /verify (images, or the frames answering a challenge).
 - `identify`: POST /identify.
+- `metrics`: GET /metrics, when the `metrics` setting is on (behind the API key unless `metrics_public`).
 
 Endpoints take what they need from the request (`facer_cli.server.deps.state_of`: the service,
 its settings, the model gate), never from `create_app`.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from facer_cli.server.deps import require_api_key
-from facer_cli.server.routes import enroll_verify, health, identify, liveness, templates, users
+from facer_cli.server.routes import enroll_verify, health, identify, liveness, metrics, templates, users
 
 
 def include_routes(app: FastAPI) -> None:
@@ -24,3 +25,6 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     for group in (templates, users, liveness, enroll_verify, identify):
         app.include_router(group.router, dependencies=[Depends(require_api_key)])
+    settings = app.state.facer_settings
+    if settings.metrics:
+        app.include_router(metrics.router, dependencies=[] if settings.metrics_public else [Depends(require_api_key)])

@@ -162,3 +162,17 @@ class OutputExistsError(OutputError):
 
 class CancelledError(FacerError):
     """The person declined at a confirmation prompt."""
+
+
+class StoreConflictError(UserExistsError):
+    """A store copy's destination already holds a user of the same name whose data (templates and
+    the frames that built them) differ from the source's."""
+
+
+class CopyStoreError(StoreError):
+    """A store copy could not open, read or write one of its stores, or the copy does not match its
+    source: the message names the store (the copy's two stores are given as arguments, not by the
+    `db` setting)."""
+
+    def __init__(self, message: str, *, public_message: str | None = None):
+        FacerError.__init__(self, message, public_message=public_message)

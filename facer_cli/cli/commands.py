@@ -91,6 +91,7 @@ COMMANDS = (
     LazyCommand("identify", STORE, "identify_cmd", "identify_command"),
     LazyCommand("capture", STORE, "enroll_cmd", "capture_command"),
     LazyCommand("users", STORE, "users_cmd", "users_app"),
+    LazyCommand("store", STORE, "store_cmd", "store_app"),
     LazyCommand("inspect", MEASURE, "inspect_cmd", "inspect_command"),
     LazyCommand("compare", MEASURE, "compare_cmd", "compare_command"),
     LazyCommand("evaluate", MEASURE, "evaluate_cmd", "evaluate_command"),

@@ -39,9 +39,10 @@ EXIT_CODES: dict[int, str] = {
     "that cannot be opened",
     5: "unknown user",
     6: "store error: the database is locked beyond `db_busy_timeout_s`, read-only, corrupt, not a facer database, "
-    "or from a newer facer",
+    "or from a newer facer; for `store copy`: either store, or a copy that does not match its source",
     7: "the user is already enrolled: pass `--replace` or `--add`; or their template looks like another enrolled "
-    "person's (`identify_threshold`): pass `--allow-lookalike`",
+    "person's (`identify_threshold`): pass `--allow-lookalike`; for `store copy`: the destination holds a "
+    "different user of the same name",
     8: "model pack missing, incomplete or changed",
     9: "model mismatch: the user's templates come from another model (re-enroll), or an imported vector does not "
     "fit its model",
@@ -71,6 +72,8 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.UnknownUserError: 5,
     e.StoreError: 6,
     e.UserExistsError: 7,
+    e.StoreConflictError: 7,
+    e.CopyStoreError: 6,
     e.ModelPackError: 8,
     e.ModelMismatchError: 9,
     e.OutputError: 10,
@@ -94,6 +97,10 @@ ERROR_HINTS: dict[type[e.FacerError], str | tuple[str, ...]] = {
     e.OutputExistsError: "pass --force to overwrite it",
     e.UnverifiedModelError: "pass --trust-fingerprint to store it anyway",
     e.StoreError: ("the store is chosen with --db or FACER_DB", "the store is chosen with the db setting or FACER_DB"),
+    # `store copy` is given both stores as arguments, and its message names the one at fault.
+    e.CopyStoreError: (),
+    e.StoreConflictError: "rename or remove that user in one of the stores (`facer users rename`), or copy into "
+    "another database",
     ExposureError: "pass --api-key (better: FACER_API_KEY), or --allow-insecure-remote on a trusted network",
     e.LivenessError: "follow the instructions on the screen, facing the camera in good light",
     ListenError: "choose another --port (setting server_port) or --host, or stop the program that holds it",

@@ -9,6 +9,7 @@
 - `inputs`: files, uploads and cameras to frames; "image or .npy → vector".
 - `rules`: the one "template from frames" rule.
 - `identify`: 1:N identification's result and decision rules (the search is `facer_cli.gallery`).
+- `store_copy`: `copy_store`, one store into another (`facer store copy`), verified.
 - `results`: the dataclasses every operation returns (tables and JSON are made from them).
 """
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "CaptureResult": "facer_cli.service.results",
     "CheckResult": "facer_cli.service.results",
     "CompareResult": "facer_cli.service.results",
+    "CopyResult": "facer_cli.service.results",
     "DemoResult": "facer_cli.service.results",
     "DoctorInfo": "facer_cli.service.results",
     "EnrollResult": "facer_cli.service.results",
@@ -38,6 +40,7 @@ _EXPORTS = {
     "UserList": "facer_cli.service.results",
     "VerifyResult": "facer_cli.service.results",
     "Purpose": "facer_cli.service.rules",
+    "copy_store": "facer_cli.service.store_copy",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -56,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers see
         CaptureResult,
         CheckResult,
         CompareResult,
+        CopyResult,
         DemoResult,
         DoctorInfo,
         EnrollResult,
@@ -66,3 +70,4 @@ if TYPE_CHECKING:  # what type checkers see
         VerifyResult,
     )
     from facer_cli.service.rules import Purpose
+    from facer_cli.service.store_copy import copy_store

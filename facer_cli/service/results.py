@@ -23,6 +23,7 @@ __all__ = [
     "CaptureResult",
     "CheckResult",
     "CompareResult",
+    "CopyResult",
     "DemoResult",
     "DoctorInfo",
     "EnrollResult",
@@ -30,6 +31,7 @@ __all__ = [
     "InspectResult",
     "Removal",
     "StoredTemplate",
+    "TableCopy",
     "UserDetails",
     "UserList",
     "UserSummary",
@@ -252,4 +254,66 @@ class DemoResult:
             "checks": [check.to_dict() for check in self.checks],
             "ok": self.ok,
             "next_steps": [{"command": command, "what": what} for command, what in self.next_steps],
+        }
+
+
+@dataclass
+class TableCopy:
+    """One table of a store copy: its rows in the source, how many were copied, how many the
+    destination already held, and how many the verification found there."""
+
+    table: str
+    source: int
+    copied: int = 0
+    already_there: int = 0
+    verified: int = 0
+    # Look-alike rows whose users the source no longer holds (nothing to link them to).
+    left_out: int = 0
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        del data["table"]
+        return data
+
+
+@dataclass
+class CopyResult:
+    """`facer store copy`: what went where, and the verification's figures."""
+
+    source: str  # the stores as shown to people (a URL without its password)
+    destination: str
+    source_backend: str
+    destination_backend: str
+    tables: list[TableCopy]
+    # sha256 over every copied user's templates (name, model, dimension, float32 bytes), the same
+    # computed from the source and from the destination.
+    templates_sha256: str
+    was_empty: bool = False  # the destination held no rows before (new, or made by this copy)
+    verified: bool = True
+    seconds: float = 0.0
+
+    @property
+    def copied(self) -> int:
+        return sum(table.copied for table in self.tables)
+
+    @property
+    def already_there(self) -> int:
+        return sum(table.already_there for table in self.tables)
+
+    def table(self, name: str) -> TableCopy:
+        return next(table for table in self.tables if table.table == name)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "source_backend": self.source_backend,
+            "destination_backend": self.destination_backend,
+            "was_empty": self.was_empty,
+            "copied": self.copied,
+            "already_there": self.already_there,
+            "tables": {table.table: table.to_dict() for table in self.tables},
+            "verified": self.verified,
+            "templates_sha256": self.templates_sha256,
+            "seconds": round(self.seconds, 3),
         }

@@ -11,13 +11,14 @@ hands out one of its own with `gallery_source()`.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, List, Protocol, Sequence  # List: `list` is a method name here
+from typing import TYPE_CHECKING, Any, Iterator, List, Protocol, Sequence  # List: `list` is a method name here
 
 if TYPE_CHECKING:
     import numpy as np
 
     from facer_cli.engine.reports import FrameReport
     from facer_cli.settings import Settings
+    from facer_cli.store.bulk import Row
     from facer_cli.store.connection import Access
     from facer_cli.store.gallery_source import GallerySource
     from facer_cli.store.postgres.repository import PostgresStore
@@ -150,6 +151,32 @@ class StoreContract(Protocol):
     def gallery_source(self) -> GallerySource:
         """A new `GallerySource` on this store, with a read-only connection of its own (the gallery
         index owns it and closes it)."""
+        ...
+
+    # -- bulk rows: copying a store (`facer store copy`; the tables and row form: `bulk`) ----------
+    def snapshot(self, action: str = ...) -> AbstractContextManager[object]:
+        """Reads inside see one state of the store (joins a transaction already open)."""
+        ...
+
+    def exclusive_transaction(self, action: str) -> AbstractContextManager[object]:
+        """One transaction (as `transaction`) during which no other process or session changes users
+        or templates: what it read stays true until it commits. Readers are not held up."""
+        ...
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows of each copied table (`bulk.COPIED_TABLES`)."""
+        ...
+
+    def table_rows(
+        self, table: str, *, users: Sequence[str] | None = None, batch_size: int = ...
+    ) -> Iterator[List[Row]]:
+        """Every row of a copied table by id, in batches, in the row form of `bulk` (ids are this
+        store's); with `users`, only those users' rows (of users, templates or samples)."""
+        ...
+
+    def insert_rows(self, table: str, rows: Sequence[Row]) -> List[int]:
+        """Insert rows (their ids ignored) into a copied table, in the caller's transaction if one is
+        open; the ids this store gave them, in order. References in the rows must be this store's ids."""
         ...
 
 

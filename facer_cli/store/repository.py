@@ -16,13 +16,13 @@ import numpy as np
 
 from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
+from facer_cli.store.bulk import SQLiteRows
 from facer_cli.store.connection import (
     ERASURE_WAIT_S,
     GALLERY_STEP,
     LIVENESS_STEP,
     UNVERIFIED_STEP,
     Access,
-    StoreConnection,
 )
 from facer_cli.store.gallery_source import erase_sidecars
 from facer_cli.store.migrations import STEP_NAMES
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 
 # -- the store --------------------------------------------------------------
-class Store(StoreConnection):
+class Store(SQLiteRows):
     """A facer database: `Store("facer.db")`, or `Store.open(settings)` for the `db` setting.
 
     `access`: "create" (the default: creates a missing store), "write" (an existing store) or

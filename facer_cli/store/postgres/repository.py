@@ -27,7 +27,7 @@ from psycopg import errors as pg_errors
 from facer_cli.errors import ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
 from facer_cli.store.connection import Access
-from facer_cli.store.postgres.connection import PostgresConnection
+from facer_cli.store.postgres.bulk import PostgresRows
 from facer_cli.store.postgres.gallery import PostgresGallerySource
 from facer_cli.store.records import (
     MODES,
@@ -71,7 +71,7 @@ def name_lock(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"facer.user\0{name}".encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresStore(PostgresConnection):
+class PostgresStore(PostgresRows):
     """A facer database on PostgreSQL: `PostgresStore("postgresql://facer@db/facer")`, or
     `Store.open(settings)` / `open_store(settings)` for a `db` setting that is such a URL."""
 

@@ -9,6 +9,14 @@ embedding), so the extra cost per frame is a homography fit and a few distances:
    template of the frames before it;
 3. a real head is not flat: the landmarks of the turned frames do not follow the frontal frame's
    by one homography (see `geometry.parallax_residual`).
+
+And three that make a stream synthesised from one recording expensive (HTTP frames, timed by the
+server's clock, see `facer_cli.server.challenges`):
+
+4. not a mirror image: a turn to one side is not the opposite turn flipped (`geometry.mirror_difference`);
+5. continuous motion: no frame-to-frame jump in yaw or position beyond what a head moves in the time
+   between the two frames;
+6. the same face throughout: every embedding agrees with the first frame's.
 """
 
 from __future__ import annotations
@@ -21,11 +29,13 @@ import numpy as np
 
 from facer_cli.liveness.challenge import Challenge, ChallengeStep
 from facer_cli.liveness.geometry import (
+    PARALLAX_POINTS_2D106,
     Box,
     box_iou,
     centre_shift,
     eye_aspect_ratio,
     inter_ocular_distance,
+    mirror_difference,
     parallax_residual,
 )
 
@@ -55,6 +65,29 @@ BLINK_CLOSED_RATIO = 0.65
 BLINK_OPEN_RATIO = 0.85
 # A turn counts as the wrong way once the yaw goes this far to the other side.
 WRONG_WAY_YAW = 15.0
+# Mirror images: the least `mirror_difference` between a frame turned one way and a frame turned the
+# other way by about as much (|yaw| within MIRROR_PAIR_MAX_YAW_GAP of each other, both at least
+# MIRROR_MIN_YAW from frontal). On the clip (frames 82-210 cut around the face, docs/liveness.md): his
+# real head at +4..+11° against his flipped frames at -4..-11°, 482 pairs: 0.64-1.09 (median 0.92); one
+# recorded turn mirrored against itself, the same frame: 0.10-0.28, frames 100 ms apart 0.10-0.53. An
+# attempt's statistic is the least over its pairs, and an attack from one turn always has pairs of the
+# same frame. Frames of two different turns (3 s apart) score 0.46-0.96: this does not separate those.
+MIRROR_MIN_DIFFERENCE = 0.45
+MIRROR_MIN_YAW = 4.0
+MIRROR_PAIR_MAX_YAW_GAP = 3.0
+# Continuity: between consecutive face frames dt ms apart, |Δyaw| ≤ MOTION_YAW_JITTER + MOTION_MAX_YAW_SPEED × dt
+# and the inner face's landmarks move ≤ MOTION_SHIFT_JITTER + MOTION_MAX_SHIFT_SPEED × dt IOD. The clip's
+# singer (frames 82-210, a quick unprompted turn on stage): |Δyaw| ≤ 3.8° at 33 ms, 10.9° at 100 ms,
+# 15.3° at 200 ms (≤ 113°/s); the inner face moves ≤ 0.40 IOD at 33 ms, 1.08 at 100 ms, 1.51 at 200 ms.
+# The limits allow 8.5°/0.7 IOD at 33 ms, 19°/1.5 IOD at 100 ms and 34°/2.7 IOD at 200 ms.
+MOTION_YAW_JITTER = 4.0
+MOTION_MAX_YAW_SPEED = 150.0  # degrees per second
+MOTION_SHIFT_JITTER = 0.3
+MOTION_MAX_SHIFT_SPEED = 12.0  # inter-ocular distances per second
+# Every frame's embedding against the first face frame's. The clip's singer from frame 82 (+11°)
+# through ±27°: ≥ 0.235 (≥ 0.27 from frame 84, ≥ 0.33 from a frontal first frame); different
+# people in the test photos score below 0.15.
+SAME_FACE_FIRST_MIN_COSINE = 0.2
 
 
 @dataclass
@@ -69,6 +102,7 @@ class LivenessFrame:
     roll: float | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)  # unit length
     index: int = 0
+    face: np.ndarray | None = field(default=None, repr=False)  # `geometry.aligned_face`: for mirror images
 
 
 @dataclass
@@ -112,6 +146,7 @@ class LivenessResult:
     blinked: bool
     elapsed_ms: float
     cues: list[FrameCue]
+    mirror: float | None = None  # least mirror difference of opposite turns; None when none were compared
 
     @property
     def reason(self) -> str:
@@ -128,6 +163,7 @@ class LivenessResult:
             "blinked": self.blinked,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "frames": len(self.cues),
+            "mirror": None if self.mirror is None else round(self.mirror, 4),
         }
         if with_cues:
             data["cues"] = [cue.to_dict() for cue in self.cues]
@@ -168,9 +204,16 @@ def _direction(step: ChallengeStep) -> int:
 class LivenessChecker:
     """Feed it `LivenessFrame`s in time order with `update`; read `result()` once `done`."""
 
-    def __init__(self, challenge: Challenge, *, parallax_min_residual: float = PARALLAX_MIN_RESIDUAL):
+    def __init__(
+        self,
+        challenge: Challenge,
+        *,
+        parallax_min_residual: float = PARALLAX_MIN_RESIDUAL,
+        mirror_min_difference: float = MIRROR_MIN_DIFFERENCE,
+    ):
         self.challenge = challenge
         self.parallax_min_residual = parallax_min_residual
+        self.mirror_min_difference = mirror_min_difference  # 0: no mirror check (benchmarks measure without it)
         self.cues: list[FrameCue] = []
         self.reasons: list[str] = []
         self._step = 0
@@ -188,11 +231,19 @@ class LivenessChecker:
         self._progress = 0.0
         self._parallax: float | None = None
         self._live: bool | None = None
+        self._first_embedding: np.ndarray | None = None
+        self._turned_faces: list[tuple[float, np.ndarray]] = []  # (yaw, aligned face) of the turned frames
+        self._mirror: float | None = None
 
     # -- state ----------------------------------------------------------
     @property
     def done(self) -> bool:
         return self._live is not None
+
+    @property
+    def step_index(self) -> int:
+        """The index of the step being answered (len(steps) once all are done)."""
+        return self._step
 
     @property
     def current_step(self) -> ChallengeStep | None:
@@ -231,7 +282,13 @@ class LivenessChecker:
             blinked=self._blink.count > 0,
             elapsed_ms=self._last_ms - (self._first_ms if self._first_ms is not None else self._last_ms),
             cues=self.cues,
+            mirror=self._mirror,
         )
+
+    def stop(self, reason: str) -> None:
+        """Decide now, not live, for a reason found outside the frames (a deadline of the server's clock)."""
+        if not self.done:
+            self._fail(reason)
 
     def _fail(self, reason: str) -> None:
         self.reasons.append(reason)
@@ -251,12 +308,26 @@ class LivenessChecker:
         self.cues.append(cue)
         if frame.box is None or frame.landmarks is None or frame.yaw is None:
             self._check_gap(frame)
-        elif self._same_face(frame, cue):
+        elif self._same_face(frame, cue) and self._continuous(frame) and self._not_mirrored(frame):
             self._measure(frame, cue)
             self._advance(frame)
         if not self.done:
             self._check_time(frame)
         return self.progress()
+
+    def carry(self, frame: LivenessFrame) -> None:
+        """A frame taken after the current step began but before the client could know it (sent with the
+        frames that completed the step before): it does not answer the step, but the motion, the face and
+        the mirror check run through it, so that no jump hides between two steps."""
+        if self.done:
+            return
+        self._last_ms = max(self._last_ms, frame.timestamp_ms)
+        cue = FrameCue(index=frame.index, timestamp_ms=frame.timestamp_ms, step=self._step, yaw=frame.yaw)
+        self.cues.append(cue)
+        if frame.box is None or frame.landmarks is None or frame.yaw is None:
+            self._check_gap(frame)
+        elif self._same_face(frame, cue) and self._continuous(frame):
+            self._not_mirrored(frame)
 
     def _check_gap(self, frame: LivenessFrame) -> None:
         seen = self._last_face.timestamp_ms if self._last_face is not None else self._first_ms
@@ -282,9 +353,60 @@ class LivenessChecker:
             if cue.cosine < SAME_FACE_MIN_COSINE:
                 self._fail(f"face changed: another person (similarity {cue.cosine:.2f} < {SAME_FACE_MIN_COSINE:g})")
                 return False
+        if frame.embedding is not None and self._first_embedding is not None:
+            first = float(np.dot(self._first_embedding, frame.embedding))
+            if first < SAME_FACE_FIRST_MIN_COSINE:
+                self._fail(
+                    f"face changed: not the first frame's face (similarity {first:.2f} < {SAME_FACE_FIRST_MIN_COSINE:g})"
+                )
+                return False
         if frame.embedding is not None:
             self._embeddings.append(np.asarray(frame.embedding, dtype=np.float64))
-        self._last_face = frame
+            if self._first_embedding is None:
+                self._first_embedding = self._embeddings[0]
+        return True
+
+    def _continuous(self, frame: LivenessFrame) -> bool:
+        """No jump from the last face frame beyond what a head turns and moves in the time between them."""
+        previous, self._last_face = self._last_face, frame
+        if previous is None or previous.landmarks is None or previous.yaw is None:
+            return True
+        assert frame.landmarks is not None and frame.yaw is not None
+        dt_s = max(0.0, frame.timestamp_ms - previous.timestamp_ms) / 1000.0
+        turned = abs(frame.yaw - previous.yaw)
+        allowed = MOTION_YAW_JITTER + MOTION_MAX_YAW_SPEED * dt_s
+        if turned > allowed:
+            self._fail(
+                f"motion not continuous: the head turned {turned:.0f}° in {dt_s * 1000:.0f} ms "
+                f"(at most {allowed:.0f}°: {MOTION_MAX_YAW_SPEED:g}°/s)"
+            )
+            return False
+        index = list(PARALLAX_POINTS_2D106)
+        iod = inter_ocular_distance(previous.landmarks)
+        shift = float(np.linalg.norm((frame.landmarks[index] - previous.landmarks[index]).mean(axis=0))) / (iod or 1.0)
+        allowed = MOTION_SHIFT_JITTER + MOTION_MAX_SHIFT_SPEED * dt_s
+        if shift > allowed:
+            self._fail(
+                f"motion not continuous: the face moved {shift:.2f} IOD in {dt_s * 1000:.0f} ms (at most {allowed:.2f})"
+            )
+            return False
+        return True
+
+    def _not_mirrored(self, frame: LivenessFrame) -> bool:
+        """A turned frame is not the mirror image of a frame turned the other way by about as much."""
+        if frame.face is None or frame.yaw is None or abs(frame.yaw) < MIRROR_MIN_YAW:
+            return True
+        for yaw, face in self._turned_faces:
+            if yaw * frame.yaw < 0 and abs(abs(yaw) - abs(frame.yaw)) <= MIRROR_PAIR_MAX_YAW_GAP:
+                difference = mirror_difference(frame.face, face)
+                self._mirror = difference if self._mirror is None else min(self._mirror, difference)
+        self._turned_faces.append((frame.yaw, frame.face))
+        if self._mirror is not None and self._mirror < self.mirror_min_difference:
+            self._fail(
+                f"mirror image: a turn is the opposite turn flipped (difference {self._mirror:.2f} < "
+                f"{self.mirror_min_difference:g})"
+            )
+            return False
         return True
 
     def _measure(self, frame: LivenessFrame, cue: FrameCue) -> None:

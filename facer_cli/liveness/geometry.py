@@ -1,4 +1,5 @@
-"""Geometric cues of a live face, from the 2d106det landmarks: parallax, eye aspect ratio, box continuity.
+"""Geometric cues of a live face, from the 2d106det landmarks: parallax, eye aspect ratio, box continuity,
+and the aligned face that tells a turn from the mirror image of the opposite turn.
 
 Pure functions on numpy arrays; no model is run here.
 """
@@ -7,6 +8,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from facer_cli.engine.pose import IBUG68_FROM_2D106
+from facer_cli.engine.quality import ARCFACE_KEYPOINTS, similarity_transform
 
 Box = tuple[float, float, float, float]
 
@@ -18,6 +22,10 @@ RIGHT_EYE_2D106 = (89, 95, 96, 93, 91, 90)  # the eye on the image's right
 # head; left out of the parallax fit so that the residual measures the rigid face only.
 CONTOUR_2D106 = tuple(range(33))
 PARALLAX_POINTS_2D106 = tuple(i for i in range(106) if i not in CONTOUR_2D106)
+# Nose tip and mouth corners (iBUG 30, 48, 54) as 2d106det indices: with the eye centres, ArcFace's 5 points.
+NOSE_MOUTH_2D106 = (IBUG68_FROM_2D106[30], IBUG68_FROM_2D106[48], IBUG68_FROM_2D106[54])
+# The aligned face compared for mirror images: ArcFace's crop at this size, grey.
+ALIGNED_SIZE = 64
 
 
 def _as_points(landmarks: np.ndarray) -> np.ndarray:
@@ -93,3 +101,32 @@ def centre_shift(a: Box, b: Box) -> float:
     dx = (b[0] + b[2] - a[0] - a[2]) / 2.0
     dy = (b[1] + b[3] - a[1] - a[3]) / 2.0
     return float(np.hypot(dx, dy) / size)
+
+
+def aligned_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
+    """The face in `image` aligned by its landmarks onto ArcFace's 5 reference points, `size` × `size`, grey
+    (float32): the same part of the face at the same place in every frame, whatever the head's position."""
+    points = _as_points(landmarks)
+    left, right = eye_centres(points)
+    five = np.vstack([left, right, points[list(NOSE_MOUTH_2D106)]])
+    matrix = similarity_transform(five, ARCFACE_KEYPOINTS * size / 112.0)
+    crop = cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    return np.asarray(grey, dtype=np.float32)
+
+
+def _standardised(face: np.ndarray) -> np.ndarray:
+    """The inner face (forehead edge, cheeks and chin margin cut off), smoothed a little, zero mean, unit spread:
+    brightness, contrast and sensor noise do not count, where the light falls on the face does."""
+    height, width = face.shape[:2]
+    inner = face[height // 8 : height - height // 16, width * 5 // 32 : width - width * 5 // 32]
+    inner = cv2.GaussianBlur(inner, (0, 0), 1.0)
+    return (inner - inner.mean()) / (float(inner.std()) + 1e-6)
+
+
+def mirror_difference(face_a: np.ndarray, face_b: np.ndarray) -> float:
+    """How unlike `face_a` is the mirror image of `face_b` (aligned faces, `aligned_face`): mean absolute
+    difference of the standardised pixels. Near 0 when one is the other flipped (a turn to one side
+    mirrored to fake the opposite turn); clearly above it for a real head turned each way, since the
+    room's light, the hair's parting and the face's own asymmetries do not flip sides with the head."""
+    return float(np.mean(np.abs(_standardised(face_a) - _standardised(cv2.flip(face_b, 1)))))

@@ -14,6 +14,7 @@ import numpy as np
 from facer_cli.engine.pose import pose_from_landmarks_2d106
 from facer_cli.liveness.challenge import Challenge
 from facer_cli.liveness.checker import LivenessChecker, LivenessFrame, LivenessProgress, LivenessResult
+from facer_cli.liveness.geometry import aligned_face
 
 if TYPE_CHECKING:
     from facer_cli.engine.face_engine import FaceEngine
@@ -57,6 +58,7 @@ def frame_from_report(
         roll=roll,
         embedding=subject.embedding,
         index=index,
+        face=aligned_face(image, points),
     )
 
 
@@ -79,6 +81,7 @@ def observe(engine: FaceEngine, image: np.ndarray, timestamp_ms: float, index: i
         roll=head.roll,
         embedding=engine.embed(image, keypoints[subject]),
         index=index,
+        face=aligned_face(image, points),
     )
 
 

@@ -9,6 +9,8 @@ mixes two states of the store."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import tempfile
 import threading
@@ -22,12 +24,18 @@ from facer_cli.gallery.search import Candidate, Delta, QuantisedGallery, SearchS
 from facer_cli.gallery.sidecar import (
     build_sidecar,
     decode_templates,
+    gallery_in_memory,
     map_gallery,
     read_header,
+    remove_stale_temporaries,
     sidecar_problem,
     write_gallery,
 )
 from facer_cli.store.gallery_source import GallerySource, SQLiteGallerySource
+
+log = logging.getLogger("facer.gallery")
+# The errors of a full disk or quota: the sidecar is only a cache, so the index goes on without it.
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 # The delta (new templates, scanned exactly) and the masked (removed) rows may grow to this
 # before the index is rebuilt and its sidecar rewritten.
@@ -64,6 +72,8 @@ class GalleryIndex:
         self.dimension = 0
         self.max_id = 0
         self.persistent = True  # False: the sidecar could not be written beside the store
+        # Why the last rebuild wrote no file at all (a full disk): said once in the log.
+        self.in_memory: str | None = None
         self.stats = SearchStats()
         # time.monotonic() when the index was last seen to match the store (None: not yet).
         self.synced_at: float | None = None
@@ -74,6 +84,8 @@ class GalleryIndex:
         store (opened read-only)."""
         source = SQLiteGallerySource(store) if isinstance(store, (str, os.PathLike)) else store
         index = cls(source, model, threads)
+        if index.sidecar is not None:
+            remove_stale_temporaries(index.sidecar)  # left by a process killed while it wrote one
         try:
             with index.lock, source.read_transaction():
                 index._sync(source.stamp(model))
@@ -157,7 +169,9 @@ class GalleryIndex:
         return True
 
     def _install(self, fd: int, header: dict[str, Any]) -> None:
-        gallery = map_gallery(fd, header, self.threads)
+        self._adopt(map_gallery(fd, header, self.threads), header)
+
+    def _adopt(self, gallery: QuantisedGallery, header: dict[str, Any]) -> None:
         self._release()
         self.gallery = gallery
         self.dimension = int(header["dimension"])
@@ -167,21 +181,47 @@ class GalleryIndex:
 
     def _rebuild(self) -> None:
         """Write the sidecar from the store (in the current read transaction) and map it. Where no
-        file can be written beside the store, the same content goes to an unnamed temporary file."""
+        file can be written beside the store, the same content goes to an unnamed temporary file;
+        where that cannot be written either (a full disk: its space is reserved before it is
+        mapped, so this is an `OSError`, never SIGBUS), the index is built in memory — the sidecar
+        is only a cache — and the log says so once."""
         self._release()
         self.rebuilds += 1
+        problem: OSError | None = None
         if self.sidecar is not None:
             try:
                 build_sidecar(self.source, self.model, self.sidecar)
                 self.persistent = True
                 if self._map_sidecar():
+                    self.in_memory = None
                     return
-            except OSError:
-                pass
+            except OSError as exc:
+                problem = exc
         self.persistent = False
-        with tempfile.TemporaryFile() as scratch:
-            header = write_gallery(self.source, self.model, scratch.fileno())
-            self._install(scratch.fileno(), header)
+        where = "in a temporary file"
+        try:
+            with tempfile.TemporaryFile() as scratch:
+                header = write_gallery(self.source, self.model, scratch.fileno())
+                self._install(scratch.fileno(), header)
+        except OSError as exc:
+            problem = problem or exc
+            where = "in memory"
+            self._adopt(*gallery_in_memory(self.source, self.model, self.threads))
+        self._say_full(problem, where)
+
+    def _say_full(self, problem: OSError | None, where: str) -> None:
+        """A full disk (not a read-only one: no sidecar is expected there) is said once in the log."""
+        if problem is None or problem.errno not in FULL:
+            self.in_memory = None
+            return
+        reason = f"{problem.strerror or problem}; kept {where}"
+        if self.in_memory != reason:
+            log.warning(
+                "facer: the identify index could not be written beside the store (%s): searches still "
+                "answer, and the index is rebuilt from the store when this process starts again",
+                reason,
+            )
+        self.in_memory = reason
 
     def _catch_up(self, stamp: dict[str, Any]) -> bool:
         """Apply the store's inserts and deletes since `self.stamp`; False when that cannot be done

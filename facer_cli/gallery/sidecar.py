@@ -7,14 +7,25 @@ foreign sidecar is rebuilt, never trusted; a stale one is brought up to date fro
 
 After a 4096-byte header (magic, then JSON: format, model, dimension, rows, the store's stamp,
 the highest id, the largest row norm, the CRC-32 of the rest), page-aligned sections: template
-ids, user ids, scales, error bounds, and the codes dimension-major (`Layout`)."""
+ids, user ids, scales, error bounds, and the codes dimension-major (`Layout`).
+
+The file's space is reserved before it is mapped (`reserve`): a write through a map to a page the
+filesystem cannot back (a full disk) would kill the process with SIGBUS; a reservation that does
+not fit is an `OSError` (ENOSPC) instead, and the index then keeps the gallery in memory
+(`gallery_in_memory`). A temporary file carries the writer's pid in its name and is locked
+(`flock`) while it is written; one whose writer is gone is removed the next time an index opens
+(`remove_stale_temporaries`)."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import mmap
 import os
+import re
 import tempfile
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +45,10 @@ HEADER_BYTES = 4096
 ALIGN = 4096
 # Templates read from the store per batch while a sidecar is written.
 READ_CHUNK = 65_536
+# Zeros written per call where the filesystem cannot reserve space itself.
+ZERO_CHUNK = 1 << 20
+# A temporary file whose name carries no pid (an earlier facer's) is removed once unlocked and this old.
+UNNAMED_STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +109,7 @@ def write_gallery(source: GallerySource, model: str, fd: int) -> dict[str, Any]:
         stamp = source.stamp(model)
         rows, dimension = source.template_shape(model)
         layout = Layout(rows, dimension)
-        os.ftruncate(fd, layout.total_bytes())
+        reserve(fd, layout.total_bytes())
         max_row_norm, max_id = _fill(fd, source, model, layout) if rows else (0.0, 0)
     header = {
         "format": FORMAT_VERSION,
@@ -110,10 +125,36 @@ def write_gallery(source: GallerySource, model: str, fd: int) -> dict[str, Any]:
     return header
 
 
-def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, Any]:
-    """Write the sidecar for `model` atomically (temp file + rename, 0600); return its header."""
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def reserve(fd: int, size: int) -> None:
+    """Make the file `size` bytes, every block allocated, before it is mapped: `OSError` (ENOSPC)
+    now rather than SIGBUS at the first write to a page the filesystem cannot back. Where the
+    filesystem cannot reserve space itself, zeros are written with plain writes."""
     try:
+        os.posix_fallocate(fd, 0, size)
+        return
+    except AttributeError:  # no posix_fallocate here (macOS)
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, getattr(errno, "ENOTSUP", -1)):
+            raise
+    zeros = bytes(min(size, ZERO_CHUNK))
+    position = 0
+    while position < size:
+        position += os.pwrite(fd, zeros[: size - position], position)
+    os.ftruncate(fd, size)
+
+
+def temporary_prefix(target: Path) -> str:
+    """The name a temporary file of `target` starts with: hidden, with the writer's pid."""
+    return f".{target.name}.{os.getpid()}."
+
+
+def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, Any]:
+    """Write the sidecar for `model` atomically (temp file + rename, 0600); return its header. The
+    temporary file is locked while it is written (see `remove_stale_temporaries`)."""
+    fd, temp_name = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=".tmp", dir=target.parent)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         header = write_gallery(source, model, fd)
         os.fsync(fd)
     except BaseException:
@@ -125,26 +166,76 @@ def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, 
     return header
 
 
+def remove_stale_temporaries(target: Path) -> int:
+    """Remove the temporary files of `target` (`.<name>.<pid>.<random>.tmp`) that no live process is
+    writing: its pid is gone, and no process holds its lock. A file from an earlier facer (no pid in
+    its name) goes once unlocked and untouched for `UNNAMED_STALE_S`. Returns how many were removed."""
+    removed = 0
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(?:(\d+)\.)?[^.]+\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return 0
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        path = target.parent / name
+        if match.group(1) is not None and _alive(int(match.group(1))):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer holds it
+            if match.group(1) is None and time.time() - os.fstat(fd).st_mtime < UNNAMED_STALE_S:
+                continue
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 def _fill(fd: int, source: GallerySource, model: str, layout: Layout) -> tuple[float, int]:
     with mmap.mmap(fd, layout.total_bytes()) as buffer:
-        views = _views(buffer, layout)
-        start, largest, newest = 0, 0.0, 0
-        for batch in source.template_batches(model, READ_CHUNK):
-            stop = start + len(batch)
-            if stop > layout.rows:
-                raise GalleryError("the store changed while it was read")
-            vectors = decode_templates(batch, layout.dimension)
-            quantised = quantise_rows(vectors)
-            views["template_ids"][start:stop] = [row[0] for row in batch]
-            views["user_ids"][start:stop] = [row[1] for row in batch]
-            views["scales"][start:stop] = quantised.scales
-            views["error_norms"][start:stop] = quantised.error_norms
-            views["codes_by_dimension"][:, start:stop] = quantised.codes.T
-            largest = max(largest, max_norm(vectors))
-            newest = int(batch[-1][0])
-            start = stop
-        del views
-        buffer.flush()
+        return _fill_buffer(buffer, source, model, layout)
+
+
+def _fill_buffer(buffer: mmap.mmap, source: GallerySource, model: str, layout: Layout) -> tuple[float, int]:
+    views = _views(buffer, layout)
+    start, largest, newest = 0, 0.0, 0
+    for batch in source.template_batches(model, READ_CHUNK):
+        stop = start + len(batch)
+        if stop > layout.rows:
+            raise GalleryError("the store changed while it was read")
+        vectors = decode_templates(batch, layout.dimension)
+        quantised = quantise_rows(vectors)
+        views["template_ids"][start:stop] = [row[0] for row in batch]
+        views["user_ids"][start:stop] = [row[1] for row in batch]
+        views["scales"][start:stop] = quantised.scales
+        views["error_norms"][start:stop] = quantised.error_norms
+        views["codes_by_dimension"][:, start:stop] = quantised.codes.T
+        largest = max(largest, max_norm(vectors))
+        newest = int(batch[-1][0])
+        start = stop
+    del views
+    buffer.flush()
     if start != layout.rows:
         raise GalleryError("the store changed while it was read")
     return largest, newest
@@ -202,22 +293,48 @@ def sidecar_problem(fd: int, model: str) -> str | None:
     return None
 
 
+def gallery_in_memory(source: GallerySource, model: str, threads: int | None) -> tuple[QuantisedGallery, dict]:
+    """The gallery and header `write_gallery` and `map_gallery` would make, built in anonymous memory
+    (no file): where no file can be written (a full disk), the index still answers."""
+    with source.read_transaction():
+        stamp = source.stamp(model)
+        rows, dimension = source.template_shape(model)
+        layout = Layout(rows, dimension)
+        with mmap.mmap(-1, layout.total_bytes()) as buffer:
+            max_row_norm, max_id = _fill_buffer(buffer, source, model, layout) if rows else (0.0, 0)
+            header = {
+                "format": FORMAT_VERSION,
+                "model": model,
+                "dimension": dimension,
+                "rows": rows,
+                "stamp": stamp,
+                "max_id": max_id,
+                "max_row_norm": max_row_norm,
+            }
+            return _gallery_of(buffer, header, threads), header
+
+
 def map_gallery(fd: int, header: dict[str, Any], threads: int | None) -> QuantisedGallery:
     """The gallery of a checked sidecar: the scanner packs its own copy of the codes, the small
     per-row arrays are copied, and the map is closed — the process keeps nothing of the file, so
     `erase_sidecars` can wipe it under a running index."""
     layout = Layout(int(header["rows"]), int(header["dimension"]))
     with mmap.mmap(fd, layout.total_bytes(), access=mmap.ACCESS_READ) as buffer:
-        views = _views(buffer, layout)
-        gallery = QuantisedGallery(
-            template_ids=views["template_ids"].copy(),
-            user_ids=views["user_ids"].copy(),
-            scales=views["scales"].copy(),
-            error_norms=views["error_norms"].copy(),
-            codes_by_dimension=np.empty((layout.dimension, 0), np.int8),  # held by the scanner only
-            max_row_norm=float(header["max_row_norm"]),
-        )
-        if layout.rows:
-            gallery.scanner = Int8Scanner(views["codes_by_dimension"], threads)
-        del views
+        return _gallery_of(buffer, header, threads)
+
+
+def _gallery_of(buffer: mmap.mmap, header: dict[str, Any], threads: int | None) -> QuantisedGallery:
+    layout = Layout(int(header["rows"]), int(header["dimension"]))
+    views = _views(buffer, layout)
+    gallery = QuantisedGallery(
+        template_ids=views["template_ids"].copy(),
+        user_ids=views["user_ids"].copy(),
+        scales=views["scales"].copy(),
+        error_norms=views["error_norms"].copy(),
+        codes_by_dimension=np.empty((layout.dimension, 0), np.int8),  # held by the scanner only
+        max_row_norm=float(header["max_row_norm"]),
+    )
+    if layout.rows:
+        gallery.scanner = Int8Scanner(views["codes_by_dimension"], threads)
+    del views
     return gallery

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from facer_cli.errors import CopyStoreError, StoreConflictError
 from facer_cli.service import Facer
 from facer_cli.service.store_copy import copy_store
 from facer_cli.settings import Settings
-from facer_cli.store import Store
+from facer_cli.store import AttemptRecord, Store
 from facer_cli.store.bulk import COPIED_TABLES
 from facer_cli.store.contract import open_store
 
@@ -159,21 +160,44 @@ def test_a_destination_holding_other_users_gains_the_source_s_beside_them(backen
         assert [u.name for u in store.list()] == ["alice", "bob", "zed"]
 
 
-def test_a_copy_that_does_not_match_its_source_is_an_error_and_writes_nothing(db_of, monkeypatch):
-    src, dst = db_of("sqlite"), db_of("sqlite")
+@pytest.mark.parametrize("failing", ["templates", "attempts"])
+def test_a_copy_that_does_not_match_its_source_is_an_error_and_writes_nothing(backend, failing, db_of, monkeypatch):
+    src, dst = db_of("sqlite"), db_of(backend)
     synthetic(src, {"alice": 1, "bob": 2})
-    real = Store.insert_rows
+    with open_store(Settings(db=src)) as store:
+        store.record_attempt(AttemptRecord(user="bob", model=MODEL, source="door.jpg", band="match", similarity=0.8))
+    synthetic(dst, {"zed": 9})
+    before = dump(dst)
+    if backend == "sqlite":
+        cls = Store
+    else:
+        from facer_cli.store.postgres.repository import PostgresStore as cls
+    real = cls.insert_rows
 
-    def damaging(self, table, rows):
-        if table == "templates":
+    def damaging(self, table, rows):  # one value changed on its way in: the verification must see it
+        if table == failing == "templates":
             rows = [{**row, "vector": bytes(4) + row["vector"][4:]} for row in rows]
+        elif table == failing:
+            rows = [{**row, "similarity": 0.5} for row in rows]
         return real(self, table, rows)
 
-    monkeypatch.setattr(Store, "insert_rows", damaging)
-    with pytest.raises(CopyStoreError, match=r"does not match .* sha256 .*nothing was written"):
+    monkeypatch.setattr(cls, "insert_rows", damaging)
+    problem = "sha256" if failing == "templates" else "attempts: 1 in the source, 0 found"
+    with pytest.raises(CopyStoreError, match=rf"does not match .*{problem}.*nothing was written"):
         copy_store(src, dst)
-    with open_store(Settings(db=dst), "read") as store:
-        assert store.row_counts() == dict.fromkeys(COPIED_TABLES, 0)
+    assert dump(dst) == before
+    result = run("store", "copy", src, dst)
+    assert result.exit_code == 6 and "does not match" in result.stderr and "FACER_DB" not in result.stderr
+    assert dump(dst) == before
+
+
+def test_the_source_is_only_read(db_of, tmp_path):
+    src, dst = db_of("sqlite"), db_of("sqlite")
+    synthetic(src, {"alice": 1, "bob": 2})
+    folder = Path(src).parent
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert copy_store(src, dst).copied == 4
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 
 def test_a_password_in_a_url_is_never_printed(db_of, postgres_server, tmp_path):

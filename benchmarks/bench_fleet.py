@@ -1,0 +1,337 @@
+"""A fleet of `facer serve` replicas on one PostgreSQL store, section by section.
+
+    python benchmarks/bench_fleet.py [--only throughput,backends,enrollers] [--rounds 3] [--requests 40]
+                                     [--enrollers 1,2,4,8] [--enrollments 6]
+
+Sections (`--only`, comma-separated; default: all, in this order):
+
+- `throughput`: two `facer serve` replicas (`--concurrency 1`, one ONNX thread: one core each) on one
+  PostgreSQL database against one replica alone, POST /identify with one photo, from a load generator
+  that spreads its keep-alive connections over the replicas as a load balancer would (two per replica;
+  requests prepared beforehand and sent on raw sockets: `bench_server.send_one`). Alternated rounds;
+  requests/s, p50 and p99 per side. Beside it, in the same run, the machine's own ceiling for that
+  ratio: two one-thread engine processes at once against one alone, without HTTP, a load generator or
+  a database (`bench_speed.two_processes_at_once`, as `bench_speed.py --only 4`). Target ≥ 1.8×.
+- `backends`: the same single-process verify and identify (`Facer` in this process, the models loaded
+  once, each call opening its store as a command does) on PostgreSQL against SQLite, the same gallery
+  on both, alternated; median ms per call. Target ≤ 1.2× SQLite's time.
+- `enrollers`: N processes (`--enrollers`) enrolling distinct users at once on one PostgreSQL database,
+  `--enrollments` each, their clocks started together once every process has loaded its models:
+  enrollments per second and failures (must be 0).
+
+PostgreSQL is a throwaway cluster (`tests/pg_cluster.py`) in a temporary folder, removed at the end.
+The photos are the bundled ones and ../shared/faces/people where present, each enrolled as its own
+user (photos the gates refuse are left out). Prints figures; asserts nothing about time. On a
+machine with two cores the load generator and PostgreSQL share the cores with the replicas: the
+ceiling beside the ratio says what these cores allow at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from common import benchmark_photos, percentile, subprocess_env  # noqa: E402
+from pg_cluster import Cluster  # noqa: E402
+
+# One process enrolling distinct users: models loaded and every photo touched once, it prints "ready"
+# and waits for a line on stdin (the clocks of all the processes start together), then enrolls and
+# prints a JSON line: enrollments made, failures (type: message), seconds.
+ENROLLER = r"""
+import json, sys, time
+from facer_cli.service import Facer
+from facer_cli.settings import Settings
+url, prefix, count, photos = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+facer = Facer(Settings.from_values({"db": url, "min_valid_frames": 1}))
+for path in photos:
+    facer.engine.analyze_path(path)
+print("ready", flush=True)
+sys.stdin.readline()
+made, failures, started = 0, [], time.perf_counter()
+for i in range(count):
+    try:
+        facer.enroll(f"{prefix}-{i}", [photos[i % len(photos)]], allow_lookalike=True)
+        made += 1
+    except Exception as exc:
+        failures.append(f"{type(exc).__name__}: {exc}")
+print(json.dumps({"made": made, "failures": failures, "wall": time.perf_counter() - started}), flush=True)
+"""
+
+
+def header(title: str) -> None:
+    print(f"\n{title}  (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)", flush=True)
+
+
+class Fleet:
+    """What the sections share: the PostgreSQL cluster, a scratch folder, the photos that enroll."""
+
+    def __init__(self, folder: Path, args: argparse.Namespace):
+        self.folder = folder
+        self.args = args
+        self.cluster = Cluster()
+        self.cluster.start()
+        self._usable: list[Path] | None = None
+
+    def close(self) -> None:
+        self.cluster.destroy()
+
+    def database(self, name: str) -> str:
+        return self.cluster.create_database(name)
+
+    def engine(self):  # noqa: ANN201 - the engine's type loads onnxruntime
+        from facer_cli.engine.face_engine import get_engine
+        from facer_cli.settings import Settings
+
+        return get_engine(Settings())
+
+    def enroll_gallery(self, db: str) -> list[tuple[str, Path]]:
+        """Every photo the gates accept, each as its own user in `db`: [(user, photo)]."""
+        from facer_cli.errors import FacerError
+        from facer_cli.service import Facer
+        from facer_cli.settings import Settings
+
+        facer = Facer(Settings.from_values({"db": db, "min_valid_frames": 1}), engine=self.engine())
+        enrolled = []
+        for i, photo in enumerate(self._usable if self._usable is not None else benchmark_photos()):
+            name = f"user{i:03d}"
+            try:
+                facer.enroll(name, [photo], allow_lookalike=True)
+            except FacerError:
+                continue
+            enrolled.append((name, photo))
+        if self._usable is None:
+            self._usable = [photo for _, photo in enrolled]
+        return enrolled
+
+    def usable(self) -> list[Path]:
+        if self._usable is None:
+            self.enroll_gallery(str(self.folder / "probe-photos.db"))
+        assert self._usable is not None
+        return self._usable
+
+
+# -- throughput: two replicas against one ------------------------------------------------------------
+async def spread_load(
+    targets: list[tuple[str, int]], path: str, bodies: list[tuple[str, bytes]], requests: int, per_target: int
+) -> tuple[list[float], dict, float]:
+    """`requests` POSTs of `path`, `per_target` keep-alive connections to each target: (latencies ms,
+    statuses, wall s)."""
+    from bench_server import send_one, upload_request
+
+    prepared = {
+        target: [upload_request(target[0], target[1], path, name, data) for name, data in bodies] for target in targets
+    }
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    latencies: list[float] = []
+    statuses: dict[int | str, int] = {}
+
+    async def worker(target: tuple[str, int]) -> None:
+        streams = None
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            started = time.perf_counter()
+            try:
+                if streams is None:
+                    streams = await asyncio.open_connection(*target)
+                key, keep = await asyncio.wait_for(send_one(streams, prepared[target][i % len(bodies)]), 120)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                key, keep = type(exc).__name__, False
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[key] = statuses.get(key, 0) + 1
+            if not keep and streams is not None:
+                streams[1].close()
+                streams = None
+        if streams is not None:
+            streams[1].close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(target) for target in targets for _ in range(per_target)))
+    return latencies, statuses, time.perf_counter() - started
+
+
+def section_throughput(fleet: Fleet) -> None:
+    from bench_server import free_port, running_server
+    from bench_speed import two_processes_at_once
+
+    args = fleet.args
+    header("throughput: two `facer serve` replicas on one PostgreSQL database against one alone, POST /identify")
+    db = fleet.database("throughput")
+    gallery = fleet.enroll_gallery(db)
+    photos = [photo for _, photo in gallery]
+    bodies = [(p.name, p.read_bytes()) for p in photos]
+    env = dict(subprocess_env(), FACER_ONNX_THREADS="1")
+    ports = [free_port(), free_port()]
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "facer_cli", "serve", "--port", str(port), "--db", db,
+                "--concurrency", "1", "--log-level", "warning"]  # fmt: skip
+
+    targets = [("127.0.0.1", port) for port in ports]
+    with (
+        running_server(command(ports[0]), env, fleet.folder, ports[0]),
+        running_server(command(ports[1]), env, fleet.folder, ports[1]),
+    ):
+        for target in targets:  # every photo through each replica once before any clock starts
+            asyncio.run(spread_load([target], "/identify", bodies, len(bodies), 1))
+        sides: dict[str, list] = {"one replica": [], "two replicas": []}
+        rates: dict[str, list[float]] = {"one replica": [], "two replicas": []}
+        for _ in range(args.rounds):
+            for name, used in (("one replica", targets[:1]), ("two replicas", targets)):
+                times, statuses, wall = asyncio.run(
+                    spread_load(used, "/identify", bodies, args.requests * len(used), 2)
+                )
+                sides[name] += times
+                rates[name].append(len(times) / wall)
+                print(f"  {name:<13} {len(times) / wall:5.1f} requests/s  statuses {statuses}", flush=True)
+    print(
+        f"  {len(gallery)} users enrolled; {len(photos)} photos as probes; each replica one model slot, one ONNX thread"
+    )
+    for name, times in sides.items():
+        print(
+            f"  {name:<13} median {statistics.median(rates[name]):5.1f} requests/s over {args.rounds} rounds; "
+            f"latency p50 {percentile(times, 50):.0f} ms, p99 {percentile(times, 99):.0f} ms ({len(times)} requests)"
+        )
+    ratios = [two / one for one, two in zip(rates["one replica"], rates["two replicas"], strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"  two replicas / one: median {ratio:.2f}× ({min(ratios):.2f}–{max(ratios):.2f})  target ≥ 1.8×")
+    ceilings = [two_processes_at_once(env, photos) for _ in range(args.rounds)]
+    ceiling = statistics.median(ceilings)
+    print(
+        f"  the machine's ceiling: two one-thread engine processes at once do {ceiling:.2f}× one alone's photos/s "
+        f"({min(ceilings):.2f}–{max(ceilings):.2f}; no HTTP, no database, no load generator); the fleet reaches "
+        f"{ratio / ceiling:.0%} of it"
+    )
+
+
+# -- backends: PostgreSQL against SQLite in one process ---------------------------------------------
+def section_backends(fleet: Fleet) -> None:
+    from facer_cli.service import Facer
+    from facer_cli.settings import Settings
+
+    args = fleet.args
+    header("backends: single-process verify and identify, PostgreSQL against SQLite (the same gallery)")
+    engine = fleet.engine()
+    dbs = {"SQLite": str(fleet.folder / "backends.db"), "PostgreSQL": fleet.database("backends")}
+    facers, galleries = {}, {}
+    for name, db in dbs.items():
+        galleries[name] = fleet.enroll_gallery(db)
+        facers[name] = Facer(Settings.from_values({"db": db, "min_valid_frames": 1}), engine=engine)
+    pairs = galleries["SQLite"]
+    assert [u for u, _ in pairs] == [u for u, _ in galleries["PostgreSQL"]]
+    calls: dict[tuple[str, str], Callable[[str, Path], object]] = {}
+    for name, facer in facers.items():
+        calls[(name, "verify")] = lambda user, photo, facer=facer: facer.verify(user, [photo])
+        calls[(name, "identify")] = lambda user, photo, facer=facer: facer.identify([photo])
+    for call in calls.values():  # the gallery index built, every photo touched once
+        for user, photo in pairs:
+            call(user, photo)
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+    for i in range(args.requests):
+        user, photo = pairs[i % len(pairs)]
+        for key, call in calls.items():
+            started = time.perf_counter()
+            call(user, photo)
+            samples[key].append((time.perf_counter() - started) * 1000)
+    print(f"  {len(pairs)} users; {args.requests} calls of each, alternated; median ms per call (p90):")
+    for op in ("verify", "identify"):
+        sqlite, pg = (statistics.median(samples[(b, op)]) for b in ("SQLite", "PostgreSQL"))
+        print(
+            f"    {op:<9} SQLite {sqlite:6.1f} ms ({percentile(samples[('SQLite', op)], 90):.1f}), "
+            f"PostgreSQL {pg:6.1f} ms ({percentile(samples[('PostgreSQL', op)], 90):.1f}): "
+            f"{pg / sqlite:.2f}× (+{pg - sqlite:.1f} ms)  target ≤ 1.2×"
+        )
+
+
+# -- enrollers: N processes enrolling at once on PostgreSQL ---------------------------------------------
+def section_enrollers(fleet: Fleet) -> None:
+    args = fleet.args
+    header(f"enrollers: N processes enrolling at once on one PostgreSQL database, {args.enrollments} each")
+    photos = [str(p) for p in fleet.usable()]
+    env = dict(subprocess_env(), FACER_ONNX_THREADS="1")
+    for count in args.enrollers:
+        db = fleet.database(f"enrollers_{count}")
+        # The schema made once, as a fleet's first server does, before the processes race.
+        from facer_cli.service import Facer
+        from facer_cli.settings import Settings
+
+        Facer(Settings.from_values({"db": db})).open_store().close()
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", ENROLLER, db, f"p{n}", str(args.enrollments), *photos],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for n in range(count)
+        ]
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise SystemExit(f"an enrolling process failed (exit {child.wait()})")
+        started = time.perf_counter()
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("\n")
+            child.stdin.flush()
+        results = [json.loads(child.stdout.readline()) for child in children if child.stdout is not None]
+        wall = time.perf_counter() - started
+        for child in children:
+            child.wait()
+        made = sum(r["made"] for r in results)
+        failures = [f for r in results for f in r["failures"]]
+        print(
+            f"  {count} enroller(s): {made} enrollments in {wall:.2f} s = {made / wall:5.2f} per second; "
+            f"failures {len(failures)}" + (f": {failures[:3]}" if failures else " (must be 0)"),
+            flush=True,
+        )
+
+
+SECTIONS: dict[str, Callable[[Fleet], None]] = {
+    "throughput": section_throughput,
+    "backends": section_backends,
+    "enrollers": section_enrollers,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (throughput)")
+    parser.add_argument("--requests", type=int, default=40, help="requests per replica per round; calls per backend")
+    parser.add_argument("--enrollers", default="1,2,4,8", help="process counts for the enrollers section")
+    parser.add_argument("--enrollments", type=int, default=6, help="enrollments per enrolling process")
+    args = parser.parse_args()
+    args.enrollers = [int(n) for n in args.enrollers.split(",")]
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    with tempfile.TemporaryDirectory(prefix="facer-fleet-") as folder:
+        fleet = Fleet(Path(folder), args)
+        try:
+            for name in chosen:
+                SECTIONS[name](fleet)
+        finally:
+            fleet.close()
+
+
+if __name__ == "__main__":
+    main()

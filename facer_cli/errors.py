@@ -156,6 +156,11 @@ class StoreError(FacerError):
         super().__init__(template.format(db=where) + local_note, public_message=template.format(db="the database"))
 
 
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached now (down, restarting, a connection lost, or no
+    pooled connection free in time): worth trying again shortly."""
+
+
 class OutputExistsError(OutputError):
     """The file to write exists, and overwriting it was not asked for."""
 

@@ -71,6 +71,7 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.TooFewFramesError: 4,
     e.UnknownUserError: 5,
     e.StoreError: 6,
+    e.StoreUnavailableError: 6,
     e.UserExistsError: 7,
     e.StoreConflictError: 7,
     e.CopyStoreError: 6,

@@ -81,6 +81,7 @@ STATUS: dict[type[e.FacerError], int] = {
     e.ModelMismatchError: 409,
     e.StoreError: 503,
     e.CopyStoreError: 503,
+    e.StoreUnavailableError: 503,
     e.LivenessError: 403,
     e.UserLockedError: 429,
     RequestError: 400,
@@ -157,7 +158,7 @@ def response_for(exc: e.FacerError) -> JSONResponse:
     headers = None
     if isinstance(exc, AuthenticationError):
         headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'}
-    elif isinstance(exc, ServerBusyError):
+    elif isinstance(exc, (ServerBusyError, e.StoreUnavailableError)):
         headers = {"Retry-After": "1"}
     elif isinstance(exc, e.UserLockedError):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
@@ -239,6 +240,7 @@ def error_responses(*codes: int) -> dict:
         415: "Not multipart/form-data, or a file that is not an image",
         422: "Too few valid frames: each rejected file with its reason",
         429: "Locked out after repeated liveness failures: Retry-After says when to try again",
-        503: "Busy: every model slot taken and the queue full (retry), or the store is locked",
+        503: "Busy: every model slot taken and the queue full (retry), the store locked, or its database "
+        "server unreachable (Retry-After)",
     }
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes} | ERROR_RESPONSES

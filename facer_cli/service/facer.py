@@ -87,6 +87,9 @@ class Facer:
         self._engine = engine
         self._galleries: dict[tuple[str, str], "GalleryIndex"] = {}
         self._galleries_lock = threading.Lock()
+        # Opens the store instead of `open_store(settings, access)`: a long-running process's
+        # pool (`facer serve` on PostgreSQL: `facer_cli.store.postgres.pool.StorePool.store`).
+        self.store_opener: Callable[[Access], StoreContract] | None = None
 
     @property
     def engine(self) -> "FaceEngine":
@@ -113,6 +116,8 @@ class Facer:
         """The store of the `db` setting: the SQLite file, or PostgreSQL for a `postgresql://` URL.
         `access`: "create" (made when missing), "write" (must exist) or "read" (must exist; nothing
         is written or created beside it)."""
+        if self.store_opener is not None:
+            return self.store_opener(access)
         return open_store(self.settings, access)
 
     @contextmanager
@@ -328,6 +333,13 @@ class Facer:
                 index = GalleryIndex.open(source if isinstance(source, Path) else source(), model)
                 self._galleries[key] = index
         return index
+
+    def close_galleries(self) -> None:
+        """Close every gallery index this process keeps (and its connection to the store)."""
+        with self._galleries_lock:
+            indexes, self._galleries = list(self._galleries.values()), {}
+        for index in indexes:
+            index.close()
 
     def gallery_indexes(self) -> list["GalleryIndex"]:
         """The gallery indexes this process keeps open now (none until one is first needed)."""

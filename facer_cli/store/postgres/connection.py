@@ -21,7 +21,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from facer_cli.errors import StoreError
+from facer_cli.errors import StoreError, StoreUnavailableError
 from facer_cli.store.connection import Access
 from facer_cli.store.postgres.migrations import (
     CREATE_VERSION_TABLE,
@@ -42,6 +42,8 @@ CONNECT_TIMEOUT_S = 10
 TRIES = 5
 BACKOFF_S = (0.01, 0.2)
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+# SQLSTATEs of a server going away or not ready: admin shutdown, crash shutdown, cannot connect now.
+UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "08000", "08003", "08006")
 
 
 def _literal(text: str) -> str:
@@ -66,19 +68,42 @@ class Scrubber:
         return text
 
 
-def connect(
-    url: str, *, location: str, scrub: Scrubber, busy_timeout_s: float = 30.0, read_only: bool = False
-) -> psycopg.Connection:
-    """An autocommit connection to `url`, or one `StoreError` line saying what to do."""
+def connect_options(url: str, connect_timeout_s: float | None = None) -> dict[str, Any]:
+    """psycopg's keyword arguments for a facer connection: autocommit, named "facer", and a connect
+    timeout (`connect_timeout_s`, else `CONNECT_TIMEOUT_S`) unless the URL sets its own."""
     options: dict[str, Any] = {"autocommit": True, "application_name": "facer"}
     if "connect_timeout" not in url:
-        options["connect_timeout"] = CONNECT_TIMEOUT_S
+        options["connect_timeout"] = max(1, round(connect_timeout_s or CONNECT_TIMEOUT_S))
+    return options
+
+
+def session_settings(busy_timeout_s: float, statement_timeout_s: float | None = None) -> list[str]:
+    """The SET statements of a facer session: the lock wait, and a statement deadline when given."""
+    statements = [f"SET lock_timeout = {int(busy_timeout_s * 1000)}"]
+    if statement_timeout_s:
+        statements.append(f"SET statement_timeout = {max(1, int(statement_timeout_s * 1000))}")
+    return statements
+
+
+def connect(
+    url: str,
+    *,
+    location: str,
+    scrub: Scrubber,
+    busy_timeout_s: float = 30.0,
+    read_only: bool = False,
+    connect_timeout_s: float | None = None,
+    statement_timeout_s: float | None = None,
+) -> psycopg.Connection:
+    """An autocommit connection to `url`, or one `StoreError` line saying what to do."""
+    options = connect_options(url, connect_timeout_s)
     try:
         conn = psycopg.connect(url, **options)
     except psycopg.Error as exc:
         raise connect_error(exc, location, scrub, options.get("connect_timeout")) from None
     try:
-        conn.execute(f"SET lock_timeout = {int(busy_timeout_s * 1000)}")
+        for statement in session_settings(busy_timeout_s, statement_timeout_s):
+            conn.execute(statement)  # type: ignore[arg-type]  # numbers formatted by facer
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
     except psycopg.Error as exc:
@@ -116,14 +141,26 @@ def connect_error(exc: psycopg.Error, location: str, scrub: Scrubber, timeout: A
             f"cannot reach the PostgreSQL server of {{db}}{waited} (connect_timeout); check that it is "
             "running and reachable from here"
         )
+        return StoreUnavailableError(template, location)
     elif any(
         word in lower
-        for word in ("connection refused", "could not connect", "could not translate host", "no route", "is the server")
+        for word in (
+            "connection refused",
+            "could not connect",
+            "could not translate host",
+            "no route",
+            "is the server",
+            "starting up",
+            "shutting down",
+            "recovery mode",
+            "too many clients",
+        )
     ):
         template = (
             f"cannot reach the PostgreSQL server of {{db}} ({_literal(reason)}); check that it is running "
             "and the host and port in the URL"
         )
+        return StoreUnavailableError(template, location)
     elif isinstance(exc, psycopg.ProgrammingError) or "invalid" in lower or "missing" in lower:
         template = f"{{db}} is not a usable PostgreSQL URL ({_literal(reason)}); correct it"
     else:
@@ -143,11 +180,18 @@ def runtime_error(exc: BaseException, action: str, location: str, scrub: Scrubbe
         template = f"{{db}} is opened read-only: cannot {action}"
     elif isinstance(exc, pg_errors.InsufficientPrivilege):
         template = f"{{db}}: the database user may not {action} ({reason}); grant it the privileges or use another"
-    elif isinstance(exc, psycopg.OperationalError) or isinstance(exc, psycopg.InterfaceError):
+    elif isinstance(exc, pg_errors.QueryCanceled):
+        template = f"{{db}} did not answer in time to {action} ({reason}); try again"
+        return StoreUnavailableError(template, location)
+    elif (
+        isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        or getattr(exc, "sqlstate", None) in UNAVAILABLE_STATES
+    ):
         template = (
             f"lost the connection to the PostgreSQL server of {{db}} while trying to {action} ({reason}); "
             "check that it is running, then try again"
         )
+        return StoreUnavailableError(template, location)
     else:
         template = f"{{db}}: cannot {action}: {reason}"
     return StoreError(template, location)
@@ -161,20 +205,45 @@ class PostgresConnection:
 
     backend = "postgresql"
 
-    def __init__(self, url: str, busy_timeout_s: float = 30.0, *, access: Access = "create"):
+    def __init__(
+        self,
+        url: str,
+        busy_timeout_s: float = 30.0,
+        *,
+        access: Access = "create",
+        borrowed: psycopg.Connection | None = None,
+        give_back: Callable[[psycopg.Connection], None] | None = None,
+        connect_timeout_s: float | None = None,
+        statement_timeout_s: float | None = None,
+    ):
+        """`borrowed`: a connection of a pool (`facer_cli.store.postgres.pool.StorePool`), whose
+        schema the pool checked once; `close` hands it to `give_back` rather than closing it."""
         if access not in ACCESS:
             raise ValueError(f"access must be one of {ACCESS}, not {access!r}")
         self.url = url.strip()
         self.location = redact_url(self.url)
         self.scrub = Scrubber(self.url)
         self.busy_timeout_s = busy_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.statement_timeout_s = statement_timeout_s
         self.access = access
         self.read_only = access == "read"
         self.schema_version = 0
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
-        self.conn: psycopg.Connection | None = connect(
-            self.url, location=self.location, scrub=self.scrub, busy_timeout_s=busy_timeout_s, read_only=self.read_only
+        self._give_back = give_back
+        if borrowed is not None:
+            self.conn: psycopg.Connection | None = borrowed
+            self.schema_version = len(STEPS)
+            return
+        self.conn = connect(
+            self.url,
+            location=self.location,
+            scrub=self.scrub,
+            busy_timeout_s=busy_timeout_s,
+            read_only=self.read_only,
+            connect_timeout_s=connect_timeout_s,
+            statement_timeout_s=statement_timeout_s,
         )
         try:
             self._open()
@@ -184,8 +253,11 @@ class PostgresConnection:
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+            conn, self.conn = self.conn, None
+            if self._give_back is not None:
+                self._give_back(conn)
+            else:
+                conn.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

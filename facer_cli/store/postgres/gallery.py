@@ -28,21 +28,36 @@ class PostgresGallerySource:
     """`GallerySource` of a PostgreSQL store, usable from any thread one at a time (the gallery
     index holds a lock around every use). Errors are `StoreError` lines, as the store's."""
 
-    def __init__(self, url: str, busy_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        busy_timeout_s: float = 30.0,
+        *,
+        connect_timeout_s: float | None = None,
+        statement_timeout_s: float | None = None,
+    ):
         self.url = url
         self.busy_timeout_s = busy_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.statement_timeout_s = statement_timeout_s
         self.location = redact_url(url)
         self.scrub = Scrubber(url)
         self.conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
         return connect(
-            self.url, location=self.location, scrub=self.scrub, busy_timeout_s=self.busy_timeout_s, read_only=True
+            self.url,
+            location=self.location,
+            scrub=self.scrub,
+            busy_timeout_s=self.busy_timeout_s,
+            read_only=True,
+            connect_timeout_s=self.connect_timeout_s,
+            statement_timeout_s=self.statement_timeout_s,
         )
 
     def _begin(self) -> None:
         """BEGIN, on a new connection when the server dropped this one (nothing was read on it yet)."""
-        if self.conn.broken:
+        if self.conn.broken or self.conn.closed:
             self.conn.close()
             self.conn = self._connect()
         try:
@@ -61,7 +76,8 @@ class PostgresGallerySource:
     @contextmanager
     def read_transaction(self) -> Iterator[None]:
         try:
-            if not self.conn.broken and self.conn.info.transaction_status != TransactionStatus.IDLE:
+            conn = self.conn
+            if not (conn.broken or conn.closed) and conn.info.transaction_status != TransactionStatus.IDLE:
                 yield
                 return
             self._begin()

@@ -8,7 +8,8 @@ refused.
 
 The tables are SQLite's (`facer_cli.store.migrations`) in PostgreSQL's types: ids are identity
 columns (never reused), vectors and embeddings float32 bytes in `bytea`, times ISO 8601 text as
-SQLite keeps them. The gallery's change counter (`gallery_version`) is kept by a trigger.
+SQLite keeps them. The gallery's change counter (`gallery_version`) is kept by a trigger, and
+each change of it is announced with NOTIFY on `GALLERY_CHANNEL` (step 2).
 """
 
 from __future__ import annotations
@@ -81,8 +82,25 @@ M001_TABLES = [
     "CREATE INDEX identifications_created ON identifications (created)",
 ]
 
+# The channel a change of the gallery is announced on (LISTEN facer_gallery), with the model as payload.
+GALLERY_CHANNEL = "facer_gallery"
+
+# Every change of a model's gallery counter is announced on GALLERY_CHANNEL when its transaction
+# commits (PostgreSQL folds equal notifications of one transaction into one), so a `facer serve`
+# replica catches up before its next request instead of on it.
+M002_NOTIFY = [
+    "CREATE FUNCTION facer_gallery_notify() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    f"  PERFORM pg_notify('{GALLERY_CHANNEL}', NEW.model);\n"
+    "  RETURN NULL;\n"
+    "END $$",
+    "CREATE TRIGGER gallery_version_notify AFTER INSERT OR UPDATE ON gallery_version"
+    " FOR EACH ROW EXECUTE FUNCTION facer_gallery_notify()",
+]
+
 # (name, statements), in order: step n is STEPS[n - 1].
 STEPS: list[tuple[str, list[str]]] = [
     ("m001_users_templates_samples_audit_gallery", M001_TABLES),
+    ("m002_gallery_change_notify", M002_NOTIFY),
 ]
 STEP_NAMES = [name for name, _ in STEPS]

@@ -89,7 +89,12 @@ class PostgresStore(PostgresRows):
         return self.location
 
     def gallery_source(self) -> PostgresGallerySource:
-        return PostgresGallerySource(self.url, self.busy_timeout_s)
+        return PostgresGallerySource(
+            self.url,
+            self.busy_timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            statement_timeout_s=self.statement_timeout_s,
+        )
 
     def describe(self) -> dict[str, Any]:
         """The backend, the server's version and the schema version."""

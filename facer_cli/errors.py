@@ -134,6 +134,21 @@ class LookalikeError(UserExistsError):
     one person enrolled twice, or a look-alike."""
 
 
+class DifferentFaceError(UserExistsError):
+    """A template to add to an enrolled user (or to replace theirs with) does not match their
+    templates of the same model at cosine_threshold_high: someone else's face, unless the person's
+    face changed and that is said explicitly. `other`: the enrolled person it matches instead, if any."""
+
+    def __init__(self, message: str, *, other: str | None = None):
+        super().__init__(message)
+        self.other = other
+
+
+class LivenessRequiredError(UsageError):
+    """The liveness setting is "required", and a decision that can open a door (verify, identify) was
+    asked on frames that answered no liveness challenge (images, uploads, a camera run without one)."""
+
+
 class ModelMismatchError(FacerError):
     """Templates made by different models cannot be compared, or a vector does not fit its model."""
 
@@ -141,6 +156,11 @@ class ModelMismatchError(FacerError):
 class UnverifiedModelError(UsageError):
     """A model fingerprint facer cannot check (not the current model's) was given without
     saying it should be trusted."""
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached now (down, restarting, a connection lost, or no
+    pooled connection free in time): worth trying again shortly."""
+
+
 
 
 class StoreError(FacerError):
@@ -154,11 +174,6 @@ class StoreError(FacerError):
         where = "the database" if path is None else f"database {path}"
         # `local_note` (e.g. where the default store is) is said on this machine only.
         super().__init__(template.format(db=where) + local_note, public_message=template.format(db="the database"))
-
-
-class StoreUnavailableError(StoreError):
-    """The database server cannot be reached now (down, restarting, a connection lost, or no
-    pooled connection free in time): worth trying again shortly."""
 
 
 class OutputExistsError(OutputError):

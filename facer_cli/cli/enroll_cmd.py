@@ -13,6 +13,7 @@ from facer_cli.cli.compare_cmd import BAND_EXIT
 from facer_cli.cli.errors import UNCERTAIN_NEXT
 from facer_cli.cli.options import (
     AddOption,
+    AllowDifferentFaceOption,
     AllowLookalikeOption,
     AllowPathNameOption,
     CameraOption,
@@ -73,6 +74,12 @@ def liveness_wanted(settings: "Settings", camera: bool, flag: bool | None) -> bo
             'the liveness setting is "required": capture with --camera, or pass --no-liveness for this run'
         )
     return wanted(settings, camera, flag)
+
+
+def liveness_overrides(flag: bool | None) -> dict[str, str]:
+    """--no-liveness turns the liveness setting off for this run (so a "required" setting too, as its
+    error says); the service then asks for no challenge."""
+    return {"liveness": "off"} if flag is False else {}
 
 
 HEADLINES = {
@@ -238,6 +245,7 @@ def enroll_command(
     replace: ReplaceOption = False,
     add: AddOption = False,
     allow_lookalike: AllowLookalikeOption = False,
+    allow_different_face: AllowDifferentFaceOption = False,
     allow_path_name: AllowPathNameOption = False,
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -254,20 +262,28 @@ def enroll_command(
 ) -> None:
     """Enroll a person from images, folders or a camera: per-frame table, then the template kept in the store.
 
-    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add) or looks like
-    another enrolled person (use --allow-lookalike), 13 not live (--liveness).
+    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add), looks like
+    another enrolled person (use --allow-lookalike), or --add/--replace brings a face that does not match
+    theirs (use --allow-different-face if their face changed), 13 not live (--liveness).
     In Python: Facer(settings).enroll(user, paths, mode=...).
     """
     from facer_cli.service import Facer
 
     mode = enroll_mode(replace, add)
     camera_source(camera, sources)  # usage errors before anything loads
-    facer = Facer(settings_for(ctx))
+    facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)
     reader = FrameReader(facer, camera, sources, not json_output, liveness)
     with facer.open_store("create") as store:
         try:
-            result = facer.enroll(user, reader, mode=mode, allow_lookalike=allow_lookalike, store=store)
+            result = facer.enroll(
+                user,
+                reader,
+                mode=mode,
+                allow_lookalike=allow_lookalike,
+                allow_different_face=allow_different_face,
+                store=store,
+            )
         except TooFewFramesError:
             explain_failure(reader.frames, json_output, verbose)
             raise
@@ -308,7 +324,7 @@ def verify_command(
     from facer_cli.service import Facer
 
     camera_source(camera, sources)
-    facer = Facer(settings_for(ctx))
+    facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)
     reader = FrameReader(facer, camera, sources, not json_output, liveness)
     with facer.open_store("write") as store:
@@ -370,7 +386,7 @@ def capture_command(
         from facer_cli.errors import OutputExistsError
 
         raise OutputExistsError(f"{target} exists; refusing to overwrite it")
-    facer = Facer(settings_for(ctx))
+    facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)
     frames = read_frames(facer, camera, sources, show_live=not json_output, liveness=liveness)
     try:

@@ -73,6 +73,7 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.StoreError: 6,
     e.StoreUnavailableError: 6,
     e.UserExistsError: 7,
+    e.DifferentFaceError: 7,
     e.StoreConflictError: 7,
     e.CopyStoreError: 6,
     e.ModelPackError: 8,
@@ -81,6 +82,7 @@ ERROR_EXIT: dict[type[e.FacerError], int] = {
     e.CancelledError: 11,
     ServeError: 12,
     e.LivenessError: 13,
+    e.LivenessRequiredError: EXIT_USAGE,
     e.UserLockedError: 14,
 }
 
@@ -92,6 +94,8 @@ ERROR_HINTS: dict[type[e.FacerError], str | tuple[str, ...]] = {
     # `users rename` has neither option: its message says what to do (remove the other, or another name).
     e.UserExistsError: "pass --replace to replace their template(s) or --add to add another one",
     e.LookalikeError: "pass --allow-lookalike if they are different people (the pair is recorded)",
+    e.DifferentFaceError: "pass --allow-different-face if it is the same person whose face changed (it is recorded)",
+    e.LivenessRequiredError: "capture with --camera to answer the challenge, or pass --no-liveness for this run",
     e.ModelMismatchError: "re-enroll with `facer enroll NAME --replace …`",
     e.UnknownUserError: "see `facer users list`",
     e.TooFewFramesError: "or lower --min-valid-frames",

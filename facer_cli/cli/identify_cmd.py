@@ -7,7 +7,14 @@ from typing import Annotated, Optional
 import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
-from facer_cli.cli.enroll_cmd import FrameReader, camera_source, explain_failure
+from facer_cli.cli.enroll_cmd import (
+    FrameReader,
+    camera_source,
+    explain_failure,
+    explain_not_live,
+    liveness_overrides,
+    liveness_wanted,
+)
 from facer_cli.cli.errors import EXIT_AMBIGUOUS, EXIT_IDENTIFIED, EXIT_UNKNOWN_PERSON
 from facer_cli.cli.options import (
     CameraOption,
@@ -15,6 +22,7 @@ from facer_cli.cli.options import (
     DetSizeOption,
     DetThresholdOption,
     JsonOption,
+    LivenessOption,
     MaxFramesOption,
     MinFramesOption,
     ModelOption,
@@ -27,7 +35,7 @@ from facer_cli.cli.options import (
 )
 from facer_cli.cli.output.text import literal, print_json
 from facer_cli.cli.output.views import identify_view
-from facer_cli.errors import TooFewFramesError
+from facer_cli.errors import LivenessError, TooFewFramesError
 
 DECISION_EXIT = {"identified": EXIT_IDENTIFIED, "unknown": EXIT_UNKNOWN_PERSON, "ambiguous": EXIT_AMBIGUOUS}
 
@@ -56,25 +64,31 @@ def identify_command(
     pose_yaw_limit: YawOption = None,
     pose_pitch_limit: PitchOption = None,
     min_quality_score: QualityOption = None,
+    liveness_flag: LivenessOption = None,
 ) -> None:
     """Who is this? Names the enrolled person, or says unknown or ambiguous.
 
     Searches every enrolled template of the current model; the attempt is recorded in the store's
     identify log.
 
-    Exit 0 identified, 15 unknown, 16 ambiguous, 4 no usable probe, 6 store error.
-    In Python: Facer(settings).identify(paths).
+    Exit 0 identified, 15 unknown, 16 ambiguous, 4 no usable probe, 6 store error, 13 not live
+    (--liveness, or the liveness setting: "required" asks every identify for a challenge, so images
+    are refused). In Python: Facer(settings).identify(paths).
     """
     from facer_cli.service import Facer
 
     camera_source(camera, sources)
-    facer = Facer(settings_for(ctx))
-    reader = FrameReader(facer, camera, sources, not json_output, liveness=False)
+    facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
+    liveness = liveness_wanted(facer.settings, camera, liveness_flag)
+    reader = FrameReader(facer, camera, sources, not json_output, liveness)
     with facer.open_store("write") as store:
         try:
             result = facer.identify(reader, store=store)
         except TooFewFramesError:
             explain_failure(reader.frames, json_output, verbose)
+            raise
+        except LivenessError as error:
+            explain_not_live(error, json_output, verbose)
             raise
     for warning in result.warnings:
         err_console.print("[bold yellow]warning:[/] ", end="")

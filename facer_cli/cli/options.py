@@ -103,6 +103,16 @@ AllowPathNameOption = Annotated[
 ]
 
 
+AllowDifferentFaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-different-face",
+        help="With --add or --replace: store it even when it does not match the user's enrolled template(s) "
+        "(the same person whose face changed); the change is recorded in their audit log.",
+    ),
+]
+
+
 def enroll_mode(replace: bool, add: bool) -> "Mode":
     if replace and add:
         raise typer.BadParameter("give --replace or --add, not both")

@@ -11,6 +11,7 @@ import typer
 from facer_cli.cli.app import console, settings_for
 from facer_cli.cli.options import (
     AddOption,
+    AllowDifferentFaceOption,
     AllowLookalikeOption,
     AllowPathNameOption,
     DbOption,
@@ -187,6 +188,7 @@ def users_import(
     replace: ReplaceOption = False,
     add: AddOption = False,
     allow_lookalike: AllowLookalikeOption = False,
+    allow_different_face: AllowDifferentFaceOption = False,
     allow_path_name: AllowPathNameOption = False,
     model_name: Annotated[
         Optional[str], setting_option("model_name", "--model", help="With --current-model: the model pack.", shown=True)
@@ -195,7 +197,8 @@ def users_import(
     json_output: JsonOption = False,
 ) -> None:
     """Store a .npy template for a user. facer must know which model made it: --fingerprint FP or --current-model.
-    A template of the current model that matches another enrolled person stops with exit 7 (--allow-lookalike).
+    A template of the current model that matches another enrolled person stops with exit 7 (--allow-lookalike),
+    as does one for --add or --replace that does not match the user's own (--allow-different-face).
     In Python: Facer(settings).import_template(name, file, fingerprint=...)."""
     mode = enroll_mode(replace, add)
     if fingerprint is not None and not fingerprint.strip():
@@ -212,6 +215,7 @@ def users_import(
         mode=mode,
         trust_fingerprint=trust_fingerprint,
         allow_lookalike=allow_lookalike,
+        allow_different_face=allow_different_face,
     )
     if json_output:
         print_json(result.to_dict())

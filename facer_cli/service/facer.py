@@ -260,6 +260,7 @@ class Facer:
         *,
         mode: Mode = "new",
         allow_lookalike: bool = False,
+        allow_different_face: bool = False,
         store: StoreContract | None = None,
         liveness: "LivenessResult | None" = None,
     ) -> EnrollResult:
@@ -268,21 +269,97 @@ class Facer:
         Frames that failed a liveness challenge (theirs, or `liveness`) raise `LivenessError`, storing
         nothing. A template that matches another enrolled person at or above `identify_threshold` raises
         `LookalikeError` (one person enrolled twice, or a look-alike) unless `allow_lookalike`; then
-        it is stored and the pairs are recorded (`users show` lists them)."""
+        it is stored and the pairs are recorded (`users show` lists them). The search and the insert
+        are one transaction under the store's lock on the model's enrollments, so of two people
+        enrolling the same face at once the second is refused. With mode "add" or "replace", a
+        template that does not match the user's own templates of the model at cosine_threshold_high
+        raises `DifferentFaceError` unless `allow_different_face` (then the change is recorded in
+        the user's audit log)."""
         with self._store(store, "create") as opened:
             name = self.check_enrollable(opened, user, mode)
             frames = self._frames(inputs)
             self._refuse_not_live(frames, liveness)
             template = template_for(frames, self.settings, Purpose.ENROLL)
             model = self.model
-            lookalikes = self._new_lookalikes(opened, name, template.vector, model, allow_lookalike)
+            self._warm_gallery(opened, model)
             with opened.transaction(f"enroll {name!r}"):
+                opened.lock_enrollments(model)
+                changed = self._face_change(opened, name, template.vector, model, mode, allow_different_face)
+                lookalikes = self._new_lookalikes(opened, name, template.vector, model, allow_lookalike)
                 stored = opened.add_template(
                     name, template, frames.frames, model=model, source=frames.source, mode=mode
                 )
                 if lookalikes:
                     opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], model)
+                if changed is not None:
+                    self._record_face_change(opened, name, model, mode, frames.source, changed, stored)
         return EnrollResult(name, mode, template, stored, frames, [c.to_dict() for c in lookalikes])
+
+    def _warm_gallery(self, store: StoreContract, model: str) -> None:
+        """Bring the gallery index up to date before the write lock is taken, so the search under
+        the lock only catches up with the last few changes (a cold index is built here, unlocked)."""
+        self.gallery_index(store, model).refresh()
+
+    def _face_change(
+        self, store: StoreContract, name: str, vector: Any, model: str, mode: Mode, allow_different_face: bool
+    ) -> float | None:
+        """Adding to or replacing an enrolled user's templates: the best similarity of `vector` to
+        their templates of `model` when it is below cosine_threshold_high and `allow_different_face`
+        (the change to record), None when it matches them (or there are none to compare with);
+        `DifferentFaceError`, naming whom it matches instead, when it does not and that is not allowed."""
+        from facer_cli.errors import DifferentFaceError
+        from facer_cli.templates.matching import cosine_similarity
+
+        if mode == "new" or not store.exists(name):
+            return None
+        own = [t.vector for t in store.templates(name, with_vectors=True) if t.model == model and t.vector is not None]
+        if not own:
+            return None  # nothing of this model to compare with (a re-enrollment with a new model)
+        best = max(cosine_similarity(vector, old) for old in own)
+        high = self.settings.cosine_threshold_high
+        if best >= high:
+            return None
+        if allow_different_face:
+            return best
+        others = self.lookalikes(vector, name, store=store, model=model)
+        instead = (
+            f"; it matches {others[0].name!r} ({others[0].similarity:.2f}) instead"
+            if others
+            else "; it matches no other enrolled person either"
+        )
+        what = "add it to" if mode == "add" else "replace"
+        raise DifferentFaceError(
+            f"this face does not match the enrolled template(s) of {name!r} ({best:.2f} < cosine_threshold_high "
+            f"{high:g}): refusing to {what} their templates with someone else's face{instead}",
+            other=others[0].name if others else None,
+        )
+
+    def close_galleries(self) -> None:
+        """Close every gallery index this process keeps (and its connection to the store)."""
+        with self._galleries_lock:
+            indexes, self._galleries = list(self._galleries.values()), {}
+        for index in indexes:
+            index.close()
+
+    def _record_face_change(
+        self, store: StoreContract, name: str, model: str, mode: Mode, source: str, similarity: float, stored: Any
+    ) -> None:
+        """The user's audit log keeps an explicitly allowed change of face: band "face_changed", the
+        new template's best similarity to the old ones, and the new template."""
+        from facer_cli.store.records import FACE_CHANGED
+
+        store.record_attempt(
+            AttemptRecord(
+                name,
+                model,
+                f"enroll --{mode} (face changed, allowed explicitly): {source}",
+                FACE_CHANGED,
+                similarity=similarity,
+                threshold_high=self.settings.cosine_threshold_high,
+                threshold_low=self.settings.cosine_threshold_low,
+                template_id=stored.id,
+            )
+        )
 
     def _new_lookalikes(
         self, store: StoreContract, name: str, vector: Any, model: str, allow_lookalike: bool
@@ -334,13 +411,6 @@ class Facer:
                 self._galleries[key] = index
         return index
 
-    def close_galleries(self) -> None:
-        """Close every gallery index this process keeps (and its connection to the store)."""
-        with self._galleries_lock:
-            indexes, self._galleries = list(self._galleries.values()), {}
-        for index in indexes:
-            index.close()
-
     def gallery_indexes(self) -> list["GalleryIndex"]:
         """The gallery indexes this process keeps open now (none until one is first needed)."""
         with self._galleries_lock:
@@ -351,12 +421,19 @@ class Facer:
         store.check_writable("record an identify attempt")
 
     def identify(
-        self, inputs: Inputs, *, top: int | None = None, store: StoreContract | None = None
+        self,
+        inputs: Inputs,
+        *,
+        top: int | None = None,
+        store: StoreContract | None = None,
+        liveness: "LivenessResult | None" = None,
     ) -> "IdentifyResult":
         """Who is this? Build a probe as `verify` does, search every template of the current model
         exactly, decide identified / unknown / ambiguous (identify_threshold, identify_margin and, from
         a camera, identify_frames) and record the attempt. No usable probe: recorded as "no_probe" and
-        `TooFewFramesError` raised."""
+        `TooFewFramesError` raised. Liveness as in `verify`: frames that failed their challenge (or
+        `liveness`) are recorded as "not_live" and raise `LivenessError`; under `liveness = "required"`,
+        frames that answered none raise `LivenessRequiredError`."""
         import numpy as np
 
         from facer_cli.service.identify import (
@@ -365,6 +442,8 @@ class Facer:
             decide_with_frames,
             gallery_warning,
         )
+        from facer_cli.service.liveness_policy import refuse_not_live, require_challenge
+        from facer_cli.store import NOT_LIVE
 
         settings = self.settings
         top = settings.identify_top if top is None else top
@@ -374,6 +453,19 @@ class Facer:
             self.prepare_identify(opened)
             model = self.model
             frames = self._frames(inputs)
+            result = liveness if liveness is not None else frames.liveness
+            require_challenge(settings, "identify", result)
+            if result is not None and not result.live:
+                opened.record_identification(
+                    IdentifyRecord(
+                        model,
+                        frames.source,
+                        NOT_LIVE,
+                        frames_seen=len(frames.frames),
+                        frames_used=sum(frame.accepted for frame in frames.frames),
+                    )
+                )
+                raise refuse_not_live(result, frames)
             try:
                 probe = template_for(frames, settings, Purpose.PROBE)
             except TooFewFramesError:
@@ -482,8 +574,14 @@ class Facer:
         made by the current model, keep the best and record the attempt — read, decide and record in
         one transaction. No usable probe: the attempt is recorded as "no_probe" and
         `TooFewFramesError` raised. Frames that failed their liveness challenge (or `liveness`, when
-        given): recorded as "not_live" with the reasons, and `LivenessError` raised."""
-        from facer_cli.service.liveness_policy import audit_fields, failure_window, refuse_not_live
+        given): recorded as "not_live" with the reasons, and `LivenessError` raised. Under
+        `liveness = "required"`, frames that answered no challenge raise `LivenessRequiredError`."""
+        from facer_cli.service.liveness_policy import (
+            audit_fields,
+            failure_window,
+            refuse_not_live,
+            require_challenge,
+        )
         from facer_cli.store import NOT_LIVE
 
         with self._store(store, "write") as opened:
@@ -491,6 +589,7 @@ class Facer:
             model = self.model
             frames = self._frames(inputs)
             result = liveness if liveness is not None else frames.liveness
+            require_challenge(self.settings, "verify", result)
             audit = audit_fields(result)
             seen = len(frames.frames)
             accepted = sum(frame.accepted for frame in frames.frames)
@@ -562,6 +661,7 @@ class Facer:
         mode: Mode = "new",
         trust_fingerprint: bool = False,
         allow_lookalike: bool = False,
+        allow_different_face: bool = False,
         store: StoreContract | None = None,
     ) -> ImportResult:
         """A `.npy` vector stored as a template. `fingerprint`: the model that made it; None means the
@@ -570,7 +670,9 @@ class Facer:
         pack, free text — cannot be checked: `UnverifiedModelError` unless `trust_fingerprint`, and
         then the template is stored flagged as unverified (`users list` shows it). Either way all
         templates of one fingerprint have one size. A template of the current model is checked for
-        look-alikes as `enroll` checks one (`LookalikeError` unless `allow_lookalike`)."""
+        look-alikes as `enroll` checks one (`LookalikeError` unless `allow_lookalike`), and any
+        template added to or replacing a user's as `enroll` checks it (`DifferentFaceError` unless
+        `allow_different_face`)."""
         from facer_cli.errors import ModelMismatchError, ModelPackError, UnverifiedModelError, VectorError
         from facer_cli.files.npy import max_npy_bytes
         from facer_cli.files.vectors import vector_from_bytes
@@ -606,19 +708,23 @@ class Facer:
         with self._store(store, "create") as opened:
             name = validate_user_name(user)
             opened.check_writable(f"import a template for {name!r}")  # before the look-alike search
-            # Templates of other models are searched by nothing (identify uses the current model's).
-            lookalikes = self._new_lookalikes(opened, name, vector, fingerprint, allow_lookalike) if verified else []
+            source = f"import: {Path(item.name).name}"
+            if verified:
+                self._warm_gallery(opened, fingerprint)
             with opened.transaction(f"import a template for {name!r}"):
+                opened.lock_enrollments(fingerprint)
+                changed = self._face_change(opened, name, vector, fingerprint, mode, allow_different_face)
+                # Templates of other models are searched by nothing (identify uses the current model's).
+                lookalikes = (
+                    self._new_lookalikes(opened, name, vector, fingerprint, allow_lookalike) if verified else []
+                )
                 stored = opened.import_vector(
-                    name,
-                    vector,
-                    model=fingerprint,
-                    source=f"import: {Path(item.name).name}",
-                    mode=mode,
-                    model_verified=verified,
+                    name, vector, model=fingerprint, source=source, mode=mode, model_verified=verified
                 )
                 if lookalikes:
                     opened.record_lookalikes(name, [(c.user_id, c.similarity) for c in lookalikes], fingerprint)
+                if changed is not None:
+                    self._record_face_change(opened, name, fingerprint, mode, source, changed, stored)
         return ImportResult(stored, [c.to_dict() for c in lookalikes])
 
     def current_model(self) -> tuple[str, int | None]:

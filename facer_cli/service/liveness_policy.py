@@ -1,5 +1,9 @@
-"""Liveness policy: which runs ask for a challenge, what an attempt row keeps of the outcome, and
-the lockout after repeated failures.
+"""Liveness policy: which runs ask for a challenge, which decisions need one passed, what an attempt
+row keeps of the outcome, and the lockout after repeated failures.
+
+Under `liveness = "required"` every decision that can open a door — verify and identify, from the
+CLI, HTTP or Python, on camera frames or uploads — is made only on frames that passed a challenge
+(`require_challenge`, called by the service itself, so no front end can leave it out).
 
 The lockout reads the audit log: a user's attempts refused as not live (band "not_live") within
 `liveness_window_s`; at `liveness_max_failures` of them, verify is refused for `liveness_lockout_s`
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from facer_cli.errors import LivenessError, UserLockedError
+from facer_cli.errors import LivenessError, LivenessRequiredError, UserLockedError
 
 if TYPE_CHECKING:
     from facer_cli.liveness import LivenessResult
@@ -27,6 +31,27 @@ def wanted(settings: "Settings", camera: bool, flag: bool | None = None) -> bool
     if flag is not None:
         return flag
     return camera and settings.liveness in ("camera", "required")
+
+
+# The decisions that can open a door: under liveness = "required" each needs a passed challenge.
+DOOR_OPENING = ("verify", "identify")
+
+
+def challenge_required(settings: "Settings", operation: str) -> bool:
+    """Whether `operation` ("verify", "identify", "enroll", …) may be decided only on frames that passed
+    a liveness challenge: the decisions that can open a door, under the setting "required"."""
+    return settings.liveness == "required" and operation in DOOR_OPENING
+
+
+def require_challenge(settings: "Settings", operation: str, result: LivenessResult | None) -> None:
+    """`LivenessRequiredError` when `operation` needs a challenge (`challenge_required`) and the frames
+    answered none (`result` None: images, uploads, a camera run without a challenge). A challenge
+    answered and failed is the caller's to record and refuse (`refuse_not_live`)."""
+    if result is None and challenge_required(settings, operation):
+        raise LivenessRequiredError(
+            f'the liveness setting is "required": {operation} needs frames that answered a liveness '
+            "challenge (a camera run with the challenge, or an HTTP burst answering one), not plain images"
+        )
 
 
 def refuse_not_live(result: LivenessResult, frames: object = None, note: str = "") -> LivenessError:

@@ -68,6 +68,14 @@ class StoreContract(Protocol):
         and write atomically. `action` names it in an error."""
         ...
 
+    def lock_enrollments(self, model: str) -> None:
+        """Inside `transaction`, until it ends: no other session stores a template of `model`, so a
+        look-alike search made after this call and the insert that follows are one step (two people
+        enrolling the same face at once: the second sees the first). SQLite: the write transaction
+        already holds the file's one write lock; PostgreSQL: a transaction-level advisory lock on
+        the model. Outside a transaction: `RuntimeError`."""
+        ...
+
     def check_writable(self, action: str = ...) -> None:
         """`StoreError` now, before a capture, when the store cannot be written. Changes nothing."""
         ...

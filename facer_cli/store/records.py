@@ -26,6 +26,9 @@ NO_PROBE = "no_probe"
 # Outcomes of attempts refused by liveness: the challenge failed, or the user was locked out.
 NOT_LIVE = "not_live"
 LOCKED_OUT = "locked_out"
+# A template added to or replacing a user's that did not match their templates, allowed explicitly
+# (`enroll --allow-different-face`): recorded in the user's audit log with its similarity.
+FACE_CHANGED = "face_changed"
 
 
 def parse_mode(value: str) -> Mode:

@@ -310,6 +310,13 @@ class Store(SQLiteRows):
         templates = conn.execute("DELETE FROM templates WHERE user_id = ?", (user_id,)).rowcount
         return templates, samples
 
+    def lock_enrollments(self, model: str) -> None:
+        """The store contract's lock on `model`'s enrollments: the caller's write transaction
+        (`BEGIN IMMEDIATE`) already holds the file's one write lock, so no other connection stores
+        a template until it ends, and a reader that starts now sees every committed template."""
+        if not self._depth:
+            raise RuntimeError("lock_enrollments needs an open transaction (store.transaction)")
+
     def check_writable(self, action: str = "write to it") -> None:
         """`StoreError` now — not after a capture — when the store cannot be written (read-only,
         or locked beyond the busy timeout). Changes nothing."""

@@ -109,6 +109,14 @@ async def users_enroll(
             "identify_threshold (409 otherwise); the pair is recorded."
         ),
     ] = False,
+    allow_different_face: Annotated[
+        bool,
+        Query(
+            description="With mode add or replace: store it even when it does not match the user's enrolled "
+            "template(s) at cosine_threshold_high (the same person whose face changed; 409 otherwise); the "
+            "change is recorded in their audit log."
+        ),
+    ] = False,
 ) -> Response:
     """Enroll a person from images: at least min_valid_frames must be usable (`facer enroll --json`).
     With challenge_id: from the frames answering that liveness challenge; not live is 403."""
@@ -119,7 +127,12 @@ async def users_enroll(
         facer = state.facer
         with facer.open_store() as store:  # 409 before the models run: enroll checks, then calls frames_of
             return facer.enroll(
-                name, frames_of, mode=parse_mode(mode.value), allow_lookalike=allow_lookalike, store=store
+                name,
+                frames_of,
+                mode=parse_mode(mode.value),
+                allow_lookalike=allow_lookalike,
+                allow_different_face=allow_different_face,
+                store=store,
             ).to_dict()
 
     return await state.gate.run_json(work, status_code=201)

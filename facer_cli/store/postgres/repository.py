@@ -71,6 +71,11 @@ def name_lock(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"facer.user\0{name}".encode()).digest()[:8], "big", signed=True)
 
 
+def enrollment_lock(model: str) -> int:
+    """The advisory lock key of enrollments of a model (64 bits of SHA-256, as `name_lock`'s)."""
+    return int.from_bytes(hashlib.sha256(f"facer.enroll\0{model}".encode()).digest()[:8], "big", signed=True)
+
+
 class PostgresStore(PostgresRows):
     """A facer database on PostgreSQL: `PostgresStore("postgresql://facer@db/facer")`, or
     `Store.open(settings)` / `open_store(settings)` for a `db` setting that is such a URL."""
@@ -330,6 +335,16 @@ class PostgresStore(PostgresRows):
         ).rowcount
         templates = conn.execute("DELETE FROM templates WHERE user_id = %s", (user_id,)).rowcount
         return templates, samples
+
+    def lock_enrollments(self, model: str) -> None:
+        """The store contract's lock on `model`'s enrollments: a transaction-level advisory lock,
+        taken before any user name's (`_lock_names`), held until the caller's transaction ends. A
+        session that waited for it takes its snapshots after the holder committed, so it sees the
+        holder's templates."""
+        if not self._depth:
+            raise RuntimeError("lock_enrollments needs an open transaction (store.transaction)")
+        with self._errors(f"lock the enrollments of model {model}"):
+            self._connection().execute("SELECT pg_advisory_xact_lock(%s)", (enrollment_lock(model),))
 
     def check_writable(self, action: str = "write to it") -> None:
         """`StoreError` now — not after a capture — when the store cannot be written (a read-only

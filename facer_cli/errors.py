@@ -46,6 +46,11 @@ class UsageError(FacerError):
     """Arguments that cannot go together, or a required one missing."""
 
 
+class ApiKeyError(UsageError):
+    """An API key name that cannot be used: not a valid name, reserved, already held by an active
+    key (to add), or held by none (to revoke)."""
+
+
 class ConfigError(FacerError):
     """A setting has a bad value, or facer.toml cannot be read."""
 
@@ -156,11 +161,6 @@ class ModelMismatchError(FacerError):
 class UnverifiedModelError(UsageError):
     """A model fingerprint facer cannot check (not the current model's) was given without
     saying it should be trusted."""
-class StoreUnavailableError(StoreError):
-    """The database server cannot be reached now (down, restarting, a connection lost, or no
-    pooled connection free in time): worth trying again shortly."""
-
-
 
 
 class StoreError(FacerError):
@@ -174,6 +174,11 @@ class StoreError(FacerError):
         where = "the database" if path is None else f"database {path}"
         # `local_note` (e.g. where the default store is) is said on this machine only.
         super().__init__(template.format(db=where) + local_note, public_message=template.format(db="the database"))
+
+
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached now (down, restarting, a connection lost, or no
+    pooled connection free in time): worth trying again shortly."""
 
 
 class OutputExistsError(OutputError):

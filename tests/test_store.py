@@ -116,7 +116,8 @@ def test_new_store_is_owner_only_in_wal_mode_with_numbered_migrations(tmp_path):
         applied = [m.name for m in migrations.applied(store.db)]
         assert applied == ["m001_users_templates_samples", "m002_verify_audit_log",
                            "m003_unverified_models_and_pending_erasure", "m004_liveness_audit",
-                           "m005_gallery_version_lookalikes_identify_log", "m006_template_ids_never_reused"]
+                           "m005_gallery_version_lookalikes_identify_log", "m006_template_ids_never_reused",
+                           "m007_user_name_keys"]
     with Store(path) as again:  # reopening applies nothing twice
         assert again.count() == 1
         assert [m.name for m in migrations.applied(again.db)] == applied

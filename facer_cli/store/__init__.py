@@ -4,6 +4,7 @@
 - `urls`: which backend a `db` setting names, and `redact_url` (never show a password).
 - `connection`: the SQLite file — opening, migrations, transactions, one-line errors.
 - `records`: plain records and what may be stored (user names, sample rows).
+- `names`: names that look the same are one name: the canonical key (NFKC, case-folded, TR39 skeleton).
 - `repository`: `Store`, the SQLite store's data operations.
 - `migrations`: the SQLite schema as numbered steps.
 - `gallery_source`: what the gallery index reads (`GallerySource`, SQLite's), and its files' erasure.

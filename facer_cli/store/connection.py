@@ -66,12 +66,14 @@ ERASURE_WAIT_S = 1.0
 # Steps a read-only store may lack and still be read (their tables and columns are read only when
 # present): m003 (its templates were all checked imports, no erasure can be pending), m004 (no
 # liveness columns in the audit log), m005 (no gallery counter: the gallery index scans for its
-# stamp; no look-alikes or identify log to read), m006 (template ids as before: reading is the same).
+# stamp; no look-alikes or identify log to read), m006 (template ids as before: reading is the same),
+# m007 (no name keys: names are found as typed, and no look-alike is said).
 UNVERIFIED_STEP = "m003_unverified_models_and_pending_erasure"
 LIVENESS_STEP = "m004_liveness_audit"
 GALLERY_STEP = "m005_gallery_version_lookalikes_identify_log"
 TEMPLATE_IDS_STEP = "m006_template_ids_never_reused"
-READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP, TEMPLATE_IDS_STEP)
+NAME_KEY_STEP = "m007_user_name_keys"
+READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP, TEMPLATE_IDS_STEP, NAME_KEY_STEP)
 
 
 def _literal(text: str) -> str:

@@ -282,3 +282,21 @@ def m006_template_ids_never_reused(db: Database) -> None:
         conn.execute(sql)
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('templates', 'templates_new')")
     conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('templates', ?)", (max(int(v) for v in highest),))
+
+
+@step
+def m007_user_name_keys(db: Database) -> None:
+    # Names that look the same are one name: each user's canonical key (`facer_cli.store.names`:
+    # NFKC, case-folded, confusables mapped to their TR39 skeleton) under a unique index. Users
+    # enrolled before get theirs here, by id; a later user whose name looks like an earlier one's
+    # keeps both name and templates but no key (NULL, which the unique index allows): `users
+    # check` names the pair, and the earlier one's key passes to it once the earlier is renamed or
+    # removed. A row written without a key (by a program of its own) is given one the same way at
+    # the next write.
+    from facer_cli.store.names import assign_keys
+
+    conn = db.conn
+    conn.execute("ALTER TABLE users ADD COLUMN name_key TEXT")
+    given, _ = assign_keys(conn.execute("SELECT id, name FROM users ORDER BY id").fetchall())
+    conn.executemany("UPDATE users SET name_key = ? WHERE id = ?", [(key, user_id) for user_id, key in given])
+    conn.execute("CREATE UNIQUE INDEX users_name_key_unique ON users (name_key)")

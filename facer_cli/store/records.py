@@ -44,9 +44,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-# Invisible letters (category Lo/Mn, so not caught as format characters): the combining grapheme
-# joiner and the Hangul fillers, which render as nothing and make look-alike names.
-INVISIBLE_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+# Invisible letters (category Lo/Mn/So, so not caught as format characters): the combining grapheme
+# joiner, the Hangul fillers and the blank Braille pattern, which render as nothing and make
+# look-alike names.
+INVISIBLE_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
+# Combining marks (categories Mn, Me) one letter may carry: a fully pointed Hebrew shin carries
+# three (dagesh, shin dot, vowel), a Tibetan stack three; "zalgo" text carries dozens.
+MAX_MARKS_PER_LETTER = 3
 # The explicit direction controls: marks (ALM, LRM, RLM), embeddings and overrides, isolates.
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -54,7 +58,10 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 def validate_user_name(name: Any) -> str:
     """Any Unicode text, trimmed (and NFC-normalised), 1–128 characters; no control characters, and
     nothing invisible: no bidirectional controls (U+202E …), zero-width characters (U+200B …) or other
-    format characters (Unicode category Cf), since two names that look the same would be two users."""
+    format characters (Unicode category Cf), since two names that look the same would be two users;
+    something that renders (not only spaces and marks), and at most `MAX_MARKS_PER_LETTER` combining
+    marks on one letter. Names that look like each other are one name: the store compares their
+    canonical keys (`facer_cli.store.names.name_key`)."""
     if not isinstance(name, str):
         raise UserNameError(f"a user name must be text, not {type(name).__name__}")
     cleaned = unicodedata.normalize("NFC", name.strip())
@@ -74,7 +81,31 @@ def validate_user_name(name: Any) -> str:
                 f"the user name holds {kind} (U+{ord(c):04X}); names may not hold invisible or "
                 "text-direction characters, so that two names that look the same are never two users"
             )
+    _check_marks(cleaned)
     return cleaned
+
+
+def _check_marks(name: str) -> None:
+    """A name renders something, and no letter carries more than `MAX_MARKS_PER_LETTER` combining marks."""
+    from facer_cli.store.names import _ignored
+
+    if all(c.isspace() or _ignored(c) or unicodedata.category(c) in ("Mn", "Me") for c in name):
+        raise UserNameError(
+            "the user name renders blank: it holds only spaces, combining marks or characters that show nothing"
+        )
+    if unicodedata.category(name[0]) in ("Mn", "Me"):
+        raise UserNameError(f"the user name starts with a combining mark (U+{ord(name[0]):04X}) that has no letter")
+    run, base = 0, name[0]
+    for c in unicodedata.normalize("NFD", name):
+        if unicodedata.category(c) in ("Mn", "Me") and not _ignored(c):
+            run += 1
+            if run > MAX_MARKS_PER_LETTER:
+                raise UserNameError(
+                    f"the user name stacks more than {MAX_MARKS_PER_LETTER} combining marks on one letter "
+                    f"({base!r}, U+{ord(base):04X}); at most {MAX_MARKS_PER_LETTER} are allowed"
+                )
+        elif not _ignored(c):
+            run, base = 0, c
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:

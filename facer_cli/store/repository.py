@@ -21,11 +21,13 @@ from facer_cli.store.connection import (
     ERASURE_WAIT_S,
     GALLERY_STEP,
     LIVENESS_STEP,
+    NAME_KEY_STEP,
     UNVERIFIED_STEP,
     Access,
 )
 from facer_cli.store.gallery_source import erase_sidecars
 from facer_cli.store.migrations import STEP_NAMES
+from facer_cli.store.names import lookalike_message, name_key
 from facer_cli.store.records import (
     MODES,
     Attempt,
@@ -124,8 +126,58 @@ class Store(SQLiteRows):
     def _require_user(self, conn: sqlite3.Connection, name: str) -> int:
         user_id = self._user_id(conn, name)
         if user_id is None:
+            holder = self._holder(conn, name)
+            if holder is not None:
+                raise UnknownUserError(
+                    f"no user named {name!r}; the enrolled user {holder[1]!r} has a name that looks the same: "
+                    "give it exactly"
+                )
             raise UnknownUserError(f"no user named {name!r}")
         return user_id
+
+    # -- names that look the same (`facer_cli.store.names`) ---------------------------
+    def _holder(self, conn: sqlite3.Connection, name: str) -> tuple[int, str] | None:
+        """(id, name) of the user whose name looks like `name` (holds its canonical key), if any."""
+        if not self.has_step(NAME_KEY_STEP):
+            return None
+        row = conn.execute("SELECT id, name FROM users WHERE name_key = ?", (name_key(name),)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    @staticmethod
+    def _claim_keys(conn: sqlite3.Connection) -> None:
+        """Users without a key (a look-alike kept by migration m007, or a row written without one) get
+        their key where no other user holds it now."""
+        rows = conn.execute("SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id").fetchall()
+        if not rows:
+            return
+        for user_id, name in rows:
+            key = name_key(name)
+            if conn.execute("SELECT 1 FROM users WHERE name_key = ?", (key,)).fetchone() is None:
+                conn.execute("UPDATE users SET name_key = ? WHERE id = ?", (key, user_id))
+
+    def enrolled_name(self, user: str) -> str | None:
+        """The enrolled name `user` means: itself when enrolled, else the enrolled name that looks
+        the same (its canonical key), else None."""
+        name = validate_user_name(user)
+        conn = self._connection()
+        with self._errors(f"read {name!r}"):
+            if self._user_id(conn, name) is not None:
+                return name
+            holder = self._holder(conn, name)
+        return None if holder is None else holder[1]
+
+    def name_collisions(self) -> List[tuple[str, str]]:
+        """(user, the enrolled user whose name looks the same) for each user kept without a key
+        because another held it (enrolled before names were compared: see migration m007)."""
+        if not self.has_step(NAME_KEY_STEP):
+            return []
+        rows = self._read("SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id", action="check names")
+        found = []
+        for _, name in rows:
+            holder = self._read("SELECT name FROM users WHERE name_key = ?", (name_key(name),), action="check names")
+            if holder:
+                found.append((name, holder[0][0]))
+        return found
 
     def _templates(self, conn: sqlite3.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
         rows = conn.execute(
@@ -238,6 +290,11 @@ class Store(SQLiteRows):
         created = now()
         with self.transaction(f"enroll {name!r}") as conn:
             user_id = self._user_id(conn, name)
+            if user_id is None:
+                self._claim_keys(conn)
+                holder = self._holder(conn, name)
+                if holder is not None:
+                    raise UserExistsError(lookalike_message(name, holder[1]))
             if user_id is not None:
                 existing = conn.execute(
                     "SELECT count(*), group_concat(DISTINCT model) FROM templates WHERE user_id = ?", (user_id,)
@@ -256,7 +313,8 @@ class Store(SQLiteRows):
                 )
             if user_id is None:
                 user_id = conn.execute(
-                    "INSERT INTO users (name, created, updated) VALUES (?, ?, ?)", (name, created, created)
+                    "INSERT INTO users (name, name_key, created, updated) VALUES (?, ?, ?, ?)",
+                    (name, name_key(name), created, created),
                 ).lastrowid
             else:
                 if mode == "replace" and self._delete_templates(conn, user_id)[0]:
@@ -489,6 +547,7 @@ class Store(SQLiteRows):
             if self.has_step(IDENTIFY_STEP):
                 conn.execute("DELETE FROM lookalikes WHERE user_id = ? OR other_user_id = ?", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            self._claim_keys(conn)  # a look-alike kept without a key takes this one's
             self.erase_when_committed(conn, erasure_wait_s)
         erased = not self.erasure_pending()
         # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
@@ -600,7 +659,15 @@ class Store(SQLiteRows):
             user_id = self._require_user(conn, old_name)
             if old_name != new_name and self._user_id(conn, new_name) is not None:
                 raise UserExistsError(f"{new_name!r} already exists; remove it first or choose another name")
-            conn.execute("UPDATE users SET name = ?, updated = ? WHERE id = ?", (new_name, now(), user_id))
+            self._claim_keys(conn)
+            holder = self._holder(conn, new_name)
+            if holder is not None and holder[0] != user_id:
+                raise UserExistsError(lookalike_message(new_name, holder[1]))
+            conn.execute(
+                "UPDATE users SET name = ?, name_key = ?, updated = ? WHERE id = ?",
+                (new_name, name_key(new_name), now(), user_id),
+            )
+            self._claim_keys(conn)  # a look-alike of the old name, kept without a key, takes it
             row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
         return self._summary(row)
 

@@ -261,7 +261,8 @@ class Settings(EngineFields):
         "off",
         choices=("off", "camera", "required"),
         description='Liveness challenge: "off" (only when --liveness asks), "camera" (every camera run), '
-        '"required" (camera runs, and HTTP enroll/verify must answer a challenge). Files never can.',
+        '"required" (camera runs; every verify and identify, from the CLI, HTTP or Python, and HTTP enroll must '
+        "answer a challenge). Files never can.",
     )
     liveness_parallax_min: float = setting(
         0.04,

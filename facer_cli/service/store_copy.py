@@ -29,6 +29,7 @@ import hashlib
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -111,7 +112,26 @@ def same_store(a: str, b: str) -> bool:
 
 # -- what is compared ---------------------------------------------------------------------
 def digest(*values: Any) -> bytes:
-    return hashlib.sha256(repr(values).encode("utf-8", "surrogatepass")).digest()
+    """sha256 of values (nested tuples and lists of None, bool, int, float, str and bytes), each
+    tagged with its type and length, so no two different lists of values hash alike."""
+    hasher = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, (tuple, list)):
+            hasher.update(b"(%d" % len(value))
+            for item in value:
+                feed(item)
+            return
+        if isinstance(value, bytes):
+            data, tag = value, b"b"
+        elif isinstance(value, str):
+            data, tag = value.encode("utf-8", "surrogatepass"), b"s"
+        else:  # None, bool, int, float: repr is exact (a float's repr reads back as the same float)
+            data, tag = repr(value).encode(), type(value).__name__.encode()[:1]
+        hasher.update(tag + len(data).to_bytes(8, "big") + data)
+
+    feed(values)
+    return hasher.digest()
 
 
 def content(row: Row, *dropped: str) -> tuple:
@@ -145,17 +165,18 @@ class UserData:
     templates: list[Row]
     samples: dict[int, list[Row]]  # template id -> its samples
 
+    @cached_property
     def entries(self) -> list[tuple[bytes, int]]:
         """(content digest, id) of each template with its samples, by id."""
         found = []
         for template in self.templates:
-            samples = sorted(repr(content(s, "template_id")) for s in self.samples.get(template["id"], []))
+            samples = sorted(digest(content(s, "template_id")) for s in self.samples.get(template["id"], []))
             found.append((digest(content(template, "user_id"), samples), template["id"]))
         return found
 
-    @property
+    @cached_property
     def digest(self) -> bytes:
-        return digest(sorted(entry for entry, _ in self.entries()))
+        return digest(sorted(entry for entry, _ in self.entries))
 
     @property
     def sample_count(self) -> int:
@@ -262,9 +283,9 @@ class Copier:
                     continue
                 self.user_map[ours.row["id"]] = other.row["id"]
                 pairs: dict[bytes, list[int]] = defaultdict(list)
-                for entry, template_id in other.entries():
+                for entry, template_id in other.entries:
                     pairs[entry].append(template_id)
-                for entry, template_id in ours.entries():
+                for entry, template_id in ours.entries:
                     self.template_map[template_id] = pairs[entry].pop(0)
                 self.remember(name, ours)
                 self.tables["users"].already_there += 1

@@ -237,3 +237,24 @@ def test_a_missing_source_or_the_same_store_twice_is_refused_and_nothing_is_made
     assert not (tmp_path / "new.db").exists()
     same = run("store", "copy", src, src)
     assert same.exit_code == 2 and "the same store" in same.stderr
+
+
+def test_during_a_copy_readers_of_the_destination_go_on_and_writers_wait(backend, db_of):
+    from facer_cli.errors import StoreError
+
+    src, dst = db_of("sqlite"), db_of(backend)
+    synthetic(src, {"alice": 1, "bob": 2})
+    synthetic(dst, {"zed": 9})
+    seen = []
+
+    def meanwhile(progress):
+        if progress.stage == "verify" and not seen:
+            with open_store(Settings(db=dst, db_busy_timeout_s=0.5), "write") as other:
+                seen.append(other.count())  # the committed state: the copy is not there yet
+                with pytest.raises(StoreError, match="busy"):
+                    other.import_vector("yves", unit(5), model=MODEL, source="import: yves.npy")
+
+    copy_store(src, dst, on_progress=meanwhile)
+    assert seen == [1]
+    with open_store(Settings(db=dst), "read") as store:
+        assert [u.name for u in store.list()] == ["alice", "bob", "zed"]

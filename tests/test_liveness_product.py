@@ -1,5 +1,5 @@
 """Liveness wired into the product: `--liveness` on the CLI, the service's refusal and audit record,
-the lockout, the store migration, and the HTTP challenge flow.
+the lockout, the store migration, and liveness = "required" over HTTP.
 
 The clip plays the camera: from frame 84 at 100 ms spacing the singer looks straight, then turns to
 his right by frame 114, so `Challenge.of("straight", "right")` is what he answers (the random
@@ -188,106 +188,7 @@ def test_a_store_from_before_liveness_gains_the_columns(engine, faces, tmp_path)
     assert Store(db).attempts("obama")[0].live is False
 
 
-# -- HTTP --------------------------------------------------------------------------------------------
-def clip_burst(clip: Path, first: int = 84, last: int = 150, every: int = 3) -> list[tuple[str, bytes, float]]:
-    """The clip's frames as JPEGs named by their timestamp in ms (what a browser would send)."""
-    capture = cv2.VideoCapture(str(clip))
-    frames = []
-    for index in range(last + 1):
-        ok, image = capture.read()
-        assert ok
-        if index >= first and (index - first) % every == 0:
-            stamp = round(index * 1000 / 29.97)
-            frames.append((f"{stamp}.jpg", cv2.imencode(".jpg", image)[1].tobytes(), float(stamp)))
-    capture.release()
-    return frames
-
-
-def upload(frames: list[tuple[str, bytes, float]]) -> list:
-    return [("files", (name, data, "image/jpeg")) for name, data, _ in frames]
-
-
-@pytest.fixture
-def lin_client(client_for, faces):
-    client = client_for(min_valid_frames=1)
-    person = photo(faces, "lin_manuel_miranda_1")
-    response = client.post("/users/lin/enroll", files=[("files", (person.name, person.read_bytes(), "image/png"))])
-    assert response.status_code == 201, response.text
-    return client
-
-
-def issue(client, challenge: Challenge, after_s: float = 30.0) -> str:
-    """A challenge id for `challenge`, with the server's clock moved `after_s` on (the burst is then
-    as if filmed after the challenge was issued)."""
-    pending = client.app.state.challenges
-    pending.draw = lambda: challenge
-    pending.clock = time.time
-    response = client.post("/liveness/challenge")
-    assert response.status_code == 200, response.text
-    data = response.json()
-    assert [s["move"] for s in data["steps"]] == list(challenge.moves)
-    pending.clock = lambda: time.time() + after_s
-    return data["challenge_id"]
-
-
-def test_http_challenge_is_random_single_use_and_expires(client_for):
-    client = client_for(challenge_ttl_s=60)
-    data = client.post("/liveness/challenge").json()
-    assert set(data) >= {"challenge_id", "steps", "expires_at", "ttl_s", "max_frames"}
-    assert data["steps"][0]["move"] == "straight" and data["ttl_s"] == 60
-    assert len(data["challenge_id"]) >= 20 and client.post("/liveness/challenge").json()["challenge_id"] != data["challenge_id"]
-    tiny = b"\xff\xd8\xff"
-    response = client.post("/users/x/verify?challenge_id=nope", files=[("files", ("0.jpg", tiny, "image/jpeg"))])
-    assert response.status_code == 400 and "unknown liveness challenge" in response.json()["error"]["message"]
-    client.app.state.challenges.clock = lambda: time.time() + 61
-    response = client.post(f"/users/x/verify?challenge_id={data['challenge_id']}", files=[("files", ("0.jpg", tiny, "image/jpeg"))])
-    assert response.status_code == 400 and "expired" in response.json()["error"]["message"]
-
-
-def test_http_genuine_burst_passes_once_and_is_audited(lin_client, clip):
-    frames = clip_burst(clip)
-    challenge_id = issue(lin_client, GENUINE)
-    response = lin_client.post(f"/users/lin/verify?challenge_id={challenge_id}", files=upload(frames))
-    assert response.status_code == 200, response.text
-    data = response.json()
-    assert data["band"] == "match" and data["liveness"]["live"] is True
-    assert data["source"] == f"uploaded burst: {len(frames)} frame(s)"
-    assert len(data["frames"]) == data["liveness"]["frames"] < len(frames)  # decided before the burst ended
-    again = lin_client.post(f"/users/lin/verify?challenge_id={challenge_id}", files=upload(frames))
-    assert again.status_code == 409 and again.json()["error"]["type"] == "ChallengeUsedError"
-    shown = lin_client.get("/users/lin").json()["recent_attempts"][0]
-    assert shown["live"] is True and shown["band"] == "match"
-
-
-def test_http_timestamps_field_and_frames_older_than_the_challenge(lin_client, clip):
-    frames = clip_burst(clip)
-    renamed = [(f"frame{k}.jpg", data, stamp) for k, (_, data, stamp) in enumerate(frames)]
-    challenge_id = issue(lin_client, GENUINE, after_s=0.0)  # the burst spans 2.2 s, issued "just now"
-    response = lin_client.post(f"/users/lin/verify?challenge_id={challenge_id}", files=upload(frames))
-    assert response.status_code == 400 and "not taken after it" in response.json()["error"]["message"]
-    challenge_id = issue(lin_client, GENUINE)
-    stamps = ",".join(str(stamp) for _, _, stamp in renamed)
-    response = lin_client.post(
-        f"/users/lin/verify?challenge_id={challenge_id}", files=upload(renamed), data={"timestamps": stamps}
-    )
-    assert response.status_code == 200, response.text
-    challenge_id = issue(lin_client, GENUINE)
-    response = lin_client.post(f"/users/lin/verify?challenge_id={challenge_id}", files=upload([("a.jpg", b"x", 0.0)]))
-    assert response.status_code == 400 and "timestamp in ms" in response.json()["error"]["message"]
-
-
-def test_http_flat_print_burst_is_403_and_recorded(lin_client, engine, faces):
-    person = cv2.imread(str(photo(faces, "lin_manuel_miranda_1")))
-    video = render_attack(person, engine.analyze(person).subject.box, "print", np.random.default_rng(7), "lin")
-    frames = [(f"{round(t)}.jpg", cv2.imencode(".jpg", image)[1].tobytes(), t)
-              for image, t in zip(video.frames, video.timestamps_ms, strict=True)]
-    challenge_id = issue(lin_client, Challenge.of(*video.moves))  # the attacker's best case: the order it plays
-    response = lin_client.post(f"/users/lin/verify?challenge_id={challenge_id}", files=upload(frames))
-    assert response.status_code == 403, response.text
-    error = response.json()["error"]
-    assert error["type"] == "LivenessError" and error["message"].startswith("not live: ")
-    shown = lin_client.get("/users/lin").json()["recent_attempts"][0]
-    assert shown["band"] == "not_live" and shown["live"] is False
+# -- HTTP (the step-by-step flow itself: tests/test_liveness_stepwise.py) ----------------------------
 
 
 def test_http_required_liveness_refuses_plain_images_and_locks_out(client_for, faces):
@@ -300,8 +201,11 @@ def test_http_required_liveness_refuses_plain_images_and_locks_out(client_for, f
     facer.enroll("obama", [photo(faces, f"obama_{i}") for i in (1, 2, 3)])
     with pytest.raises(LivenessError):
         facer.verify("obama", [person], liveness=not_live())
-    challenge_id = client.post("/liveness/challenge").json()["challenge_id"]
-    response = client.post(f"/users/obama/verify?challenge_id={challenge_id}", files=[("files", ("0.jpg", b"x", "image/jpeg"))])
+    challenge = client.post("/liveness/challenge").json()
+    client.app.state.challenges.clock = lambda: time.time() + 30  # nothing sent for 30 s: decided, not live
+    decided = client.post(challenge["frames_url"], files=[("files", ("0.jpg", b"x", "image/jpeg"))]).json()
+    assert decided["status"] == "decided" and decided["live"] is False, decided
+    response = client.post(f"/users/obama/verify?challenge_id={challenge['challenge_id']}")
     assert response.status_code == 429, response.text
     assert 50 <= int(response.headers["Retry-After"]) <= 60
     assert "locked until" in response.json()["error"]["message"]

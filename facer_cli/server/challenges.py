@@ -1,61 +1,75 @@
-"""Liveness challenges over HTTP: issued by the server, answered once, soon.
+"""Liveness challenges over HTTP: revealed one step at a time, timed by the server's clock, used once.
 
-    POST /liveness/challenge                       → {"challenge_id", "steps", "expires_at", …}
-    POST /users/{name}/verify?challenge_id=…       (or /enroll) with the frames, each with its timestamp
+    POST /liveness/challenge                   → {"challenge_id", "step": the first step, "deadline_s", …}
+    POST /liveness/challenge/{id}/frames       (the frames of the current step) → the next step, or the verdict
+    POST /users/{name}/verify?challenge_id=…   (or /enroll, /identify) → decided on the challenge's frames
 
-The server draws the challenge (the client never chooses it), keeps it in memory until it expires
-(`challenge_ttl_s`) and hands it out once: the first request that names it consumes it, whatever its
-outcome, so a recording made for one challenge cannot be tried again. At most `capacity` challenges
-are pending at once (503 beyond: memory stays bounded). A server restart forgets them all.
+The server draws the challenge (the client never chooses it) and reveals its steps one at a time: the
+next step is sent only once the frames of the current one have completed it, so a client learns each
+move when it must make it. Timing is the server's: a request's frames are placed evenly between the
+previous request (or the step's reveal) and this request's arrival, whatever the client stamps on them,
+and each step's frames must arrive within its time limit (+ `stepwise.UPLOAD_SLACK_S`) of the reveal. So the
+checker's continuity limits (`facer_cli.liveness.checker`) apply to the time that really passed: frames
+sent faster or slower than they were taken show a head that jumps, or miss the deadline.
 
-A burst's frames carry the client's timestamps (file names or a `timestamps` field). They cannot
-span more time than has passed since the challenge was issued: the frames must have been taken after
-the instructions were known.
+Held in memory until it expires (`challenge_ttl_s`); a decided challenge is then used once, by the
+first verify, enroll or identify that names it, whatever its outcome. At most `capacity` challenges are
+pending at once (503 beyond: memory stays bounded). A server restart forgets them all.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePath
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from facer_cli.liveness import Challenge
+from facer_cli.liveness import Challenge, LivenessChecker, LivenessResult
+from facer_cli.liveness.stepwise import StepClock
 from facer_cli.server.errors import ChallengeError, ChallengeUsedError, ServerBusyError
 
-# Pending challenges held at once; each is a few hundred bytes.
+if TYPE_CHECKING:
+    from facer_cli.engine.reports import FrameReport
+    from facer_cli.service.liveness import LiveCheck
+
+# Pending challenges held at once; each holds at most liveness_max_frames analysed frames.
 CAPACITY = 10_000
-# Clock slack when comparing a burst's span with the time since its challenge was issued.
-SPAN_SLACK_S = 1.0
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
 class Pending:
+    """A challenge, how far it has been answered (`clock`: the server's time.time()) and its frames so far."""
+
     challenge: Challenge
-    issued: float  # time.time()
+    issued: float
     expires: float
+    clock: StepClock
+    check: LiveCheck | None = None  # made in a model slot with the first frames
+    reports: list[FrameReport] = field(default_factory=list)
+    result: LivenessResult | None = None  # the verdict, once decided
+    busy: bool = False  # frames of it being checked now
+
+    @property
+    def step(self) -> int:
+        return self.clock.step
 
 
 @dataclass
 class IssuedChallenge:
     challenge_id: str
-    challenge: Challenge
-    issued: float
-    expires: float
+    pending: Pending
 
     def to_dict(self) -> dict[str, Any]:
+        pending = self.pending
         return {
             "challenge_id": self.challenge_id,
-            **self.challenge.to_dict(),
-            "issued_at": _iso(self.issued),
-            "expires_at": _iso(self.expires),
-            "ttl_s": round(self.expires - self.issued, 3),
+            "step": pending.clock.step_dict(),
+            "frames_url": f"/liveness/challenge/{self.challenge_id}/frames",
+            "issued_at": _iso(pending.issued),
+            "expires_at": _iso(pending.expires),
+            "ttl_s": round(pending.expires - pending.issued, 3),
         }
 
 
@@ -64,7 +78,7 @@ def _iso(moment: float) -> str:
 
 
 class PendingChallenges:
-    """Challenges issued and not yet answered; `draw` makes a new one (tests replace it)."""
+    """Challenges issued and not yet used; `draw` makes a new one and `clock` tells the time (tests replace them)."""
 
     def __init__(
         self,
@@ -78,7 +92,7 @@ class PendingChallenges:
         self.capacity = capacity
         self.clock = clock
         self._pending: dict[str, Pending] = {}
-        self._used: dict[str, float] = {}  # answered ids until they would have expired: 409, not 400
+        self._used: dict[str, float] = {}  # used ids until they would have expired: 409, not 400
         self._lock = threading.Lock()
 
     def _prune(self, now: float) -> None:
@@ -96,65 +110,75 @@ class PendingChallenges:
                     f"{len(self._pending)} liveness challenges are pending (the most this server holds); retry shortly"
                 )
             challenge_id = secrets.token_urlsafe(18)
-            pending = Pending(self.draw(), now, now + self.ttl_s)
+            challenge = self.draw()
+            pending = Pending(challenge, now, now + self.ttl_s, StepClock(challenge, now))
             self._pending[challenge_id] = pending
-        return IssuedChallenge(challenge_id, pending.challenge, pending.issued, pending.expires)
+        return IssuedChallenge(challenge_id, pending)
 
-    def take(self, challenge_id: str) -> Pending:
-        """The challenge, removed: each is answered once. Unknown or expired: 400; used: 409."""
-        now = self.clock()
-        with self._lock:
-            pending = self._pending.pop(challenge_id, None)
-            if pending is not None and pending.expires > now:
-                self._used[challenge_id] = pending.expires
-                return pending
-            used = challenge_id in self._used
-            self._prune(now)
+    def _get(self, challenge_id: str, now: float) -> Pending:
+        pending = self._pending.get(challenge_id)
+        if pending is not None and pending.expires > now:
+            return pending
+        used = challenge_id in self._used
+        if pending is not None:
+            del self._pending[challenge_id]
+        self._prune(now)
         if used:
             raise ChallengeUsedError("liveness challenge already used: each challenge is answered once")
         if pending is not None:
             raise ChallengeError(f"liveness challenge expired (challenges are valid for {self.ttl_s:g} s)")
         raise ChallengeError("unknown liveness challenge id (expired long ago, never issued, or the server restarted)")
 
+    def begin(self, challenge_id: str, count: int) -> tuple[Pending, list[float]]:
+        """Frames (`count` of them) for the current step arrive now: the challenge, marked busy, and their
+        timestamps on the server's clock. Past the step's deadline, or frames too sparse or too dense for
+        the time that passed, decide it (not live) and give no timestamps."""
+        now = self.clock()
+        with self._lock:
+            pending = self._get(challenge_id, now)
+            if pending.result is not None:
+                raise ChallengeUsedError(
+                    "liveness challenge already decided: send its id to verify, enroll or identify, or ask a new one"
+                )
+            if pending.busy:
+                raise ChallengeUsedError("frames for this liveness challenge are being checked: one request at a time")
+            stamps, reason = pending.clock.admit(count, now)
+            if reason is not None:
+                checker = pending.check.checker if pending.check is not None else LivenessChecker(pending.challenge)
+                checker.stop(reason)
+                pending.result = checker.result()
+                return pending, []
+            pending.busy = True
+            return pending, stamps
+
+    def finish(self, pending: Pending, kept: list[FrameReport], arrived: bool = True) -> None:
+        """The frames of a `begin` were checked (`kept`: those the challenge used): move to the next step,
+        decide, or wait for more frames of this one. `arrived` False: the request failed; nothing changes."""
+        now = self.clock()
+        with self._lock:
+            pending.busy = False
+            if not arrived or pending.check is None:
+                return
+            pending.reports += kept
+            checker = pending.check.checker
+            if checker.done:
+                pending.result = checker.result()
+            else:
+                pending.clock.checked(checker.step_index, now)
+
+    def take(self, challenge_id: str) -> Pending:
+        """A decided challenge, removed: each is used once. Unknown or expired: 400; used: 409; not decided yet: 400."""
+        now = self.clock()
+        with self._lock:
+            pending = self._get(challenge_id, now)
+            if pending.result is None:
+                raise ChallengeError(
+                    f"liveness challenge not answered yet (step {pending.step + 1} is waiting for its frames): "
+                    "POST the frames of each step to /liveness/challenge/{id}/frames until it is decided"
+                )
+            del self._pending[challenge_id]
+            self._used[challenge_id] = pending.expires
+            return pending
+
     def __len__(self) -> int:
         return len(self._pending)
-
-
-def burst_timestamps(names: list[str], field: str | None) -> list[float]:
-    """Each frame's timestamp in ms: from the `timestamps` field (a JSON list, or numbers separated by
-    commas or spaces, one per file in order), else the last number in each file's name (`1200.jpg`,
-    `frame-0001200.jpg`)."""
-    if field is not None and field.strip():
-        text = field.strip()
-        try:
-            values = json.loads(text) if text.startswith("[") else [float(v) for v in re.split(r"[,\s]+", text) if v]
-            stamps = [float(v) for v in values]
-        except (ValueError, TypeError):
-            raise ChallengeError(f"timestamps must be numbers in ms, e.g. 0,200,400; got {text[:60]!r}") from None
-        if len(stamps) != len(names):
-            raise ChallengeError(f"{len(stamps)} timestamps for {len(names)} frames: give one per frame")
-    else:
-        stamps = []
-        for name in names:
-            numbers = _NUMBER.findall(PurePath(name).stem)
-            if not numbers:
-                raise ChallengeError(
-                    f"{name}: name each frame with its timestamp in ms (e.g. 1200.jpg), or send a timestamps field"
-                )
-            stamps.append(float(numbers[-1]))
-    if any(stamp != stamp or stamp < 0 or stamp > 1e12 for stamp in stamps):
-        raise ChallengeError("timestamps must be finite, non-negative milliseconds")
-    if len(set(stamps)) != len(stamps):
-        raise ChallengeError("two frames have the same timestamp")
-    return stamps
-
-
-def check_span(stamps: list[float], pending: Pending, now: float) -> None:
-    """The frames cannot span more time than has passed since the challenge was issued."""
-    span_s = (max(stamps) - min(stamps)) / 1000.0
-    elapsed = now - pending.issued
-    if span_s > elapsed + SPAN_SLACK_S:
-        raise ChallengeError(
-            f"the frames span {span_s:.1f} s, but the challenge was issued only {elapsed:.1f} s ago: "
-            "they were not taken after it"
-        )

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from facer_cli.liveness import Challenge, LivenessResult
     from facer_cli.service.capture import CaptureProgress
     from facer_cli.service.identify import IdentifyResult
+    from facer_cli.service.liveness import LiveCheck
     from facer_cli.sources.camera import Camera, Source
     from facer_cli.templates.aggregate import Template
 
@@ -182,6 +183,16 @@ class Facer:
 
         check = LiveCheck(self.engine, self.settings, challenge)
         return frames_from_burst(self.engine, uploads, self.limits, check)
+
+    def answer_challenge_step(
+        self, uploads: Sequence[tuple[InputFile, float]], check: "LiveCheck"
+    ) -> list["FrameReport"]:
+        """Uploaded frames, each with its timestamp in ms on the server's clock, answering the current step of
+        a challenge revealed one step at a time (HTTP): decoded and analysed in time order; the frames that
+        answered the step (`service.liveness.answer_step`). A file that is not a usable image fails the request."""
+        from facer_cli.service.liveness import answer_step
+
+        return answer_step(self.engine, uploads, self.limits, check)
 
     def _frames(self, inputs: Inputs) -> Frames:
         if isinstance(inputs, Frames):

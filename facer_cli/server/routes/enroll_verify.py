@@ -1,5 +1,5 @@
 """POST /users/{name}/enroll and /users/{name}/verify: from uploaded images, or with
-?challenge_id=… from the frames answering a liveness challenge (`read_inputs`)."""
+?challenge_id=… from the frames that answered a liveness challenge step by step (`read_inputs`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Annotated, Callable
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from facer_cli.server.challenges import burst_timestamps, check_span
 from facer_cli.server.deps import ServerState, state_of, uploads_as_inputs
-from facer_cli.server.errors import ChallengeError, TooManyFilesError, error_responses
+from facer_cli.server.errors import ChallengeError, error_responses
 from facer_cli.server.paths import UserName
 from facer_cli.server.uploads import read_form
 from facer_cli.service import Frames
@@ -37,15 +36,9 @@ BURST_BODY = {
                         "files": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "Images; with challenge_id, the frames answering it, each named with "
-                            "its timestamp in ms (e.g. 1200.jpg) unless `timestamps` is sent.",
+                            "description": "Images; none with challenge_id (the challenge's own frames are used).",
                         },
                         "file": {"type": "string", "format": "binary", "description": "One image (same as `files`)."},
-                        "timestamps": {
-                            "type": "string",
-                            "description": "With challenge_id: each frame's timestamp in ms, in the order of the "
-                            "files (0,200,400 or a JSON list).",
-                        },
                     },
                 }
             }
@@ -56,34 +49,31 @@ ChallengeId = Annotated[
     str | None,
     Query(
         max_length=200,
-        description="A challenge from POST /liveness/challenge: the files are then the frames answering it "
-        "(single use; expires after challenge_ttl_s).",
+        description="A challenge from POST /liveness/challenge, decided by posting each step's frames to "
+        "/liveness/challenge/{id}/frames: its frames are the input, no files are read (single use; expires "
+        "after challenge_ttl_s).",
     ),
 ]
 
 
 async def read_inputs(request: Request, state: ServerState, challenge_id: str | None) -> Callable[[], Frames]:
-    """The uploaded images, or with `challenge_id` the frames answering that challenge (taken now: single
-    use, whatever comes next): a function giving their `Frames`, to run in a model slot."""
+    """The uploaded images, or with `challenge_id` the frames that answered that challenge step by step
+    (taken now: single use, whatever comes next): a function giving their `Frames`, to run in a model slot."""
     settings = state.settings
     if challenge_id is None:
         if settings.liveness == "required":
             raise ChallengeError(
                 'this server requires a liveness challenge (setting liveness = "required"): POST /liveness/challenge, '
-                "then send the frames answering it with ?challenge_id=…"
+                "post each step's frames to /liveness/challenge/{id}/frames, then send ?challenge_id=…"
             )
         form = await read_form(request, settings.max_files_per_request)
         uploads = uploads_as_inputs(form.images_of("files", "file"))
         return lambda: state.facer.frames_from_uploads(uploads)
     pending = state.challenges.take(challenge_id)
-    form = await read_form(request, max(settings.max_files_per_request, settings.liveness_max_frames))
-    uploads = uploads_as_inputs(form.images_of("files", "file"))
-    if len(uploads) > settings.liveness_max_frames:
-        raise TooManyFilesError(f"too many frames: at most {settings.liveness_max_frames} (liveness_max_frames)")
-    stamps = burst_timestamps([upload.name for upload in uploads], form.fields.get("timestamps"))
-    check_span(stamps, pending, state.challenges.clock())
-    pairs = list(zip(uploads, stamps, strict=True))
-    return lambda: state.facer.frames_from_burst(pairs, pending.challenge)
+    steps = pending.result.steps_done if pending.result is not None else 0
+    source = f"liveness challenge: {len(pending.reports)} frame(s), {steps} step(s) answered"
+    frames = Frames(list(pending.reports), source, liveness=pending.result)
+    return lambda: frames
 
 
 @router.post(

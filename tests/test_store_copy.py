@@ -258,3 +258,14 @@ def test_during_a_copy_readers_of_the_destination_go_on_and_writers_wait(backend
     assert seen == [1]
     with open_store(Settings(db=dst), "read") as store:
         assert [u.name for u in store.list()] == ["alice", "bob", "zed"]
+
+
+def test_a_model_of_another_dimension_in_the_destination_is_refused(db_of):
+    src, dst = db_of("sqlite"), db_of("sqlite")
+    synthetic(src, {"alice": 1})
+    with open_store(Settings(db=dst)) as store:
+        store.import_vector("zed", unit(9, dim=128), model=MODEL, source="import: zed.npy")
+    before = dump(dst)
+    result = run("store", "copy", src, dst)
+    assert result.exit_code == 9 and "makes 128-d templates" in result.stderr, result.output
+    assert dump(dst) == before

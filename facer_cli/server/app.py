@@ -34,6 +34,7 @@ from facer_cli.server.exposure import ExposureMiddleware
 from facer_cli.server.gate import ModelGate
 from facer_cli.server.observe import install_observer
 from facer_cli.server.paths import PathMiddleware
+from facer_cli.server.replica import Replica
 from facer_cli.server.routes import include_routes
 from facer_cli.server.uploads import BodyLimitMiddleware
 from facer_cli.service import Facer
@@ -64,11 +65,14 @@ def lifespan_of(facer: Facer, challenges: PendingChallenges) -> Callable[[FastAP
         loaded = await anyio.to_thread.run_sync(lambda: facer.engine)
         # Creates the database (and runs its migrations) now: a bad database fails at start, not on a request.
         await anyio.to_thread.run_sync(lambda: facer.open_store().close())
+        # On PostgreSQL: the connection pool, the gallery index built, the change listener.
+        replica = await anyio.to_thread.run_sync(Replica.start, facer)
         app.state.facer = ServerState(
             facer,
             ModelGate(settings.server_concurrency, settings.server_queue_size, settings.server_queue_timeout_s),
             time.time(),
             challenges,
+            replica,
         )
         info = loaded.info
         log.info(
@@ -79,7 +83,10 @@ def lifespan_of(facer: Facer, challenges: PendingChallenges) -> Callable[[FastAP
             info.provider,
             time.perf_counter() - started,
         )
-        yield
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(replica.close)
 
     return lifespan
 

@@ -1,6 +1,6 @@
 """What an endpoint gets from its request: the `ServerState` the lifespan put on the app
 (`state_of`), its uploads as the service's inputs, and the API key check every endpoint
-but /health depends on."""
+but /health and /ready depends on."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from facer_cli.server.challenges import PendingChallenges
 from facer_cli.server.errors import AuthenticationError
 from facer_cli.server.gate import ModelGate
+from facer_cli.server.replica import Replica
 from facer_cli.server.uploads import Upload
 from facer_cli.service import Facer, InputFile
 from facer_cli.settings import Settings
@@ -29,6 +30,7 @@ class ServerState:
     gate: ModelGate
     started: float
     challenges: PendingChallenges
+    replica: Replica
 
     @property
     def settings(self) -> Settings:

@@ -1,6 +1,6 @@
 """The endpoints, one module per group, each on its own `APIRouter`:
 
-- `health`: GET /health (no API key).
+- `health`: GET /health and GET /ready (no API key).
 - `templates`: POST /token/generate, POST /compare.
 - `users`: GET /users, GET and DELETE /users/{name} (the store, no model).
 - `liveness`: POST /liveness/challenge.

@@ -1,10 +1,13 @@
-"""GET /health: liveness and what the service runs (open to all, no API key)."""
+"""GET /health: liveness and what the service runs; GET /ready: whether it can answer now (store
+reachable, models loaded, gallery index caught up), for a load balancer (both open to all, no API key)."""
 
 from __future__ import annotations
 
 import time
 
+import anyio
 from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
 
 from facer_cli import __version__
 from facer_cli.server.deps import state_of
@@ -34,3 +37,16 @@ async def health(request: Request) -> dict:
         "api_key_required": state.settings.api_key is not None,
         "models": state.gate.to_dict(),
     }
+
+
+@router.get("/ready", tags=["service"], responses=error_responses(503))
+async def ready(request: Request) -> JSONResponse:
+    """Whether this process can answer now: the store reachable, the models loaded, the gallery index
+    caught up with the store (200); else 503 with Retry-After and the reason. For a load balancer's
+    health check; /health says only that the process is up."""
+    state = getattr(request.app.state, "facer", None)
+    if state is None:  # the lifespan has not finished loading
+        body = {"status": "starting", "reason": "the models are loading", "checks": {"models": "loading"}}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    ok, body = await anyio.to_thread.run_sync(state.replica.readiness)
+    return JSONResponse(body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "1"})

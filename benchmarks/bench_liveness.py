@@ -1,6 +1,13 @@
 """Liveness: genuine head turns against synthetic prints and screens, the threshold trade-off, and the cost.
 
     python benchmarks/bench_liveness.py [--attacks 200] [--bent 40] [--steep 0] [--seed 0] [--png FILE]
+    python benchmarks/bench_liveness.py --replay 20 --replay-only     # attacks from one recorded turn
+
+--replay N: attacks built from the clip's right turn (`facer_cli.liveness.replay`: mirrored for the left
+steps, segments reordered, stills replayed, frames re-stamped; and two turns, one mirrored) against N
+seeded random challenges each, played under the HTTP rules (steps revealed one at a time, frames timed by
+the server's clock); APCER per kind with every check and without the mirror check, and BPCER of the
+clip's real head answering ("straight", "right") the same way.
 
 Genuine: the test clip's main face (lin_manuel_miranda, frames 84-210: he turns from about +11°
 to -23°, back to +11° and on to -27°), cut into attempts that start at different frames, under the
@@ -33,7 +40,8 @@ import cv2
 import numpy as np
 
 from facer_cli.engine.face_engine import FaceEngine, get_engine
-from facer_cli.liveness import PARALLAX_MIN_RESIDUAL, Challenge, LivenessChecker, LivenessFrame, observe
+from facer_cli.evaluation.intervals import binomial_ci
+from facer_cli.liveness import PARALLAX_MIN_RESIDUAL, Challenge, LivenessChecker, LivenessFrame, observe, replay
 from facer_cli.liveness.attacks import AttackVideo, render_attack, turned_parallax
 from facer_cli.liveness.checker import BlinkDetector
 from facer_cli.liveness.geometry import eye_aspect_ratio, inter_ocular_distance, parallax_residual
@@ -274,6 +282,59 @@ def plot(path: str, groups: dict[str, list[float]]) -> None:
     print(f"plot written to {path}")
 
 
+def check_name(reason: str) -> str:
+    """Which check refused: the words before the first colon or parenthesis, shortened."""
+    for prefix, name in (
+        ("mirror image", "mirror"),
+        ("motion not continuous", "continuity"),
+        ("face changed", "same face"),
+        ("too few frames", "server clock"),
+        ("frames faster", "server clock"),
+        ("no parallax", "parallax"),
+        ("turned ", "wrong way"),
+        ("did not ", "time limit"),
+    ):
+        if reason.startswith(prefix):
+            return name
+    return reason[:30] or "LIVE"
+
+
+def replay_table(engine: FaceEngine, count: int) -> None:
+    """APCER per attack kind from one recorded turn, and BPCER of the real head, under the HTTP rules."""
+    started = time.perf_counter()
+    shots = replay.observe_clip(engine, str(CLIP))
+    observed_s = time.perf_counter() - started
+    genuine = [
+        replay.play(GENUINE_CHALLENGE, replay.genuine_client(shots, first, every, chunk))
+        for first in range(84, 98)
+        for every, chunk in ((3, 5), (6, 3), (3, 10))
+    ]
+    refused = sum(not result.live for result in genuine)
+    low, high = binomial_ci(refused, len(genuine))
+    mirrors = [r.mirror for r in genuine if r.mirror is not None]
+    print(f"\nReplay of one recorded head turn, HTTP rules ({len(shots)} clip frames observed in {observed_s:.0f} s)")
+    print(f"  genuine (clip, straight+right; 14 starts x 3 ways of sending): BPCER {refused}/{len(genuine)} = "
+          f"{100 * refused / len(genuine):.1f} % (95 % CI {100 * low:.1f}-{100 * high:.1f} %); "
+          f"mirror statistic where measured {summary(mirrors, 3) if mirrors else '-'}")
+    print(f"  {'attack':10s} {'n':>3s}  {'APCER, all checks':22s} {'APCER without mirror':22s} refused by (all checks); (≤: 95 % upper bound)")
+    for kind in (*replay.KINDS, replay.TWO_TURNS):
+        full = [replay.attack(kind, shots, seed)[1] for seed in range(count)]
+        bare = [
+            replay.attack(kind, shots, seed, lambda c: LivenessChecker(c, mirror_min_difference=0.0))[1]
+            for seed in range(count)
+        ]
+        cells = []
+        for results in (full, bare):
+            accepted = sum(r.live for r in results)
+            low, high = binomial_ci(accepted, len(results))
+            cells.append(f"{accepted}/{len(results)} {100 * accepted / len(results):4.0f} % (≤{100 * high:.0f} %)")
+        by = Counter(check_name(r.reason) for r in full)
+        mirrors = [r.mirror for r in full if r.mirror is not None]
+        print(f"  {kind:10s} {len(full):3d}  {cells[0]:22s} {cells[1]:22s} "
+              + ", ".join(f"{name} {n}" for name, n in by.most_common())
+              + (f"; mirror statistic {summary(mirrors, 3)}" if mirrors else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attacks", type=int, default=200, help="flat prints and screens (alternately)")
@@ -281,11 +342,17 @@ def main() -> int:
     parser.add_argument("--steep", type=int, default=0, help="flat prints turned 50-70°")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", help="write a histogram plot here (needs matplotlib)")
+    parser.add_argument("--replay", type=int, default=20, help="seeded challenges per attack from one recorded turn")
+    parser.add_argument("--replay-only", action="store_true", help="only the replay attacks' table")
     args = parser.parse_args()
     if not CLIP.is_file() or not (FACES / "people").is_dir():
         print(f"test faces not found at {FACES} (set FACER_TEST_FACES)")
         return 2
     engine = get_engine(Settings.from_values({}))
+    if args.replay:
+        replay_table(engine, args.replay)
+    if args.replay_only:
+        return 0
 
     observed, observe_times = clip_frames(engine)
     genuine, cue_times, pair_residuals = genuine_attempts(observed)

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Build facer's image with no network inside the build: the wheels are downloaded here first (the
+# wheelhouse), then the image is built from them alone. The test (tests/test_container.py) and a
+# person run the same steps.
+#
+#   container/build.sh [TAG]                      # default TAG localhost/facer:latest
+#
+# Environment:
+#   ENGINE       podman (default) or docker
+#   BASE         the base image of both stages; default localhost/debian-python:bookworm, which
+#                this script makes with debootstrap (from the Debian mirror apt uses) when the
+#                engine does not have it: no image registry is needed. Give python:3.11-slim (or
+#                any image with Python 3.11+) where a registry is reachable.
+#   ONNXRUNTIME  onnxruntime (default) or onnxruntime-gpu (with a CUDA BASE)
+#   CACHE_DIR    wheelhouses and the build context (default ~/.cache/facer-container)
+#   PYTHON       the Python whose pip downloads the wheels (default python3)
+#
+# The wheelhouse is kept, keyed by a hash of pyproject.toml, the Dockerfile, container/ and the
+# base's Python version: a second build downloads nothing, and the engine's layer cache keeps the
+# dependency layer until one of those changes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tag=${1:-${TAG:-localhost/facer:latest}}
+engine=${ENGINE:-podman}
+base=${BASE:-localhost/debian-python:bookworm}
+onnxruntime=${ONNXRUNTIME:-onnxruntime}
+cache=${CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/facer-container}
+python=${PYTHON:-python3}
+mkdir -p "$cache"
+say() { printf '+ %s\n' "$*" >&2; }
+
+engine_args=()
+if [ "$engine" = podman ]; then
+    # podman as root on a plain host: the runc runtime, and no default ulimits (a container may
+    # not raise them here). A private containers.conf, so the machine's own is left as it is.
+    if [ -z "${CONTAINERS_CONF:-}" ]; then
+        printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' > "$cache/containers.conf"
+        export CONTAINERS_CONF=$cache/containers.conf
+    fi
+    engine_args=(--runtime runc)
+fi
+
+# -- the base image ----------------------------------------------------------------------------
+debian_mirror() {
+    local uri
+    uri=$(grep -hs -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1 || true)
+    [ -n "$uri" ] || uri=$(grep -hs -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+        awk '{for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) {print $i; exit}}' | grep -v security | head -n1 || true)
+    echo "${MIRROR:-$uri}"
+}
+if ! $engine image exists "$base" 2>/dev/null && ! $engine image inspect "$base" >/dev/null 2>&1; then
+    if [ "$base" != localhost/debian-python:bookworm ]; then
+        say "$engine pull $base"
+        $engine pull "$base"
+    else
+        mirror=$(debian_mirror)
+        [ -n "$mirror" ] || { echo "build.sh: no Debian mirror in apt's sources; set MIRROR" >&2; exit 1; }
+        rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
+        say "debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $rootfs $mirror"
+        # Never delete through a mount debootstrap left behind (it mounts proc and sys inside).
+        remove_rootfs() { umount -R "$rootfs/proc" "$rootfs/sys" 2>/dev/null || true; rm -rf --one-file-system "$rootfs"; }
+        debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+            { tail -n 20 "$cache/debootstrap.log" >&2; remove_rootfs; exit 1; }
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        say "tar -C ROOTFS -c . | $engine import - $base"
+        tar -C "$rootfs" --one-file-system -c . | $engine import --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
+        remove_rootfs
+    fi
+fi
+pyversion=$($engine run "${engine_args[@]}" --rm --network none --entrypoint python3 "$base" \
+    -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+# -- the wheelhouse ----------------------------------------------------------------------------
+key=$(cat "$root/pyproject.toml" "$root/Dockerfile" "$root/container/requirements.py" "$root/container/install.sh" |
+    { sha256sum; echo "$pyversion $onnxruntime"; } | sha256sum | cut -c1-16)
+wheelhouse=$cache/wheelhouse-$key
+if [ ! -f "$wheelhouse/.complete" ]; then
+    rm -rf "$wheelhouse"
+    mkdir -p "$wheelhouse"
+    swap=opencv-python=opencv-python-headless
+    [ "$onnxruntime" = onnxruntime ] || swap="$swap,onnxruntime=$onnxruntime"
+    "$python" "$root/container/requirements.py" --pyproject "$root/pyproject.toml" --drop insightface \
+        --swap "$swap" > "$wheelhouse/requirements.txt"
+    echo "setuptools>=70.1" >> "$wheelhouse/requirements.txt"   # to build facer's own wheel in the image
+    # Wheels for the image's Python and Linux, whatever this machine runs.
+    platforms=()
+    for glibc in 2_17 2_24 2_27 2_28 2_31 2_34 2_35; do platforms+=(--platform "manylinux_${glibc}_x86_64"); done
+    say "$python -m pip download -d $wheelhouse --only-binary=:all: --python-version $pyversion -r requirements.txt"
+    "$python" -m pip download --quiet --dest "$wheelhouse" --only-binary=:all: --implementation cp \
+        --python-version "$pyversion" "${platforms[@]}" --platform manylinux2014_x86_64 \
+        -r "$wheelhouse/requirements.txt"
+    rm "$wheelhouse/requirements.txt"
+    touch "$wheelhouse/.complete"
+fi
+
+# -- the build context: the files the Dockerfile copies, and the wheelhouse -------------------------
+context=$cache/context
+rm -rf "$context"
+mkdir -p "$context"
+(cd "$root" && cp -a pyproject.toml README.md Dockerfile .dockerignore container facer_cli "$context/")
+find "$context" -name __pycache__ -prune -exec rm -rf {} +
+cp -al "$wheelhouse" "$context/wheelhouse" 2>/dev/null || cp -a "$wheelhouse" "$context/wheelhouse"
+rm -f "$context/wheelhouse/.complete"
+
+build_args=(--build-arg "BASE=$base" --build-arg "ONNXRUNTIME=$onnxruntime" --build-arg WHEELHOUSE=wheelhouse)
+[ "$engine" = podman ] && build_args+=(--format docker)   # keeps HEALTHCHECK (the OCI format has none)
+say "$engine build ${engine_args[*]} --network none ${build_args[*]} -t $tag $context"
+$engine build "${engine_args[@]}" --network none "${build_args[@]}" -t "$tag" "$context"
+rm -rf "$context"
+echo "$tag"

@@ -6,4 +6,6 @@ replicated servers sharing one database. Imported only for a `postgresql://` or 
 - `migrations`: the schema as numbered steps in `facer_schema`.
 - `repository`: `PostgresStore`, the data operations.
 - `gallery`: `PostgresGallerySource`, what the gallery index reads.
+- `pool`: `StorePool`, the pooled connections of a long-running process (`facer serve`).
+- `notify`: `GalleryListener`, LISTEN for gallery changes (a replica's index kept warm).
 """

@@ -85,6 +85,8 @@ def copy_store(
         raise UsageError("give the source and the destination store: an SQLite file or a postgresql:// URL each")
     if same_store(src_db, dst_db):
         raise UsageError(f"the source and the destination are the same store ({redact_url(src_db)})")
+    if not is_postgres_url(src_db) and not Path(src_db).expanduser().exists():
+        raise CopyStoreError(f"there is no facer store at {src_db}: no such file")
     started = time.monotonic()
     try:
         with open_store(with_overrides(settings, db=src_db), "read") as src:

@@ -17,7 +17,7 @@ from helpers import photo, run
 from test_liveness_product import GENUINE, not_live
 
 from facer_cli.errors import LivenessError, LivenessRequiredError
-from facer_cli.liveness import LivenessResult
+from facer_cli.liveness import Challenge, LivenessResult
 from facer_cli.service import Facer
 from facer_cli.settings import Settings
 
@@ -123,3 +123,49 @@ def test_identify_on_a_failed_challenge_is_refused_and_recorded_a_passed_one_dec
     live = LivenessResult(True, [], GENUINE, 2, 0.07, False, 1000.0, [])
     assert facer.identify(image, liveness=live).user == "obama"
     assert facer.verify("obama", image, liveness=live).band.value == "match"
+
+
+def answer(client, clip: Path, challenge) -> dict:
+    """`challenge` answered step by step over HTTP with the clip's frames (the docs' client, as
+    test_liveness_stepwise does it): its last answer, with the challenge_id."""
+    from test_liveness_stepwise import EVERY_MS, ask, clip_images, docs_client_example, jpeg
+
+    clock = ask(client, challenge)
+    images = clip_images(clip, list(range(84, 211, 3)))
+    stream = iter(sorted(images))
+
+    def post(path, files=None):
+        response = client.post(path, files=files)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def frames_of(step):
+        chunk = [images[i] for _, i in zip(range(5), stream, strict=False)]
+        clock.now += len(chunk) * EVERY_MS / 1000
+        return [jpeg(image) for image in chunk]
+
+    challenge_id, last = docs_client_example()(post, frames_of)
+    return {**last, "challenge_id": challenge_id}
+
+
+def test_http_identify_with_a_challenge_decides_only_when_it_passed(client_for, faces, clip_path):
+    client = client_for(liveness="required", min_valid_frames=1)
+    facer = client.app.state.facer.facer
+    facer.enroll("lin", [photo(faces, "lin_manuel_miranda_1")])
+    failed = answer(client, clip_path, Challenge.of("straight", "left", "right"))  # he turns right first
+    assert failed["live"] is False, failed
+    response = client.post(f"/identify?challenge_id={failed['challenge_id']}")
+    assert response.status_code == 403 and response.json()["error"]["type"] == "LivenessError", response.text
+    with facer.open_store("read") as store:
+        assert store.identifications(1)[0]["decision"] == "not_live"
+    passed = answer(client, clip_path, GENUINE)
+    assert passed["live"] is True, passed
+    response = client.post(f"/identify?challenge_id={passed['challenge_id']}")
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["decision"] == "identified" and data["user"] == "lin" and data["liveness"]["live"] is True
+
+
+@pytest.fixture
+def clip_path(faces) -> Path:
+    return faces / "video" / "short_hamilton_clip.mp4"

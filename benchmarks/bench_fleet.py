@@ -255,7 +255,7 @@ def section_backends(fleet: Fleet) -> None:
         print(
             f"    {op:<9} SQLite {sqlite:6.1f} ms ({percentile(samples[('SQLite', op)], 90):.1f}), "
             f"PostgreSQL {pg:6.1f} ms ({percentile(samples[('PostgreSQL', op)], 90):.1f}): "
-            f"{pg / sqlite:.2f}× (+{pg - sqlite:.1f} ms)  target ≤ 1.2×"
+            f"{pg / sqlite:.2f}× ({pg - sqlite:+.1f} ms)  target ≤ 1.2×"
         )
 
 

@@ -227,10 +227,11 @@ def multipart(data: bytes, boundary: str = "facerdrainboundary") -> tuple[bytes,
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_0(tmp_path, bundled_images):
+def start_server(tmp_path: Path, **settings: str) -> tuple[subprocess.Popen, int]:
+    """A real `facer serve` on a free port with these FACER_* settings, once /health answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACER_")}
-    env.update(FACER_API_KEY=KEY, FACER_LOG_FORMAT="json", FACER_METRICS="true", FACER_SERVER_DRAIN_TIMEOUT_S="20")
+    env.update(FACER_API_KEY=KEY, **settings)
     process = subprocess.Popen(
         [sys.executable, "-m", "facer_cli", "serve", "--port", str(port), "--db", str(tmp_path / "served.db")],
         cwd=tmp_path,
@@ -239,34 +240,47 @@ def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    if process.poll() is not None:
+        pytest.fail(f"facer serve exited {process.returncode}: {process.communicate()[0]}")
+    return process, port
+
+
+def slow_upload(port: int, bundled_images: Path) -> tuple[socket.socket, bytes]:
+    """POST /token/generate with its headers and half its body sent: (the socket, the rest of the body)."""
+    body, content_type = multipart((bundled_images / "yaoming.jpg").read_bytes())
+    head = (
+        f"POST /token/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+    slow.sendall(head + body[: len(body) // 2])
+    return slow, body[len(body) // 2 :]
+
+
+def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_0(tmp_path, bundled_images):
+    process, port = start_server(
+        tmp_path, FACER_LOG_FORMAT="json", FACER_METRICS="true", FACER_SERVER_DRAIN_TIMEOUT_S="20"
+    )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                httpx.get(f"{base}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert process.poll() is None, process.communicate()[0]
-        metrics = httpx.get(f"{base}/metrics", headers={"X-API-Key": KEY}, timeout=10)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"X-API-Key": KEY}, timeout=10)
         assert metrics.status_code == 200 and "facer_http_requests_total" in metrics.text
 
         # A slow upload: its headers and half its body, then SIGTERM, then the rest.
-        body, content_type = multipart((bundled_images / "yaoming.jpg").read_bytes())
-        head = (
-            f"POST /token/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
-        slow.sendall(head + body[: len(body) // 2])
+        slow, rest_of_body = slow_upload(port, bundled_images)
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         assert process.poll() is None  # still draining
-        slow.sendall(body[len(body) // 2 :])
+        slow.sendall(rest_of_body)
         answer = b""
         while chunk := slow.recv(65536):
             answer += chunk
@@ -290,3 +304,27 @@ def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_
     assert len(drained) == 1 and drained[0]["status"] == 200 and drained[0]["api_key"] == "api_key"
     start = lines[events.index("start")]
     assert start["url"] == f"http://127.0.0.1:{port}" and start["metrics"] is True and KEY not in output
+
+
+def test_a_request_that_outlasts_the_drain_timeout_is_cancelled_and_the_process_still_exits_0(tmp_path, bundled_images):
+    process, port = start_server(tmp_path, FACER_SERVER_DRAIN_TIMEOUT_S="1.5")
+    try:
+        slow, _ = slow_upload(port, bundled_images)  # the rest never comes (server_body_timeout_s is 30 s)
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        stopped_in = time.monotonic() - started
+        try:
+            leftover = slow.recv(65536)
+        except ConnectionResetError:
+            leftover = b""
+        slow.close()
+        assert not leftover.startswith(b"HTTP/1.1 200"), leftover[:200]  # cancelled: never answered as done
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert 1.0 < stopped_in < 10, stopped_in
+    assert "SIGTERM: new connections refused; 1 request(s) in flight, given up to 1.5 s to finish" in output

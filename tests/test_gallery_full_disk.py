@@ -21,7 +21,6 @@ import pytest
 from helpers import REPO
 
 from facer_cli.gallery import GalleryIndex
-from facer_cli.gallery import index as index_module
 from facer_cli.gallery import sidecar as sidecar_module
 from facer_cli.service import Facer
 from facer_cli.settings import Settings

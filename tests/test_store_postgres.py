@@ -29,6 +29,7 @@ from facer_cli.service.verification import verify_probe
 from facer_cli.settings import Settings
 from facer_cli.store import redact_url
 from facer_cli.store.contract import open_store
+from facer_cli.store.postgres.migrations import STEP_NAMES
 from facer_cli.store.postgres.repository import PostgresStore
 
 PASSWORD = "Sup3r-s3cret_pw"
@@ -90,10 +91,15 @@ def test_sqlite_commands_never_import_psycopg(tmp_path):
 # -- the schema -----------------------------------------------------------------------------
 def test_the_schema_is_numbered_steps_in_a_version_table(pg, postgres_url):
     rows = pg.conn.execute("SELECT version, name FROM facer_schema ORDER BY version").fetchall()
-    assert rows == [(1, "m001_users_templates_samples_audit_gallery"), (2, "m002_gallery_change_notify")]
+    assert rows == list(enumerate(STEP_NAMES, 1))
+    assert rows[:3] == [
+        (1, "m001_users_templates_samples_audit_gallery"),
+        (2, "m002_gallery_change_notify"),
+        (3, "m003_user_name_keys"),
+    ]
     with PostgresStore(postgres_url) as again:  # reopening applies nothing twice
-        assert again.schema_version == 2
-    assert pg.describe()["schema_version"] == 2 and pg.describe()["server_version"]
+        assert again.schema_version == len(STEP_NAMES)
+    assert pg.describe()["schema_version"] == len(STEP_NAMES) and pg.describe()["server_version"]
 
 
 def test_a_newer_schema_is_refused_in_one_line(pg, postgres_url):
@@ -120,7 +126,7 @@ def test_simultaneous_first_opens_all_succeed(postgres_url):
         thread.join()
     assert errors == []
     with PostgresStore(postgres_url, access="read") as store:
-        assert store.schema_version == 2 and store.count() == 0
+        assert store.schema_version == len(STEP_NAMES) and store.count() == 0
 
 
 def test_read_and_write_access_need_a_store_and_create_nothing(postgres_url):
@@ -458,7 +464,7 @@ def test_doctor_names_the_backend_server_and_schema_version(postgres_url):
     PostgresStore(postgres_url).close()
     info = gallery_info(Settings(db=with_password(postgres_url)), MODEL)
     assert info is not None
-    assert info["backend"] == "postgresql" and info["schema_version"] == 2 and info["server_version"]
+    assert info["backend"] == "postgresql" and info["schema_version"] == len(STEP_NAMES) and info["server_version"]
     assert info["db"] == postgres_url and PASSWORD not in str(info)
 
 

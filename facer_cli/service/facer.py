@@ -58,6 +58,7 @@ from facer_cli.store import (
     validate_user_name,
 )
 from facer_cli.store.contract import StoreContract, open_store
+from facer_cli.store.names import lookalike_message
 from facer_cli.store.records import now
 from facer_cli.store.urls import is_postgres_url
 from facer_cli.templates.matching import Comparison, Thresholds
@@ -259,6 +260,9 @@ class Facer:
             raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         name = validate_user_name(user)
         store.check_writable(f"enroll {name!r}")
+        enrolled = store.enrolled_name(name)
+        if enrolled is not None and enrolled != name:
+            raise UserExistsError(lookalike_message(name, enrolled))
         if mode == "new" and store.exists(name):
             count = len(store.templates(name, with_vectors=False))
             raise UserExistsError(f"{name!r} is already enrolled ({count} template(s))")
@@ -755,7 +759,8 @@ class Facer:
         """The store's check (SQLite: quick_check over the whole file; PostgreSQL: facer's rows);
         `StoreError` when it is damaged."""
         with self._store(store, "read") as opened:
-            return CheckResult(opened.location, opened.check(), opened.count())
+            collisions = [{"user": user, "looks_like": other} for user, other in opened.name_collisions()]
+            return CheckResult(opened.location, opened.check(), opened.count(), collisions)
 
     # -- evaluate, doctor ------------------------------------------------------
     def evaluate(self, data: PathLike, **options: Any) -> "Evaluation":

@@ -189,6 +189,9 @@ class CheckResult:
     db: str
     check: str
     users: int
+    # {"user", "looks_like"}: users kept from before names were compared by how they look, whose
+    # name looks like another enrolled user's (rename one of each pair).
+    name_collisions: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

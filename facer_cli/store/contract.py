@@ -83,6 +83,16 @@ class StoreContract(Protocol):
     # -- users -------------------------------------------------------------------
     def exists(self, user: str) -> bool: ...
 
+    def enrolled_name(self, user: str) -> str | None:
+        """The enrolled name `user` means: itself when enrolled; else the enrolled name that looks the
+        same (the same canonical key, `facer_cli.store.names`); else None."""
+        ...
+
+    def name_collisions(self) -> List[tuple[str, str]]:
+        """(user, enrolled user whose name looks the same) for users enrolled before names were
+        compared by how they look and kept without a key (the later of each pair)."""
+        ...
+
     def count(self) -> int: ...
 
     def list(self) -> List[UserSummary]: ...

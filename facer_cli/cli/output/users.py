@@ -166,4 +166,14 @@ def lookalike_lines(lookalikes: list[dict]) -> list[RenderableType]:
 
 
 def check_view(result: "CheckResult") -> Text:
-    return literal(f"{result.db}: {result.check}, {result.users} user(s)")
+    text = literal(f"{result.db}: {result.check}, {result.users} user(s)")
+    for pair in result.name_collisions:
+        text.append("\n")
+        text.append_text(
+            literal(
+                f"{pair['user']!r} looks like the enrolled user {pair['looks_like']!r} (both enrolled before names "
+                "were compared by how they look): rename one of them (facer users rename)",
+                "yellow",
+            )
+        )
+    return text

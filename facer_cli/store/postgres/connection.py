@@ -294,16 +294,18 @@ class PostgresConnection:
         with self._errors("open it"):
             version = self._applied(conn)
             if version is None:
-                if found := self._foreign(conn):
+                # Tables without the version table: another application's, unless a session setting
+                # the schema up committed between these two looks (then the version table is there).
+                if (found := self._foreign(conn)) and (version := self._applied(conn)) is None:
                     raise StoreError(
                         f"{{db}} holds tables named as facer's ({_literal(', '.join(found[:3]))}) but no facer "
                         "schema; it is not a facer store: use another database, or a schema of its own "
                         "(?options=-csearch_path%3Dfacer)",
                         self.location,
                     )
-                if self.access != "create":
+                if version is None and self.access != "create":
                     raise StoreError("there is no facer store in {db}: nothing has been enrolled there", self.location)
-            else:
+            if version is not None:
                 self._refuse_newer(version)
             if (version or 0) < len(STEPS):
                 if self.read_only:
@@ -324,7 +326,10 @@ class PostgresConnection:
             for number in range(version + 1, len(STEPS) + 1):
                 name, statements = STEPS[number - 1]
                 for statement in statements:
-                    conn.execute(statement)  # type: ignore[arg-type]  # the steps are constants
+                    if callable(statement):
+                        statement(conn)
+                    else:
+                        conn.execute(statement)  # type: ignore[arg-type]  # the steps are constants
                 conn.execute(
                     f"INSERT INTO {VERSION_TABLE} (version, name, applied) VALUES (%s, %s, %s)", (number, name, now())
                 )

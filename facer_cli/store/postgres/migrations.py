@@ -14,6 +14,14 @@ each change of it is announced with NOTIFY on `GALLERY_CHANNEL` (step 2).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, Sequence, Union
+
+if TYPE_CHECKING:
+    import psycopg
+
+# A schema step's statement: SQL, or a function run on the step's connection.
+Statement = Union[str, Callable[["psycopg.Connection"], None]]
+
 # The version table: one row per applied step.
 VERSION_TABLE = "facer_schema"
 CREATE_VERSION_TABLE = f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied text NOT NULL)"
@@ -98,9 +106,31 @@ M002_NOTIFY = [
     " FOR EACH ROW EXECUTE FUNCTION facer_gallery_notify()",
 ]
 
-# (name, statements), in order: step n is STEPS[n - 1].
-STEPS: list[tuple[str, list[str]]] = [
+
+def _fill_name_keys(conn: psycopg.Connection) -> None:
+    """Each user's canonical key, by id; a later look-alike keeps none (see M003_NAME_KEYS)."""
+    from facer_cli.store.names import assign_keys
+
+    given, _ = assign_keys(conn.execute("SELECT id, name FROM users ORDER BY id").fetchall())
+    with conn.cursor() as cursor:
+        cursor.executemany("UPDATE users SET name_key = %s WHERE id = %s", [(key, user_id) for user_id, key in given])
+
+
+# Names that look the same are one name: each user's canonical key (`facer_cli.store.names`) under a
+# unique index, filled for the users enrolled before, by id. A later user whose name looks like an
+# earlier one's keeps name and templates but no key (NULL): `users check` names the pair, and the
+# key passes to it once the earlier one is renamed or removed (as SQLite's m007).
+M003_NAME_KEYS: list[Statement] = [
+    "ALTER TABLE users ADD COLUMN name_key text",
+    _fill_name_keys,
+    "CREATE UNIQUE INDEX users_name_key_unique ON users (name_key)",
+]
+
+# (name, statements), in order: step n is STEPS[n - 1]. A statement is SQL, or a function run on
+# the step's connection (in its transaction).
+STEPS: list[tuple[str, Sequence[Statement]]] = [
     ("m001_users_templates_samples_audit_gallery", M001_TABLES),
     ("m002_gallery_change_notify", M002_NOTIFY),
+    ("m003_user_name_keys", M003_NAME_KEYS),
 ]
 STEP_NAMES = [name for name, _ in STEPS]

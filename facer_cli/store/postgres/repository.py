@@ -27,6 +27,7 @@ from psycopg import errors as pg_errors
 from facer_cli.errors import ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
 from facer_cli.store.connection import Access
+from facer_cli.store.names import lookalike_message, name_key
 from facer_cli.store.postgres.bulk import PostgresRows
 from facer_cli.store.postgres.gallery import PostgresGallerySource
 from facer_cli.store.records import (
@@ -121,13 +122,56 @@ class PostgresStore(PostgresRows):
     def _require_user(self, conn: psycopg.Connection, name: str) -> int:
         user_id = self._user_id(conn, name)
         if user_id is None:
+            holder = self._holder(conn, name)
+            if holder is not None:
+                raise UnknownUserError(
+                    f"no user named {name!r}; the enrolled user {holder[1]!r} has a name that looks the same: "
+                    "give it exactly"
+                )
             raise UnknownUserError(f"no user named {name!r}")
         return user_id
 
     @staticmethod
     def _lock_names(conn: psycopg.Connection, *names: str) -> None:
-        for key in sorted({name_lock(name) for name in names}):
+        """The advisory locks of these names' canonical keys: two sessions deciding on names that look
+        the same ("alice", "Alice") queue."""
+        for key in sorted({name_lock(name_key(name)) for name in names}):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    # -- names that look the same (`facer_cli.store.names`) ---------------------------
+    @staticmethod
+    def _holder(conn: psycopg.Connection, name: str) -> tuple[int, str] | None:
+        """(id, name) of the user whose name looks like `name` (holds its canonical key), if any."""
+        row = conn.execute("SELECT id, name FROM users WHERE name_key = %s", (name_key(name),)).fetchone()
+        return None if row is None else (int(row[0]), row[1])
+
+    @staticmethod
+    def _claim_keys(conn: psycopg.Connection) -> None:
+        """As `Store._claim_keys`: users without a key get theirs where no other user holds it now."""
+        rows = conn.execute("SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id").fetchall()
+        for user_id, name in rows:
+            key = name_key(name)
+            if conn.execute("SELECT 1 FROM users WHERE name_key = %s", (key,)).fetchone() is None:
+                conn.execute("UPDATE users SET name_key = %s WHERE id = %s", (key, user_id))
+
+    def enrolled_name(self, user: str) -> str | None:
+        """As `Store.enrolled_name`."""
+        name = validate_user_name(user)
+        with self.reading(f"read {name!r}") as conn:
+            if self._user_id(conn, name) is not None:
+                return name
+            holder = self._holder(conn, name)
+        return None if holder is None else holder[1]
+
+    def name_collisions(self) -> List[tuple[str, str]]:
+        """As `Store.name_collisions`."""
+        found = []
+        with self.reading("check names") as conn:
+            for (name,) in conn.execute("SELECT name FROM users WHERE name_key IS NULL ORDER BY id").fetchall():
+                holder = conn.execute("SELECT name FROM users WHERE name_key = %s", (name_key(name),)).fetchone()
+                if holder is not None:
+                    found.append((name, holder[0]))
+        return found
 
     @staticmethod
     def _templates(conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
@@ -249,6 +293,11 @@ class PostgresStore(PostgresRows):
         def work(conn: psycopg.Connection) -> int:
             self._lock_names(conn, name)  # the name check and the insert: one session at a time per name
             user_id = self._user_id(conn, name)
+            if user_id is None:
+                self._claim_keys(conn)
+                holder = self._holder(conn, name)
+                if holder is not None:
+                    raise UserExistsError(lookalike_message(name, holder[1]))
             if user_id is not None:
                 count, models = conn.execute(
                     "SELECT count(*), array_agg(DISTINCT model) FROM templates WHERE user_id = %s", (user_id,)
@@ -269,10 +318,13 @@ class PostgresStore(PostgresRows):
                 try:
                     with conn.transaction():  # a savepoint: the unique index is the backstop
                         row = conn.execute(
-                            "INSERT INTO users (name, created, updated) VALUES (%s, %s, %s) RETURNING id",
-                            (name, created, created),
+                            "INSERT INTO users (name, name_key, created, updated) VALUES (%s, %s, %s, %s) RETURNING id",
+                            (name, name_key(name), created, created),
                         ).fetchone()
                 except pg_errors.UniqueViolation:
+                    holder = self._holder(conn, name)
+                    if holder is not None and holder[1] != name:
+                        raise UserExistsError(lookalike_message(name, holder[1])) from None
                     raise UserExistsError(f"{name!r} is already enrolled") from None
                 assert row is not None
                 user_id = int(row[0])
@@ -484,6 +536,7 @@ class PostgresStore(PostgresRows):
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = %s", (user_id,))
             conn.execute("DELETE FROM lookalikes WHERE user_id = %s OR other_user_id = %s", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+            self._claim_keys(conn)  # a look-alike kept without a key takes this one's
             return counts
 
         templates, samples = self.write(f"remove {name!r}", work)
@@ -642,7 +695,15 @@ class PostgresStore(PostgresRows):
             user_id = self._require_user(conn, old_name)
             if old_name != new_name and self._user_id(conn, new_name) is not None:
                 raise UserExistsError(f"{new_name!r} already exists; remove it first or choose another name")
-            conn.execute("UPDATE users SET name = %s, updated = %s WHERE id = %s", (new_name, now(), user_id))
+            self._claim_keys(conn)
+            holder = self._holder(conn, new_name)
+            if holder is not None and holder[0] != user_id:
+                raise UserExistsError(lookalike_message(new_name, holder[1]))
+            conn.execute(
+                "UPDATE users SET name = %s, name_key = %s, updated = %s WHERE id = %s",
+                (new_name, name_key(new_name), now(), user_id),
+            )
+            self._claim_keys(conn)  # a look-alike of the old name, kept without a key, takes it
             return conn.execute(SUMMARY + " WHERE u.id = %s GROUP BY u.id", (user_id,)).fetchone()
 
         return self._summary(self.write(f"rename {old_name!r}", work))

@@ -3,7 +3,8 @@
 #   docker build -t facer .
 #   docker run -d -p 23535:23535 -v facer-data:/data -e FACER_API_KEY=... facer
 #
-# GPU: --build-arg BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 --build-arg ONNXRUNTIME=onnxruntime-gpu
+# GPU: --build-arg BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 --build-arg ONNXRUNTIME=onnxruntime-gpu
+# (onnxruntime-gpu from PyPI is built for CUDA 13 and cuDNN 9; the base must carry those).
 # No network in the build: pip download into a folder of the build context, then
 # --build-arg WHEELHOUSE=wheelhouse (container/build.sh does both). See docs/container.md.
 

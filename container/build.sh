@@ -12,6 +12,8 @@
 #                engine does not have it: no image registry is needed. Give python:3.11-slim (or
 #                any image with Python 3.11+) where a registry is reachable.
 #   ONNXRUNTIME  onnxruntime (default) or onnxruntime-gpu (with a CUDA BASE)
+#   GPU=1        the GPU image: ONNXRUNTIME=onnxruntime-gpu and, unless BASE is given,
+#                BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 (pulled: needs a registry)
 #   CACHE_DIR    wheelhouses and the build context (default ~/.cache/facer-container)
 #   PYTHON       the Python whose pip downloads the wheels (default python3)
 #
@@ -22,8 +24,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tag=${1:-${TAG:-localhost/facer:latest}}
 engine=${ENGINE:-podman}
-base=${BASE:-localhost/debian-python:bookworm}
-onnxruntime=${ONNXRUNTIME:-onnxruntime}
+if [ "${GPU:-0}" = 1 ]; then
+    base=${BASE:-nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04}
+    onnxruntime=${ONNXRUNTIME:-onnxruntime-gpu}
+else
+    base=${BASE:-localhost/debian-python:bookworm}
+    onnxruntime=${ONNXRUNTIME:-onnxruntime}
+fi
 cache=${CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/facer-container}
 python=${PYTHON:-python3}
 mkdir -p "$cache"
@@ -67,8 +74,16 @@ if ! $engine image exists "$base" 2>/dev/null && ! $engine image inspect "$base"
         remove_rootfs
     fi
 fi
-pyversion=$($engine run "${engine_args[@]}" --rm --network none --entrypoint python3 "$base" \
-    -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# The Python of the image, for the wheels' tags: the base's python3, or PYVERSION for a base
+# without one (the Dockerfile then installs the distribution's: 3.12 on Ubuntu 24.04).
+pyversion=${PYVERSION:-$($engine run "${engine_args[@]}" --rm --network none --entrypoint python3 "$base" \
+    -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)}
+if [ -z "$pyversion" ]; then
+    case $base in
+    nvidia/cuda:*ubuntu24.04) pyversion=3.12 ;;
+    *) echo "build.sh: $base has no python3: set PYVERSION to the Python its apt installs" >&2; exit 1 ;;
+    esac
+fi
 
 # -- the wheelhouse ----------------------------------------------------------------------------
 key=$(cat "$root/pyproject.toml" "$root/Dockerfile" "$root/container/requirements.py" "$root/container/install.sh" |
@@ -90,8 +105,10 @@ if [ ! -f "$wheelhouse/.complete" ]; then
         --python-version "$pyversion" "${platforms[@]}" --platform manylinux2014_x86_64 \
         -r "$wheelhouse/requirements.txt"
     rm "$wheelhouse/requirements.txt"
-    touch "$wheelhouse/.complete"
 fi
+touch "$wheelhouse/.complete"
+# Keep the three wheelhouses used last (a CPU and a GPU one, and the one before).
+ls -dt "$cache"/wheelhouse-* | tail -n +4 | while read -r old; do rm -rf "$old"; done
 
 # -- the build context: the files the Dockerfile copies, and the wheelhouse -------------------------
 context=$cache/context

@@ -45,7 +45,7 @@ deps)
         new=${pair#*=}
         if $pip show --quiet "$old" >/dev/null 2>&1; then
             $pip uninstall --yes "$old"
-            $pip install "$@" --no-deps --force-reinstall "$(grep -i "^$new" /opt/facer/requirements.txt)"
+            $pip install "$@" --no-deps --force-reinstall "$(grep -iF -m1 -- "$new" /opt/facer/requirements.txt)"
         fi
     done
     ;;

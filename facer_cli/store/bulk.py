@@ -67,6 +67,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "live": "bool",
         "liveness_reason": "text",
         "liveness": "text",
+        "key_name": "text",
     },
     "lookalikes": {
         "id": "int",
@@ -90,6 +91,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "gallery_size": "int",
         "frames_seen": "int",
         "frames_used": "int",
+        "key_name": "text",
     },
 }
 # Columns an older SQLite store may lack (a read-only one is read as it is): the value they read as.

@@ -53,6 +53,7 @@ OWN_TABLES = {
     "gallery_version",
     "lookalikes",
     "identifications",
+    "api_keys",
     "_sqlite_migrations",
 }
 # Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these and their
@@ -73,7 +74,9 @@ LIVENESS_STEP = "m004_liveness_audit"
 GALLERY_STEP = "m005_gallery_version_lookalikes_identify_log"
 TEMPLATE_IDS_STEP = "m006_template_ids_never_reused"
 NAME_KEY_STEP = "m007_user_name_keys"
-READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP, TEMPLATE_IDS_STEP, NAME_KEY_STEP)
+# m008: no API keys (none to list) and no key names in the logs.
+API_KEYS_STEP = "m008_api_keys_and_key_names"
+READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP, TEMPLATE_IDS_STEP, NAME_KEY_STEP, API_KEYS_STEP)
 
 
 def _literal(text: str) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from facer_cli.store.gallery_source import GallerySource
     from facer_cli.store.postgres.repository import PostgresStore
     from facer_cli.store.records import (
+        ApiKey,
         Attempt,
         AttemptRecord,
         IdentifyRecord,
@@ -160,6 +161,23 @@ class StoreContract(Protocol):
     def record_identification(self, record: IdentifyRecord) -> int | None: ...
 
     def identifications(self, limit: int = 100) -> List[dict]: ...
+
+    # -- the API keys of `facer serve` (made, hashed and checked by `facer_cli.service.keys`) ------
+    def add_api_key(self, name: str, scope: str, key_hash: str) -> ApiKey:
+        """A new active key; `ApiKeyError` when an active key already holds the name."""
+        ...
+
+    def api_keys(self) -> List[ApiKey]:
+        """Every key, active and revoked, by name (with their hashes: never shown)."""
+        ...
+
+    def active_api_key(self, name: str) -> ApiKey | None:
+        """The active key of this name, with its hash; None when there is none."""
+        ...
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Revoke the active key of this name (its row stays); `ApiKeyError` when there is none."""
+        ...
 
     @property
     def gallery_key(self) -> str:

@@ -300,3 +300,21 @@ def m007_user_name_keys(db: Database) -> None:
     given, _ = assign_keys(conn.execute("SELECT id, name FROM users ORDER BY id").fetchall())
     conn.executemany("UPDATE users SET name_key = ? WHERE id = ?", [(key, user_id) for user_id, key in given])
     conn.execute("CREATE UNIQUE INDEX users_name_key_unique ON users (name_key)")
+
+
+@step
+def m008_api_keys_and_key_names(db: Database) -> None:
+    # The named API keys of `facer serve` (`facer keys`): a name, a scope ("kiosk" or "admin"), the
+    # salted hash of the token (never the token: `facer_cli.service.keys`), when it was made and
+    # revoked. A revoked key keeps its row (`keys list` shows it); one active key per name, so a
+    # kiosk's key can be replaced by a new one of the same name once the old is revoked.
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, scope TEXT NOT NULL,"
+        " key_hash TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT)"
+    )
+    conn.execute("CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked IS NULL")
+    # Which key made each request the verify and identify logs record (NULL: the CLI, the Python
+    # API, or a server that asks for no key).
+    conn.execute("ALTER TABLE attempts ADD COLUMN key_name TEXT")
+    conn.execute("ALTER TABLE identifications ADD COLUMN key_name TEXT")

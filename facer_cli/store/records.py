@@ -6,6 +6,7 @@ No decisions live here: a record says what was stored, not whether it matches.
 from __future__ import annotations
 
 import unicodedata
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, Sequence
@@ -29,6 +30,18 @@ LOCKED_OUT = "locked_out"
 # A template added to or replacing a user's that did not match their templates, allowed explicitly
 # (`enroll --allow-different-face`): recorded in the user's audit log with its similarity.
 FACE_CHANGED = "face_changed"
+
+
+# The API key a request was made with (`facer serve`: its name, set for the request by the key check,
+# `facer_cli.server.deps`), recorded in the verify and identify logs by the records made while it
+# is set; unset (None) for the CLI and the Python API. A context variable, so each request keeps its
+# own, in the worker threads it runs in too.
+ACTING_KEY: ContextVar[str | None] = ContextVar("facer_acting_key", default=None)
+
+
+def acting_key() -> str | None:
+    """The name of the API key the current request was made with; None outside a request."""
+    return ACTING_KEY.get()
 
 
 def parse_mode(value: str) -> Mode:
@@ -186,6 +199,7 @@ class Attempt:
     template_id: int | None = None
     live: bool | None = None  # None: no liveness challenge was asked
     liveness_reason: str | None = None
+    key_name: str | None = None  # the API key of the request (None: the CLI, the Python API)
 
     def __post_init__(self) -> None:
         if self.live is not None:
@@ -265,6 +279,7 @@ class AttemptRecord:
     live: bool | None = None  # the liveness outcome; None when no challenge was asked
     liveness_reason: str | None = None
     liveness: str | None = None  # JSON: the challenge and its summary (LivenessResult.to_dict without cues)
+    key_name: str | None = field(default_factory=acting_key)  # the request's API key (None: the CLI)
 
 
 @dataclass
@@ -283,6 +298,27 @@ class IdentifyRecord:
     gallery_size: int | None = None
     frames_seen: int | None = None
     frames_used: int | None = None
+    key_name: str | None = field(default_factory=acting_key)  # the request's API key (None: the CLI)
+
+
+@dataclass
+class ApiKey:
+    """A named API key of `facer serve`, as stored: its scope, when it was made and revoked, and the
+    salted hash of its token (`facer_cli.service.keys`) — never the token. `to_dict` leaves the
+    hash out."""
+
+    name: str
+    scope: str
+    created: str
+    revoked: str | None = None
+    key_hash: str = field(default="", repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked is None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "scope": self.scope, "created": self.created, "revoked": self.revoked}
 
 
 def sample_rows(template: "Template", frames: Sequence["FrameReport"]) -> list[dict]:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a metho
 
 import numpy as np
 
-from facer_cli.errors import ModelMismatchError, UnknownUserError, UserExistsError, VectorError
+from facer_cli.errors import ApiKeyError, ModelMismatchError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
 from facer_cli.store.bulk import SQLiteRows
 from facer_cli.store.connection import (
+    API_KEYS_STEP,
     ERASURE_WAIT_S,
     GALLERY_STEP,
     LIVENESS_STEP,
@@ -30,6 +31,7 @@ from facer_cli.store.migrations import STEP_NAMES
 from facer_cli.store.names import lookalike_message, name_key
 from facer_cli.store.records import (
     MODES,
+    ApiKey,
     Attempt,
     AttemptRecord,
     IdentifyRecord,
@@ -115,6 +117,11 @@ class Store(SQLiteRows):
     def _liveness_columns(self) -> str:
         """The attempts' liveness columns, or NULLs on a read-only store from before they existed."""
         return "live, liveness_reason" if self.has_step(LIVENESS_STEP) else "NULL, NULL"
+
+    @property
+    def _key_column(self) -> str:
+        """The logs' key_name column, or NULL on a read-only store from before it existed."""
+        return "key_name" if self.has_step(API_KEYS_STEP) else "NULL"
 
     def __enter__(self) -> "Store":
         return self
@@ -409,8 +416,8 @@ class Store(SQLiteRows):
                 return None
             return conn.execute(
                 "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
-                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness, key_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     user_id,
                     name,
@@ -427,6 +434,7 @@ class Store(SQLiteRows):
                     None if record.live is None else int(record.live),
                     record.liveness_reason,
                     record.liveness,
+                    record.key_name,
                 ),
             ).lastrowid
 
@@ -487,7 +495,8 @@ class Store(SQLiteRows):
             templates = self._templates(conn, user_id, name, vectors=False)
             recent = conn.execute(
                 "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
-                f" {self._liveness_columns} FROM attempts WHERE user_id = ? ORDER BY created DESC, id DESC LIMIT ?",
+                f" {self._liveness_columns}, {self._key_column} FROM attempts WHERE user_id = ?"
+                " ORDER BY created DESC, id DESC LIMIT ?",
                 (user_id, attempts),
             ).fetchall()
             lookalikes = self._lookalikes(conn, user_id)
@@ -519,7 +528,7 @@ class Store(SQLiteRows):
         """The audit log, newest first (by user name as recorded, so removed users' attempts show too)."""
         sql = (
             "SELECT id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id,"
-            f" {self._liveness_columns} FROM attempts"
+            f" {self._liveness_columns}, {self._key_column} FROM attempts"
         )
         params: tuple = ()
         if user is not None:
@@ -603,8 +612,8 @@ class Store(SQLiteRows):
         with self.transaction("record an identify attempt") as conn:
             return conn.execute(
                 "INSERT INTO identifications (created, model, source, decision, user_name, similarity, threshold,"
-                " margin, candidates, gallery_size, frames_seen, frames_used)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " margin, candidates, gallery_size, frames_seen, frames_used, key_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     now(),
                     record.model,
@@ -618,6 +627,7 @@ class Store(SQLiteRows):
                     record.gallery_size,
                     record.frames_seen,
                     record.frames_used,
+                    record.key_name,
                 ),
             ).lastrowid
 
@@ -629,7 +639,7 @@ class Store(SQLiteRows):
             return []
         rows = self._read(
             "SELECT id, created, model, source, decision, user_name, similarity, threshold, margin, candidates,"
-            " gallery_size, frames_seen, frames_used FROM identifications ORDER BY id DESC LIMIT ?",
+            f" gallery_size, frames_seen, frames_used, {self._key_column} FROM identifications ORDER BY id DESC LIMIT ?",
             (limit,),
             action="read the identify log",
         )
@@ -647,11 +657,59 @@ class Store(SQLiteRows):
             "gallery_size",
             "frames_seen",
             "frames_used",
+            "key_name",
         )
         found = [dict(zip(keys, row, strict=True)) for row in rows]
         for item in found:
             item["candidates"] = json.loads(item["candidates"] or "[]")
         return found
+
+    # -- the API keys of `facer serve` (`facer_cli.service.keys` makes and checks them) ----------
+    def add_api_key(self, name: str, scope: str, key_hash: str) -> ApiKey:
+        """Store a new active key; `ApiKeyError` when an active key already holds the name."""
+        created = now()
+        with self.transaction(f"add the API key {name!r}") as conn:
+            if conn.execute("SELECT 1 FROM api_keys WHERE name = ? AND revoked IS NULL", (name,)).fetchone():
+                raise ApiKeyError(
+                    f"an active API key is already named {name!r}: revoke it first, or choose another name"
+                )
+            conn.execute(
+                "INSERT INTO api_keys (name, scope, key_hash, created) VALUES (?, ?, ?, ?)",
+                (name, scope, key_hash, created),
+            )
+        return ApiKey(name, scope, created, None, key_hash)
+
+    def api_keys(self) -> List[ApiKey]:
+        """Every key, active and revoked, by name and then age (hashes included: never show them)."""
+        if not self.has_step(API_KEYS_STEP):
+            return []
+        rows = self._read(
+            "SELECT name, scope, created, revoked, key_hash FROM api_keys ORDER BY name, id", action="read the API keys"
+        )
+        return [ApiKey(*row) for row in rows]
+
+    def active_api_key(self, name: str) -> ApiKey | None:
+        """The active key of this name, with its hash; None when there is none."""
+        if not self.has_step(API_KEYS_STEP):
+            return None
+        rows = self._read(
+            "SELECT name, scope, created, revoked, key_hash FROM api_keys WHERE name = ? AND revoked IS NULL",
+            (name,),
+            action="read the API keys",
+        )
+        return ApiKey(*rows[0]) if rows else None
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Revoke the active key of this name (its row stays, with the time); `ApiKeyError` when none."""
+        revoked = now()
+        with self.transaction(f"revoke the API key {name!r}") as conn:
+            row = conn.execute(
+                "SELECT id, name, scope, created FROM api_keys WHERE name = ? AND revoked IS NULL", (name,)
+            ).fetchone()
+            if row is None:
+                raise ApiKeyError(f"no active API key is named {name!r}")
+            conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ?", (revoked, row[0]))
+        return ApiKey(row[1], row[2], row[3], revoked)
 
     def rename(self, old: str, new: str) -> UserSummary:
         old_name, new_name = validate_user_name(old), validate_user_name(new)

@@ -126,11 +126,21 @@ M003_NAME_KEYS: list[Statement] = [
     "CREATE UNIQUE INDEX users_name_key_unique ON users (name_key)",
 ]
 
+# The named API keys of `facer serve` and which key made each logged request (as SQLite's m008).
+M004_API_KEYS: list[Statement] = [
+    "CREATE TABLE api_keys (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL,"
+    " scope text NOT NULL, key_hash text NOT NULL, created text NOT NULL, revoked text)",
+    "CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked IS NULL",
+    "ALTER TABLE attempts ADD COLUMN key_name text",
+    "ALTER TABLE identifications ADD COLUMN key_name text",
+]
+
 # (name, statements), in order: step n is STEPS[n - 1]. A statement is SQL, or a function run on
 # the step's connection (in its transaction).
 STEPS: list[tuple[str, Sequence[Statement]]] = [
     ("m001_users_templates_samples_audit_gallery", M001_TABLES),
     ("m002_gallery_change_notify", M002_NOTIFY),
     ("m003_user_name_keys", M003_NAME_KEYS),
+    ("m004_api_keys_and_key_names", M004_API_KEYS),
 ]
 STEP_NAMES = [name for name, _ in STEPS]

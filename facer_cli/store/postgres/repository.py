@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from psycopg import errors as pg_errors
 
-from facer_cli.errors import ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
+from facer_cli.errors import ApiKeyError, ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
 from facer_cli.store.connection import Access
 from facer_cli.store.names import lookalike_message, name_key
@@ -32,6 +32,7 @@ from facer_cli.store.postgres.bulk import PostgresRows
 from facer_cli.store.postgres.gallery import PostgresGallerySource
 from facer_cli.store.records import (
     MODES,
+    ApiKey,
     Attempt,
     AttemptRecord,
     IdentifyRecord,
@@ -63,7 +64,8 @@ SUMMARY = (
     " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
 )
 ATTEMPT_COLUMNS = (
-    "id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id, live, liveness_reason"
+    "id, user_name, created, similarity, band, source, frames_seen, frames_used, template_id, live, liveness_reason,"
+    " key_name"
 )
 
 
@@ -430,8 +432,8 @@ class PostgresStore(PostgresRows):
                 return None
             row = conn.execute(
                 "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
-                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness, key_name)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
                     user_id,
                     name,
@@ -448,6 +450,7 @@ class PostgresStore(PostgresRows):
                     record.live,
                     record.liveness_reason,
                     record.liveness,
+                    record.key_name,
                 ),
             ).fetchone()
             return None if row is None else int(row[0])
@@ -638,8 +641,8 @@ class PostgresStore(PostgresRows):
         def work(conn: psycopg.Connection) -> int | None:
             row = conn.execute(
                 "INSERT INTO identifications (created, model, source, decision, user_name, similarity, threshold,"
-                " margin, candidates, gallery_size, frames_seen, frames_used)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                " margin, candidates, gallery_size, frames_seen, frames_used, key_name)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
                     now(),
                     record.model,
@@ -653,6 +656,7 @@ class PostgresStore(PostgresRows):
                     record.gallery_size,
                     record.frames_seen,
                     record.frames_used,
+                    record.key_name,
                 ),
             ).fetchone()
             return None if row is None else int(row[0])
@@ -663,7 +667,7 @@ class PostgresStore(PostgresRows):
         """The identify audit log, newest first."""
         rows = self._read(
             "SELECT id, created, model, source, decision, user_name, similarity, threshold, margin, candidates,"
-            " gallery_size, frames_seen, frames_used FROM identifications ORDER BY id DESC LIMIT %s",
+            " gallery_size, frames_seen, frames_used, key_name FROM identifications ORDER BY id DESC LIMIT %s",
             (limit,),
             action="read the identify log",
         )
@@ -681,11 +685,61 @@ class PostgresStore(PostgresRows):
             "gallery_size",
             "frames_seen",
             "frames_used",
+            "key_name",
         )
         found = [dict(zip(keys, row, strict=True)) for row in rows]
         for item in found:
             item["candidates"] = json.loads(item["candidates"] or "[]")
         return found
+
+    # -- the API keys of `facer serve` (as `Store`'s) -------------------------------------
+    def add_api_key(self, name: str, scope: str, key_hash: str) -> ApiKey:
+        created = now()
+
+        def work(conn: psycopg.Connection) -> None:
+            # Two sessions adding one name queue on its lock; the partial unique index is the backstop.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (name_lock(f"facer.api_key\0{name}"),))
+            if conn.execute("SELECT 1 FROM api_keys WHERE name = %s AND revoked IS NULL", (name,)).fetchone():
+                raise ApiKeyError(
+                    f"an active API key is already named {name!r}: revoke it first, or choose another name"
+                )
+            conn.execute(
+                "INSERT INTO api_keys (name, scope, key_hash, created) VALUES (%s, %s, %s, %s)",
+                (name, scope, key_hash, created),
+            )
+
+        self.write(f"add the API key {name!r}", work)
+        return ApiKey(name, scope, created, None, key_hash)
+
+    def api_keys(self) -> List[ApiKey]:
+        rows = self._read(
+            'SELECT name, scope, created, revoked, key_hash FROM api_keys ORDER BY name COLLATE "C", id',
+            action="read the API keys",
+        )
+        return [ApiKey(*row) for row in rows]
+
+    def active_api_key(self, name: str) -> ApiKey | None:
+        rows = self._read(
+            "SELECT name, scope, created, revoked, key_hash FROM api_keys WHERE name = %s AND revoked IS NULL",
+            (name,),
+            action="read the API keys",
+        )
+        return ApiKey(*rows[0]) if rows else None
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        revoked = now()
+
+        def work(conn: psycopg.Connection) -> Any:
+            row = conn.execute(
+                "UPDATE api_keys SET revoked = %s WHERE name = %s AND revoked IS NULL RETURNING name, scope, created",
+                (revoked, name),
+            ).fetchone()
+            if row is None:
+                raise ApiKeyError(f"no active API key is named {name!r}")
+            return row
+
+        row = self.write(f"revoke the API key {name!r}", work)
+        return ApiKey(row[0], row[1], row[2], revoked)
 
     def rename(self, old: str, new: str) -> UserSummary:
         old_name, new_name = validate_user_name(old), validate_user_name(new)

@@ -38,14 +38,17 @@ from facer_cli.server.replica import Replica
 from facer_cli.server.routes import include_routes
 from facer_cli.server.uploads import BodyLimitMiddleware
 from facer_cli.service import Facer
+from facer_cli.service.keys import KeyRing
 from facer_cli.settings import Settings
 
 log = logging.getLogger("facer.server")
 
 SUMMARY = "Face enrollment and verification over HTTP: the same engine and store as the facer CLI."
 DESCRIPTION = (
-    f"When the `api_key` setting is set, every endpoint but `/health` requires it in the "
-    f'`{API_KEY_HEADER}` header. Errors: `{{"error": {{"type", "status", "message"}}}}`.'
+    f"Once API keys exist (`facer keys add`, or the `api_key` setting: an admin key), every endpoint but "
+    f"`/health` and `/ready` requires one in the `{API_KEY_HEADER}` header: a kiosk key may verify and identify "
+    "(and answer liveness challenges), an admin key anything. "
+    'Errors: `{"error": {"type", "status", "message"}}`.'
 )
 
 
@@ -65,6 +68,8 @@ def lifespan_of(facer: Facer, challenges: PendingChallenges) -> Callable[[FastAP
         loaded = await anyio.to_thread.run_sync(lambda: facer.engine)
         # Creates the database (and runs its migrations) now: a bad database fails at start, not on a request.
         await anyio.to_thread.run_sync(lambda: facer.open_store().close())
+        # Whether requests need an API key, read once now: the answer that stands while the store is down.
+        await anyio.to_thread.run_sync(app.state.keys.required)
         # On PostgreSQL: the connection pool, the gallery index built, the change listener.
         replica = await anyio.to_thread.run_sync(Replica.start, facer)
         app.state.facer = ServerState(
@@ -115,6 +120,8 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
     )
     app.state.facer_settings = settings
     app.state.challenges = challenges
+    # Who each request's API key is: read from the store per request, each answer kept a few seconds.
+    app.state.keys = KeyRing(settings, lambda: facer.open_store("read"))
     # Outermost last: who may connect, then the path, then the body.
     app.add_middleware(
         BodyLimitMiddleware,

@@ -56,7 +56,12 @@ class ChallengeUsedError(ChallengeError):
 
 
 class AuthenticationError(e.FacerError):
-    """The X-API-Key header is missing or wrong."""
+    """The X-API-Key header is missing or wrong, or names a revoked key."""
+
+
+class ScopeError(e.FacerError):
+    """The API key is valid, but its scope does not allow this request (a kiosk key asking to enroll,
+    say): the message names the scope needed."""
 
 
 class ServerBusyError(e.FacerError):
@@ -93,6 +98,7 @@ STATUS: dict[type[e.FacerError], int] = {
     ChallengeUsedError: 409,
     UnsupportedMediaError: 415,
     AuthenticationError: 401,
+    ScopeError: 403,
     ServerBusyError: 503,
     ExposureError: 403,
 }
@@ -235,7 +241,8 @@ def error_responses(*codes: int) -> dict:
     described = {
         400: "Bad request: unreadable image, no usable face, missing field, bad user name",
         401: "Missing or wrong X-API-Key header (when api_key is set)",
-        403: "Reached from another machine while no api_key is set; or not live (the liveness challenge failed)",
+        403: "The API key's scope does not allow this request (the error names the scope needed); reached from "
+        "another machine while no api_key is set; or not live (the liveness challenge failed)",
         404: "Unknown user",
         408: "The request body did not arrive within server_body_timeout_s",
         409: "User exists (use mode=replace or mode=add), looks like another enrolled person "

@@ -59,10 +59,12 @@ class MetricsSink(Protocol):
 
 @dataclass
 class Observed:
-    """What the observer learns of one request from inside: the route that handled it, the gate's times."""
+    """What the observer learns of one request from inside: the route that handled it, the gate's
+    times, the name of the API key it was let in with (`facer_cli.server.deps.require_api_key`)."""
 
     route: str | None = None
     times: GateTimes = field(default_factory=GateTimes)
+    key_name: str | None = None
 
 
 # Set per request by `ObserveMiddleware`, for `RouteMarker` to fill in.
@@ -184,7 +186,7 @@ class ObserveMiddleware:
             "duration_ms": round(duration_s * 1000, 2),
             "request_id": request_id,
             "client": client_of(scope),
-            "api_key": key_name_of(Headers(scope=scope), self.api_key),
+            "api_key": record.key_name or key_name_of(Headers(scope=scope), self.api_key),
         }
         if times.jobs or times.wait_s:
             fields["model_ms"] = round(times.run_s * 1000, 2)

@@ -17,14 +17,16 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from facer_cli.server.deps import require_api_key
+from facer_cli.server.errors import error_responses
 from facer_cli.server.routes import enroll_verify, health, identify, liveness, metrics, templates, users
 
 
 def include_routes(app: FastAPI) -> None:
-    """Every endpoint, in the order the docs list them: /health open to all, the rest behind the API key."""
+    """Every endpoint, in the order the docs list them: /health and /ready open to all, the rest behind
+    the API key of the scope `facer_cli.server.scopes` names."""
     app.include_router(health.router)
     for group in (templates, users, liveness, enroll_verify, identify):
-        app.include_router(group.router, dependencies=[Depends(require_api_key)])
+        app.include_router(group.router, dependencies=[Depends(require_api_key)], responses=error_responses(401, 403))
     settings = app.state.facer_settings
     if settings.metrics:
         app.include_router(metrics.router, dependencies=[] if settings.metrics_public else [Depends(require_api_key)])

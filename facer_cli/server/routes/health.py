@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from facer_cli import __version__
+from facer_cli.errors import StoreError
 from facer_cli.server.deps import state_of
 from facer_cli.server.errors import error_responses
 
@@ -21,6 +22,10 @@ async def health(request: Request) -> dict:
     """Liveness and what the service runs: model, its licence, provider, fingerprint, detector size, load."""
     state = state_of(request)
     info = state.facer.engine.info
+    try:  # the api_key setting, or an active key in the store (`facer keys`)
+        key_required: bool | None = await anyio.to_thread.run_sync(request.app.state.keys.required)
+    except StoreError:
+        key_required = None  # the store cannot say now (GET /ready tells why)
     return {
         "status": "healthy",
         "model": info.pack,
@@ -34,7 +39,7 @@ async def health(request: Request) -> dict:
         "pose_source": info.pose_source,
         "version": __version__,
         "uptime_s": round(time.time() - state.started, 1),
-        "api_key_required": state.settings.api_key is not None,
+        "api_key_required": key_required,
         "models": state.gate.to_dict(),
     }
 

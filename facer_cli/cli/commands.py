@@ -96,6 +96,7 @@ COMMANDS = (
     LazyCommand("compare", MEASURE, "compare_cmd", "compare_command"),
     LazyCommand("evaluate", MEASURE, "evaluate_cmd", "evaluate_command"),
     LazyCommand("serve", RUN, "serve_cmd", "serve_command"),
+    LazyCommand("keys", RUN, "keys_cmd", "keys_app"),
     LazyCommand("doctor", RUN, "doctor_cmd", "doctor_command"),
     LazyCommand("config", RUN, "config_cmd", "config_app"),
 )

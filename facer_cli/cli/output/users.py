@@ -60,7 +60,7 @@ def user_view(details: "UserDetails") -> Group:
         f"last verified {local_time(u.last_verified)}"
     )
     # Narrower than a table, columns go in this order. Templates: dim, outliers, quality, created,
-    # model, frames used/seen (id and source stay). Attempts: frames used/seen, source,
+    # model, frames used/seen (id and source stay). Attempts: frames used/seen, key, source,
     # similarity (when, band and live stay). Look-alikes: when (user and similarity stay).
     table = FitTable(
         [
@@ -92,11 +92,12 @@ def user_view(details: "UserDetails") -> Group:
         attempts = FitTable(
             [
                 Column("when", KEY),
-                Column("similarity", FIXED, drop=3, justify="right"),
+                Column("similarity", FIXED, drop=4, justify="right"),
                 Column("band", DECISION),
                 Column("live", DECISION),
                 Column("frames used/seen", FIXED, drop=1, justify="right"),
-                Column("source", WRAP, drop=2),
+                Column("key", SHORT, drop=2, min_width=8),
+                Column("source", WRAP, drop=3),
             ],
             title="latest verify attempts",
         )
@@ -108,6 +109,7 @@ def user_view(details: "UserDetails") -> Group:
                 a.band.replace("_", " "),
                 literal(live),
                 f"{a.frames_used}/{a.frames_seen}",
+                literal(a.key_name or "–"),
                 literal(a.source or ""),
             )
         parts.append(attempts)

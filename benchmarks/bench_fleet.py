@@ -1,7 +1,8 @@
 """A fleet of `facer serve` replicas on one PostgreSQL store, section by section.
 
-    python benchmarks/bench_fleet.py [--only throughput,backends,enrollers] [--rounds 3] [--requests 40]
-                                     [--enrollers 1,2,4,8] [--enrollments 6]
+    python benchmarks/bench_fleet.py [--only throughput,backends,enrollers,coldstart,lag] [--rounds 3]
+                                     [--requests 40] [--enrollers 1,2,4,8] [--enrollments 6]
+                                     [--sizes 100000,1000000] [--trials 200] [--lag-gallery 10000]
 
 Sections (`--only`, comma-separated; default: all, in this order):
 
@@ -18,6 +19,12 @@ Sections (`--only`, comma-separated; default: all, in this order):
 - `enrollers`: N processes (`--enrollers`) enrolling distinct users at once on one PostgreSQL database,
   `--enrollments` each, their clocks started together once every process has loaded its models:
   enrollments per second and failures (must be 0).
+- `coldstart`: a replica's gallery index built from PostgreSQL (`--sizes` random templates; no sidecar
+  there) against SQLite's, built without a sidecar and mapped from one; median of 3, templates per
+  second and the resident memory it added.
+- `lag`: enrolled on A, identified on B (a `Replica` of `facer serve`: pool, LISTEN, index), `--trials`
+  times over a gallery of `--lag-gallery`: B's search issued as soon as A's enrollment returned, and
+  how soon B's index is warm with no request at all (NOTIFY → refresh); p50, p99, max. Target: < 1 s.
 
 PostgreSQL is a throwaway cluster (`tests/pg_cluster.py`) in a temporary folder, removed at the end.
 The photos are the bundled ones and ../shared/faces/people where present, each enrolled as its own
@@ -38,7 +45,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -304,10 +315,184 @@ def section_enrollers(fleet: Fleet) -> None:
         )
 
 
+# -- coldstart and lag: a replica's gallery index from PostgreSQL -----------------------------------
+BENCH_MODEL = "bench:fleet-0000"  # templates of no real model: these sections load none
+DIMENSION = 512
+PER_PERSON = 4
+
+
+def random_templates(count: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((count, DIMENSION)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def fill_postgres(url: str, count: int, seed: int = 0) -> None:
+    """`count` random templates of BENCH_MODEL, PER_PERSON a user, by binary COPY (the triggers run),
+    one transaction per 10,000: the gallery counter's trigger updates one row per template, and
+    in a single transaction that row's version chain (never pruned while it runs) makes each
+    update slower than the last."""
+    import psycopg
+
+    from facer_cli.store.postgres.repository import PostgresStore
+
+    PostgresStore(url).close()  # the schema
+    users = max(1, count // PER_PERSON)
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy("COPY users (name, created, updated) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "text"])
+            for i in range(users):
+                copy.write_row((f"u{i:07d}", "c", "c"))
+        ids = [row[0] for row in conn.execute("SELECT id FROM users ORDER BY id").fetchall()]
+        conn.commit()
+        sql = "COPY templates (user_id, vector, dimension, model, created) FROM STDIN (FORMAT BINARY)"
+        for start in range(0, count, 10_000):
+            block = random_templates(min(10_000, count - start), seed + start)
+            with conn.cursor().copy(sql) as copy:
+                copy.set_types(["int8", "bytea", "int4", "text", "text"])
+                for j, row in enumerate(block, start):
+                    copy.write_row((ids[min(j // PER_PERSON, users - 1)], row.tobytes(), DIMENSION, BENCH_MODEL, "c"))
+            conn.commit()
+
+
+def fill_sqlite(path: Path, count: int, seed: int = 0) -> None:
+    """The same templates in an SQLite store (the triggers run)."""
+    import sqlite3
+
+    from facer_cli.settings import Settings
+    from facer_cli.store.contract import open_store
+
+    open_store(Settings(db=str(path))).close()  # the schema
+    users = max(1, count // PER_PERSON)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO users (id, name, created, updated) VALUES (?, ?, 'c', 'c')",
+            ((i + 1, f"u{i:07d}") for i in range(users)),
+        )
+        for start in range(0, count, 20_000):
+            block = random_templates(min(20_000, count - start), seed + start)
+            conn.executemany(
+                "INSERT INTO templates (user_id, vector, dimension, model, created) VALUES (?, ?, ?, ?, 'c')",
+                (
+                    (min(j // PER_PERSON, users - 1) + 1, row.tobytes(), DIMENSION, BENCH_MODEL)
+                    for j, row in enumerate(block, start)
+                ),
+            )
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def section_coldstart(fleet: Fleet) -> None:
+    """A replica's cold start: its gallery index built from the store (PostgreSQL keeps no sidecar),
+    beside SQLite's (built without a sidecar, and mapped from one)."""
+    from facer_cli.gallery import GalleryIndex
+    from facer_cli.store.postgres.gallery import PostgresGallerySource
+
+    header("coldstart: a replica's gallery index from the store, median of 3")
+    for count in fleet.args.sizes:
+        started = time.perf_counter()
+        url = fleet.database(f"cold_{count}")
+        fill_postgres(url, count)
+        path = fleet.folder / f"cold_{count}.db"
+        fill_sqlite(path, count)
+        print(f"  {count:>9,} templates: stores filled in {time.perf_counter() - started:.1f} s", flush=True)
+
+        def opened(store: Any, sidecars: str | None = None) -> tuple[float, int, float]:
+            if sidecars is not None:
+                for sidecar in fleet.folder.glob(sidecars):
+                    sidecar.unlink()
+            before = rss_mb()
+            clock = time.perf_counter()
+            with GalleryIndex.open(store() if callable(store) else store, BENCH_MODEL) as index:
+                took, size, grown = time.perf_counter() - clock, len(index), rss_mb() - before
+            return took, size, grown
+
+        ways: list[tuple[str, Any, str | None]] = [
+            ("PostgreSQL, built from the store", partial(PostgresGallerySource, url), None),
+            ("SQLite, built (no sidecar)", path, f"{path.name}.gallery-*"),
+            ("SQLite, sidecar mapped", path, None),
+        ]
+        for label, store, sidecars in ways:
+            runs = [opened(store, sidecars) for _ in range(3)]
+            took = statistics.median(r[0] for r in runs)
+            size, grown = runs[-1][1], max(r[2] for r in runs)
+            print(
+                f"    {label:<34} {took:7.2f} s  ({size:,} templates, {size / took:,.0f} per second; "
+                f"resident memory +{grown:.0f} MiB while open)",
+                flush=True,
+            )
+
+
+class StubEngine:
+    """What a replica's gallery needs of an engine: the model's fingerprint."""
+
+    fingerprint = BENCH_MODEL
+
+
+def section_lag(fleet: Fleet) -> None:
+    """Enrolled on A (a store of this process) → identified on B (a replica: pool, listener, index),
+    `--trials` times over a gallery of `--lag-gallery` templates: B's first search after A's enrollment
+    returned (the stamp is read before it), and, without any search, how soon B's listener has
+    brought its index up to date (NOTIFY → refresh)."""
+    from facer_cli.server.replica import Replica
+    from facer_cli.service import Facer
+    from facer_cli.settings import Settings
+    from facer_cli.store.postgres.repository import PostgresStore
+
+    trials, size = fleet.args.trials, fleet.args.lag_gallery
+    header(f"lag: enrolled on A, identified on B ({trials} trials each, gallery {size:,} templates)")
+    url = fleet.database("lag")
+    fill_postgres(url, size, seed=7)
+    facer_b = Facer(Settings.from_values({"db": url}), engine=StubEngine())  # type: ignore[arg-type]
+    replica = Replica.start(facer_b)
+    try:
+        index = facer_b.gallery_index()
+        assert replica.listener is not None
+        deadline = time.monotonic() + 10
+        while not replica.listener.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        probes = random_templates(2 * trials, seed=99)
+        searched, warmed, missed = [], [], 0
+        with PostgresStore(url) as store_a:
+            for trial in range(trials):
+                name = f"lag-s{trial}"
+                store_a.import_vector(name, probes[trial], model=BENCH_MODEL, source="bench")
+                returned = time.perf_counter()
+                found = index.search(probes[trial], top_k=1)
+                searched.append((time.perf_counter() - returned) * 1000)
+                missed += not (found and found[0].name == name)
+            for trial in range(trials, 2 * trials):
+                before = len(index)
+                store_a.import_vector(f"lag-w{trial}", probes[trial], model=BENCH_MODEL, source="bench")
+                returned = time.perf_counter()
+                while len(index) == before and time.perf_counter() - returned < 5:
+                    time.sleep(0.0005)
+                warmed.append((time.perf_counter() - returned) * 1000)
+        for label, values in (
+            ("identified on B, searching at once", searched),
+            ("B's index warm without a request", warmed),
+        ):
+            print(
+                f"  {label:<36} p50 {percentile(values, 50):7.1f} ms   p99 {percentile(values, 99):7.1f} ms   "
+                f"max {max(values):7.1f} ms",
+                flush=True,
+            )
+        print(f"  searches that did not name the person just enrolled: {missed} (must be 0)", flush=True)
+    finally:
+        replica.close()
+
+
 SECTIONS: dict[str, Callable[[Fleet], None]] = {
     "throughput": section_throughput,
     "backends": section_backends,
     "enrollers": section_enrollers,
+    "coldstart": section_coldstart,
+    "lag": section_lag,
 }
 
 
@@ -318,8 +503,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="requests per replica per round; calls per backend")
     parser.add_argument("--enrollers", default="1,2,4,8", help="process counts for the enrollers section")
     parser.add_argument("--enrollments", type=int, default=6, help="enrollments per enrolling process")
+    parser.add_argument(
+        "--sizes", default="100000", help="gallery sizes for the coldstart section (1000000 fits 24 GiB)"
+    )
+    parser.add_argument("--trials", type=int, default=200, help="enrollments timed by the lag section, each way")
+    parser.add_argument(
+        "--lag-gallery", type=int, default=10_000, help="templates already in the lag section's gallery"
+    )
     args = parser.parse_args()
     args.enrollers = [int(n) for n in args.enrollers.split(",")]
+    args.sizes = [int(n) for n in args.sizes.split(",")]
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:

@@ -31,7 +31,7 @@ REQUIRE = os.environ.get("FACER_REQUIRE_CONTAINER") == "1"
 BUILD = REPO / "container" / "build.sh"
 TAG = "localhost/facer-test:latest"
 API_KEY = "container-test-key-0123456789"
-PODMAN_CONF = "[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = \"runc\"\n"
+PODMAN_CONF = '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n'
 
 
 def _unavailable() -> str | None:
@@ -57,7 +57,9 @@ def podman_env(tmp_path_factory) -> dict[str, str]:
 def podman(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     result = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        pytest.fail(f"podman {' '.join(args)}: exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"podman {' '.join(args)}: exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -158,8 +160,8 @@ def wait_healthy(port: int, env: dict[str, str], name: str, limit_s: float = 120
 @pytest.fixture
 def served(image, podman_env, tmp_path):
     """Start `facer serve` from the image (host network, a free port, the key from a secret file,
-    the store on a new named volume); yields a function that starts another container on the same
-    volume. Everything is removed afterwards."""
+    the store on a new named volume unless `env` names another store); `start(env, wait, mounts)` returns
+    (name, port, seconds to a healthy /health). Every container and the volume are removed afterwards."""
     secret = tmp_path / "api_key"
     secret.write_text(API_KEY + "\n")
     secret.chmod(0o444)
@@ -167,18 +169,21 @@ def served(image, podman_env, tmp_path):
     podman(podman_env, "volume", "create", volume)
     names: list[str] = []
 
-    def start() -> tuple[str, int, float]:
+    def start(env: dict[str, str] | None = None, wait: bool = True, mounts: tuple[str, ...] = ()):
         name = f"{volume}-{len(names)}"
         port = free_port()
         names.append(name)
+        extra = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+        extra += [arg for mount in mounts for arg in ("-v", mount)]
         started = time.perf_counter()
         podman(
             podman_env, "run", "--runtime", "runc", "-d", "--name", name, "--network", "host",
             "-v", f"{volume}:/data", "-v", f"{secret}:/run/secrets/api_key:ro",
             "-e", "FACER_API_KEY_FILE=/run/secrets/api_key", "-e", f"FACER_SERVER_PORT={port}",
-            "-e", "FACER_MIN_VALID_FRAMES=1", image,
+            "-e", "FACER_MIN_VALID_FRAMES=1", *extra, image,
         )  # fmt: skip
-        wait_healthy(port, podman_env, name)
+        if wait:
+            wait_healthy(port, podman_env, name)
         return name, port, time.perf_counter() - started
 
     yield start
@@ -201,7 +206,9 @@ def test_serve_answers_keeps_its_store_and_stops_on_sigterm(served, podman_env):
     assert status == 201, (status, enrolled)
 
     # PID 1 is facer itself (the entrypoint script exec'd it), as the image's user.
-    proc = podman(podman_env, "exec", name, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; grep ^Uid: /proc/1/status")
+    proc = podman(
+        podman_env, "exec", name, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; grep ^Uid: /proc/1/status"
+    )
     cmdline, uid_line = proc.stdout.splitlines()[:2]
     assert "facer" in cmdline and "serve" in cmdline, cmdline
     assert uid_line.split()[1:3] == ["10001", "10001"], uid_line
@@ -222,3 +229,74 @@ def test_serve_answers_keeps_its_store_and_stops_on_sigterm(served, podman_env):
     assert status == 200 and [u["name"] for u in users["users"]] == ["yao"], users
     status, verified = http(port, "POST", "/users/yao/verify", {"files": photos / "yaoming.jpg"})
     assert status == 200 and verified["band"] == "match", verified
+
+
+def test_the_entrypoint_refuses_a_secret_file_it_cannot_read(image, podman_env):
+    result = podman(
+        podman_env, "run", "--runtime", "runc", "--rm", "--network", "none",
+        "-e", "FACER_API_KEY_FILE=/run/secrets/missing", image, "--version", check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    assert "FACER_API_KEY_FILE names /run/secrets/missing" in result.stderr, result.stderr
+
+
+@pytest.fixture
+def password_server(tmp_path):
+    """A throwaway PostgreSQL cluster (tests/pg_cluster.py) whose role `facer` needs a password
+    over TCP, as compose.yaml's database does: (URL without the password, the password)."""
+    from pg_cluster import Cluster, NoPostgres
+
+    try:
+        cluster = Cluster()
+    except NoPostgres as exc:
+        if REQUIRE or os.environ.get("FACER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"no PostgreSQL for the fleet test: {exc}")
+        pytest.skip(f"no PostgreSQL for the fleet test: {exc}")
+    try:
+        import psycopg
+        from psycopg import sql
+
+        cluster.start()
+        url = cluster.create_database("fleet")
+        password = uuid.uuid4().hex
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE facer PASSWORD {}").format(sql.Literal(password)))
+        (cluster.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        cluster.restart()
+        yield url, password
+    finally:
+        cluster.destroy()
+
+
+def test_two_replicas_share_one_postgresql_store(served, podman_env, password_server, tmp_path):
+    """compose.yaml's fleet, without compose: two replicas at once on one PostgreSQL store, the
+    password from a secret file (PGPASSWORD_FILE); one enrolls, the other verifies and identifies."""
+    url, password = password_server
+    secret = tmp_path / "db_password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o444)
+    # Without the password the store refuses the login (exit 6): the password below is what opens it.
+    refused = podman(
+        podman_env, "run", "--runtime", "runc", "--rm", "--network", "host", "-e", f"FACER_DB={url}",
+        TAG, "users", "list", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 6, (refused.returncode, refused.stdout, refused.stderr)
+
+    env = {"FACER_DB": url, "PGPASSWORD_FILE": "/run/secrets/db_password"}
+    mounts = (f"{secret}:/run/secrets/db_password:ro",)
+    # Both start at once: the first sets the schema up, the other waits for it (an advisory lock).
+    replicas = [served(env, wait=False, mounts=mounts) for _ in range(2)]
+    for name, port, _ in replicas:
+        wait_healthy(port, podman_env, name)
+    (_, one, _), (_, other, _) = replicas
+    photos = bundled_folder()
+
+    status, enrolled = http(one, "POST", "/users/yao/enroll", {"files": photos / "yaoming.jpg"})
+    assert status == 201, (status, enrolled)
+    status, users = http(other, "GET", "/users")
+    assert status == 200 and [u["name"] for u in users["users"]] == ["yao"], users
+    status, verified = http(other, "POST", "/users/yao/verify", {"files": photos / "yaoming.jpg"})
+    assert status == 200 and verified["band"] == "match", verified
+    status, identified = http(other, "POST", "/identify", {"files": photos / "yaoming.jpg"})
+    assert status == 200 and identified["decision"] == "identified" and identified["user"] == "yao", identified
+    assert http(one, "GET", "/health", key=None)[1]["status"] == "healthy"

@@ -117,6 +117,7 @@ class PostgresGallerySource:
         rows = self.conn.execute(
             "SELECT id, user_id, dimension, vector FROM templates WHERE model = %s AND id > %s ORDER BY id LIMIT %s",
             (model, after_id, limit),
+            binary=True,  # the vectors as their bytes, not hex text to decode
         ).fetchall()
         return [(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
 
@@ -133,6 +134,7 @@ class PostgresGallerySource:
         rows = self.conn.execute(
             "SELECT id, vector FROM templates WHERE model = %s AND id = ANY(%s)",
             (model, [int(i) for i in template_ids]),
+            binary=True,
         ).fetchall()
         return {int(r[0]): bytes(r[1]) for r in rows}
 

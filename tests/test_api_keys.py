@@ -302,3 +302,20 @@ def test_while_the_store_cannot_be_read_the_last_answer_stands(tmp_path):
     assert ring.required() is True and ring.identify(door.token) is not None
     with pytest.raises(StoreError):
         ring.identify(new_token("door-2"))
+
+
+def test_the_json_access_log_names_the_key(client_for, fake_engine, caplog):
+    import logging
+
+    from facer_cli.server.observe import JsonFormatter
+
+    client = client_for(log_format="json", api_key=LEGACY)
+    kiosk = ApiKeys(client.app.state.facer_settings).add("door-1", "kiosk").token
+    client.app.state.keys.forget()
+    with caplog.at_level(logging.INFO, logger="facer.access"):
+        assert client.post("/liveness/challenge", headers=headers(kiosk)).status_code == 200
+        assert client.get("/users", headers=headers(kiosk)).status_code == 403
+        assert client.get("/users", headers=headers(LEGACY)).status_code == 200
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "facer.access"]
+    assert [(line["status"], line["api_key"]) for line in lines] == [(200, "door-1"), (403, "door-1"), (200, "api_key")]
+    assert kiosk not in json.dumps(lines)

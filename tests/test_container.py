@@ -24,7 +24,7 @@ from helpers import REPO
 
 from facer_cli.engine.modelpack import bundled_folder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.container]
 
 # Read at import: the autouse fixture in conftest.py clears FACER_* variables before each test.
 REQUIRE = os.environ.get("FACER_REQUIRE_CONTAINER") == "1"

@@ -324,8 +324,9 @@ class Settings(EngineFields):
         None,
         check=_api_key,
         secret=True,
-        description="Key every `facer serve` endpoint but /health requires in the X-API-Key header "
-        "(16+ printable characters; unset: no key). Prefer FACER_API_KEY to writing it in a file.",
+        description="An admin key for `facer serve`'s X-API-Key header (every endpoint but /health and /ready "
+        "needs a key; api_key in the logs; a key per kiosk: `facer keys`). 16+ printable characters; "
+        "unset: none. Prefer FACER_API_KEY to writing it in a file.",
     )
     max_request_bytes: int = setting(
         33_554_432,

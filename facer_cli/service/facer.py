@@ -190,10 +190,10 @@ class Facer:
     ) -> list["FrameReport"]:
         """Uploaded frames, each with its timestamp in ms on the server's clock, answering the current step of
         a challenge revealed one step at a time (HTTP): decoded and analysed in time order; the frames that
-        answered the step (`service.liveness.answer_step`). A file that is not a usable image fails the request."""
-        from facer_cli.service.liveness import answer_step
+        answered the step (`service.inputs.frames_for_step`). A file that is not a usable image fails the request."""
+        from facer_cli.service.inputs import frames_for_step
 
-        return answer_step(self.engine, uploads, self.limits, check)
+        return frames_for_step(self.engine, uploads, self.limits, check)
 
     def _frames(self, inputs: Inputs) -> Frames:
         if isinstance(inputs, Frames):

@@ -207,6 +207,22 @@ def frames_from_burst(
     return Frames(frames, f"uploaded burst: {len(items)} frame(s)", liveness=result)
 
 
+def frames_for_step(
+    engine: "FaceEngine", items: Sequence[tuple[InputFile, float]], limits: Limits, live: "LiveCheck"
+) -> list[FrameReport]:
+    """Uploaded frames with their timestamps (ms, the server's clock) answering the current step of a
+    challenge revealed one step at a time: decoded and analysed in time order; the frames that answered the
+    step (`service.liveness.answer_step`). A file that is not a usable image fails the request."""
+    from facer_cli.service.liveness import answer_step
+
+    def analysed() -> Iterable[tuple[np.ndarray, FrameReport, float]]:
+        for item, timestamp_ms in sorted(items, key=lambda pair: pair[1]):
+            image = decode_image(item.read(limits.max_bytes), item.name, limits.max_pixels)
+            yield image, engine.analyze(image, f"{item.name} @{timestamp_ms / 1000:.2f}s"), timestamp_ms
+
+    return answer_step(analysed(), live)
+
+
 def vector_or_face(engine: "FaceEngine", item: InputFile, limits: Limits) -> tuple[np.ndarray, FrameReport | None]:
     """The one "image or .npy → vector" rule: a `.npy` (by suffix or magic bytes) is a template as it
     is; an image gives its accepted subject's embedding, else `NoFaceError` saying why."""

@@ -12,7 +12,7 @@ Which runs ask for a challenge, the audit fields and the lockout: `service.liven
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from facer_cli.engine.face_engine import FaceEngine
     from facer_cli.engine.reports import FrameReport
     from facer_cli.service.capture import Capture, CaptureProgress
-    from facer_cli.service.inputs import InputFile, Limits
     from facer_cli.settings import Settings
     from facer_cli.sources.camera import Camera, Frame
 
@@ -126,20 +125,14 @@ def check_burst(
     return kept, check.result()
 
 
-def answer_step(
-    engine: "FaceEngine", uploads: "Sequence[tuple[InputFile, float]]", limits: "Limits", check: LiveCheck
-) -> list["FrameReport"]:
-    """Uploaded frames with their timestamps in ms (the server's clock), decoded and analysed in time order
-    and fed to a challenge asked one step at a time; the frames that answered its current step. Frames
-    after the step was done were taken before the next one was known: they answer nothing, but the
-    motion, face and mirror checks run through them (`LivenessChecker.carry`)."""
-    from facer_cli.sources.images import decode_image
-
+def answer_step(items: Iterable[tuple[np.ndarray, "FrameReport", float]], check: LiveCheck) -> list["FrameReport"]:
+    """Analysed frames (image, report, timestamp in ms on the server's clock), in time order, fed to a challenge
+    revealed one step at a time; the frames that answered its current step. Frames after the step was done
+    were taken before the next one was known: they answer nothing, but the motion, face and mirror checks
+    run through them (`LivenessChecker.carry`)."""
     kept = []
     step = check.checker.step_index
-    for item, timestamp_ms in sorted(uploads, key=lambda pair: pair[1]):
-        image = decode_image(item.read(limits.max_bytes), item.name, limits.max_pixels)
-        report = engine.analyze(image, f"{item.name} @{timestamp_ms / 1000:.2f}s")
+    for image, report, timestamp_ms in items:
         if check.done or check.checker.step_index != step:
             check.carry(image, report, timestamp_ms, len(check.checker.cues))
         else:

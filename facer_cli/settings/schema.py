@@ -297,7 +297,7 @@ class Settings(EngineFields):
         description="Verify is refused for this many seconds after liveness_max_failures failures (0: no lockout).",
     )
     liveness_max_frames: int = setting(
-        100, ge=2, le=1000, description="Most frames in one HTTP liveness burst (answering a challenge)."
+        100, ge=2, le=1000, description="Most frames an HTTP liveness challenge takes, over all its steps."
     )
     challenge_ttl_s: float = setting(
         60.0, gt=0, le=3600, description="Seconds an HTTP liveness challenge may be answered after it was issued."

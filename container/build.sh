@@ -4,6 +4,8 @@
 # person run the same steps.
 #
 #   container/build.sh [TAG]                      # default TAG localhost/facer:latest
+#   container/build.sh --wheelhouse DIR           # only download the wheels into DIR (on a
+#                                                 # connected machine, for an offline build)
 #
 # Environment:
 #   ENGINE       podman (default) or docker
@@ -16,12 +18,19 @@
 #                BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 (pulled: needs a registry)
 #   CACHE_DIR    wheelhouses and the build context (default ~/.cache/facer-container)
 #   PYTHON       the Python whose pip downloads the wheels (default python3)
+#   PYVERSION    the image's Python (default: asked of the base; 3.11 with --wheelhouse)
 #
 # The wheelhouse is kept, keyed by a hash of pyproject.toml, the Dockerfile, container/ and the
 # base's Python version: a second build downloads nothing, and the engine's layer cache keeps the
 # dependency layer until one of those changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+only_wheels=
+if [ "${1:-}" = --wheelhouse ]; then
+    only_wheels=${2:?usage: container/build.sh --wheelhouse DIR}
+    mkdir -p "$only_wheels"
+    only_wheels=$(cd "$only_wheels" && pwd)
+fi
 tag=${1:-${TAG:-localhost/facer:latest}}
 engine=${ENGINE:-podman}
 if [ "${GPU:-0}" = 1 ]; then
@@ -35,6 +44,28 @@ cache=${CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/facer-container}
 python=${PYTHON:-python3}
 mkdir -p "$cache"
 say() { printf '+ %s\n' "$*" >&2; }
+
+# -- the wheelhouse ----------------------------------------------------------------------------
+download_wheels() {  # download_wheels DIR: every wheel the image installs, for its Python and Linux
+    local dir=$1 swap=opencv-python=opencv-python-headless platforms=() glibc
+    [ "$onnxruntime" = onnxruntime ] || swap="$swap,onnxruntime=$onnxruntime"
+    "$python" "$root/container/requirements.py" --pyproject "$root/pyproject.toml" --drop insightface \
+        --swap "$swap" > "$dir/requirements.txt"
+    echo "setuptools>=70.1" >> "$dir/requirements.txt"   # to build facer's own wheel in the image
+    for glibc in 2_17 2_24 2_27 2_28 2_31 2_34 2_35; do platforms+=(--platform "manylinux_${glibc}_x86_64"); done
+    say "$python -m pip download -d $dir --only-binary=:all: --python-version $pyversion -r requirements.txt"
+    "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: --implementation cp \
+        --python-version "$pyversion" "${platforms[@]}" --platform manylinux2014_x86_64 \
+        -r "$dir/requirements.txt"
+    rm "$dir/requirements.txt"
+}
+if [ -n "$only_wheels" ]; then
+    pyversion=${PYVERSION:-3.11}
+    download_wheels "$only_wheels"
+    echo "$only_wheels: copy it into the build context as wheelhouse/, then" \
+        "docker build --network none --build-arg WHEELHOUSE=wheelhouse ." >&2
+    exit 0
+fi
 
 engine_args=()
 if [ "$engine" = podman ]; then
@@ -85,26 +116,13 @@ if [ -z "$pyversion" ]; then
     esac
 fi
 
-# -- the wheelhouse ----------------------------------------------------------------------------
 key=$(cat "$root/pyproject.toml" "$root/Dockerfile" "$root/container/requirements.py" "$root/container/install.sh" |
     { sha256sum; echo "$pyversion $onnxruntime"; } | sha256sum | cut -c1-16)
 wheelhouse=$cache/wheelhouse-$key
 if [ ! -f "$wheelhouse/.complete" ]; then
     rm -rf "$wheelhouse"
     mkdir -p "$wheelhouse"
-    swap=opencv-python=opencv-python-headless
-    [ "$onnxruntime" = onnxruntime ] || swap="$swap,onnxruntime=$onnxruntime"
-    "$python" "$root/container/requirements.py" --pyproject "$root/pyproject.toml" --drop insightface \
-        --swap "$swap" > "$wheelhouse/requirements.txt"
-    echo "setuptools>=70.1" >> "$wheelhouse/requirements.txt"   # to build facer's own wheel in the image
-    # Wheels for the image's Python and Linux, whatever this machine runs.
-    platforms=()
-    for glibc in 2_17 2_24 2_27 2_28 2_31 2_34 2_35; do platforms+=(--platform "manylinux_${glibc}_x86_64"); done
-    say "$python -m pip download -d $wheelhouse --only-binary=:all: --python-version $pyversion -r requirements.txt"
-    "$python" -m pip download --quiet --dest "$wheelhouse" --only-binary=:all: --implementation cp \
-        --python-version "$pyversion" "${platforms[@]}" --platform manylinux2014_x86_64 \
-        -r "$wheelhouse/requirements.txt"
-    rm "$wheelhouse/requirements.txt"
+    download_wheels "$wheelhouse"
 fi
 touch "$wheelhouse/.complete"
 # Keep the three wheelhouses used last (a CPU and a GPU one, and the one before).

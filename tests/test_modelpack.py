@@ -81,3 +81,26 @@ def test_pose_without_any_landmark_module_is_a_clear_error():
     settings = Settings(allowed_modules=["detection", "recognition"])
     with pytest.raises(ModelPackError, match="require_pose is on"):
         modules_to_load(locate_bundled_pack(), settings)
+
+
+def test_a_gpu_offered_but_not_used_is_said_in_one_line():
+    cpu = ["CPUExecutionProvider"]
+    gpu_build = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    note = modelpack.cpu_fallback_note
+    assert note(Settings(use_gpu=True), cpu, cpu) is None  # a CPU build: "when present"
+    assert note(Settings(use_gpu=True), gpu_build, gpu_build) is None  # CUDA active: nothing lost
+    assert note(Settings(use_gpu=False), gpu_build, cpu) is None  # the CPU was asked for
+    fell_back = note(Settings(use_gpu=True), gpu_build, cpu)
+    assert fell_back is not None and "fell back to the CPU" in fell_back and "CUDAExecutionProvider" in fell_back
+
+
+def test_doctor_shows_the_cpu_fallback_note(monkeypatch):
+    import onnxruntime
+
+    # A GPU build whose CUDA libraries do not load: ONNX Runtime offers CUDA, the session runs on the CPU.
+    available = onnxruntime.get_available_providers()
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *available])
+    monkeypatch.setattr(modelpack, "choose_providers", lambda settings: ["CPUExecutionProvider"])
+    info = FaceEngine(Settings(use_gpu=True).engine).info
+    assert info.provider == "CPUExecutionProvider" and "fell back to the CPU" in (info.provider_note or "")
+    assert FaceEngine(Settings(use_gpu=False).engine).info.provider_note is None

@@ -140,6 +140,8 @@ def serve_command(
                 ),
                 soft_wrap=True,
             )
+            if engine.info.provider_note:
+                err_console.print(literal(f"warning: {engine.info.provider_note}", "bold yellow"), soft_wrap=True)
         serve_on(server, sock)
     finally:
         sock.close()

@@ -167,6 +167,8 @@ class EngineInfo:
     files: dict[str, dict[str, str]]
     # The weights' licence (`ModelPack.licence`): an integrator's to check before deploying.
     model_licence: str = UNKNOWN_LICENCE
+    # Why the models run on the CPU although a GPU was asked for (`modelpack.cpu_fallback_note`).
+    provider_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -240,6 +242,7 @@ class FaceEngine:
             warmup_seconds=round(self.warmup_seconds, 3),
             files={t: {"path": str(f.path), "sha256": f.sha256} for t, f in pack.files.items()},
             model_licence=pack.licence,
+            provider_note=self.models.provider_note,
         )
 
     # -- per frame -----------------------------------------------------

@@ -114,6 +114,8 @@ class LoadedModels:
     providers: list[str]
     load_seconds: float
     skipped: dict[str, str] = field(default_factory=dict)
+    # Why the models run on the CPU although a GPU was asked for; None when nothing was lost.
+    provider_note: str | None = None
 
     @property
     def provider(self) -> str:
@@ -208,6 +210,23 @@ def locate_pack(settings: EngineFields) -> ModelPack:
     return locate_folder_pack(settings.model_name, settings.model_root_path)
 
 
+GPU_PROVIDERS = {"use_gpu": "CUDAExecutionProvider", "use_directml": "DmlExecutionProvider"}
+
+
+def cpu_fallback_note(settings: EngineFields, available: list[str], active: list[str]) -> str | None:
+    """One line when ONNX Runtime offers the GPU facer was told to use and the sessions run on the
+    CPU all the same (a missing CUDA or cuDNN library: a GPU left unused in silence is what
+    integrators find weeks later); None otherwise. A build without the GPU provider is not a
+    fallback: `use_gpu` means "when present", and doctor lists what the build offers."""
+    for name, provider in GPU_PROVIDERS.items():
+        if getattr(settings, name) and provider in available and active[:1] == ["CPUExecutionProvider"]:
+            return (
+                f"{name} is on and {provider} is available, but the models fell back to the CPU "
+                "(its libraries did not load: check the CUDA and cuDNN versions onnxruntime-gpu needs)"
+            )
+    return None
+
+
 def choose_providers(settings: EngineFields) -> list[str]:
     """CUDA when asked for and present, else DirectML likewise, else CPU."""
     import onnxruntime
@@ -289,4 +308,5 @@ def load_models(
             raise ModelPackError(f"{pack.files[task].path} is not a {task} model")
         models[task] = model
     active = list(models["recognition"].session.get_providers())
-    return LoadedModels(pack, models, active, time.perf_counter() - started, skipped)
+    note = cpu_fallback_note(settings, list(onnxruntime.get_available_providers()), active)
+    return LoadedModels(pack, models, active, time.perf_counter() - started, skipped, note)

@@ -16,6 +16,8 @@ a few lines of protobuf wire-format parsing (`engine.protobuf_wire`) instead of 
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +80,10 @@ def open_session(path: Path | str, providers: Sequence[Any] | None = None, sess_
         # insightface asks ONNX Runtime to find the CUDA/cuDNN libraries installed by pip first.
         preload = getattr(onnxruntime, "preload_dlls", None)
         if callable(preload):
-            preload()
+            # It prints "Failed to load …" on stdout where a library is missing: that would corrupt
+            # a command's --json; the fallback itself is reported by `modelpack.cpu_fallback_note`.
+            with contextlib.redirect_stdout(sys.stderr):
+                preload()
     return onnxruntime.InferenceSession(str(path), sess_options=sess_options, providers=providers)
 
 

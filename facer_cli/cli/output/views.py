@@ -151,6 +151,8 @@ def doctor_view(info: "DoctorInfo") -> FieldList:
         table.add_row("  not loaded", literal(f"{module}: {why}"))
     table.add_row("pose from", data["pose_source"] or "– (require_pose off)")
     table.add_row("provider", f"{data['provider']} (available: {', '.join(data['available_providers'])})")
+    if data.get("provider_note"):
+        table.add_row("  warning", literal(data["provider_note"], "bold yellow"))
     table.add_row("detector size", f"{data['det_size']}×{data['det_size']}")
     table.add_row(
         "load",

@@ -35,6 +35,7 @@ from facer_cli.errors import StoreError
 from facer_cli.store import migrations
 from facer_cli.store.migrations import MIGRATION_SET, STEP_NAMES
 from facer_cli.store.records import now
+from facer_cli.store.urls import is_postgres_url, redact_url
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -95,6 +96,11 @@ class StoreConnection:
     def __init__(self, path: Path | str, busy_timeout_s: float = 30.0, *, access: Access = "create"):
         if access not in ACCESS:
             raise ValueError(f"access must be one of {ACCESS}, not {access!r}")
+        if is_postgres_url(str(path)):  # else it would become folders named "postgresql:" here
+            raise StoreError(
+                f"{redact_url(str(path))} is a PostgreSQL URL, not an SQLite file: "
+                "open it with Store.open(settings) or open_store(settings)"
+            )
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
         self.access = access

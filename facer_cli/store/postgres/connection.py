@@ -101,6 +101,14 @@ def connect(
         conn = psycopg.connect(url, **options)
     except psycopg.Error as exc:
         raise connect_error(exc, location, scrub, options.get("connect_timeout")) from None
+    encoding = conn.info.parameter_status("server_encoding") or ""
+    if encoding.upper() != "UTF8":
+        # In SQL_ASCII (or another) database psycopg hands names back as bytes or mangles them.
+        conn.close()
+        raise StoreError(
+            f"database {location} is in the {encoding or 'unknown'} encoding; facer needs UTF8: "
+            "create it with CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0"
+        )
     try:
         for statement in session_settings(busy_timeout_s, statement_timeout_s):
             conn.execute(statement)  # type: ignore[arg-type]  # numbers formatted by facer

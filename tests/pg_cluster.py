@@ -26,17 +26,17 @@ class NoPostgres(Exception):
 
 
 def server_binaries() -> Path:
-    """The folder holding initdb, pg_ctl and postgres."""
-    candidates = [os.environ.get("FACER_PG_BIN", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)  # newest major first
+    """The folder holding initdb, pg_ctl and postgres: $FACER_PG_BIN, the machine's newest, or pgserver's."""
+    for folder in [os.environ.get("FACER_PG_BIN", ""), *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        if folder and (Path(folder) / "initdb").is_file() and (Path(folder) / "pg_ctl").is_file():
+            return Path(folder)
     try:
-        import pgserver  # type: ignore[import-not-found]
-
-        candidates.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin"))
+        import pgserver  # type: ignore[import-not-found]  # imported only when needed: it sets up a runtime dir
     except ImportError:
         pass
-    for folder in candidates:
-        if folder and (Path(folder) / "initdb").is_file() and (Path(folder) / "pg_ctl").is_file():
+    else:
+        folder = str(Path(pgserver.__file__).parent / "pginstall" / "bin")
+        if (Path(folder) / "initdb").is_file():
             return Path(folder)
     raise NoPostgres("no PostgreSQL server binaries (install Debian's postgresql, or pip install pgserver)")
 

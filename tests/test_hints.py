@@ -140,6 +140,15 @@ PRINTED_BY: dict[tuple[str, str], tuple[str, ...]] = {
     ("cli/enroll_cmd.py", "--camera"): ("enroll", "verify", "capture", "identify"),  # camera_source
     ("cli/enroll_cmd.py", "--liveness"): ("enroll", "verify", "capture"),  # liveness_wanted
     ("cli/enroll_cmd.py", "--no-liveness"): ("enroll", "verify", "capture"),
+    ("cli/enroll_cmd.py", "--batch"): ("enroll",),  # the batch's usage errors
+    ("cli/enroll_cmd.py", "--manifest"): ("enroll",),
+    ("cli/enroll_cmd.py", "--add"): ("enroll",),
+    ("cli/enroll_cmd.py", "--dry-run"): ("enroll",),
+    ("cli/enroll_cmd.py", "--report"): ("enroll",),
+    ("cli/identify_cmd.py", "--each"): ("identify",),
+    ("cli/identify_cmd.py", "--all-faces"): ("identify",),
+    ("cli/identify_cmd.py", "--camera"): ("identify",),
+    ("cli/identify_cmd.py", "--csv"): ("identify",),
     ("cli/evaluate_cmd.py", "--plot"): ("evaluate",),
     ("cli/evaluate_cmd.py", "--liveness"): ("evaluate",),
     ("cli/options.py", "--replace"): ("enroll", "users import"),  # enroll_mode

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
+from facer_cli.cli.bulk_cmd import BatchOption, DryRunOption, ManifestOption, ReportOption, batch_command
 from facer_cli.cli.compare_cmd import BAND_EXIT
 from facer_cli.cli.errors import UNCERTAIN_NEXT
 from facer_cli.cli.options import (
@@ -238,8 +239,8 @@ def explain_not_live(error: LivenessError, json_output: bool, verbose: bool) -> 
 def enroll_command(
     ctx: typer.Context,
     user: Annotated[
-        str, typer.Argument(help="The person's name (any text, at most 128 characters).", show_default=False)
-    ],
+        Optional[str], typer.Argument(help="The person's name (not with --batch).", show_default=False)
+    ] = None,
     sources: SourcesArgument = None,
     camera: CameraOption = False,
     replace: ReplaceOption = False,
@@ -247,6 +248,10 @@ def enroll_command(
     allow_lookalike: AllowLookalikeOption = False,
     allow_different_face: AllowDifferentFaceOption = False,
     allow_path_name: AllowPathNameOption = False,
+    batch: BatchOption = None,
+    manifest: ManifestOption = None,
+    dry_run: DryRunOption = False,
+    report: ReportOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = False,
@@ -260,15 +265,35 @@ def enroll_command(
     min_quality_score: QualityOption = None,
     liveness_flag: LivenessOption = None,
 ) -> None:
-    """Enroll a person from images, folders or a camera: per-frame table, then the template kept in the store.
+    """Enroll a person from images, folders or a camera; or everyone of a folder or CSV (--batch).
 
-    Exit 0 enrolled, 4 too few usable frames, 7 the user exists (use --replace or --add), looks like
-    another enrolled person (use --allow-lookalike), or --add/--replace brings a face that does not match
-    theirs (use --allow-different-face if their face changed), 13 not live (--liveness).
-    In Python: Facer(settings).enroll(user, paths, mode=...).
+    Exit 0 enrolled (or skipped), 4 too few usable frames, 7 exists or a look-alike, 13 not live,
+    17 some people of a batch refused. Exit codes and options: docs/exit-codes.md, docs/commands.md.
+    In Python: Facer(settings).enroll(user, paths), .enroll_batch(folder).
     """
     from facer_cli.service import Facer
 
+    if batch is not None or manifest is not None:
+        if batch is not None and manifest is not None:
+            raise typer.BadParameter("give --batch DIR or --manifest FILE.csv, not both")
+        if user is not None or sources or camera or add:
+            raise typer.BadParameter("--batch and --manifest take no name, images, --camera or --add")
+        facer = Facer(settings_for(ctx))
+        code = batch_command(
+            facer,
+            batch if batch is not None else manifest,  # type: ignore[arg-type]
+            replace=replace,
+            dry_run=dry_run,
+            allow_lookalike=allow_lookalike,
+            json_output=json_output,
+            report=report,
+            verbose=verbose,
+        )
+        raise typer.Exit(code)
+    if user is None:
+        raise typer.BadParameter("give the person's name, or --batch DIR / --manifest FILE.csv")
+    if dry_run or report is not None:
+        raise typer.BadParameter("--dry-run and --report go with --batch or --manifest")
     mode = enroll_mode(replace, add)
     camera_source(camera, sources)  # usage errors before anything loads
     facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))

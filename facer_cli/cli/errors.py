@@ -24,6 +24,7 @@ EXIT_CANCELLED = 11
 EXIT_IDENTIFIED = 0
 EXIT_UNKNOWN_PERSON = 15
 EXIT_AMBIGUOUS = 16
+EXIT_BATCH_INCOMPLETE = 17
 # Verdicts, not errors: no error class may map to these.
 VERDICT_CODES = frozenset({EXIT_NO_MATCH, EXIT_UNCERTAIN, EXIT_UNKNOWN_PERSON, EXIT_AMBIGUOUS})
 EXIT_INTERNAL = 70
@@ -56,6 +57,8 @@ EXIT_CODES: dict[int, str] = {
     "`liveness_window_s`): retry after the time given",
     15: "`identify`: unknown (nobody in the gallery at or above `identify_threshold`)",
     16: "`identify`: ambiguous (another person within `identify_margin` of the best, or camera frames that disagree)",
+    17: "`enroll --batch`/`--manifest`: some people were refused (too few usable photos) or look like another "
+    "person; the others are enrolled, and the summary (`--json`, `--report`) says who and why",
     70: "internal error (a bug: run with `--debug` for the traceback)",
     130: "interrupted (Ctrl-C)",
 }

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
+from facer_cli.cli.bulk_cmd import AllFacesOption, CsvOption, EachOption, each_command, faces_command
 from facer_cli.cli.enroll_cmd import (
     FrameReader,
     camera_source,
@@ -49,6 +50,9 @@ def identify_command(
     ctx: typer.Context,
     sources: SourcesArgument = None,
     camera: CameraOption = False,
+    each: EachOption = False,
+    all_faces: AllFacesOption = False,
+    csv_output: CsvOption = False,
     identify_top: TopOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -73,10 +77,25 @@ def identify_command(
 
     Exit 0 identified, 15 unknown, 16 ambiguous, 4 no usable probe, 6 store error, 13 not live
     (--liveness, or the liveness setting: "required" asks every identify for a challenge, so images
-    are refused). In Python: Facer(settings).identify(paths).
+    are refused). --each: one answer per file (exit 0 all identified, else 4, 16 or 15 for the worst);
+    --all-faces: every face of one photo, no name twice (docs/identify.md).
+    In Python: Facer(settings).identify(paths), .identify_each(paths), .identify_faces(photo).
     """
     from facer_cli.service import Facer
 
+    if each or all_faces:
+        if each and all_faces:
+            raise typer.BadParameter("give --each or --all-faces, not both")
+        if camera or not sources:
+            raise typer.BadParameter("--each and --all-faces take image files or folders, not --camera")
+        bulk = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
+        if each:
+            code = each_command(bulk, sources, json_output=json_output, csv_output=csv_output, verbose=verbose)
+        else:
+            code = faces_command(bulk, sources, json_output=json_output, verbose=verbose)
+        raise typer.Exit(code)
+    if csv_output:
+        raise typer.BadParameter("--csv goes with --each")
     camera_source(camera, sources)
     facer = Facer(settings_for(ctx, **liveness_overrides(liveness_flag)))
     liveness = liveness_wanted(facer.settings, camera, liveness_flag)

@@ -49,9 +49,7 @@ def setting_option(name: str, *flags: str, help: str | None = None, shown: bool 
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of tables.")]
-VerboseOption = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Full reasons in the tables, and every camera frame.")
-]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Full reasons, every camera frame.")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")]
 ModelOption = Annotated[Optional[str], setting_option("model_name", "--model")]
 DetSizeOption = Annotated[Optional[int], setting_option("det_size", "--det-size")]
@@ -66,7 +64,7 @@ CameraOption = Annotated[
     bool,
     typer.Option(
         "--camera",
-        help="Capture from a camera: SOURCES is then one camera index, video file or stream URL.",
+        help="Use a camera: SOURCES is its index, a video or URL.",
     ),
 ]
 SourcesArgument = Annotated[
@@ -84,21 +82,20 @@ LivenessOption = Annotated[
     ),
 ]
 UserArgument = Annotated[str, typer.Argument(help="The user's name.", show_default=False)]
-ReplaceOption = Annotated[bool, typer.Option("--replace", help="The user exists: replace their template(s).")]
-AddOption = Annotated[bool, typer.Option("--add", help="The user exists: add this as another template.")]
+ReplaceOption = Annotated[bool, typer.Option("--replace", help="Replace their template(s).")]
+AddOption = Annotated[bool, typer.Option("--add", help="Add another template.")]
 AllowLookalikeOption = Annotated[
     bool,
     typer.Option(
         "--allow-lookalike",
-        help="Store it even when it matches another enrolled person (a look-alike); the pair is recorded.",
+        help="Store a look-alike too (recorded).",
     ),
 ]
 AllowPathNameOption = Annotated[
     bool,
     typer.Option(
         "--allow-path-name",
-        help="Take the name as given even though it looks like a path (it ends in / or names an existing "
-        "file or folder), which is otherwise refused as arguments swapped or mistyped.",
+        help="Accept a name that looks like a path.",
     ),
 ]
 
@@ -107,8 +104,7 @@ AllowDifferentFaceOption = Annotated[
     bool,
     typer.Option(
         "--allow-different-face",
-        help="With --add or --replace: store it even when it does not match the user's enrolled template(s) "
-        "(the same person whose face changed); the change is recorded in their audit log.",
+        help="With --add/--replace: accept a changed face (recorded).",
     ),
 ]
 

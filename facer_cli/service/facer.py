@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from facer_cli.evaluation import Evaluation
     from facer_cli.gallery import Candidate, GalleryIndex
     from facer_cli.liveness import Challenge, LivenessResult
+    from facer_cli.service.bulk import BatchProgress, EachAnswer, FacesResult, Person
     from facer_cli.service.capture import CaptureProgress
     from facer_cli.service.identify import IdentifyResult
     from facer_cli.service.liveness import LiveCheck
@@ -546,6 +547,43 @@ class Facer:
             agreeing,
             [warning] if warning else [],
         )
+
+    # -- many at once (`facer_cli.service.bulk`) ---------------------------------
+    def enroll_batch(
+        self,
+        people: "PathLike | Sequence[Person]",
+        *,
+        replace: bool = False,
+        dry_run: bool = False,
+        allow_lookalike: bool = False,
+        store: StoreContract | None = None,
+    ) -> "Iterator[BatchProgress]":
+        """Enroll many people: a folder (`DIR/<name>/*.jpg`), a manifest (`.csv`: name,path) or `Person`s.
+        Yields `BatchProgress` after each photo and each person (`outcome`: enrolled, skipped, refused or
+        lookalike); one transaction per person; `dry_run` stores nothing. `bulk.collect` runs it to a
+        `BatchResult`."""
+        from facer_cli.service.bulk import enroll_batch, people_from_folder, people_from_manifest
+
+        if isinstance(people, (str, Path)):
+            path = Path(people)
+            people = people_from_folder(path) if path.is_dir() else people_from_manifest(path)
+        return enroll_batch(
+            self, people, replace_enrolled=replace, dry_run=dry_run, allow_lookalike=allow_lookalike, store=store
+        )
+
+    def identify_each(self, paths: Iterable[PathLike], *, store: StoreContract | None = None) -> "Iterator[EachAnswer]":
+        """One identify answer per image (folders: each of their images), in order, each recorded."""
+        from facer_cli.service.bulk import identify_each
+
+        return identify_each(self, list(paths), store=store)
+
+    def identify_faces(
+        self, photo: "InputFile | PathLike", *, top: int | None = None, store: StoreContract | None = None
+    ) -> "FacesResult":
+        """Every face of one photo that passes the gates, each identified; no name given twice."""
+        from facer_cli.service.bulk import identify_faces
+
+        return identify_faces(self, photo, top=top, store=store)
 
     def prepare_verify(self, store: StoreContract, user: str) -> str:
         """Unknown user, a model mismatch or a store that cannot record the attempt: before any capture."""

@@ -181,6 +181,11 @@ class StoreUnavailableError(StoreError):
     pooled connection free in time): worth trying again shortly."""
 
 
+class StoreKeyError(StoreError):
+    """The store's encryption key is missing, wrong or refused (a key file others may read), or an
+    encrypted value does not decrypt where it is: nothing was read or written."""
+
+
 class OutputExistsError(OutputError):
     """The file to write exists, and overwriting it was not asked for."""
 

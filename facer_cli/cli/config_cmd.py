@@ -91,12 +91,17 @@ def config_show(
             values[name] = "(set)"
     if values.get("db") is not None:
         values["db"] = redact_url(values["db"])  # a PostgreSQL URL's password is never shown
+    from facer_cli.cli.output.views import encryption_line
+    from facer_cli.store.crypto import encryption_info
+
+    encryption = encryption_info(loaded.settings)
     if json_output:
         print_json(
             {
                 "config_file": None if loaded.config_file is None else str(loaded.config_file),
                 "settings": {name: {"value": values[name], "source": loaded.origins[name]} for name in names},
                 "db_path": describe_db(loaded.settings.db, loaded.settings.db_path),
+                "encryption": encryption,
             }
         )
         return
@@ -105,6 +110,7 @@ def config_show(
         for name in names
     }
     console.print(config_view(loaded, shown, changed_only=changed))
+    console.print(literal(f"encryption at rest: {encryption_line(encryption)}"))
     if verbose:
         console.print(config_meanings({name: SETTING_INFOS[name].description for name in names}))
 

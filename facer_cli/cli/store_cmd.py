@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from facer_cli.cli.app import console, err_console, settings_for
-from facer_cli.cli.options import JsonOption
+from facer_cli.cli.options import DbOption, JsonOption
 
 store_app = typer.Typer(
-    help="The store as a whole: copy it into another (an SQLite file or a PostgreSQL database).",
+    help="The store as a whole: copy it into another (an SQLite file or a PostgreSQL database); "
+    "encrypt, decrypt or rekey it.",
     no_args_is_help=True,
 )
 
@@ -73,3 +75,81 @@ def store_copy(
         print_json(result.to_dict())
     else:
         console.print(store_copy_view(result))
+
+
+def _crypto_report(store: object, action: str, count: int, json_output: bool, extra: dict | None = None) -> None:
+    from facer_cli.cli.output.text import literal, print_json
+
+    state = store.encryption()  # type: ignore[attr-defined]
+    body = {"db": store.location, "action": action, "rewritten": count, **(extra or {}), "encryption": state}  # type: ignore[attr-defined]
+    if json_output:
+        print_json(body)
+        return
+    console.print(literal(f"{store.location}: {action}: {count} value(s) rewritten"))  # type: ignore[attr-defined]
+    console.print(
+        literal(
+            f"templates {state['templates_encrypted']} encrypted, {state['templates_plain']} in the clear; "
+            f"samples {state['samples_encrypted']} encrypted, {state['samples_plain']} in the clear; "
+            f"key {state['key_fingerprint'] or '(none)'}"
+        )
+    )
+
+
+@store_app.command("encrypt")
+def store_encrypt(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Encrypt a store's templates and samples in place with the master key (FACER_KEY or key_file).
+
+    Each user is one transaction: their values sealed, read back and checked, then committed. An
+    interrupted run leaves a store that reads (partly encrypted: users check says so); run it again
+    to finish: it resumes with the users not yet done. The identify sidecar files are erased (with a
+    key the index is kept in memory only). See docs/security.md.
+    """
+    from facer_cli.store.contract import open_store
+
+    settings = settings_for(ctx)
+    with open_store(settings, "write") as store:
+        count = store.convert_users(True)
+        _crypto_report(store, "encrypted", count, json_output)
+
+
+@store_app.command("decrypt")
+def store_decrypt(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Decrypt a store in place (to move away from encryption), one user per transaction, and delete
+    the data keys. Needs the master key. Resumable as encrypt is."""
+    from facer_cli.store.contract import open_store
+
+    settings = settings_for(ctx)
+    with open_store(settings, "write") as store:
+        count = store.convert_users(False)
+        _crypto_report(store, "decrypted", count, json_output)
+
+
+@store_app.command("rekey")
+def store_rekey(
+    ctx: typer.Context,
+    new_key_file: Annotated[
+        Path,
+        typer.Option(
+            "--new-key-file",
+            help="The new master key's file (32 bytes or their base64, mode 0600, yours).",
+            show_default=False,
+        ),
+    ],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rotate the master key: every user's data key unwrapped with the current key and wrapped with
+    the new one, in one transaction. No template is rewritten, no one re-enrolled. Then point
+    key_file (or FACER_KEY) at the new key, and destroy the old one: copies of the store made before
+    (backups, dumps) then need the old key."""
+    from facer_cli.store.contract import open_store
+    from facer_cli.store.crypto import read_key_file
+
+    settings = settings_for(ctx)
+    new = read_key_file(new_key_file)
+    with open_store(settings, "write") as store:
+        old = store.encryption()["key_fingerprint"]
+        count = store.rekey(new)
+        _crypto_report(
+            store, f"rekeyed {old} -> {new.fingerprint}", 0, json_output, {"keys_rewrapped": count, "old_key": old}
+        )

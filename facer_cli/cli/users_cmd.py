@@ -22,7 +22,7 @@ from facer_cli.cli.options import (
     enroll_mode,
     setting_option,
 )
-from facer_cli.cli.output.text import print_json
+from facer_cli.cli.output.text import literal, print_json
 from facer_cli.cli.output.users import (
     check_view,
     export_view,
@@ -154,12 +154,24 @@ def users_export(
     json_output: JsonOption = False,
 ) -> None:
     """Write one of a user's templates to a .npy file, and print the model fingerprint it needs on import.
+    The file is never encrypted, even from an encrypted store (it says so).
     In Python: Facer(settings).export_template(name, out)."""
-    result = _facer(ctx).export_template(user, out, template_id=template, overwrite=force)
+    from facer_cli.store.crypto import encryption_info
+
+    facer = _facer(ctx)
+    result = facer.export_template(user, out, template_id=template, overwrite=force)
     if json_output:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "encrypted": False})
     else:
         console.print(export_view(result))
+        if encryption_info(facer.settings)["enabled"]:
+            console.print(
+                literal(
+                    f"{result.out} is not encrypted (float32 values in the clear, unlike the store): keep it "
+                    "private, and delete it when done",
+                    "yellow",
+                )
+            )
 
 
 @users_app.command("import")

@@ -220,21 +220,23 @@ def _fill(fd: int, source: GallerySource, model: str, layout: Layout) -> tuple[f
 def _fill_buffer(buffer: mmap.mmap, source: GallerySource, model: str, layout: Layout) -> tuple[float, int]:
     views = _views(buffer, layout)
     start, largest, newest = 0, 0.0, 0
-    for batch in source.template_batches(model, READ_CHUNK):
-        stop = start + len(batch)
-        if stop > layout.rows:
-            raise GalleryError("the store changed while it was read")
-        vectors = decode_templates(batch, layout.dimension)
-        quantised = quantise_rows(vectors)
-        views["template_ids"][start:stop] = [row[0] for row in batch]
-        views["user_ids"][start:stop] = [row[1] for row in batch]
-        views["scales"][start:stop] = quantised.scales
-        views["error_norms"][start:stop] = quantised.error_norms
-        views["codes_by_dimension"][:, start:stop] = quantised.codes.T
-        largest = max(largest, max_norm(vectors))
-        newest = int(batch[-1][0])
-        start = stop
-    del views
+    try:
+        for batch in source.template_batches(model, READ_CHUNK):
+            stop = start + len(batch)
+            if stop > layout.rows:
+                raise GalleryError("the store changed while it was read")
+            vectors = decode_templates(batch, layout.dimension)
+            quantised = quantise_rows(vectors)
+            views["template_ids"][start:stop] = [row[0] for row in batch]
+            views["user_ids"][start:stop] = [row[1] for row in batch]
+            views["scales"][start:stop] = quantised.scales
+            views["error_norms"][start:stop] = quantised.error_norms
+            views["codes_by_dimension"][:, start:stop] = quantised.codes.T
+            largest = max(largest, max_norm(vectors))
+            newest = int(batch[-1][0])
+            start = stop
+    finally:
+        del views  # an error's traceback keeps this frame: the map must close all the same
     buffer.flush()
     if start != layout.rows:
         raise GalleryError("the store changed while it was read")

@@ -75,6 +75,9 @@ class Replica:
                 connect_timeout_s=deadlines.connect_s,
                 statement_timeout_s=deadlines.statement_s,
             )
+            from facer_cli.store.crypto import master_key
+
+            replica.pool.master = master_key(settings)
             replica.pool.open()
             facer.store_opener = replica.pool.store
             started = time.perf_counter()
@@ -107,6 +110,7 @@ class Replica:
         try:
             with facer.open_store("read") as store:
                 checks["store"] = "reachable"
+                store.check_key()  # a wrong or missing key: not ready, whatever the index holds
                 index = facer.gallery_index(store)
             index.refresh()
             checks["gallery"] = {"templates": len(index), "caught_up": True}
@@ -119,6 +123,9 @@ class Replica:
 
     def _extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"backend": "postgresql" if self.pool is not None else "sqlite"}
+        from facer_cli.store.crypto import encryption_info
+
+        extra["encryption"] = encryption_info(self.facer.settings)
         if self.pool is not None:
             extra["pool"] = self.pool.stats()
         if self.listener is not None:

@@ -74,6 +74,7 @@ def gallery_info(settings: Settings, model: str) -> dict[str, Any] | None:
         with open_store(settings, "read") as store:
             size = store.gallery_size(model)
             described = store.describe()
+            encryption = store.encryption()
     except StoreError as exc:
         return {"error": exc.public_message, "backend": "postgresql" if postgres else "sqlite"}
     calibrated = settings.identify_calibrated_for
@@ -82,6 +83,7 @@ def gallery_info(settings: Settings, model: str) -> dict[str, Any] | None:
         "backend": described["backend"],
         "server_version": described["server_version"],
         "schema_version": described["schema_version"],
+        "encryption": encryption,
         "templates": size,
         "identify_threshold": settings.identify_threshold,
         "calibrated_for": calibrated,

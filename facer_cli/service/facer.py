@@ -798,7 +798,7 @@ class Facer:
         `StoreError` when it is damaged."""
         with self._store(store, "read") as opened:
             collisions = [{"user": user, "looks_like": other} for user, other in opened.name_collisions()]
-            return CheckResult(opened.location, opened.check(), opened.count(), collisions)
+            return CheckResult(opened.location, opened.check(), opened.count(), collisions, opened.encryption())
 
     # -- evaluate, doctor ------------------------------------------------------
     def evaluate(self, data: PathLike, **options: Any) -> "Evaluation":

@@ -192,6 +192,9 @@ class CheckResult:
     # {"user", "looks_like"}: users kept from before names were compared by how they look, whose
     # name looks like another enrolled user's (rename one of each pair).
     name_collisions: list[dict] = field(default_factory=list)
+    # Encryption at rest (`StoreContract.encryption`): on or off, the key's fingerprint, and how
+    # many templates and embeddings are encrypted and in the clear (both: an interrupted encrypt).
+    encryption: dict | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

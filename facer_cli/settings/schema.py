@@ -312,6 +312,12 @@ class Settings(EngineFields):
     db_busy_timeout_s: float = setting(
         30.0, ge=0, le=3600, description="Wait this many seconds for another facer process to finish writing."
     )
+    key_file: str | None = setting(
+        None,
+        min_length=1,
+        description="Master key file (32 bytes or their base64, mode 0600, yours): templates are encrypted "
+        "at rest. FACER_KEY (base64) wins over it; unset: none (see docs/security.md).",
+    )
     # HTTP service
     server_host: str = setting(
         "127.0.0.1",

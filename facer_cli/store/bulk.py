@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, List, Sequence
 
 from facer_cli.store.connection import StoreConnection
+from facer_cli.store.vault import open_bulk, seal_bulk
+
+if TYPE_CHECKING:
+    from facer_cli.store.vault import Vault
 
 Row = dict[str, Any]
 # The tables a copy carries, in the order it writes them (a row's references come before it).
@@ -132,6 +136,10 @@ def insert_columns(table: str) -> list[str]:
 class SQLiteRows(StoreConnection):
     """The bulk part of the store contract on an SQLite file (`facer_cli.store.contract`)."""
 
+    @property
+    def vault(self) -> Vault:  # the store's (`Store.vault`)
+        raise NotImplementedError
+
     @contextmanager
     def snapshot(self, action: str = "read it") -> Iterator[sqlite3.Connection]:
         """Reads inside see one state of the file (a read transaction; joins an open transaction)."""
@@ -196,15 +204,20 @@ class SQLiteRows(StoreConnection):
         with self._errors(f"read {table}"):
             cursor = conn.execute(sql + " ORDER BY id", params)
             while batch := cursor.fetchmany(batch_size):
-                yield [neutral(table, values) for values in batch]
+                yield open_bulk(self.vault, conn, table, [neutral(table, values) for values in batch])
 
     def insert_rows(self, table: str, rows: Sequence[Row]) -> List[int]:
-        columns = insert_columns(table)
+        columns = ["id", *insert_columns(table)]
         kinds = COLUMNS[table]
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         ids: list[int] = []
         with self.transaction(f"copy rows into {table}") as conn:
             for row in rows:
+                # Each row gets its id first: a sealed value is bound to it (`facer_cli.store.vault`).
+                row = {**row, "id": None}
+                if table in ("templates", "samples"):
+                    row["id"] = self._next_id(conn, table)
+                    row = seal_bulk(self.vault, conn, table, row, row["id"])
                 values = [
                     int(row[name]) if kinds[name] == "bool" and row[name] is not None else row[name] for name in columns
                 ]
@@ -212,3 +225,12 @@ class SQLiteRows(StoreConnection):
                 assert new_id is not None
                 ids.append(int(new_id))
         return ids
+
+    @staticmethod
+    def _next_id(conn: sqlite3.Connection, table: str) -> int:
+        """The id the next row of `table` takes (in the write transaction)."""
+        row = conn.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0),"
+            f" coalesce((SELECT max(id) FROM {table}), 0)) + 1"
+        ).fetchone()
+        return int(row[0])

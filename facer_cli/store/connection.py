@@ -55,6 +55,7 @@ OWN_TABLES = {
     "lookalikes",
     "identifications",
     "api_keys",
+    "data_keys",
     "_sqlite_migrations",
 }
 # Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these and their
@@ -77,7 +78,17 @@ TEMPLATE_IDS_STEP = "m006_template_ids_never_reused"
 NAME_KEY_STEP = "m007_user_name_keys"
 # m008: no API keys (none to list) and no key names in the logs.
 API_KEYS_STEP = "m008_api_keys_and_key_names"
-READ_OPTIONAL_STEPS = (UNVERIFIED_STEP, LIVENESS_STEP, GALLERY_STEP, TEMPLATE_IDS_STEP, NAME_KEY_STEP, API_KEYS_STEP)
+# m009: no data keys (every template is read as written in the clear).
+DATA_KEYS_STEP = "m009_data_keys"
+READ_OPTIONAL_STEPS = (
+    UNVERIFIED_STEP,
+    LIVENESS_STEP,
+    GALLERY_STEP,
+    TEMPLATE_IDS_STEP,
+    NAME_KEY_STEP,
+    API_KEYS_STEP,
+    DATA_KEYS_STEP,
+)
 
 
 def _literal(text: str) -> str:

@@ -10,6 +10,7 @@ hands out one of its own with `gallery_source()`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Iterator, List, Protocol, Sequence  # List: `list` is a method name here
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from facer_cli.settings import Settings
     from facer_cli.store.bulk import Row
     from facer_cli.store.connection import Access
+    from facer_cli.store.crypto import MasterKey
     from facer_cli.store.gallery_source import GallerySource
     from facer_cli.store.postgres.repository import PostgresStore
     from facer_cli.store.records import (
@@ -177,6 +179,33 @@ class StoreContract(Protocol):
 
     def revoke_api_key(self, name: str) -> ApiKey:
         """Revoke the active key of this name (its row stays); `ApiKeyError` when there is none."""
+        ...
+
+    # -- encryption at rest (`facer_cli.store.crypto`; docs/security.md) ------------------------
+    def use_key(self, master: MasterKey | None) -> None:
+        """Seal what this store writes with `master` (None: in the clear) and open what it reads
+        (`open_store` gives it the key of the settings)."""
+        ...
+
+    def encryption(self) -> dict[str, Any]:
+        """{"enabled", "key_fingerprint" (never the key), "templates_encrypted", "templates_plain",
+        "samples_encrypted", "samples_plain", "users_with_keys"}."""
+        ...
+
+    def check_key(self) -> None:
+        """`StoreKeyError` when the store's templates need a key it was not given (none, or another
+        one): one query (`GET /ready`)."""
+        ...
+
+    def convert_users(self, encrypt: bool, on_user: Callable[[str, int], None] | None = None) -> int:
+        """Seal (`encrypt`) or open every user's templates and embeddings in place, one transaction
+        per user, each value read back and checked before it commits; resumes where a run stopped.
+        Returns how many values were rewritten."""
+        ...
+
+    def rekey(self, new: MasterKey) -> int:
+        """Rewrap every user's data key with the master key `new`, in one transaction; the store
+        uses `new` from then on. Returns how many keys were rewrapped."""
         ...
 
     @property

@@ -19,9 +19,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from facer_cli.store.crypto import MasterKey
+    from facer_cli.store.vault import Vault
 
 # A template as the gallery reads it: (id, user id, dimension, vector as little-endian float32 bytes).
 TemplateRow = tuple[int, int, int, bytes]
@@ -86,8 +90,12 @@ class SQLiteGallerySource:
     """`GallerySource` of an SQLite store: its own read-only connection (`mode=ro`, `query_only`),
     usable from any thread one at a time (the gallery index holds a lock around every use)."""
 
-    def __init__(self, db_path: Path | str):
+    def __init__(self, db_path: Path | str, master: MasterKey | None = None):
         self.path = Path(db_path).expanduser()
+        # With a master key, vectors are opened as they are read, and the index keeps no sidecar
+        # (it would hold codes of every template in the clear): it is built in memory.
+        self.master = master
+        self._vault: Vault | None = None
         self.conn = sqlite3.connect(
             f"{self.path.resolve().as_uri()}?mode=ro",
             uri=True,
@@ -99,6 +107,26 @@ class SQLiteGallerySource:
 
     def close(self) -> None:
         self.conn.close()
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            from facer_cli.store.crypto import Sealer
+            from facer_cli.store.vault import Vault
+
+            has_table = bool(
+                self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'data_keys'").fetchone()
+            )
+            self._vault = Vault(Sealer(self.master, str(self.path)), "qmark", lambda: has_table)
+        return self._vault
+
+    def _opened(self, model: str, rows: list[TemplateRow]) -> list[TemplateRow]:
+        """Rows with sealed vectors opened (a plain row is as read)."""
+        from facer_cli.store.crypto import is_sealed
+
+        if not any(is_sealed(r[3]) for r in rows):
+            return rows
+        return self.vault.open_rows(self.conn, rows, model)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path}>"
@@ -151,13 +179,16 @@ class SQLiteGallerySource:
             "SELECT id, user_id, dimension, vector FROM templates WHERE model = ? ORDER BY id", (model,)
         )
         while batch := cursor.fetchmany(batch_size):
-            yield batch
+            yield self._opened(model, batch)
 
     def templates_after(self, model: str, after_id: int, limit: int) -> list[TemplateRow]:
-        return self.conn.execute(
-            "SELECT id, user_id, dimension, vector FROM templates WHERE model = ? AND id > ? ORDER BY id",
-            (model, after_id),
-        ).fetchmany(limit)
+        return self._opened(
+            model,
+            self.conn.execute(
+                "SELECT id, user_id, dimension, vector FROM templates WHERE model = ? AND id > ? ORDER BY id",
+                (model, after_id),
+            ).fetchmany(limit),
+        )
 
     def template_ids_through(self, model: str, max_id: int) -> np.ndarray:
         # One text joined inside SQLite and parsed by numpy: iterating a million rows in Python
@@ -172,11 +203,11 @@ class SQLiteGallerySource:
         for start in range(0, len(template_ids), SQL_VARIABLES):
             part = list(template_ids[start : start + SQL_VARIABLES])
             marks = ",".join("?" * len(part))
-            found.update(
-                self.conn.execute(
-                    f"SELECT id, vector FROM templates WHERE model = ? AND id IN ({marks})", (model, *part)
-                ).fetchall()
-            )
+            rows = self.conn.execute(
+                f"SELECT id, user_id, dimension, vector FROM templates WHERE model = ? AND id IN ({marks})",
+                (model, *part),
+            ).fetchall()
+            found.update((r[0], r[3]) for r in self._opened(model, rows))
         return found
 
     def user_names(self, user_ids: Iterable[int]) -> dict[int, str]:
@@ -188,8 +219,8 @@ class SQLiteGallerySource:
             names.update(self.conn.execute(f"SELECT id, name FROM users WHERE id IN ({marks})", part))
         return names
 
-    def sidecar_path(self, model: str) -> Path:
-        return sidecar_path(self.path, model)
+    def sidecar_path(self, model: str) -> Path | None:
+        return None if self.master is not None else sidecar_path(self.path, model)
 
 
 # -- the gallery's files beside an SQLite store ------------------------------------------

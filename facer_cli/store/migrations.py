@@ -318,3 +318,14 @@ def m008_api_keys_and_key_names(db: Database) -> None:
     # API, or a server that asks for no key).
     conn.execute("ALTER TABLE attempts ADD COLUMN key_name TEXT")
     conn.execute("ALTER TABLE identifications ADD COLUMN key_name TEXT")
+
+
+@step
+def m009_data_keys(db: Database) -> None:
+    # Templates encrypted at rest (`facer_cli.store.crypto`): each user's data key, wrapped by the
+    # master key (AES key wrap), with the master key's fingerprint. Removing a user deletes their
+    # row: their sealed templates and samples, in any copy of the store, can no longer be opened.
+    db.conn.execute(
+        "CREATE TABLE data_keys (user_id INTEGER PRIMARY KEY REFERENCES users (id), wrapped BLOB NOT NULL,"
+        " master TEXT NOT NULL, created TEXT NOT NULL)"
+    )

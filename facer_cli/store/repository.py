@@ -10,7 +10,7 @@ made them, so a caller can compare only like with like.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a method name here
+from typing import TYPE_CHECKING, Any, Callable, List, Sequence  # List: `list` is a method name here
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from facer_cli.files.vectors import validate_vector
 from facer_cli.store.bulk import SQLiteRows
 from facer_cli.store.connection import (
     API_KEYS_STEP,
+    DATA_KEYS_STEP,
     ERASURE_WAIT_S,
     GALLERY_STEP,
     LIVENESS_STEP,
@@ -26,6 +27,7 @@ from facer_cli.store.connection import (
     UNVERIFIED_STEP,
     Access,
 )
+from facer_cli.store.crypto import MasterKey, Sealer, master_key
 from facer_cli.store.gallery_source import erase_sidecars
 from facer_cli.store.migrations import STEP_NAMES
 from facer_cli.store.names import lookalike_message, name_key
@@ -48,6 +50,7 @@ from facer_cli.store.records import (
     vector_to_blob,
 )
 from facer_cli.store.urls import is_postgres_url
+from facer_cli.store.vault import Vault
 
 # Schema steps some reads depend on (a read-only store may lack the newest ones).
 IDENTIFY_STEP = GALLERY_STEP
@@ -79,7 +82,86 @@ class Store(SQLiteRows):
             from facer_cli.store.postgres.repository import PostgresStore
 
             return PostgresStore.open(settings, access)
-        return cls(settings.db_path, settings.db_busy_timeout_s, access=access)
+        master = master_key(settings)
+        store = cls(settings.db_path, settings.db_busy_timeout_s, access=access)
+        store.use_key(master)
+        return store
+
+    # -- encryption at rest (`facer_cli.store.crypto`, `facer_cli.store.vault`) --------------
+    _master: MasterKey | None = None
+    _vault: Vault | None = None
+
+    def use_key(self, master: MasterKey | None) -> None:
+        """Seal what this store writes with `master` (None: in the clear) and open what it reads."""
+        self._master = master
+        self._vault = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault(Sealer(self._master, self.location), "qmark", lambda: self.has_step(DATA_KEYS_STEP))
+        return self._vault
+
+    def encryption(self) -> dict[str, Any]:
+        """Whether this store is opened with a key (its fingerprint) and how many templates and
+        embeddings are sealed and plain."""
+        with self.snapshot("read its encryption") as conn:
+            counts = self.vault.status(conn)
+            store_keys = self.vault.store_keys(conn)
+        return {
+            "enabled": self.vault.enabled,
+            "key_fingerprint": self.vault.sealer.fingerprint,
+            "store_keys": store_keys,
+            **counts,
+        }
+
+    def check_key(self) -> None:
+        """`StoreKeyError` when this store's templates need a key it was not given (none, or another)."""
+        with self.snapshot("read its encryption") as conn:
+            self.vault.check_key(conn)
+
+    def convert_users(self, encrypt: bool, on_user: Callable[[str, int], None] | None = None) -> int:
+        """`facer store encrypt | decrypt`: each user whose rows are not yet so, one transaction each
+        (read back and checked before it commits); returns the values rewritten."""
+        action = "encrypt templates" if encrypt else "decrypt templates"
+        self.vault.sealer.require(action)
+        with self.transaction(action) as conn:
+            self.vault.check_writable(conn, action)  # another key: refused before anything is written
+            users = self.vault.users_to_encrypt(conn, sealed=not encrypt)
+        done = 0
+        for start in range(0, len(users), self.vault.users_per_commit):
+            chunk = users[start : start + self.vault.users_per_commit]
+            with self.transaction(f"{action} of {chunk[0][1]!r}") as conn:  # each user whole, or not at all
+                counts = [self.vault.convert_user(conn, user_id, encrypt) for user_id, _ in chunk]
+            done += sum(counts)
+            if on_user is not None:
+                for (_, name), count in zip(chunk, counts, strict=True):
+                    on_user(name, count)
+        if not encrypt:
+            with self.transaction(action) as conn:  # users without a sealed value keep no key either
+                if self.has_step(DATA_KEYS_STEP):
+                    conn.execute("DELETE FROM data_keys")
+        erase_sidecars(self.path)  # codes made before: the index is built again from the store
+        return done
+
+    def rekey(self, new: MasterKey) -> int:
+        """`facer store rekey`: every data key unwrapped with this store's key and wrapped with `new`,
+        in one transaction; the data keys rewrapped."""
+        self.vault.sealer.require("rekey it")
+        with self.transaction("rekey it") as conn:
+            self.vault.check_writable(conn, "rekey it")
+            count = self.vault.rekey(conn, new)
+        self.use_key(new)
+        return count
+
+    def _next_template_id(self, conn: sqlite3.Connection) -> int:
+        """The id the next template will take (inside the write transaction): sealed values are
+        bound to it before the row is written."""
+        row = conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'templates'), 0),"
+            " coalesce((SELECT max(id) FROM templates), 0)) + 1"
+        ).fetchone()
+        return int(row[0])
 
     # -- the store contract's description of itself (`facer_cli.store.contract`) -----------
     backend = "sqlite"
@@ -95,7 +177,7 @@ class Store(SQLiteRows):
     def gallery_source(self) -> "GallerySource":
         from facer_cli.store.gallery_source import SQLiteGallerySource
 
-        return SQLiteGallerySource(self.path)
+        return SQLiteGallerySource(self.path, self._master)
 
     def describe(self) -> dict[str, Any]:
         """The backend, SQLite's version and the schema steps applied."""
@@ -207,7 +289,9 @@ class Store(SQLiteRows):
                 source=r[7],
                 created=r[8],
                 samples=r[9],
-                vector=None if r[10] is None else blob_to_vector(r[10], r[1]),
+                vector=None
+                if r[10] is None
+                else blob_to_vector(self.vault.open_template(conn, user_id, r[0], r[2], r[1], r[10]), r[1]),
                 model_verified=not r[11],
             )
             for r in rows
@@ -327,12 +411,17 @@ class Store(SQLiteRows):
                 if mode == "replace" and self._delete_templates(conn, user_id)[0]:
                     self.erase_when_committed(conn)  # the old templates' bytes, as `remove` erases them
                 conn.execute("UPDATE users SET updated = ? WHERE id = ?", (created, user_id))
-            template_id = conn.execute(
-                "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
-                " mean_quality, source, created, model_unverified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            assert user_id is not None
+            data_key = self.vault.write_key(conn, user_id, f"enroll {name!r}")
+            template_id = self._next_template_id(conn)
+            samples = self.vault.seal_samples(data_key, user_id, template_id, model, int(vector.shape[0]), samples)
+            conn.execute(
+                "INSERT INTO templates (id, user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
+                " mean_quality, source, created, model_unverified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    template_id,
                     user_id,
-                    vector_to_blob(vector),
+                    self.vault.seal_template(data_key, user_id, template_id, model, vector_to_blob(vector)),
                     int(vector.shape[0]),
                     model,
                     frames_seen,
@@ -343,7 +432,7 @@ class Store(SQLiteRows):
                     created,
                     0 if model_verified else 1,
                 ),
-            ).lastrowid
+            )
             conn.executemany(
                 "INSERT INTO samples (template_id, position, source, embedding, det_score, quality, yaw, pitch,"
                 " roll, sharpness, decision, reason) VALUES (:template_id, :position, :source, :embedding,"
@@ -519,6 +608,12 @@ class Store(SQLiteRows):
             )
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            owner = conn.execute("SELECT user_id, model, dimension FROM templates WHERE id = ?", (template_id,)).fetchone()
+            for row in rows:
+                if owner is not None:
+                    row["embedding"] = self.vault.open_sample(
+                        conn, owner[0], template_id, row["position"], owner[1], owner[2], row["embedding"]
+                    )
         for row in rows:
             if row["embedding"] is not None:
                 row["embedding"] = np.frombuffer(row["embedding"], dtype="<f4").astype(np.float32)
@@ -552,6 +647,7 @@ class Store(SQLiteRows):
         with self.transaction(f"remove {name!r}", check=("users", "templates")) as conn:
             user_id = self._require_user(conn, name)
             templates, samples = self._delete_templates(conn, user_id)
+            self.vault.delete_key(conn, user_id)  # every copy of their sealed rows: unreadable
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))
             if self.has_step(IDENTIFY_STEP):
                 conn.execute("DELETE FROM lookalikes WHERE user_id = ? OR other_user_id = ?", (user_id, user_id))

@@ -169,6 +169,38 @@ def lookalike_lines(lookalikes: list[dict]) -> list[RenderableType]:
 
 def check_view(result: "CheckResult") -> Text:
     text = literal(f"{result.db}: {result.check}, {result.users} user(s)")
+    crypto = result.encryption or {}
+    mixed = crypto.get("templates_encrypted") and (crypto.get("templates_plain") or crypto.get("samples_plain"))
+    if crypto:
+        text.append("\n")
+        text.append_text(
+            literal(
+                f"encryption: {'on (key ' + str(crypto['key_fingerprint']) + ')' if crypto['enabled'] else 'off'}; "
+                f"templates {crypto['templates_encrypted']} encrypted, {crypto['templates_plain']} in the clear; "
+                f"samples {crypto['samples_encrypted']} encrypted, {crypto['samples_plain']} in the clear"
+            )
+        )
+    given = crypto.get("key_fingerprint")
+    others = [fp for fp in crypto.get("store_keys", []) if fp != given]
+    if others:
+        text.append("\n")
+        text.append_text(
+            literal(
+                f"the store's templates are encrypted with the key {', '.join(others)}, "
+                + (f"not the key given ({given})" if given else "and no key is given")
+                + ": they cannot be read",
+                "bold red",
+            )
+        )
+    if mixed:
+        text.append("\n")
+        text.append_text(
+            literal(
+                "partly encrypted (an interrupted facer store encrypt): every row reads; run facer store "
+                "encrypt again to finish",
+                "yellow",
+            )
+        )
     for pair in result.name_collisions:
         text.append("\n")
         text.append_text(

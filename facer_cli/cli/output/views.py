@@ -3,7 +3,7 @@ and config (the users commands' views are in `users`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -174,6 +174,8 @@ def doctor_view(info: "DoctorInfo") -> FieldList:
         if "server_version" in gallery:
             store += f" (server {gallery['server_version']}, schema version {gallery['schema_version']})"
         table.add_row("store", literal(store))
+        if "encryption" in gallery:
+            table.add_row("encryption", literal(encryption_line(gallery["encryption"])))
     if gallery and "templates" not in gallery:
         table.add_row("identify gallery", literal(gallery["error"], "yellow"))
     return table
@@ -246,3 +248,16 @@ def config_meanings(descriptions: dict[str, str]) -> FitTable:
     for name, text in descriptions.items():
         table.add_row(name, literal(text))
     return table
+
+
+def encryption_line(info: dict[str, Any]) -> str:
+    """Encryption at rest in one line: on with the key's fingerprint, or off; and what is sealed."""
+    if info.get("error"):
+        return str(info["error"])
+    said = f"on (key {info['key_fingerprint']})" if info.get("enabled") else "off (no key)"
+    if "templates_encrypted" in info:
+        said += f"; templates: {info['templates_encrypted']} encrypted, {info['templates_plain']} in the clear"
+    others = [fp for fp in info.get("store_keys", []) if fp != info.get("key_fingerprint")]
+    if others:
+        said += f"; the store's key is {', '.join(others)}: its templates cannot be read"
+    return said

@@ -8,12 +8,16 @@ Rows are in the one form every backend reads to (`facer_cli.store.bulk`).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, List, Sequence
 
 import psycopg
 
 from facer_cli.store.bulk import BATCH_ROWS, COLUMNS, COPIED_TABLES, Row, check_table, insert_columns, neutral
 from facer_cli.store.postgres.connection import PostgresConnection
+from facer_cli.store.vault import open_bulk, seal_bulk
+
+if TYPE_CHECKING:
+    from facer_cli.store.vault import Vault
 
 # Locked for the length of a copy's transaction, against writers (enroll, import, rename, remove)
 # but not readers: what the copy checked stays as it was until it commits.
@@ -22,6 +26,14 @@ LOCKED_TABLES = "users, templates"
 
 class PostgresRows(PostgresConnection):
     """Bulk reads and inserts of facer's tables on PostgreSQL."""
+
+    @property
+    def vault(self) -> Vault:  # the store's (`PostgresStore.vault`)
+        raise NotImplementedError
+
+    @staticmethod
+    def _next_id(conn: psycopg.Connection, table: str) -> int:
+        raise NotImplementedError
 
     def snapshot(self, action: str = "read it") -> Any:
         """Reads inside see one state of the database (`REPEATABLE READ READ ONLY`; joins an open
@@ -66,7 +78,7 @@ class PostgresRows(PostgresConnection):
                     batch = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]  # constant names
                 if not batch:
                     return
-                yield [neutral(table, values) for values in batch]
+                yield open_bulk(self.vault, conn, table, [neutral(table, values) for values in batch])
                 after = int(batch[-1][0])
 
     def insert_rows(self, table: str, rows: Sequence[Row]) -> List[int]:
@@ -78,8 +90,24 @@ class PostgresRows(PostgresConnection):
 
         def work(conn: psycopg.Connection) -> list[int]:
             ids: list[int] = []
+            if table == "templates":  # each gets its id first: a sealed value is bound to it
+                for row in rows:
+                    new_id = self._next_id(conn, table)
+                    sealed = seal_bulk(self.vault, conn, table, row, new_id)
+                    found = conn.execute(
+                        f"INSERT INTO {table} (id, {', '.join(columns)}) OVERRIDING SYSTEM VALUE"  # type: ignore[arg-type]
+                        f" VALUES (%s, {', '.join(['%s'] * len(columns))}) RETURNING id",
+                        [new_id, *(sealed[name] for name in columns)],
+                    ).fetchone()
+                    assert found is not None
+                    ids.append(int(found[0]))
+                return ids
+            if table == "samples":
+                rows_ = [seal_bulk(self.vault, conn, table, row, 0) for row in rows]
+            else:
+                rows_ = list(rows)
             with conn.cursor() as cursor:
-                cursor.executemany(sql, [[row[name] for name in columns] for row in rows], returning=True)  # type: ignore[arg-type]
+                cursor.executemany(sql, [[row[name] for name in columns] for row in rows_], returning=True)  # type: ignore[arg-type]
                 while True:
                     found = cursor.fetchone()
                     assert found is not None

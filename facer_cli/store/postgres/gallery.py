@@ -19,9 +19,11 @@ import numpy as np
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from facer_cli.store.crypto import MasterKey, Sealer, is_sealed
 from facer_cli.store.gallery_source import Stamp, TemplateRow
 from facer_cli.store.postgres.connection import Scrubber, connect, runtime_error
 from facer_cli.store.urls import redact_url
+from facer_cli.store.vault import Vault
 
 
 class PostgresGallerySource:
@@ -35,7 +37,10 @@ class PostgresGallerySource:
         *,
         connect_timeout_s: float | None = None,
         statement_timeout_s: float | None = None,
+        master: MasterKey | None = None,
     ):
+        self.master = master  # with a key, sealed vectors are opened as they are read
+        self._vault: Vault | None = None
         self.url = url
         self.busy_timeout_s = busy_timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -119,7 +124,17 @@ class PostgresGallerySource:
             (model, after_id, limit),
             binary=True,  # the vectors as their bytes, not hex text to decode
         ).fetchall()
-        return [(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+        return self._opened(model, [(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows])
+
+    def _opened(self, model: str, rows: list[TemplateRow]) -> list[TemplateRow]:
+        """Rows with sealed vectors opened (a plain row is as read)."""
+        if not any(is_sealed(r[3]) for r in rows):
+            return rows
+        if self._vault is None:
+            has_table = self.conn.execute("SELECT to_regclass('data_keys') IS NOT NULL").fetchone()
+            present = bool(has_table and has_table[0])
+            self._vault = Vault(Sealer(self.master, self.location), "format", lambda: present)
+        return self._vault.open_rows(self.conn, rows, model)
 
     def template_ids_through(self, model: str, max_id: int) -> np.ndarray:
         row = self.conn.execute(
@@ -132,11 +147,12 @@ class PostgresGallerySource:
         if not len(template_ids):
             return {}
         rows = self.conn.execute(
-            "SELECT id, vector FROM templates WHERE model = %s AND id = ANY(%s)",
+            "SELECT id, user_id, dimension, vector FROM templates WHERE model = %s AND id = ANY(%s)",
             (model, [int(i) for i in template_ids]),
             binary=True,
         ).fetchall()
-        return {int(r[0]): bytes(r[1]) for r in rows}
+        opened = self._opened(model, [(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows])
+        return {r[0]: r[3] for r in opened}
 
     def user_names(self, user_ids: Iterable[int]) -> dict[int, str]:
         ids = sorted(int(i) for i in user_ids)

@@ -135,6 +135,12 @@ M004_API_KEYS: list[Statement] = [
     "ALTER TABLE identifications ADD COLUMN key_name text",
 ]
 
+# Each user's data key wrapped by the master key, for templates encrypted at rest (as SQLite's m009).
+M005_DATA_KEYS: list[Statement] = [
+    "CREATE TABLE data_keys (user_id bigint PRIMARY KEY REFERENCES users (id), wrapped bytea NOT NULL,"
+    " master text NOT NULL, created text NOT NULL)",
+]
+
 # (name, statements), in order: step n is STEPS[n - 1]. A statement is SQL, or a function run on
 # the step's connection (in its transaction).
 STEPS: list[tuple[str, Sequence[Statement]]] = [
@@ -142,5 +148,6 @@ STEPS: list[tuple[str, Sequence[Statement]]] = [
     ("m002_gallery_change_notify", M002_NOTIFY),
     ("m003_user_name_keys", M003_NAME_KEYS),
     ("m004_api_keys_and_key_names", M004_API_KEYS),
+    ("m005_data_keys", M005_DATA_KEYS),
 ]
 STEP_NAMES = [name for name, _ in STEPS]

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from facer_cli.errors import StoreUnavailableError
 from facer_cli.store.connection import Access
+from facer_cli.store.crypto import MasterKey
 from facer_cli.store.postgres.connection import Scrubber, connect_options, session_settings
 from facer_cli.store.postgres.repository import PostgresStore
 from facer_cli.store.urls import redact_url
@@ -39,6 +40,7 @@ class StorePool:
         wait_s: float | None = None,
     ):
         self.url = url.strip()
+        self.master: MasterKey | None = None  # the stores it hands out seal and open with it
         self.location = redact_url(self.url)
         self.scrub = Scrubber(self.url)
         self.size = size
@@ -91,7 +93,7 @@ class StorePool:
                 "down, restarting or unreachable, or every pooled connection is busy); try again shortly",
                 self.location,
             ) from None
-        return PostgresStore(
+        store = PostgresStore(
             self.url,
             self.busy_timeout_s,
             access=access,
@@ -100,6 +102,8 @@ class StorePool:
             connect_timeout_s=self.connect_timeout_s,
             statement_timeout_s=self.statement_timeout_s,
         )
+        store.use_key(self.master)
+        return store
 
     def stats(self) -> dict[str, Any]:
         """The pool's size and use, as psycopg_pool counts them."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any, List, Sequence  # List: `list` is a method name here
+from typing import TYPE_CHECKING, Any, Callable, List, Sequence  # List: `list` is a method name here
 
 import numpy as np
 import psycopg
@@ -27,6 +27,7 @@ from psycopg import errors as pg_errors
 from facer_cli.errors import ApiKeyError, ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
 from facer_cli.files.vectors import validate_vector
 from facer_cli.store.connection import Access
+from facer_cli.store.crypto import MasterKey, Sealer, master_key
 from facer_cli.store.names import lookalike_message, name_key
 from facer_cli.store.postgres.bulk import PostgresRows
 from facer_cli.store.postgres.gallery import PostgresGallerySource
@@ -48,6 +49,7 @@ from facer_cli.store.records import (
     validate_user_name,
     vector_to_blob,
 )
+from facer_cli.store.vault import Vault
 
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FrameReport
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     from facer_cli.templates.aggregate import Template
 
 # The tables a removal deletes vectors or embeddings from (their TOAST tables are vacuumed with them).
-ERASED_TABLES = ("templates", "samples", "users", "lookalikes")
+ERASED_TABLES = ("templates", "samples", "users", "lookalikes", "data_keys")
 SUMMARY = (
     "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
     " array_agg(DISTINCT t.model) FILTER (WHERE t.model IS NOT NULL), max(t.created),"
@@ -86,7 +88,92 @@ class PostgresStore(PostgresRows):
     @classmethod
     def open(cls, settings: "Settings", access: Access = "create") -> "PostgresStore":
         assert settings.db is not None
-        return cls(settings.db, settings.db_busy_timeout_s, access=access)
+        master = master_key(settings)
+        store = cls(settings.db, settings.db_busy_timeout_s, access=access)
+        store.use_key(master)
+        return store
+
+    # -- encryption at rest (`facer_cli.store.crypto`, `facer_cli.store.vault`) --------------
+    _master: MasterKey | None = None
+    _vault: Vault | None = None
+
+    def use_key(self, master: MasterKey | None) -> None:
+        """Seal what this store writes with `master` (None: in the clear) and open what it reads."""
+        self._master = master
+        self._vault = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault(Sealer(self._master, self.location), "format", lambda: self.schema_version >= 5)
+        return self._vault
+
+    def encryption(self) -> dict[str, Any]:
+        """As `Store.encryption`."""
+        with self.reading("read its encryption") as conn:
+            counts = self.vault.status(conn)
+            store_keys = self.vault.store_keys(conn)
+        return {
+            "enabled": self.vault.enabled,
+            "key_fingerprint": self.vault.sealer.fingerprint,
+            "store_keys": store_keys,
+            **counts,
+        }
+
+    def check_key(self) -> None:
+        """As `Store.check_key`."""
+        with self.reading("read its encryption") as conn:
+            self.vault.check_key(conn)
+
+    def convert_users(self, encrypt: bool, on_user: Callable[[str, int], None] | None = None) -> int:
+        """As `Store.convert_users`: one transaction per user."""
+        action = "encrypt templates" if encrypt else "decrypt templates"
+        self.vault.sealer.require(action)
+
+        def plan(conn: psycopg.Connection) -> list[tuple[int, str]]:
+            self.vault.check_writable(conn, action)  # another key: refused before anything is written
+            return self.vault.users_to_encrypt(conn, sealed=not encrypt)
+
+        users = self.write(action, plan)
+        done = 0
+        for start in range(0, len(users), self.vault.users_per_commit):
+            chunk = users[start : start + self.vault.users_per_commit]
+
+            def work(conn: psycopg.Connection, chunk: list[tuple[int, str]] = chunk) -> list[int]:
+                self._lock_names(conn, *(name for _, name in chunk))
+                return [self.vault.convert_user(conn, user_id, encrypt) for user_id, _ in chunk]
+
+            counts = self.write(f"{action} of {chunk[0][1]!r}", work)  # each user whole, or not at all
+            done += sum(counts)
+            if on_user is not None:
+                for (_, name), count in zip(chunk, counts, strict=True):
+                    on_user(name, count)
+        if not encrypt:
+            self.write(action, lambda conn: conn.execute("DELETE FROM data_keys"))
+        return done
+
+    def rekey(self, new: MasterKey) -> int:
+        """As `Store.rekey`."""
+        self.vault.sealer.require("rekey it")
+
+        def work(conn: psycopg.Connection) -> int:
+            conn.execute("LOCK TABLE data_keys IN EXCLUSIVE MODE")
+            self.vault.check_writable(conn, "rekey it")
+            return self.vault.rekey(conn, new)
+
+        count = self.write("rekey it", work)
+        self.use_key(new)
+        return count
+
+    @staticmethod
+    def _next_id(conn: psycopg.Connection, table: str) -> int:
+        """An id for the next row of `table` (its identity's sequence): sealed values are bound to it
+        before the row is written."""
+        row = conn.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"  # type: ignore[arg-type]  # constant names
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def __enter__(self) -> "PostgresStore":
         return self
@@ -100,6 +187,7 @@ class PostgresStore(PostgresRows):
         return PostgresGallerySource(
             self.url,
             self.busy_timeout_s,
+            master=self._master,
             connect_timeout_s=self.connect_timeout_s,
             statement_timeout_s=self.statement_timeout_s,
         )
@@ -175,8 +263,7 @@ class PostgresStore(PostgresRows):
                     found.append((name, holder[0]))
         return found
 
-    @staticmethod
-    def _templates(conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
+    def _templates(self, conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
         rows = conn.execute(
             "SELECT t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
             " t.source, t.created, (SELECT count(*) FROM samples s WHERE s.template_id = t.id),"
@@ -197,7 +284,9 @@ class PostgresStore(PostgresRows):
                 source=r[7],
                 created=r[8],
                 samples=int(r[9]),
-                vector=None if r[10] is None else blob_to_vector(bytes(r[10]), r[1]),
+                vector=None
+                if r[10] is None
+                else blob_to_vector(self.vault.open_template(conn, user_id, r[0], r[2], r[1], bytes(r[10])), r[1]),
                 model_verified=not r[11],
             )
             for r in rows
@@ -334,13 +423,17 @@ class PostgresStore(PostgresRows):
                 if mode == "replace" and self._delete_templates(conn, user_id)[0]:
                     self.after_commit(self._vacuum_quietly)  # the old templates' bytes, as `remove` erases them
                 conn.execute("UPDATE users SET updated = %s WHERE id = %s", (created, user_id))
+            data_key = self.vault.write_key(conn, user_id, f"enroll {name!r}")
+            template_id = self._next_id(conn, "templates")
+            sealed = self.vault.seal_samples(data_key, user_id, template_id, model, int(vector.shape[0]), samples)
             row = conn.execute(
-                "INSERT INTO templates (user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
-                " mean_quality, source, created, model_unverified) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " RETURNING id",
+                "INSERT INTO templates (id, user_id, vector, dimension, model, frames_seen, frames_used, outliers,"
+                " mean_quality, source, created, model_unverified) OVERRIDING SYSTEM VALUE"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
+                    template_id,
                     user_id,
-                    vector_to_blob(vector),
+                    self.vault.seal_template(data_key, user_id, template_id, model, vector_to_blob(vector)),
                     int(vector.shape[0]),
                     model,
                     frames_seen,
@@ -353,15 +446,14 @@ class PostgresStore(PostgresRows):
                 ),
             ).fetchone()
             assert row is not None
-            template_id = int(row[0])
-            if samples:
+            if sealed:
                 with conn.cursor() as cursor:
                     cursor.executemany(
                         "INSERT INTO samples (template_id, position, source, embedding, det_score, quality, yaw,"
                         " pitch, roll, sharpness, decision, reason) VALUES (%(template_id)s, %(position)s,"
                         " %(source)s, %(embedding)s, %(det_score)s, %(quality)s, %(yaw)s, %(pitch)s, %(roll)s,"
                         " %(sharpness)s, %(decision)s, %(reason)s)",
-                        [{**sample, "template_id": template_id} for sample in samples],
+                        [{**sample, "template_id": template_id} for sample in sealed],
                     )
             return template_id
 
@@ -509,6 +601,14 @@ class PostgresStore(PostgresRows):
             )
             names = [d.name for d in cursor.description or []]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            owner = conn.execute(
+                "SELECT user_id, model, dimension FROM templates WHERE id = %s", (template_id,)
+            ).fetchone()
+            for row in rows:
+                if owner is not None:
+                    row["embedding"] = self.vault.open_sample(
+                        conn, owner[0], template_id, row["position"], owner[1], owner[2], row["embedding"]
+                    )
         for row in rows:
             if row["embedding"] is not None:
                 row["embedding"] = np.frombuffer(bytes(row["embedding"]), dtype="<f4").astype(np.float32)
@@ -536,6 +636,7 @@ class PostgresStore(PostgresRows):
             self._lock_names(conn, name)
             user_id = self._require_user(conn, name)
             counts = self._delete_templates(conn, user_id)
+            self.vault.delete_key(conn, user_id)  # every copy of their sealed rows: unreadable
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = %s", (user_id,))
             conn.execute("DELETE FROM lookalikes WHERE user_id = %s OR other_user_id = %s", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = %s", (user_id,))

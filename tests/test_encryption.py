@@ -150,6 +150,7 @@ def test_no_template_bytes_or_codes_at_rest_with_a_key_and_all_of_them_without(
         assert np.array_equal(store.templates("alice")[0].vector, enrolled[0][0])
         samples = store.samples(store.templates("carol")[0].id)
         assert np.array_equal(samples[0]["embedding"], enrolled[2][1]) and samples[2]["embedding"] is None
+        assert store.check() == "ok"  # sealed values are not damage
     raw = raw_bytes(db, request)
     codes = quantise_rows(np.stack([t for t, _ in enrolled])).codes
     for template, frame in enrolled:
@@ -290,6 +291,35 @@ def test_removal_shreds_the_user_in_every_copy_that_lacks_their_data_key(tmp_pat
         with pytest.raises(StoreKeyError, match="another key"):
             copy.templates("alice")
     with open_store(settings_for(str(db), new)) as store:
+        assert np.array_equal(store.templates("bob")[0].vector, unit(2))
+
+
+def test_postgres_rows_kept_from_before_a_removal_do_not_decrypt_after_it(tmp_path, key_file, postgres_url):
+    """As the SQLite test: the removed user's rows as a backup or the WAL kept them (read before the
+    removal), written back into the database after it, find no data key there."""
+    with open_store(settings_for(postgres_url, key_file)) as store:
+        enroll(store, "alice", 1)
+        enroll(store, "bob", 2)
+        conn = store.conn
+        user = conn.execute("SELECT id, name, created, updated FROM users WHERE name = 'alice'").fetchone()
+        rows = conn.execute("SELECT * FROM templates WHERE user_id = %s", (user[0],)).fetchall()
+        frames = conn.execute(
+            "SELECT * FROM samples WHERE template_id IN (SELECT id FROM templates WHERE user_id = %s)", (user[0],)
+        ).fetchall()
+        conn.commit()
+        store.remove("alice")
+        conn.execute(
+            "INSERT INTO users (id, name, created, updated) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s)", user
+        )
+        for table, values in (("templates", rows), ("samples", frames)):
+            for row in values:
+                marks = ", ".join(["%s"] * len(row))
+                conn.execute(f"INSERT INTO {table} OVERRIDING SYSTEM VALUE VALUES ({marks})", row)
+        conn.commit()
+        with pytest.raises(StoreKeyError, match="has no data key"):
+            store.templates("alice")
+        with pytest.raises(StoreKeyError):
+            store.samples(rows[0][0])
         assert np.array_equal(store.templates("bob")[0].vector, unit(2))
 
 

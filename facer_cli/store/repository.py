@@ -608,7 +608,9 @@ class Store(SQLiteRows):
             )
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            owner = conn.execute("SELECT user_id, model, dimension FROM templates WHERE id = ?", (template_id,)).fetchone()
+            owner = conn.execute(
+                "SELECT user_id, model, dimension FROM templates WHERE id = ?", (template_id,)
+            ).fetchone()
             for row in rows:
                 if owner is not None:
                     row["embedding"] = self.vault.open_sample(

@@ -350,13 +350,6 @@ class Facer:
             other=others[0].name if others else None,
         )
 
-    def close_galleries(self) -> None:
-        """Close every gallery index this process keeps (and its connection to the store)."""
-        with self._galleries_lock:
-            indexes, self._galleries = list(self._galleries.values()), {}
-        for index in indexes:
-            index.close()
-
     def _record_face_change(
         self, store: StoreContract, name: str, model: str, mode: Mode, source: str, similarity: float, stored: Any
     ) -> None:
@@ -426,6 +419,13 @@ class Facer:
                 index = GalleryIndex.open(source if isinstance(source, Path) else source(), model)
                 self._galleries[key] = index
         return index
+
+    def close_galleries(self) -> None:
+        """Close every gallery index this process keeps (and its connection to the store)."""
+        with self._galleries_lock:
+            indexes, self._galleries = list(self._galleries.values()), {}
+        for index in indexes:
+            index.close()
 
     def gallery_indexes(self) -> list["GalleryIndex"]:
         """The gallery indexes this process keeps open now (none until one is first needed)."""

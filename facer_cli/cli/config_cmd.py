@@ -51,6 +51,8 @@ PortOption = Annotated[Optional[int], setting_option("server_port", "--port")]
 ConcurrencyOption = Annotated[Optional[int], setting_option("server_concurrency", "--concurrency")]
 ApiKeyOption = Annotated[Optional[str], setting_option("api_key", "--api-key")]
 WorkersOption = Annotated[Optional[int], setting_option("workers", "--workers")]
+MetricsOption = Annotated[Optional[bool], setting_option("metrics", "--metrics/--no-metrics")]
+LogFormatOption = Annotated[Optional[str], setting_option("log_format", "--log-format")]
 
 
 @config_app.command("show")
@@ -79,6 +81,8 @@ def config_show(
     server_port: PortOption = None,
     server_concurrency: ConcurrencyOption = None,
     api_key: ApiKeyOption = None,
+    metrics: MetricsOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Print every setting, its value as facer.toml spells it and where it came from (default,
     facer.toml, FACER_*, flag). Accepts the commands' setting flags, to show what one does.

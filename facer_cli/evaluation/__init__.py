@@ -9,8 +9,23 @@
 - `plot`: the ROC and score histograms (matplotlib, an optional extra).
 """
 
-from facer_cli.evaluation.dataset import Dataset, load_dataset
-from facer_cli.evaluation.recommend import Metrics, evaluate_scores
-from facer_cli.evaluation.runner import Evaluation, embed_images, evaluate
+from facer_cli.lazy_exports import lazy_exports
 
-__all__ = ["Dataset", "Evaluation", "Metrics", "embed_images", "evaluate", "evaluate_scores", "load_dataset"]
+# Imported on first use: the CLI's views import `intervals` (pure Python) without loading numpy.
+_EXPORTS = {
+    "Dataset": "facer_cli.evaluation.dataset",
+    "load_dataset": "facer_cli.evaluation.dataset",
+    "Metrics": "facer_cli.evaluation.recommend",
+    "evaluate_scores": "facer_cli.evaluation.recommend",
+    "Evaluation": "facer_cli.evaluation.runner",
+    "embed_images": "facer_cli.evaluation.runner",
+    "evaluate": "facer_cli.evaluation.runner",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+
+TYPE_CHECKING = False  # not `typing`: see facer_cli/__init__.py
+if TYPE_CHECKING:
+    from facer_cli.evaluation.dataset import Dataset, load_dataset
+    from facer_cli.evaluation.recommend import Metrics, evaluate_scores
+    from facer_cli.evaluation.runner import Evaluation, embed_images, evaluate

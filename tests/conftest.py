@@ -7,8 +7,10 @@ packages are always there.
 
 Tiers, declared here only:
 * `python -m pytest` runs everything, the tests marked `slow` included (CI runs this line);
-* `python -m pytest -m "not slow"`, or `--quick`, leaves out the `slow` ones (stress, fuzz, kill loops, the
-  200-attack liveness run): the quick run while working.
+* `python -m pytest -m "not slow"`, or `--quick`, leaves out the `slow` ones: the quick run while working.
+  `slow` marks every test that takes more than about half a second on two cores (stress, fuzz, kill
+  loops, attack sweeps, real `facer serve` processes and PostgreSQL servers, multi-process races,
+  the real models over many photos, the container build); a new test that slow gets the mark too.
 """
 
 from __future__ import annotations

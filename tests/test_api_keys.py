@@ -80,6 +80,7 @@ def test_tokens_name_their_key_and_only_their_hash_matches():
 
 
 # -- the store, on both backends ---------------------------------------------------------
+@pytest.mark.slow
 def test_keys_in_the_store_and_the_key_names_in_the_logs(backend_db):
     settings = Settings(db=backend_db)
     keys = ApiKeys(settings)
@@ -132,6 +133,7 @@ def test_keys_in_the_store_and_the_key_names_in_the_logs(backend_db):
         ]
 
 
+@pytest.mark.slow
 def test_a_running_keyring_sees_keys_added_and_revoked_elsewhere(backend_db):
     settings = Settings(db=backend_db)
     keys = ApiKeys(settings)

@@ -32,6 +32,7 @@ def statuses(data: dict) -> dict[str, str]:
     return {p["name"]: p["status"] for p in data["people"]}
 
 
+@pytest.mark.slow
 def test_batch_enrolls_everyone_with_enough_photos_and_reports_the_others(tmp_path, faces):
     db, report = tmp_path / "f.db", tmp_path / "report.csv"
     code, data = batch_json("--batch", faces / "people", "--db", db, "--min-valid-frames", "3", "--report", report)
@@ -82,6 +83,7 @@ def enrolled_count(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_a_rerun_ends_with_the_store_of_an_uninterrupted_run(tmp_path, faces):
     batch = tmp_path / "batch"
     photos = people(faces)
@@ -117,6 +119,7 @@ def store_files(folder: Path) -> dict[str, str]:
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("f.db*") if f.suffix != ".db-shm"}
 
 
+@pytest.mark.slow
 def test_dry_run_leaves_the_store_byte_for_byte_unchanged(tmp_path, faces):
     db = tmp_path / "f.db"
     obama = people(faces)["obama"]

@@ -84,7 +84,11 @@ def test_a_bad_flag_value_is_one_config_error():
     assert "identify_threshold" in result.output and "flag" in result.output
 
 
-def test_values_print_as_toml_and_the_file_is_named_again_at_the_end():
+def test_values_print_as_toml_and_the_file_is_named_again_at_the_end(monkeypatch):
+    from facer_cli.cli.app import console
+
+    # The console's width is read once per process: whichever test drew first set it.
+    monkeypatch.setattr(console, "width", 200)
     result = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     rows = {

@@ -57,6 +57,7 @@ def test_the_groups_have_subcommands():
     assert {"show", "init"} <= set(subcommands("config"))
 
 
+@pytest.mark.slow
 def test_generated_pages_are_current():
     done = subprocess.run(
         [sys.executable, str(DOCS / "generate.py"), "--check"], cwd=REPO, capture_output=True, text=True, timeout=300
@@ -103,6 +104,7 @@ def test_the_docs_have_python_blocks():
     assert len(PYTHON_BLOCKS) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", PYTHON_BLOCKS)
 def test_every_python_block_of_the_docs_runs(code, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACER_")}

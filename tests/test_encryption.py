@@ -136,6 +136,7 @@ def found(raw: bytes, value: bytes) -> bool:
     return value in raw or value.hex().encode() in raw
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encrypted", [True, False], ids=["key", "no-key"])
 def test_no_template_bytes_or_codes_at_rest_with_a_key_and_all_of_them_without(
     backend, encrypted, tmp_path, key_file, request
@@ -337,6 +338,7 @@ def test_postgres_removal_deletes_the_data_key_and_vacuums_it(tmp_path, key_file
     assert len(bytes(wrapped)) == 40
 
 
+@pytest.mark.slow
 def test_a_partly_encrypted_store_reads_is_reported_and_encrypt_resumes(
     backend, tmp_path, key_file, request, monkeypatch
 ):

@@ -97,6 +97,7 @@ def test_decisions_name_the_reason(engine, bundled_images):
     assert "uneven light: one side" in reason
 
 
+@pytest.mark.slow
 def test_every_person_photo_has_one_accepted_face(people_frames):
     for frames in people_frames.values():
         for frame in frames:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import REPO, photo
 
 from facer_cli.cli.errors import exit_code_for
@@ -61,6 +62,7 @@ def race(facer: Facer, frames: Any, rng: random.Random, allow_lookalike: bool = 
     return outcome
 
 
+@pytest.mark.slow
 def test_two_threads_enrolling_one_face_under_two_names(backend_db, engine, faces):
     facer = Facer(Settings(db=backend_db), engine=engine)
     frames = facer.frames_from_paths(obama_photos(faces))
@@ -105,6 +107,7 @@ PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_enrolling_one_face_under_two_names(faces, tmp_path):
     """The last round allows look-alikes: both are stored."""
     rounds = ROUNDS + 1

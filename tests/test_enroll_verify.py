@@ -120,6 +120,7 @@ def test_enrollment_needs_min_valid_frames(faces, tmp_path):
     assert run_json("users", "list", "--db", db)[1]["users"] == []
 
 
+@pytest.mark.slow
 def test_lin_enrolled_from_a_photo_is_verified_by_the_video(faces, tmp_path):
     db = tmp_path / "facer.db"
     result = run("enroll", "lin_manuel_miranda", faces / "people" / "lin_manuel_miranda", "--db", db,
@@ -241,6 +242,7 @@ def test_import_needs_to_know_the_model(bad_vectors, tmp_path):
     assert not (tmp_path / "facer.db").exists() or run_json("users", "list", "--db", tmp_path / "facer.db")[1]["users"] == []
 
 
+@pytest.mark.slow
 def test_capture_from_images_and_from_the_video(faces, tmp_path, obama_db):
     out = tmp_path / "me.npy"
     result = run("capture", *(photo(faces, f"obama_{i}") for i in (1, 2, 3)), "--out", out)
@@ -328,6 +330,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_enrolling_and_verifying_at_once(faces, tmp_path):
     db = tmp_path / "facer.db"
     go = tmp_path / "go"

@@ -53,6 +53,7 @@ def people_result(faces, settings, engine):
 # -- identity folders -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_people_pairs_are_all_separable(people_result):
     result = people_result
     assert result.images == 15 and result.unusable == []
@@ -263,6 +264,7 @@ def test_cli_lists_faceless_images(with_blank):
 # -- the command line --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_json_with_two_worker_processes(faces):
     result = run("evaluate", faces / "people", "--json", "--protocol", "enroll", "-k", "2",
                  "--workers", "2", "--target-far", "0.01")
@@ -280,6 +282,7 @@ def test_cli_json_with_two_worker_processes(faces):
     assert data["plot"] is None
 
 
+@pytest.mark.slow
 def test_cli_plot_is_a_png_of_the_expected_size(faces, tmp_path):
     pytest.importorskip("matplotlib", reason="--plot needs the plot extra")
     plot = tmp_path / "roc.png"
@@ -289,6 +292,7 @@ def test_cli_plot_is_a_png_of_the_expected_size(faces, tmp_path):
     assert png_size(plot) == FIGURE_PIXELS == (1200, 500)
 
 
+@pytest.mark.slow
 def test_cli_table(faces):
     result = run("evaluate", faces / "people", "--workers", "1")
     assert result.exit_code == 0, result.output
@@ -318,6 +322,7 @@ def test_cli_table(faces):
     assert "[3][4]" in " ".join(lines[lines.index(low_row) : lines.index(low_row) + 3])
 
 
+@pytest.mark.slow
 def test_cli_json_on_the_people_photos(faces):
     result, data = run_json("evaluate", faces / "people", "--workers", "1")
     assert result.exit_code == 0, result.output
@@ -367,6 +372,7 @@ def test_cli_plot_without_matplotlib(faces, tmp_path, monkeypatch):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [60, 80, 100])
 def test_the_view_fits_the_terminal_without_cutting_a_word(people_result, with_blank, settings, engine, width):
     import io

@@ -110,6 +110,7 @@ def test_a_search_not_acquired_is_no_evidence():
     assert outcome.fpir(0.5) == 0.0  # nobody named: the missing probes are not false positives either
 
 
+@pytest.mark.slow
 def test_identify_protocol_on_real_photos(faces, tmp_path):
     data = tmp_path / "people"
     shutil.copytree(faces / "people", data)

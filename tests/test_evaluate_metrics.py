@@ -183,6 +183,7 @@ def test_clopper_pearson_against_hand_computed_values():
     assert binomial_ci(0, 100_000)[1] * 100_000 == pytest.approx(math.log(40), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_clopper_pearson_matches_scipy():
     stats = pytest.importorskip("scipy.stats")
     for k, n in [(1, 3), (3, 1000), (17, 91), (250, 5000), (999, 1000)]:
@@ -302,6 +303,7 @@ def test_low_is_never_above_the_high_shown():
     assert people.threshold_low <= people.threshold_high == SAFE_FLOOR
 
 
+@pytest.mark.slow
 def test_low_never_above_high_on_random_scores():
     rng = np.random.default_rng(1)
     for _ in range(300):

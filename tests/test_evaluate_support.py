@@ -71,6 +71,7 @@ def larger_result(larger, settings, engine):
     return evaluate(load_dataset(larger), settings, target_far=1e-2, target_frr=5e-2, workers=1)
 
 
+@pytest.mark.slow
 def test_larger_folder_lists_why_images_were_unusable(larger_result):
     reasons = {u.path.rsplit("/", 1)[-1]: u.reason for u in larger_result.unusable}
     assert set(reasons) == {"blurred.png", "dark.png"}, reasons
@@ -83,6 +84,7 @@ def test_larger_folder_lists_why_images_were_unusable(larger_result):
     assert acquisition.to_dict()["by_reason"][1] == {"reason": "too dark", "images": 1, "rate": round(1 / 62, 6)}
 
 
+@pytest.mark.slow
 def test_larger_folder_supports_far_1e2_but_not_1e3(larger_result):
     m = larger_result.protocol("pairs").metrics
     # 62 images: 315 genuine pairs (one of them between the two unusable images), 1576 impostor pairs.
@@ -108,6 +110,7 @@ def test_larger_folder_supports_far_1e2_but_not_1e3(larger_result):
     assert "cosine_threshold_high" not in strict.recommendation.toml()
 
 
+@pytest.mark.slow
 def test_larger_folder_through_the_cli(larger):
     result = run("evaluate", larger, "--workers", "1", "--target-far", "0.01", "--target-frr", "0.05")
     assert result.exit_code == 0, result.output

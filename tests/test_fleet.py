@@ -107,6 +107,7 @@ def test_a_store_unavailable_is_503_with_retry_after_and_the_stores_exit_code():
 
 
 # -- /ready, /health, the pool -------------------------------------------------------------
+@pytest.mark.slow
 def test_ready_and_health_need_no_key_and_say_what_was_checked(fake_engine, postgres_url):
     with serving(fake_engine, postgres_url) as (client, app):
         plain = httpx.Client(base_url=str(client.base_url), timeout=10)
@@ -133,6 +134,7 @@ def test_ready_on_sqlite(client_for, fake_engine):
     assert ready.status_code == 200 and ready.json()["backend"] == "sqlite", ready.text
 
 
+@pytest.mark.slow
 def test_the_pool_is_what_every_request_borrows_from(fake_engine, postgres_url):
     with serving(fake_engine, postgres_url, server_concurrency=1) as (client, app):
         pool = replica_of(app).pool
@@ -145,6 +147,7 @@ def test_the_pool_is_what_every_request_borrows_from(fake_engine, postgres_url):
 
 
 # -- replicas in step ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_replicas_identify_each_others_enrollments_and_never_a_removed_person(fake_engine, postgres_url):
     rng = random.Random(1207)
     with serving(fake_engine, postgres_url) as (a, app_a), serving(fake_engine, postgres_url) as (b, app_b):
@@ -170,6 +173,7 @@ def test_two_replicas_identify_each_others_enrollments_and_never_a_removed_perso
                 assert name not in [c["user"] for c in found["candidates"]], found
 
 
+@pytest.mark.slow
 def test_two_real_facer_serve_processes_on_one_postgres(postgres_url, faces, tmp_path):
     """Real models, two processes: enrolled on A → identified on B; removed on B → never named on A."""
     from helpers import people
@@ -249,6 +253,7 @@ def backends(url: str, where: str = "application_name = 'facer'") -> list[int]:
         return [r[0] for r in conn.execute(f"SELECT pid FROM pg_stat_activity WHERE {where}").fetchall()]
 
 
+@pytest.mark.slow
 def test_a_connection_killed_in_the_middle_of_an_enrollment_leaves_nothing_half_written(fake_engine, postgres_url):
     import psycopg
 

@@ -233,6 +233,7 @@ def test_users_list_fits_one_row_per_user_at_100_columns(bundled_images, tmp_pat
     assert "UTC" in run("users", "show", "alice", "--db", db).output or "+" in run("users", "show", "alice", "--db", db).output
 
 
+@pytest.mark.slow
 def test_a_failed_camera_run_shows_rejections_by_reason_and_every_frame_with_verbose(faces, tmp_path):
     clip = faces / "video" / "short_hamilton_clip.mp4"
     args = ("capture", "--camera", clip, "--out", tmp_path / "t.npy", "--pose-yaw-limit", "1", "--pose-pitch-limit", "1",

@@ -141,6 +141,7 @@ def test_candidates_from_a_few_rows_bounds_equal_those_from_every_row(seed):
                 np.testing.assert_array_equal(found, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(8))
 def test_candidates_equal_every_row_definition_when_scores_crowd_within_the_bounds(seed):
     # Scores packed closer together than the bounds are wide: the cut and T nearly meet, rows far

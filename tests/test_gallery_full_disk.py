@@ -96,6 +96,7 @@ def identify(db: Path, photo: Path, tmpdir: Path) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_identify_on_a_full_disk_answers_or_says_why_never_sigbus(small_disk, tmp_path, bundled_images):
     db = full_store(tmp_path, small_disk)
     photo = bundled_images / "yaoming.jpg"

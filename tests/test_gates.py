@@ -75,6 +75,7 @@ def gain(factor: float):
 # -- nothing clean is turned away -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_gate_turns_away_a_clean_photo(clean, analysed):
     for name in clean:
         frame = analysed(name)
@@ -97,6 +98,7 @@ def test_sharpness_is_scale_independent(analysed):
     assert all(abs(v / median - 1) < 0.2 for v in values.values()), values
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution", RESOLUTIONS + ("small",))
 @pytest.mark.parametrize("sigma", [2, 4, 8])
 def test_blur_is_rejected_at_every_resolution(analysed, resolution, sigma):
@@ -109,6 +111,7 @@ def test_blur_is_rejected_at_every_resolution(analysed, resolution, sigma):
     assert short_reason(frame.reason).startswith("blurred")
 
 
+@pytest.mark.slow
 def test_blur_of_2px_is_rejected_on_every_face(clean, analysed):
     for name in clean:
         scale = crop_scale(analysed(name))
@@ -424,6 +427,7 @@ def high_key_frames(engine, faces, clean, analysed):
     return frames
 
 
+@pytest.mark.slow
 def test_high_key_portraits_pass(high_key_frames):
     assert len(high_key_frames) >= 45
     for name, _image, frame in high_key_frames:
@@ -432,6 +436,7 @@ def test_high_key_portraits_pass(high_key_frames):
         assert 150 <= face.brightness <= 215 and face.clipped <= 0.25, (name, face.brightness, face.clipped)
 
 
+@pytest.mark.slow
 def test_an_over_exposed_high_key_face_fails(high_key_frames, engine):
     for name, image, _frame in high_key_frames[::3]:
         frame = engine.analyze(gain(1.8)(image), f"{name} [high key, x1.8]")

@@ -68,6 +68,7 @@ def faults(photo: Path, **env: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_large_photos_cost_no_page_faults_once_the_heap_has_grown_in_any_thread(large_photo):
     found = faults(large_photo)
     assert found["heap"] == "kept for reuse"
@@ -76,6 +77,7 @@ def test_large_photos_cost_no_page_faults_once_the_heap_has_grown_in_any_thread(
     assert found["worker"] < 300, found
 
 
+@pytest.mark.slow
 def test_a_malloc_tuned_from_the_environment_is_left_as_it_was_set(large_photo):
     # perturb=0 is glibc's default: only the presence of the tunable says "tuned by hand".
     found = faults(large_photo, GLIBC_TUNABLES="glibc.malloc.perturb=0")

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import REPO
 
 WIDTH = 80
@@ -75,6 +76,7 @@ def facer(args: tuple[str, ...], cwd: Path, **env: str) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_every_help_fits_60_lines_of_80_columns(tmp_path):
     paths = [(), *command_paths()]
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -98,6 +100,7 @@ def test_help_points_to_help_settings_where_the_setting_options_went(tmp_path):
         assert "--pose-yaw-limit" not in text and "--min-quality-score" not in text, path
 
 
+@pytest.mark.slow
 def test_help_settings_lists_every_setting_option_with_the_value_in_effect(tmp_path):
     (tmp_path / "facer.toml").write_text("pose_yaw_limit = 30\n")
     paths = [path for path in command_paths() if setting_flags(built(path))]

@@ -205,6 +205,7 @@ def strings_naming_options() -> list[tuple[str, int, str]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_other_string_naming_an_option_names_one_its_commands_have():
     for module, line, text in strings_naming_options():
         check_quoted(text)

@@ -172,6 +172,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_server_sees_an_enrollment_made_by_another_process(client_for, faces, tmp_path, engine):
     client = client_for(min_valid_frames=1)
     photos = people(faces)
@@ -222,6 +223,7 @@ def test_gallery_warning_past_the_calibrated_size():
     assert "more than the 10000" in gallery_warning(10_001, 10_000, 0.5)
 
 
+@pytest.mark.slow
 def test_identify_warns_when_the_gallery_outgrew_the_calibration(gallery_of_people, tmp_path):
     _, held_out = gallery_of_people
     done = run("identify", held_out["rose_leslie"], "--db", tmp_path / "facer.db")

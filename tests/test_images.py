@@ -75,6 +75,7 @@ def test_missing_file_and_folder(tmp_path):
         load_image(tmp_path, LIMIT)
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused_before_decoding():
     buffer = io.BytesIO()
     Image.new("1", (20000, 20000)).save(buffer, format="PNG")  # tiny file, 400 Mpx

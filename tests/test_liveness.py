@@ -322,6 +322,7 @@ def _run_attacks(engine, photos, count: int, kinds: tuple[str, ...], seed: int, 
         yield video, checker.result(), turned_parallax(frames, video.yaw)
 
 
+@pytest.mark.slow
 def test_printed_and_screen_photos_are_rejected(engine, photos):
     """10 generated attacks on every run, turned quickly (1-2 frames per turn) to keep it fast;
     the slow test below runs 200 at the usual pace."""

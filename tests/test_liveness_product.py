@@ -62,6 +62,7 @@ def not_live(reason: str = "no parallax: flat surface (residual 0.012 IOD < 0.04
 
 
 # -- the CLI ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_verify_by_camera_under_the_camera_setting_answers_the_challenge_and_is_audited(
     lin_db, clip, clip_camera, monkeypatch
 ):
@@ -89,6 +90,7 @@ def test_verify_by_camera_under_the_camera_setting_answers_the_challenge_and_is_
     assert result.exit_code == 0 and "liveness" not in data and len(data["frames"]) == 5
 
 
+@pytest.mark.slow
 def test_a_wrong_move_is_not_live_exit_13_recorded_with_its_reason(lin_db, clip, clip_camera):
     clip_camera(WRONG_ORDER)
     result = run("verify", "lin", "--camera", clip, "--db", lin_db, "--liveness")
@@ -106,6 +108,7 @@ def test_a_wrong_move_is_not_live_exit_13_recorded_with_its_reason(lin_db, clip,
     assert attempts[0]["live"] is False and attempts[0]["liveness_reason"].startswith("turned right")
 
 
+@pytest.mark.slow
 def test_enroll_and_capture_take_the_challenge_too(faces, clip, clip_camera, tmp_path):
     clip_camera(GENUINE)
     db = tmp_path / "facer.db"
@@ -243,6 +246,7 @@ def pad_folder(engine, faces, clip, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_liveness_reports_apcer_bpcer_and_the_tradeoff(pad_folder, monkeypatch):
     monkeypatch.setenv("FACER_FRAME_INTERVAL_MS", "100")
     result, data = run_json("evaluate", "--liveness", pad_folder)
@@ -267,6 +271,7 @@ def test_evaluate_liveness_reports_apcer_bpcer_and_the_tradeoff(pad_folder, monk
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_evaluate_liveness_folder_errors(tmp_path, pad_folder):
     result = run("evaluate", "--liveness", tmp_path)
     assert result.exit_code == 4 and "no live/ folder" in result.output

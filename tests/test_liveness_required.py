@@ -59,6 +59,7 @@ def identify_rows(db: Path) -> list[tuple[str, str | None]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_verify_and_identify_without_a_passed_challenge(obama_db, still, faces, monkeypatch):
     image = photo(faces, "obama_4")
     # Without the setting, the still video and the photo name the person: the set-up is sound.
@@ -82,6 +83,7 @@ def test_the_cli_refuses_verify_and_identify_without_a_passed_challenge(obama_db
     assert "--liveness" in run("identify", "--help").output
 
 
+@pytest.mark.slow
 def test_the_service_refuses_images_under_required_whoever_calls_it(engine, faces, still, tmp_path):
     facer = Facer(Settings(db=str(tmp_path / "f.db")), engine=engine)
     facer.enroll("obama", [photo(faces, f"obama_{i}") for i in (1, 2, 3)])
@@ -148,6 +150,7 @@ def answer(client, clip: Path, challenge) -> dict:
     return {**last, "challenge_id": challenge_id}
 
 
+@pytest.mark.slow
 def test_http_identify_with_a_challenge_decides_only_when_it_passed(client_for, faces, clip_path):
     client = client_for(liveness="required", min_valid_frames=1)
     facer = client.app.state.facer.facer

@@ -120,6 +120,7 @@ def shots(engine, clip) -> dict[int, replay.Shot]:
     return replay.observe_clip(engine, str(clip))
 
 
+@pytest.mark.slow
 def test_the_real_head_turn_passes_step_by_step(shots):
     """14 starting frames x 3 ways of sending (100 ms frames 5 a request, 200 ms frames 3 a request,
     100 ms frames 10 a request): BPCER 0 of 42."""
@@ -132,6 +133,7 @@ def test_the_real_head_turn_passes_step_by_step(shots):
     assert refused == []
 
 
+@pytest.mark.slow
 def test_one_turn_mirrored_for_the_other_side_is_refused_as_a_mirror_image(shots):
     for seed in range(3):
         _, result = replay.attack("mirrored", shots, seed)
@@ -200,6 +202,7 @@ def docs_client_example():
     return scope["answer_challenge"]
 
 
+@pytest.mark.slow
 def test_http_reveals_one_step_at_a_time_and_a_real_head_turn_verifies(lin_client, clip):
     """The docs' client answers the challenge with the clip (100 ms frames, 5 a request, each request
     arriving as its last frame is taken); verify then takes the challenge's own frames."""
@@ -233,6 +236,7 @@ def test_http_reveals_one_step_at_a_time_and_a_real_head_turn_verifies(lin_clien
     assert again.status_code == 409
 
 
+@pytest.mark.slow
 def test_http_one_turn_mirrored_is_not_live_and_recorded(lin_client, engine, clip):
     """The reproduction: the clip's right turn cut around the face, mirrored for "left", sent step by step
     at the clip's real pace."""

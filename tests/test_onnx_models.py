@@ -131,6 +131,7 @@ def assert_same_analysis(before: FaceEngine, after: FaceEngine, path: Path) -> i
     return len(frames[0].faces)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", DET_SIZES)
 def test_bundled_photos_bit_identical(engines, bundled_images, size):
     paths = images_under(bundled_images)
@@ -139,6 +140,7 @@ def test_bundled_photos_bit_identical(engines, bundled_images, size):
     assert sum(assert_same_analysis(*(at_size(e, size) for e in engines), p) for p in paths) >= 19
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", DET_SIZES)
 def test_shared_photos_bit_identical(engines, faces, size):
     paths = shared_images(faces)

@@ -44,6 +44,7 @@ def pose_engine(request):
     return FaceEngine(Settings(det_size=request.param))
 
 
+@pytest.mark.slow
 def test_yaw_and_pitch_agree_with_an_independent_model(pose_engine, faces):
     errors = {"yaw": [], "pitch": []}
     for stem, (yaw, pitch, _roll) in REFERENCE.items():
@@ -55,6 +56,7 @@ def test_yaw_and_pitch_agree_with_an_independent_model(pose_engine, faces):
         assert np.max(values) <= 12.0, (angle, np.round(values, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stem", ["obama_1", "biden_2", "rose_leslie_2"])
 @pytest.mark.parametrize("degrees", [-30, -15, 15, 30])
 def test_in_plane_rotation_changes_roll_by_the_same_angle(engine, faces, stem, degrees):

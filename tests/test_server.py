@@ -261,6 +261,7 @@ def test_compare_errors_no_face_bad_npy_missing_field(client, bundled_images, fa
 
 
 # -- users ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_enroll_verify_list_show_remove_with_real_photos(client, faces):
     obama, biden = faces / "people" / "obama", faces / "people" / "biden"
     enroll_files = [part(obama / f"obama_{i}.jpg") for i in (1, 2, 3)]
@@ -440,6 +441,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_real_facer_serve_process_enrolls_and_verifies(tmp_path, bundled_images):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACER_")}

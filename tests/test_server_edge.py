@@ -173,6 +173,7 @@ def test_idle_and_half_header_connections_neither_block_requests_nor_stay_open(l
             sock.close()
 
 
+@pytest.mark.slow
 def test_the_connection_cap_closes_the_longest_idle_connection_first(live):
     server = live(server_max_connections=20, server_header_timeout_s=60)
     idle: list[socket.socket] = []
@@ -215,6 +216,7 @@ def test_when_every_connection_is_busy_with_a_request_a_new_one_gets_a_json_503(
             sock.close()
 
 
+@pytest.mark.slow
 def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closes(live):
     server = live(server_body_timeout_s=1)
     sock = server.connect()
@@ -235,6 +237,7 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closes(
         sock.close()
 
 
+@pytest.mark.slow
 def test_a_trickled_body_the_app_never_reads_is_cut_off_too(live):
     server = live(server_body_timeout_s=1, api_key=KEY)
     sock = server.connect()
@@ -259,6 +262,7 @@ def test_a_trickled_body_the_app_never_reads_is_cut_off_too(live):
         sock.close()
 
 
+@pytest.mark.slow
 def test_keepalive_idle_connection_closes_and_a_stalled_second_request_gets_408(live):
     server = live(server_keepalive_s=1, server_header_timeout_s=1)
     first = server.connect()
@@ -326,6 +330,7 @@ def test_a_malformed_request_gets_the_json_error_body(live):
 
 
 # -- item 18: a client that disconnects mid-upload --------------------------------------------------
+@pytest.mark.slow
 def test_a_client_that_disconnects_mid_upload_is_one_log_line(live, caplog):
     server = live()
     caplog.set_level(logging.INFO)
@@ -446,6 +451,7 @@ def photo_files(path: Path, count: int, field: str = "files") -> list:
     return [(field, (f"{path.stem}_{i}.jpg", path.read_bytes(), "image/jpeg")) for i in range(count)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["a/b", "team/alice/2", "50%", "who?", "x#y", "Zoë Ødegård", "../etc", "<b>bold</b>"])
 def test_every_valid_name_is_reachable_percent_encoded(client_for, bundled_images, tmp_path, name):
     from urllib.parse import quote
@@ -494,6 +500,7 @@ def test_invisible_and_direction_characters_are_refused_over_http(client_for, bu
 
 
 # -- item 14: `file` and `files` on every upload endpoint ------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("field", ["file", "files"])
 def test_every_upload_endpoint_takes_file_and_files(client_for, bundled_images, field):
     client = client_for()
@@ -564,6 +571,7 @@ def test_no_error_body_holds_a_server_path_or_a_cli_flag(client_for, bundled_ima
     assert "the database is locked" in error["message"]
 
 
+@pytest.mark.slow
 def test_no_uvicorn_level_error_body_holds_a_server_path_or_a_flag(live, tmp_path):
     server = live(server_body_timeout_s=1)
     db = str(tmp_path / "facer.db")

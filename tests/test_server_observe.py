@@ -46,6 +46,7 @@ def photo(bundled_images: Path, name: str = "yaoming.jpg") -> tuple[str, tuple[s
 
 
 # -- /metrics ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_metrics_are_off_unless_enabled_and_prometheus_is_not_loaded(client_for, fake_engine):
     client = client_for()
     assert client.get("/metrics").status_code == 404
@@ -264,6 +265,7 @@ def slow_upload(port: int, bundled_images: Path) -> tuple[socket.socket, bytes]:
     return slow, body[len(body) // 2 :]
 
 
+@pytest.mark.slow
 def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_0(tmp_path, bundled_images):
     process, port = start_server(
         tmp_path, FACER_LOG_FORMAT="json", FACER_METRICS="true", FACER_SERVER_DRAIN_TIMEOUT_S="20"
@@ -306,6 +308,7 @@ def test_sigterm_drains_the_request_in_flight_refuses_new_connections_and_exits_
     assert start["url"] == f"http://127.0.0.1:{port}" and start["metrics"] is True and KEY not in output
 
 
+@pytest.mark.slow
 def test_a_request_that_outlasts_the_drain_timeout_is_cancelled_and_the_process_still_exits_0(tmp_path, bundled_images):
     process, port = start_server(tmp_path, FACER_SERVER_DRAIN_TIMEOUT_S="1.5")
     try:

@@ -50,6 +50,7 @@ def test_worker_count(monkeypatch):
         with_overrides(Settings(), workers=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("all_faces", [False, True])
 def test_threads_give_the_sequential_frames_in_input_order(engine, bundled_images, tmp_path, all_faces, monkeypatch):
     broken = tmp_path / "broken.jpg"
@@ -90,6 +91,7 @@ def test_facer_uses_the_workers_setting(engine, bundled_images, monkeypatch):
         assert np.array_equal(one.template.vector, two.template.vector)
 
 
+@pytest.mark.slow
 def test_detector_is_safe_from_several_threads(engine, bundled_images):
     detector = engine.detector
     images = [load_image(p, 50_000_000) for p in photos(bundled_images)[:4]]
@@ -121,6 +123,7 @@ def test_environment_read_by_hand():
     assert read_environment(environ) == {"det_size": "640", "max_frames": "7"}
 
 
+@pytest.mark.slow
 def test_verify_loads_neither_sqlite_utils_nor_pydantic_settings(tmp_path, bundled_images):
     """An up-to-date store opens without sqlite_utils; settings need no pydantic-settings."""
     db = tmp_path / "facer.db"
@@ -139,6 +142,7 @@ def test_verify_loads_neither_sqlite_utils_nor_pydantic_settings(tmp_path, bundl
     assert "MATCH" in done.stdout and "LOADED []" in done.stdout, done.stdout[-800:] + done.stderr
 
 
+@pytest.mark.slow
 def test_the_console_script_ends_without_losing_output_audit_row_or_wal(tmp_path, bundled_images):
     """`facer verify` ends with os._exit (no interpreter teardown): the JSON is complete, the attempt is
     in the store and the store is intact, in WAL mode, for the next process."""

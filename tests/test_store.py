@@ -357,6 +357,7 @@ def test_export_returns_the_newest_or_the_named_template(store):
 
 
 # -- concurrency and crashes ---------------------------------------------------
+@pytest.mark.slow
 def test_a_writer_waits_for_another_within_the_busy_timeout(tmp_path):
     path = tmp_path / "facer.db"
     Store(path).close()
@@ -533,6 +534,7 @@ def test_read_only_database_reads_but_refuses_writes_clearly(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_read_only_database_through_the_cli(tmp_path, faces):
     from facer_cli import Facer
 

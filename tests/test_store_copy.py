@@ -87,6 +87,7 @@ def enrolled_source(db: str, engine, faces) -> tuple[Facer, dict]:
 DIRECTIONS = [("sqlite", "postgresql"), ("postgresql", "sqlite"), ("sqlite", "sqlite"), ("postgresql", "postgresql")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kinds", DIRECTIONS, ids=["->".join(k) for k in DIRECTIONS])
 def test_a_copy_keeps_every_row_identifies_and_a_second_run_copies_nothing(kinds, db_of, engine, faces):
     src, dst = db_of(kinds[0]), db_of(kinds[1])
@@ -239,6 +240,7 @@ def test_a_missing_source_or_the_same_store_twice_is_refused_and_nothing_is_made
     assert same.exit_code == 2 and "the same store" in same.stderr
 
 
+@pytest.mark.slow
 def test_during_a_copy_readers_of_the_destination_go_on_and_writers_wait(backend, db_of):
     from facer_cli.errors import StoreError
 

@@ -89,6 +89,7 @@ def _first_open_worker(barrier, results, root: str, trials: int) -> None:
             results.put((trial, f"{type(exc).__name__}: {exc}"))
 
 
+@pytest.mark.slow
 def test_simultaneous_first_opens_of_a_new_store_all_succeed(tmp_path):
     """3 processes, released together by a barrier, open each of 200 new stores: none may fail."""
     processes, trials = 3, 200
@@ -275,6 +276,7 @@ def test_a_wrong_size_vector_under_the_current_fingerprint_is_refused(tmp_path, 
     assert [u["name"] for u in run_json("users", "list", "--db", db)[1]["users"]] == ["b"]
 
 
+@pytest.mark.slow
 def test_fingerprints_facer_cannot_check_need_trust_and_are_flagged(tmp_path, wide_console, backend_db):
     db, model = backend_db, current_model()
     np.save(tmp_path / "v.npy", unit(1))
@@ -359,6 +361,7 @@ READER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_remove_with_a_reader_returns_promptly_and_the_erasure_is_finished_later(tmp_path):
     path = tmp_path / "facer.db"
     secrets = alice_store(path)
@@ -386,6 +389,7 @@ def test_remove_with_a_reader_returns_promptly_and_the_erasure_is_finished_later
         assert not store.erasure_pending()
 
 
+@pytest.mark.slow
 def test_delete_over_http_with_a_reader_returns_promptly(tmp_path, client_for):
     path = tmp_path / "facer.db"
     secrets = alice_store(path)
@@ -421,6 +425,7 @@ def small_store(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_read_only_file_is_read_without_files_beside_it_and_writable_again_later(tmp_path):
     path = small_store(tmp_path / "store")
     path.chmod(0o444)
@@ -437,6 +442,7 @@ def test_a_read_only_file_is_read_without_files_beside_it_and_writable_again_lat
     assert removed.returncode == 0, removed.stderr
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_read_and_writes_say_read_only(tmp_path):
     path = small_store(tmp_path / "store")
     np.save(tmp_path / "v.npy", unit(2))

@@ -206,6 +206,7 @@ def test_concurrent_enrollments_of_one_name_from_threads_store_exactly_one(postg
         assert store.count() == 1 and len(store.templates("Zoë")) == 1
 
 
+@pytest.mark.slow
 def test_concurrent_enrollments_of_one_name_from_processes_store_exactly_one(postgres_url):
     PostgresStore(postgres_url).close()  # the schema first: the race is the enrollment's
     start = time.time() + 1.5
@@ -291,6 +292,7 @@ def door_role(postgres_server, postgres_url):
             conn.execute("DROP ROLE door")
 
 
+@pytest.mark.slow
 def test_a_rejected_password_is_one_line_that_never_shows_it(door_role, monkeypatch):
     wrong = with_password(door_role, "Wr0ng-" + PASSWORD)
     with pytest.raises(StoreError, match="cannot log in to database postgresql://door@") as caught:
@@ -314,6 +316,7 @@ def test_a_rejected_password_is_one_line_that_never_shows_it(door_role, monkeypa
     assert "not it either" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_right_password_from_the_url_or_pgpassword_works_and_is_never_shown(door_role, monkeypatch):
     right = with_password(door_role)
     result = run("users", "import", "alice", "--help")  # (the CLI is importable)
@@ -350,6 +353,7 @@ def test_a_missing_database_says_to_create_it(postgres_url):
     assert PASSWORD not in one_line(caught.value)
 
 
+@pytest.mark.slow
 def test_a_server_stopped_is_one_store_error_line_not_a_traceback_or_a_hang():
     cluster = new_cluster()
     try:
@@ -373,6 +377,7 @@ def test_a_server_stopped_is_one_store_error_line_not_a_traceback_or_a_hang():
         cluster.destroy()
 
 
+@pytest.mark.slow
 def test_the_gallery_of_a_long_running_process_outlives_a_server_restart():
     cluster = new_cluster()
     try:

@@ -233,6 +233,7 @@ VIEWS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("view", VIEWS)
@@ -240,6 +241,7 @@ def test_views_keep_keys_and_decisions_whole(cases, view, width, terminal):
     check(cases[view], width, terminal)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("view", VIEWS)
 def test_piped_output_at_rich_default_width_keeps_keys_whole(cases, view, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
@@ -277,6 +279,7 @@ def test_cli_error_line_is_one_line_when_piped(results, faces):
     assert result.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_config_show_keeps_settings_and_origins_whole(width, terminal, monkeypatch):

@@ -49,6 +49,7 @@ def test_visible_text_in_any_script_is_still_accepted(name):
     assert validate_user_name(name) == name
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_the_same_names_with_exit_2(tmp_path, bundled_images):
     result = run("enroll", "alice\u202eecila", bundled_images / "yaoming.jpg", "--db", tmp_path / "facer.db")
     assert result.exit_code == 2, result.output

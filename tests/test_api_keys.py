@@ -22,6 +22,7 @@ from facer_cli.service.keys import (
     hash_token,
     name_in,
     new_token,
+    stored_keys_active,
     token_matches,
 )
 from facer_cli.settings import Settings
@@ -321,3 +322,45 @@ def test_the_json_access_log_names_the_key(client_for, fake_engine, caplog):
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "facer.access"]
     assert [(line["status"], line["api_key"]) for line in lines] == [(200, "door-1"), (403, "door-1"), (200, "api_key")]
     assert kiosk not in json.dumps(lines)
+
+
+def call_from(app, address: str, path: str, headers: list[tuple[bytes, bytes]] = ()) -> int:
+    """The status of one GET that reached the app on `address` (an ASGI call: no socket, no traffic)."""
+    import asyncio
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": list(headers),
+        "server": (address, 23535), "client": ("10.0.0.9", 40000),
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return next(message["status"] for message in sent if message["type"] == "http.response.start")
+
+
+def test_keys_in_the_store_alone_let_the_service_answer_beyond_loopback(tmp_path):
+    from facer_cli.server import create_app
+    from facer_cli.server.exposure import check_exposure
+
+    settings = Settings(db=str(tmp_path / "facer.db"))
+    assert not stored_keys_active(settings)  # no store yet: no key
+    open_store(settings).close()  # as facer serve makes it before it listens
+    assert not stored_keys_active(settings)
+    app = create_app(settings)
+    assert call_from(app, "10.0.0.5", "/users") == 403  # reachable from outside, and no key needed
+    token = ApiKeys(settings).add("door-1", "admin").token
+    assert stored_keys_active(settings)
+    check_exposure("0.0.0.0", stored_keys_active(settings), False)  # facer serve --host 0.0.0.0 starts
+    app = create_app(settings)
+    # Past the exposure rule now: the key check answers (it needs one, and this request has none).
+    assert call_from(app, "10.0.0.5", "/users") == 401
+    assert token.startswith("facer_door-1_")
+    ApiKeys(settings).revoke("door-1")
+    assert not stored_keys_active(settings)

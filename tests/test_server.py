@@ -368,11 +368,11 @@ def test_api_key_setting_is_validated():
 def test_non_loopback_without_a_key_is_refused_unless_said_insecure():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.8.0.1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("::") and not is_loopback("example.com")
-    check_exposure("127.0.0.1", None, False)
-    check_exposure("0.0.0.0", KEY, False)
-    check_exposure("0.0.0.0", None, True)
+    check_exposure("127.0.0.1", False, False)
+    check_exposure("0.0.0.0", True, False)
+    check_exposure("0.0.0.0", False, True)
     with pytest.raises(ExposureError, match="refusing to listen on 0.0.0.0 without an API key"):
-        check_exposure("0.0.0.0", None, False)
+        check_exposure("0.0.0.0", False, False)
     result = CliRunner().invoke(cli_app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "refusing to listen on 0.0.0.0" in result.output and "--allow-insecure-remote" in result.output

@@ -85,8 +85,11 @@ def serve_command(
     settings = settings_for(ctx, server_host=host, server_port=port, server_concurrency=concurrency)
     require_server_extra(metrics=settings.metrics)
     from facer_cli.server.exposure import check_exposure, is_loopback
+    from facer_cli.service.keys import stored_keys_active
 
-    check_exposure(settings.server_host, settings.api_key, allow_insecure_remote)
+    # A key is needed when the setting holds one or the store has an active one (`facer keys add`).
+    key_required = settings.api_key is not None or stored_keys_active(settings)
+    check_exposure(settings.server_host, key_required, allow_insecure_remote)
 
     from facer_cli.server.listen import bind_socket
 
@@ -105,7 +108,7 @@ def serve_command(
         facer.open_store().close()
         app = create_app(settings, engine=engine, allow_insecure_remote=allow_insecure_remote)
         server = build_server(app, settings, log_level)  # sets up the log lines
-        insecure = settings.api_key is None and not is_loopback(settings.server_host)
+        insecure = not key_required and not is_loopback(settings.server_host)
         database = describe_db(settings.db, settings.db_path)
         url = f"http://{settings.server_host}:{settings.server_port}"
         if settings.log_format == "json":
@@ -122,7 +125,7 @@ def serve_command(
                 provider=engine.info.provider,
                 database=database,
                 url=url,
-                api_key_required=settings.api_key is not None,
+                api_key_required=key_required,
                 metrics=settings.metrics,
             )
         else:
@@ -136,7 +139,7 @@ def serve_command(
             err_console.print(
                 literal(
                     f"facer serve: model {engine.fingerprint} on {engine.info.provider}, database {database}, "
-                    f"{url} (docs at /docs)" + ("; X-API-Key required" if settings.api_key else "")
+                    f"{url} (docs at /docs)" + ("; X-API-Key required" if key_required else "")
                 ),
                 soft_wrap=True,
             )

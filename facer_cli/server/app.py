@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, engine: Any = None, *, allow_in
     app.add_middleware(PathMiddleware)
     app.add_middleware(
         ExposureMiddleware,
-        api_key=settings.api_key,
+        key_required=app.state.keys.required,
         allow_insecure_remote=allow_insecure_remote,
         respond=response_for,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Callable
 
-from facer_cli.errors import ConfigError
+from facer_cli.errors import ConfigError, FacerError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,28 +43,32 @@ def is_ip_address(host: str) -> bool:
     return True
 
 
-def check_exposure(host: str, api_key: str | None, allow_insecure_remote: bool) -> None:
-    """Refuse a non-loopback address without an API key unless told, in so many words, that it is insecure."""
-    if api_key is None and not is_loopback(host) and not allow_insecure_remote:
+def check_exposure(host: str, key_required: bool, allow_insecure_remote: bool) -> None:
+    """Refuse a non-loopback address where requests need no API key (neither the `api_key` setting nor
+    an active key in the store) unless told, in so many words, that it is insecure."""
+    if not key_required and not is_loopback(host) and not allow_insecure_remote:
         raise ExposureError(
             f"refusing to listen on {host} without an API key: anyone who can reach this port could enroll, "
-            "verify and delete users. Set the api_key setting (FACER_API_KEY), or listen on a loopback address"
+            "verify and delete users. Set the api_key setting (FACER_API_KEY) or add a key (facer keys add), "
+            "or listen on a loopback address"
         )
 
 
 class ExposureMiddleware:
     """Every request is refused (403) when it reached the server on a non-loopback address while no
-    API key is set — whoever started the app, `facer serve` or uvicorn's own command line."""
+    API key is needed — whoever started the app, `facer serve` or uvicorn's own command line.
+    `key_required` says whether one is (the setting, or an active key in the store: a few seconds'
+    cache); a store that cannot say answers its own error (503)."""
 
     def __init__(
         self,
         app: ASGIApp,
-        api_key: str | None,
+        key_required: Callable[[], bool],
         allow_insecure_remote: bool,
-        respond: Callable[[ExposureError], ASGIApp],
+        respond: Callable[[FacerError], ASGIApp],
     ):
         self.app = app
-        self.api_key = api_key
+        self.key_required = key_required
         self.allow_insecure_remote = allow_insecure_remote
         self.respond = respond
 
@@ -72,10 +76,11 @@ class ExposureMiddleware:
         server = scope.get("server")
         # A real socket reports the IP address it accepted on; other transports (a unix socket,
         # an in-process test client) report none, and reach no other machine by themselves.
-        if scope["type"] == "http" and server and is_ip_address(str(server[0])):
+        host = str(server[0]) if server else ""
+        if scope["type"] == "http" and is_ip_address(host) and not is_loopback(host) and not self.allow_insecure_remote:
             try:
-                check_exposure(str(server[0]), self.api_key, self.allow_insecure_remote)
-            except ExposureError as exc:
+                check_exposure(host, self.key_required(), self.allow_insecure_remote)
+            except FacerError as exc:
                 await self.respond(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

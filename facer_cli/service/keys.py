@@ -173,6 +173,15 @@ class ApiKeys:
             return opened.revoke_api_key(name)
 
 
+def stored_keys_active(settings: Settings) -> bool:
+    """Whether the store of `settings` holds an active API key (False while no SQLite store exists)."""
+    from facer_cli.store.urls import is_postgres_url
+
+    if not is_postgres_url(settings.db) and not settings.db_path.exists():
+        return False
+    return any(key.active for key in ApiKeys(settings).list().keys)
+
+
 class KeyRing:
     """Who a request's token is, for the server: the `api_key` setting's key ("api_key", admin), an
     active stored key, or nobody (None). Each answer, and whether any key is needed at all (the

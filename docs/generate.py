@@ -43,23 +43,6 @@ WIDTH = 80
 # --- the CLI reference ---------------------------------------------------------------------------
 
 
-def command_paths() -> list[tuple[str, ...]]:
-    """Every command and subcommand, in the order `facer --help` lists them: ("users", "list"), …"""
-    from facer_cli.cli.commands import COMMANDS
-
-    paths: list[tuple[str, ...]] = []
-
-    def walk(path: tuple[str, ...], command: Any) -> None:
-        paths.append(path)
-        for name, sub in getattr(command, "commands", {}).items():
-            if not getattr(sub, "hidden", False):
-                walk((*path, name), sub)
-
-    for command in COMMANDS:
-        walk((command.name,), command.build())
-    return paths
-
-
 def clean_environment(home: Path) -> dict[str, str]:
     """An environment that makes help text the same on every machine."""
     return {
@@ -98,6 +81,8 @@ def anchor(heading: str) -> str:
 
 
 def cli_page() -> str:
+    from facer_cli.cli.commands import command_paths
+
     paths = [(), *command_paths()]
     with tempfile.TemporaryDirectory(prefix="facer-docs-") as folder:
         home = Path(folder) / "home"

@@ -13,25 +13,10 @@ from typing import Any
 import pytest
 from helpers import REPO
 
+from facer_cli.cli.commands import command_paths
+
 WIDTH = 80
 MOST_LINES = 60
-
-
-def command_paths() -> list[tuple[str, ...]]:
-    """Every command and subcommand, taken from the code: ("enroll",), ("users", "list"), …"""
-    from facer_cli.cli.commands import COMMANDS
-
-    paths: list[tuple[str, ...]] = []
-
-    def walk(path: tuple[str, ...], command: Any) -> None:
-        paths.append(path)
-        for name, sub in getattr(command, "commands", {}).items():
-            if not getattr(sub, "hidden", False):
-                walk((*path, name), sub)
-
-    for command in COMMANDS:
-        walk((command.name,), command.build())
-    return paths
 
 
 def built(path: tuple[str, ...]) -> Any:

@@ -64,6 +64,22 @@ class LazyCommand:
         return command
 
 
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and visible subcommand, in the order `facer --help` lists them: ("enroll",),
+    ("users", "list"), … (the docs' CLI reference and the help-size test walk the same list)."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(path: tuple[str, ...], command: Any) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            if not getattr(sub, "hidden", False):
+                walk((*path, name), sub)
+
+    for command in COMMANDS:
+        walk((command.name,), command.build())
+    return paths
+
+
 def reflowed(text: str) -> str:
     """Help text with each paragraph on one line, for Rich to wrap to the terminal (Typer keeps a
     docstring's line breaks after the first paragraph); a paragraph starting with \\b is kept as is."""

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from facer_cli.server.deps import ServerState, state_of, uploads_as_inputs
 from facer_cli.server.errors import ChallengeError, error_responses
 from facer_cli.server.paths import UserName
-from facer_cli.server.uploads import read_form
+from facer_cli.server.uploads import multipart_body, read_form
 from facer_cli.service import Frames
 from facer_cli.store import parse_mode
 
@@ -25,26 +25,12 @@ class EnrollMode(str, Enum):
     ADD = "add"
 
 
-BURST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "Images; none with challenge_id (the challenge's own frames are used).",
-                        },
-                        "file": {"type": "string", "format": "binary", "description": "One image (same as `files`)."},
-                    },
-                }
-            }
-        },
+BURST_BODY = multipart_body(
+    {
+        "files": ("Images; none with challenge_id (the challenge's own frames are used).", True),
+        "file": ("One image (same as `files`).", False),
     }
-}
+)
 ChallengeId = Annotated[
     str | None,
     Query(

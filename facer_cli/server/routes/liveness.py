@@ -12,30 +12,19 @@ from facer_cli.server.challenges import Pending
 from facer_cli.server.deps import state_of, uploads_as_inputs
 from facer_cli.server.errors import TooManyFilesError, error_responses
 from facer_cli.server.gate import JSONBody, json_body
-from facer_cli.server.uploads import read_form
+from facer_cli.server.uploads import multipart_body, read_form
 
 router = APIRouter()
 
-FRAMES_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "The frames taken since the step was sent (or since the last request), "
-                            "in the order they were taken; timed by the server's clock, not by their names.",
-                        },
-                    },
-                }
-            }
-        },
+FRAMES_BODY = multipart_body(
+    {
+        "files": (
+            "The frames taken since the step was sent (or since the last request), "
+            "in the order they were taken; timed by the server's clock, not by their names.",
+            True,
+        ),
     }
-}
+)
 ChallengePath = Annotated[str, Path(max_length=200, description="The challenge_id POST /liveness/challenge gave.")]
 
 

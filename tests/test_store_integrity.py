@@ -743,3 +743,23 @@ def test_enrollments_killed_at_random_moments_leave_a_whole_store(tmp_path):
         assert set(per_template) <= {(3,)} and orphans == [(0,), (0,)]
         assert users in (min(7, reached), min(7, reached + 1))  # the last one may have committed unsaid
     assert committed > 100  # the kills did land in the middle of real work
+
+
+def test_a_transaction_abandoned_by_an_interrupt_and_collected_after_close_raises_nothing(tmp_path):
+    # A Ctrl-C can cut a command short between a transaction's start and its `with` block; the
+    # store is closed on the way out, and the garbage collector closes the abandoned transaction
+    # later: it printed "Exception ignored … Cannot operate on a closed database" after the line.
+    import gc
+
+    store = Store(tmp_path / "facer.db")
+    abandoned = store.transaction("record a verify attempt")
+    abandoned.__enter__()
+    store.close()
+    caught = []
+    hook, sys.unraisablehook = sys.unraisablehook, caught.append
+    try:
+        del abandoned
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert caught == []

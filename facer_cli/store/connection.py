@@ -434,7 +434,9 @@ class StoreConnection:
                 yield conn
             except BaseException:
                 self._erase_on_commit = None
-                if conn.in_transaction:
+                # A store closed meanwhile has rolled back already: a transaction abandoned by a
+                # Ctrl-C and closed by the garbage collector after `close()` must not raise there.
+                if self.conn is conn and conn.in_transaction:
                     conn.rollback()
                 raise
             finally:

@@ -20,7 +20,7 @@ from facer_cli.errors import UnknownUserError
 from facer_cli.gallery.index import GalleryIndex
 from facer_cli.settings import Settings
 from facer_cli.store.contract import open_store
-from facer_cli.store.records import AttemptRecord, IdentifyRecord, now
+from facer_cli.store.records import FACE_CHANGED, AttemptRecord, IdentifyRecord, now
 
 MODEL = "bundled:c0ffee00c0ffee00"
 DIMENSION = 512
@@ -219,3 +219,12 @@ def test_many_removals_mean_a_rebuild_and_no_removed_person_is_named(filled_stor
         for user in range(0, 40, 2):
             assert index.search(unit(100 + user), top_k=1)[0].name != f"person {user:02d}"
         assert_index_exact(index, store, np.stack([unit(101), unit(102)]))
+
+
+def test_a_changed_face_recorded_at_enrollment_is_no_verification(backend_store):
+    store = backend_store
+    store.import_vector("alice", unit(1), model=MODEL, source="a.npy")
+    store.record_attempt(AttemptRecord(user="alice", model=MODEL, source="b.npy", band=FACE_CHANGED, similarity=0.1))
+    assert store.list()[0].last_verified is None
+    store.record_attempt(AttemptRecord(user="alice", model=MODEL, source="door", band="match", similarity=0.7))
+    assert store.list()[0].last_verified == store.attempts("alice")[0].created

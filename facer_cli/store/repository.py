@@ -544,7 +544,7 @@ class Store(SQLiteRows):
         return (
             "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
             " group_concat(DISTINCT t.model), max(t.created),"
-            " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id),"
+            " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id AND a.band <> 'face_changed'),"
             f" group_concat(DISTINCT CASE WHEN {self._unverified} THEN t.model END)"
             " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
         )

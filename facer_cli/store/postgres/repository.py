@@ -61,7 +61,7 @@ ERASED_TABLES = ("templates", "samples", "users", "lookalikes", "data_keys")
 SUMMARY = (
     "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
     " array_agg(DISTINCT t.model) FILTER (WHERE t.model IS NOT NULL), max(t.created),"
-    " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id),"
+    " (SELECT max(a.created) FROM attempts a WHERE a.user_id = u.id AND a.band <> 'face_changed'),"
     " array_agg(DISTINCT t.model) FILTER (WHERE t.model_unverified)"
     " FROM users u LEFT JOIN templates t ON t.user_id = u.id"
 )

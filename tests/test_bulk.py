@@ -102,10 +102,17 @@ def test_ctrl_c_then_a_rerun_ends_with_the_store_of_an_uninterrupted_run(tmp_pat
     while enrolled_count(stopped) < 1 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     kept = enrolled_count(stopped)
     assert 1 <= kept < 24
+    # What was decided before the interrupt is said: JSON on stdout, one line on stderr, then the usual line.
+    partial = json.loads(out)
+    assert partial["interrupted"] is True and partial["people_total"] == 24
+    assert kept - 1 <= partial["counts"]["enrolled"] <= kept  # Ctrl-C may land between a commit and its report
+    lines = err.decode().strip().splitlines()
+    assert lines[-1] == "interrupted" and lines[-2].startswith(f"stopped: {len(partial['people'])} of 24 people decided")
+    assert "run the same command again to go on" in lines[-2]
     again = subprocess.run([*args, "--db", str(stopped)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     outcome = statuses(json.loads(again.stdout))

@@ -12,7 +12,7 @@ import typer
 
 from facer_cli.cli.app import console, err_console
 from facer_cli.cli.errors import EXIT_AMBIGUOUS, EXIT_BATCH_INCOMPLETE, EXIT_IDENTIFIED, EXIT_UNKNOWN_PERSON
-from facer_cli.cli.output.text import literal, print_json
+from facer_cli.cli.output.text import literal, message_line, print_json
 
 if TYPE_CHECKING:
     from facer_cli.service import Facer
@@ -70,13 +70,20 @@ def batch_command(
     outcomes = []
     progress, task = _progress(not json_output, "enrolling", None)
     assert isinstance(progress, Progress)
-    with progress:
-        for step in facer.enroll_batch(people, replace=replace, dry_run=dry_run, allow_lookalike=allow_lookalike):
-            progress.update(task, total=step.photos_total, completed=step.photos_done)  # type: ignore[arg-type]
-            if step.outcome is not None:
-                outcomes.append(step.outcome)
-                if not json_output and not err_console.is_terminal and verbose:
-                    err_console.print(literal(f"{step.outcome.name}: {step.outcome.status}"))
+    try:
+        with progress:
+            steps = facer.enroll_batch(people, replace=replace, dry_run=dry_run, allow_lookalike=allow_lookalike)
+            for step in steps:
+                progress.update(task, total=step.photos_total, completed=step.photos_done)  # type: ignore[arg-type]
+                if step.outcome is not None:
+                    outcomes.append(step.outcome)
+                    if not json_output and not err_console.is_terminal and verbose:
+                        err_console.print(literal(f"{step.outcome.name}: {step.outcome.status}"))
+    except KeyboardInterrupt:
+        # What was decided before Ctrl-C, so a stopped run is not a blank: then the usual line and 130.
+        partial = BatchResult(outcomes, dry_run, facer.model, time.perf_counter() - started)
+        say_interrupted(partial, len(people), report, json_output)
+        raise
     result = BatchResult(outcomes, dry_run, facer.model, time.perf_counter() - started)
     if report is not None:
         write_report(report, result)
@@ -89,6 +96,26 @@ def batch_command(
         if report is not None:
             console.print(literal(f"report written to {report}"))
     return 0 if result.complete else EXIT_BATCH_INCOMPLETE
+
+
+def say_interrupted(partial: object, people: int, report: Path | None, json_output: bool) -> None:
+    """After Ctrl-C: the people decided so far (the report and JSON of them too), and how to go on."""
+    from facer_cli.service.bulk import STATUSES, BatchResult
+
+    assert isinstance(partial, BatchResult)
+    if report is not None:
+        write_report(report, partial)
+    if json_output:
+        print_json({**partial.to_dict(), "interrupted": True, "people_total": people})
+    counts = ", ".join(f"{partial.count(status)} {status}" for status in STATUSES if partial.count(status))
+    going_on = (
+        "nothing was stored (dry run)"
+        if partial.dry_run
+        else "each person enrolled is stored whole; run the same command again to go on (those enrolled are skipped)"
+    )
+    written = f"; the report of those is in {report}" if report is not None else ""
+    decided = f"{len(partial.outcomes)} of {people} people decided" + (f" ({counts})" if counts else "")
+    message_line(err_console, "stopped:", f"{decided}; {going_on}{written}")
 
 
 def write_report(path: Path, result: object) -> None:

@@ -8,8 +8,9 @@ refused.
 
 The tables are SQLite's (`facer_cli.store.migrations`) in PostgreSQL's types: ids are identity
 columns (never reused), vectors and embeddings float32 bytes in `bytea`, times ISO 8601 text as
-SQLite keeps them. The gallery's change counter (`gallery_version`) is kept by a trigger, and
-each change of it is announced with NOTIFY on `GALLERY_CHANNEL` (step 2).
+SQLite keeps them. The gallery's change counter (`gallery_version`) is kept by triggers (once per
+statement since step 6), and each change of it is announced with NOTIFY on `GALLERY_CHANNEL`
+(step 2).
 """
 
 from __future__ import annotations
@@ -141,6 +142,88 @@ M005_DATA_KEYS: list[Statement] = [
     " master text NOT NULL, created text NOT NULL)",
 ]
 
+# The gallery counters kept per statement instead of per row: m001's trigger updated the model's
+# gallery_version row once per template, so a bulk insert of N templates in one transaction made N
+# versions of that one row (each update slower than the last, none prunable while it ran). These
+# triggers read the statement's rows from transition tables (one trigger per event: PostgreSQL
+# allows no transition tables on a trigger of several events) and update each model's row once.
+# The counts are m001's and SQLite's: an insert counts in `inserts`, and in `reused` when its id is
+# at or below the model's high water mark (read under the row's lock, so a concurrent transaction's
+# committed insert is seen) — a statement's rows counted as if inserted in id order, as facer
+# inserts them; a delete counts in `deletes`; an update counts, for each row whose id, user,
+# vector, dimension or model it changed, as a delete of the old row and a reused insert of the new
+# one (a trigger with transition tables cannot name columns: a row updated to the values it held
+# counts nothing). Models are locked in name order, so two statements never deadlock on them. The
+# counters as they stand are kept, so an index built before the step catches up after it.
+M006_INSERTED = (
+    "CREATE FUNCTION facer_gallery_inserted() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "  added record;\n"
+    "  mark bigint;\n"
+    "BEGIN\n"
+    "  FOR added IN SELECT model, count(*) AS n, max(id) AS top FROM facer_new GROUP BY model ORDER BY model LOOP\n"
+    "    INSERT INTO gallery_version (model) VALUES (added.model) ON CONFLICT (model) DO NOTHING;\n"
+    "    SELECT high_water INTO mark FROM gallery_version WHERE model = added.model FOR UPDATE;\n"
+    "    UPDATE gallery_version SET inserts = inserts + added.n,\n"
+    "      reused = reused + (SELECT count(*) FROM facer_new WHERE model = added.model AND id <= mark),\n"
+    "      high_water = greatest(high_water, added.top) WHERE model = added.model;\n"
+    "  END LOOP;\n"
+    "  RETURN NULL;\n"
+    "END $$"
+)
+M006_DELETED = (
+    "CREATE FUNCTION facer_gallery_deleted() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "  gone record;\n"
+    "BEGIN\n"
+    "  FOR gone IN SELECT model, count(*) AS n FROM facer_old GROUP BY model ORDER BY model LOOP\n"
+    "    UPDATE gallery_version SET deletes = deletes + gone.n WHERE model = gone.model;\n"
+    "  END LOOP;\n"
+    "  RETURN NULL;\n"
+    "END $$"
+)
+# An updated row is paired with its old self by id; an id changed (SET id = DEFAULT) leaves both
+# unpaired: the old one counts as deleted, the new one as a reused insert, as any changed row.
+M006_UPDATED = (
+    "CREATE FUNCTION facer_gallery_updated() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "  changed record;\n"
+    "BEGIN\n"
+    "  FOR changed IN\n"
+    "    WITH moved AS (\n"
+    "      SELECT o.model AS old_model, n.model AS new_model, n.id AS new_id\n"
+    "      FROM facer_old o FULL JOIN facer_new n ON n.id = o.id\n"
+    "      WHERE o.id IS NULL OR n.id IS NULL OR (o.user_id, o.vector, o.dimension, o.model)\n"
+    "        IS DISTINCT FROM (n.user_id, n.vector, n.dimension, n.model))\n"
+    "    SELECT model, sum(gone) AS gone, sum(added) AS added, max(top) AS top FROM (\n"
+    "      SELECT old_model AS model, 1 AS gone, 0 AS added, NULL::bigint AS top FROM moved WHERE old_model IS NOT NULL\n"
+    "      UNION ALL SELECT new_model, 0, 1, new_id FROM moved WHERE new_model IS NOT NULL) counted\n"
+    "    GROUP BY model ORDER BY model\n"
+    "  LOOP\n"
+    "    IF changed.added > 0 THEN\n"
+    "      INSERT INTO gallery_version (model) VALUES (changed.model) ON CONFLICT (model) DO NOTHING;\n"
+    "    END IF;\n"
+    "    UPDATE gallery_version SET deletes = deletes + changed.gone, inserts = inserts + changed.added,\n"
+    "      reused = reused + changed.added, high_water = greatest(high_water, coalesce(changed.top, 0))\n"
+    "      WHERE model = changed.model;\n"
+    "  END LOOP;\n"
+    "  RETURN NULL;\n"
+    "END $$"
+)
+M006_STATEMENT_COUNTERS: list[Statement] = [
+    "DROP TRIGGER gallery_version_change ON templates",
+    "DROP FUNCTION facer_gallery_version()",
+    M006_INSERTED,
+    M006_DELETED,
+    M006_UPDATED,
+    "CREATE TRIGGER gallery_version_insert AFTER INSERT ON templates REFERENCING NEW TABLE AS facer_new"
+    " FOR EACH STATEMENT EXECUTE FUNCTION facer_gallery_inserted()",
+    "CREATE TRIGGER gallery_version_delete AFTER DELETE ON templates REFERENCING OLD TABLE AS facer_old"
+    " FOR EACH STATEMENT EXECUTE FUNCTION facer_gallery_deleted()",
+    "CREATE TRIGGER gallery_version_update AFTER UPDATE ON templates"
+    " REFERENCING OLD TABLE AS facer_old NEW TABLE AS facer_new FOR EACH STATEMENT EXECUTE FUNCTION facer_gallery_updated()",
+]
+
 # (name, statements), in order: step n is STEPS[n - 1]. A statement is SQL, or a function run on
 # the step's connection (in its transaction).
 STEPS: list[tuple[str, Sequence[Statement]]] = [
@@ -149,5 +232,6 @@ STEPS: list[tuple[str, Sequence[Statement]]] = [
     ("m003_user_name_keys", M003_NAME_KEYS),
     ("m004_api_keys_and_key_names", M004_API_KEYS),
     ("m005_data_keys", M005_DATA_KEYS),
+    ("m006_gallery_counters_per_statement", M006_STATEMENT_COUNTERS),
 ]
 STEP_NAMES = [name for name, _ in STEPS]

@@ -62,7 +62,7 @@ def larger(faces, tmp_path_factory):
     (root / "unusable").mkdir()
     image = load_image(people(faces)["obama"][0], 50_000_000)
     cv2.imwrite(str(root / "unusable" / "blurred.png"), cv2.GaussianBlur(image, (0, 0), 8))
-    cv2.imwrite(str(root / "unusable" / "dark.png"), (image * 0.3).astype(np.uint8))
+    cv2.imwrite(str(root / "unusable" / "dark.png"), (image * 0.25).astype(np.uint8))
     return root
 
 

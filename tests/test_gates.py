@@ -119,6 +119,22 @@ def test_blur_of_2px_is_rejected_on_every_face(clean, analysed):
         assert not frame.accepted and "blurred" in frame.reason, (name, frame.reason)
 
 
+def test_low_resolution_faces_of_a_group_photo_pass_and_their_blur_fails(engine, bundled_images):
+    """The blur line on real small faces: each face of players.jpg (eyes 17-21 px apart, a soft JPEG) cut out
+    with one box of margin reads 74 or more; blurred by σ = 2 px at the 112-px scale, 49 or less (any face)."""
+    image = load_image(bundled_images / "players.jpg", 50_000_000)
+    height, width = image.shape[:2]
+    limit = Settings().min_sharpness
+    for face in engine.analyze(image).faces[:4]:  # the largest four: the softest one (74) among them
+        x1, y1, x2, y2 = face.box
+        w, h = x2 - x1, y2 - y1
+        crop = image[int(max(0, y1 - h)) : int(min(height, y2 + h)), int(max(0, x1 - w)) : int(min(width, x2 + w))]
+        sharp = engine.analyze(crop).subject
+        assert sharp.sharpness >= limit and "blurred" not in sharp.reason, (face.index, sharp.reason)
+        blurred = engine.analyze(cv2.GaussianBlur(crop, (0, 0), 2 * sharp.eye_distance / 35.2)).subject
+        assert blurred.sharpness < limit and "blurred" in blurred.reason, (face.index, blurred.sharpness)
+
+
 # -- exposure ---------------------------------------------------------------------------------------
 
 EXPOSURE_PHOTOS = ["obama_1.jpg", "alex_lacamoire_3.png", "rose_leslie_1.jpg", "kit_harington_2.jpg", "yaoming.jpg"]
@@ -136,6 +152,36 @@ def test_burning_out_is_rejected(analysed, name, factor):
     frame = analysed(name, f"x{factor}", gain(factor))
     assert not frame.accepted and "burnt out:" in frame.reason, frame.reason
     assert "burnt out" in short_reason(frame.reason)
+
+
+# × 1.8 turns these darker, low-contrast portraits into what a high-key studio portrait reads: mean level 191-206
+# (high-key versions 173-202), at most 24 % of eyes, nose and mouth clipped, identity kept as well as the high-key
+# versions keep it (benchmarks/bench_fta.py): brighter, not burnt out. × 2.5 burns out every portrait.
+BRIGHT_NOT_BURNT = {"biden_1.jpg", "obama_2.jpg", "obama_3.jpg", "obama_4.jpg"}
+
+
+@pytest.mark.parametrize("name", ["biden_1.jpg", "obama_3.jpg"])
+def test_a_face_burnt_out_with_little_clipping_is_refused_by_its_mean_level(analysed, name):
+    """× 2.5 of a low-contrast face clips under 25 % of its eyes, nose and mouth, yet reads 228-230 on average."""
+    frame = analysed(name, "x2.5", gain(2.5))
+    face = frame.subject
+    assert face.clipped <= 0.25 and face.brightness > Settings().max_face_brightness, (face.clipped, face.brightness)
+    assert not frame.accepted and re.search(r"burnt out: mean level \d+ > 215", frame.reason), frame.reason
+    assert short_reason(frame.reason) == "burnt out"
+
+
+@pytest.mark.slow
+def test_over_exposing_any_portrait_burns_it_out(faces, analysed):
+    """Every people photo × 1.8 and × 2.5: burnt out, but for the four that × 1.8 makes only as bright as high key."""
+    for name in [path.name for paths in people(faces).values() for path in paths]:
+        for factor in (1.8, 2.5):
+            frame = analysed(name, f"x{factor}", gain(factor))
+            if factor == 1.8 and name in BRIGHT_NOT_BURNT:
+                face = frame.subject
+                assert frame.accepted, (name, frame.reason)
+                assert face.brightness <= 210 and face.clipped <= 0.25, (name, face.brightness, face.clipped)
+            else:
+                assert not frame.accepted and "burnt out:" in frame.reason, (name, factor, frame.reason)
 
 
 @pytest.mark.parametrize("name", EXPOSURE_PHOTOS)
@@ -311,6 +357,7 @@ def test_gate_settings_have_bounds_and_change_decisions(analysed):
         "min_face_size",
         "other_face_fraction",
         "min_face_brightness",
+        "max_face_brightness",
         "max_clipped_fraction",
         "max_light_imbalance",
     ):

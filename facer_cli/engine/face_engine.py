@@ -100,11 +100,19 @@ def decide(face: FaceReport, settings: EngineSettings) -> tuple[bool, str]:
             f"too dark: mean level {past(face.brightness, settings.min_face_brightness, 0, above=False)} "
             f"< {settings.min_face_brightness:g}"
         )
+    burnt = []
     if face.clipped is not None and face.clipped > settings.max_clipped_fraction:
-        reasons.append(
-            f"burnt out: {past(face.clipped, settings.max_clipped_fraction, 0, above=True, spec='%')} of eyes, nose "
+        burnt.append(
+            f"{past(face.clipped, settings.max_clipped_fraction, 0, above=True, spec='%')} of eyes, nose "
             f"and mouth clipped > {settings.max_clipped_fraction:.0%}"
         )
+    if face.brightness is not None and face.brightness > settings.max_face_brightness:
+        burnt.append(
+            f"mean level {past(face.brightness, settings.max_face_brightness, 0, above=True)} "
+            f"> {settings.max_face_brightness:g}"
+        )
+    if burnt:
+        reasons.append("burnt out: " + ", ".join(burnt))
     if face.light_balance is not None and face.light_balance > settings.max_light_imbalance:
         reasons.append(
             f"uneven light: one side {past(face.light_balance, settings.max_light_imbalance, 1, above=True)}× "

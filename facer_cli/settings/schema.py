@@ -97,11 +97,12 @@ class EngineFields:
     min_quality_score: float = setting(0.4, ge=0, le=1, description="Minimum quality score of an accepted face (0-1).")
     # Quality gates (facer_cli/engine/quality.py measures them on the face aligned to 112 x 112 pixels)
     min_sharpness: float = setting(
-        80.0,
+        60.0,
         ge=0,
         le=10_000,
         description="Blur gate: minimum sharpness (variance of the Laplacian of the aligned 112-px face; "
-        "sharp photos read 200-1400, Gaussian blur of 2 px at that scale below 35).",
+        "real photos read 74-1840, low-resolution faces cut out of group photos included; Gaussian blur "
+        "of 2 px at that scale at most 49).",
     )
     min_face_size: float = setting(
         16.0,
@@ -133,6 +134,13 @@ class EngineFields:
     )
     min_face_brightness: float = setting(
         60.0, ge=0, le=255, description="Exposure gate: minimum mean grey level of the face (0-255)."
+    )
+    max_face_brightness: float = setting(
+        215.0,
+        ge=0,
+        le=255,
+        description="Exposure gate: largest mean grey level of the face (0-255): brighter, it is burnt out even "
+        "where few pixels clip (high-key studio portraits read up to about 202, faces over-exposed 1.3 stops 196-245).",
     )
     max_clipped_fraction: float = setting(
         0.25,

@@ -17,7 +17,8 @@ turned far from the camera, a face too small to recognise or two people are list
 they show. They are counted apart, with their decisions, and the FTA is given without and with them.
 Frames that must still be refused: the group photos whole, a second face pasted in at 0.8 and 0.95 of the
 subject's size, and every portrait of people/ blurred (σ = 2 px at the 112-px scale), darkened (× 0.35) and
-over-exposed (× 1.8, × 2.5).
+over-exposed (× 2.5). Over-exposed × 1.8 is counted apart: it turns some darker, low-contrast portraits into what
+a high-key studio portrait reads, and those pass (the last table shows where the line falls).
 
 "Before" is the previous rules, recomputed on the same detections and measurements: a second person is any
 other face whose √ box area is at least 0.7 of the subject's; burnt out is more than 5 % of the central 84 × 84
@@ -278,7 +279,15 @@ def main() -> None:
         degraded += [(f"{name} x{g}", gain(g)(image)) for g in (0.35, 1.8, 2.5)]
         unaltered.update({f"{name} x{g}": image for g in (1.8, 2.5)})
     tally("must refuse: group photos and a pasted second face", judge(refusals), refuse=True, show=True)
-    tally("must refuse: blurred, dark, over-exposed", judge(degraded), refuse=True, show=args.list)
+    must = [item for item in degraded if not item[0].endswith(" x1.8")]
+    tally("must refuse: blurred, dark, over-exposed x 2.5", judge(must), refuse=True, show=args.list)
+    brighter = [item for item in degraded if item[0].endswith(" x1.8")]
+    tally(
+        "over-exposed x 1.8: refused where it reads brighter or more clipped than high key (the line below)",
+        judge(brighter),
+        refuse=True,
+        show=args.list,
+    )
     exposure_line(engine, [(n, i) for n, i in keyed + degraded if n in unaltered], unaltered)
 
 

@@ -117,7 +117,8 @@ def test_new_store_is_owner_only_in_wal_mode_with_numbered_migrations(tmp_path):
         assert applied == ["m001_users_templates_samples", "m002_verify_audit_log",
                            "m003_unverified_models_and_pending_erasure", "m004_liveness_audit",
                            "m005_gallery_version_lookalikes_identify_log", "m006_template_ids_never_reused",
-                           "m007_user_name_keys", "m008_api_keys_and_key_names", "m009_data_keys"]
+                           "m007_user_name_keys", "m008_api_keys_and_key_names", "m009_data_keys",
+                           "m010_sidecar_keys"]
     with Store(path) as again:  # reopening applies nothing twice
         assert again.count() == 1
         assert [m.name for m in migrations.applied(again.db)] == applied

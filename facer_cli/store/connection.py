@@ -56,6 +56,7 @@ OWN_TABLES = {
     "identifications",
     "api_keys",
     "data_keys",
+    "sidecar_keys",
     "_sqlite_migrations",
 }
 # Before its first write, a connection runs `PRAGMA quick_check(TABLE)` on these and their
@@ -80,6 +81,8 @@ NAME_KEY_STEP = "m007_user_name_keys"
 API_KEYS_STEP = "m008_api_keys_and_key_names"
 # m009: no data keys (every template is read as written in the clear).
 DATA_KEYS_STEP = "m009_data_keys"
+# m010: no sidecar key (with a master key, the identify index is kept in memory).
+SIDECAR_KEYS_STEP = "m010_sidecar_keys"
 READ_OPTIONAL_STEPS = (
     UNVERIFIED_STEP,
     LIVENESS_STEP,
@@ -88,6 +91,7 @@ READ_OPTIONAL_STEPS = (
     NAME_KEY_STEP,
     API_KEYS_STEP,
     DATA_KEYS_STEP,
+    SIDECAR_KEYS_STEP,
 )
 
 

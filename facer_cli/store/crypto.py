@@ -14,6 +14,11 @@ and magic (a store half-way through `facer store encrypt` holds both, and reads 
 associated data binds each value to where it belongs — the user's id, the template's id (and a
 sample's position), the model and the dimension — so a value swapped with another row's, or
 moved to another user, fails to open with one clear error, never a wrong vector.
+
+The identify sidecar (`facer_cli.gallery.sidecar`) is sealed under one more random key, the
+store's `SidecarKey`, kept in its `sidecar_keys` table wrapped by the master key as the data keys
+are. A removal deletes it and puts a new one in its place in the same transaction, so a sidecar
+written before the removal, wherever a copy of it is kept, no longer opens against the store.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facer_cli.errors import StoreKeyError
 
@@ -40,6 +45,8 @@ TAG_BYTES = 16
 OVERHEAD = len(MAGIC) + NONCE_BYTES + TAG_BYTES  # 32 bytes beside the float32 bytes
 KEY_BYTES = 32
 KEY_ENV = "FACER_KEY"
+# A bytes-like object (bytes, bytearray, memoryview, mmap): what the cipher reads and writes.
+Buffer = Any
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,36 @@ class MasterKey:
 
 def fingerprint(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
+
+
+class SidecarKey:
+    """The key the identify sidecar is sealed with (AES-256-GCM), unwrapped. Never shown:
+    `fingerprint` names it (the sidecar's header carries it, so a sidecar sealed under another key
+    is told before anything is decrypted)."""
+
+    def __init__(self, key: bytes):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._cipher = AESGCM(key)
+        self.fingerprint = fingerprint(key)
+
+    def __repr__(self) -> str:
+        return f"SidecarKey(fingerprint={self.fingerprint!r})"
+
+    def seal_into(self, nonce: bytes, plain: Buffer, aad: bytes, out: Buffer) -> None:
+        """`plain` encrypted into `out` (its length and `TAG_BYTES` more)."""
+        self._cipher.encrypt_into(nonce, plain, aad, out)
+
+    def open_into(self, nonce: bytes, sealed: Buffer, aad: bytes, out: Buffer) -> bool:
+        """`sealed` (ciphertext and tag) decrypted into `out`; False when it does not open (another
+        key, other associated data, or damaged): `out` then holds nothing to use."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            self._cipher.decrypt_into(nonce, sealed, aad, out)
+        except InvalidTag:
+            return False
+        return True
 
 
 def _decode(raw: bytes, where: str) -> bytes:
@@ -194,6 +231,12 @@ class Sealer:
         return aes_key_wrap((master or self.require("encrypt")).key, data_key)
 
     def unwrap(self, wrapped: bytes, master_fp: str, user_id: int, action: str = "read templates") -> bytes:
+        key = self.unwrap_key(wrapped, master_fp, f"the data key of user {user_id}", action)
+        self._keys[user_id] = key
+        return key
+
+    def unwrap_key(self, wrapped: bytes, master_fp: str, what: str, action: str) -> bytes:
+        """A key wrapped by the master key (`what` names it in the error), not kept."""
         from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
         master = self.master if self.master is not None else self.require(action)
@@ -204,15 +247,13 @@ class Sealer:
                 self.location,
             )
         try:
-            key = aes_key_unwrap(master.key, bytes(wrapped))
+            return aes_key_unwrap(master.key, bytes(wrapped))
         except (InvalidUnwrap, ValueError):
             raise StoreKeyError(
-                f"{{db}}: the data key of user {user_id} does not open with the key given "
+                f"{{db}}: {what} does not open with the key given "
                 f"(fingerprint {master.fingerprint}): damaged, or another key; cannot {action}",
                 self.location,
             ) from None
-        self._keys[user_id] = key
-        return key
 
     def data_key(
         self, user_id: int, load_wrapped: Callable[[int], tuple[bytes, str] | None], action: str = "read templates"
@@ -271,6 +312,7 @@ __all__ = [
     "OVERHEAD",
     "MasterKey",
     "Sealer",
+    "SidecarKey",
     "encryption_info",
     "fingerprint",
     "is_sealed",

@@ -329,3 +329,15 @@ def m009_data_keys(db: Database) -> None:
         "CREATE TABLE data_keys (user_id INTEGER PRIMARY KEY REFERENCES users (id), wrapped BLOB NOT NULL,"
         " master TEXT NOT NULL, created TEXT NOT NULL)"
     )
+
+
+@step
+def m010_sidecar_keys(db: Database) -> None:
+    # The key the identify sidecar is sealed with (`facer_cli.gallery.sidecar`), wrapped by the
+    # master key as the data keys are, with the master key's fingerprint: one row (id 1). A removal
+    # replaces it in its transaction, so a sidecar written before no longer opens; `store decrypt`
+    # deletes it (the sidecar is then written in the clear).
+    db.conn.execute(
+        "CREATE TABLE sidecar_keys (id INTEGER PRIMARY KEY CHECK (id = 1), wrapped BLOB NOT NULL,"
+        " master TEXT NOT NULL, created TEXT NOT NULL)"
+    )

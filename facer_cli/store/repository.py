@@ -24,6 +24,7 @@ from facer_cli.store.connection import (
     GALLERY_STEP,
     LIVENESS_STEP,
     NAME_KEY_STEP,
+    SIDECAR_KEYS_STEP,
     UNVERIFIED_STEP,
     Access,
 )
@@ -99,7 +100,12 @@ class Store(SQLiteRows):
     @property
     def vault(self) -> Vault:
         if self._vault is None:
-            self._vault = Vault(Sealer(self._master, self.location), "qmark", lambda: self.has_step(DATA_KEYS_STEP))
+            self._vault = Vault(
+                Sealer(self._master, self.location),
+                "qmark",
+                lambda: self.has_step(DATA_KEYS_STEP),
+                lambda: self.has_step(SIDECAR_KEYS_STEP),
+            )
         return self._vault
 
     def encryption(self) -> dict[str, Any]:
@@ -127,6 +133,8 @@ class Store(SQLiteRows):
         self.vault.sealer.require(action)
         with self.transaction(action) as conn:
             self.vault.check_writable(conn, action)  # another key: refused before anything is written
+            if encrypt:
+                self.vault.ensure_sidecar_key(conn)  # the identify sidecar is sealed from now on
             users = self.vault.users_to_encrypt(conn, sealed=not encrypt)
         done = 0
         for start in range(0, len(users), self.vault.users_per_commit):
@@ -141,6 +149,7 @@ class Store(SQLiteRows):
             with self.transaction(action) as conn:  # users without a sealed value keep no key either
                 if self.has_step(DATA_KEYS_STEP):
                     conn.execute("DELETE FROM data_keys")
+                self.vault.drop_sidecar_key(conn)  # the identify sidecar is written in the clear again
         erase_sidecars(self.path)  # codes made before: the index is built again from the store
         return done
 
@@ -650,6 +659,7 @@ class Store(SQLiteRows):
             user_id = self._require_user(conn, name)
             templates, samples = self._delete_templates(conn, user_id)
             self.vault.delete_key(conn, user_id)  # every copy of their sealed rows: unreadable
+            self.vault.rotate_sidecar_key(conn)  # and of a sealed sidecar written before now
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = ?", (user_id,))
             if self.has_step(IDENTIFY_STEP):
                 conn.execute("DELETE FROM lookalikes WHERE user_id = ? OR other_user_id = ?", (user_id, user_id))
@@ -658,7 +668,8 @@ class Store(SQLiteRows):
             self.erase_when_committed(conn, erasure_wait_s)
         erased = not self.erasure_pending()
         # The gallery sidecars hold int8 codes of every template: wiped and deleted too (the next
-        # `identify` rebuilds them from the store, without this user).
+        # `identify` rebuilds them from the store, without this user). A sealed one could no longer
+        # be opened anyway: its key was replaced above.
         erase_sidecars(self.path)
         return Removal(name, templates, samples, erasure_pending=not erased)
 

@@ -1,6 +1,8 @@
 """`Vault`: the store's encrypted values on either backend — data keys in the `data_keys` table,
-sealing on write, opening on read, and the in-place passes of `facer store encrypt`, `decrypt`
-and `rekey` (the keys and the cipher: `facer_cli.store.crypto`).
+sealing on write, opening on read, the identify sidecar's key in `sidecar_keys` (made with the
+first sealed write, replaced with every removal, rewrapped by `rekey`, dropped by `decrypt`), and
+the in-place passes of `facer store encrypt`, `decrypt` and `rekey` (the keys and the cipher:
+`facer_cli.store.crypto`).
 
 SQL here is written with `?` marks and run on a DB-API connection (sqlite3, or psycopg with
 `%s` marks); each method joins the caller's transaction.
@@ -20,6 +22,7 @@ from facer_cli.store.crypto import (
     OVERHEAD,
     MasterKey,
     Sealer,
+    SidecarKey,
     is_sealed,
     new_key,
     sample_aad,
@@ -30,16 +33,27 @@ from facer_cli.store.records import now
 
 class Vault:
     """One store's sealing. `paramstyle`: "qmark" (SQLite) or "format" (PostgreSQL);
-    `has_table()` says whether the store has the `data_keys` table (an older read-only store may
-    not)."""
+    `has_table()` says whether the store has the `data_keys` table, `has_sidecar_table()` whether
+    it has `sidecar_keys` (an older read-only store may have neither)."""
 
     # `facer store encrypt | decrypt`: users converted per commit (each user whole in one of them).
     users_per_commit = 100
 
-    def __init__(self, sealer: Sealer, paramstyle: str, has_table: Callable[[], bool]):
+    def __init__(
+        self,
+        sealer: Sealer,
+        paramstyle: str,
+        has_table: Callable[[], bool],
+        has_sidecar_table: Callable[[], bool] | None = None,
+    ):
         self.sealer = sealer
         self._format = paramstyle == "format"
         self._has_table = has_table
+        self._has_sidecar_table = has_sidecar_table or (lambda: False)
+        # True once this vault has seen the store's sidecar key in place: later writes need not look
+        # again. (Were the row its own and its transaction rolled back, the next process's sealed
+        # write makes one; indexes meanwhile keep the gallery in memory.)
+        self._sidecar_key_seen = False
 
     @property
     def enabled(self) -> bool:
@@ -116,6 +130,7 @@ class Vault:
                 (user_id, self.sealer.wrap(key), self.sealer.fingerprint, now()),
             )
             self.sealer._keys[user_id] = key
+        self.ensure_sidecar_key(conn)
         return key
 
     def delete_key(self, conn: Any, user_id: int) -> None:
@@ -123,6 +138,68 @@ class Vault:
         if self._has_table():
             self._q(conn, "DELETE FROM data_keys WHERE user_id = ?", (user_id,))
         self.sealer.forget(user_id)
+
+    # -- the identify sidecar's key (one per store) ------------------------------------
+    def sidecar_key(self, conn: Any) -> SidecarKey | None:
+        """The key the store's identify sidecars are sealed with, unwrapped; None when there is
+        none to use (no master key, no table, no key yet, or one wrapped by another master key, or
+        damaged): the index is then kept in memory, never written in the clear."""
+        master = self.sealer.master
+        if master is None or not self._has_sidecar_table():
+            return None
+        row = self._q(conn, "SELECT wrapped, master FROM sidecar_keys WHERE id = 1").fetchone()
+        if row is None or str(row[1]) != master.fingerprint:
+            return None
+        try:
+            return SidecarKey(self.sealer.unwrap_key(bytes(row[0]), str(row[1]), "the sidecar key", "identify"))
+        except StoreKeyError:
+            return None
+
+    def ensure_sidecar_key(self, conn: Any) -> None:
+        """With a master key, before a sealed write (`check_writable` has passed: the store's data
+        keys, if any, are this master key's): the store has a sidecar key wrapped by it — a new one
+        made when it has none, or one wrapped by another master key."""
+        master = self.sealer.master
+        if self._sidecar_key_seen or master is None or not self._has_sidecar_table():
+            return
+        row = self._q(conn, "SELECT master FROM sidecar_keys WHERE id = 1").fetchone()
+        if row is not None and str(row[0]) == master.fingerprint:
+            self._sidecar_key_seen = True
+            return
+        if row is not None:
+            self._q(conn, "DELETE FROM sidecar_keys")
+        self._new_sidecar_key(conn)
+
+    def _new_sidecar_key(self, conn: Any) -> None:
+        self._q(
+            conn,
+            "INSERT INTO sidecar_keys (id, wrapped, master, created) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (self.sealer.wrap(new_key()), self.sealer.fingerprint, now()),
+        )
+
+    def rotate_sidecar_key(self, conn: Any) -> None:
+        """With a removal, in its transaction: the sidecar key is deleted and (with a master key) a
+        new one made, so no sidecar written before the removal opens again; the next index writes
+        its sidecar under the new key. Without a master key it is only deleted (the next sealed
+        write makes one)."""
+        if not self._has_sidecar_table():
+            return
+        self._q(conn, "DELETE FROM sidecar_keys")
+        self._sidecar_key_seen = False
+        master = self.sealer.master
+        if master is None:
+            return
+        # Only under the master key of the store's data keys (a removal needs no key: one given
+        # that is not the store's wraps nothing).
+        other = self._q(conn, "SELECT master FROM data_keys LIMIT 1").fetchone() if self._has_table() else None
+        if other is None or str(other[0]) == master.fingerprint:
+            self._new_sidecar_key(conn)
+
+    def drop_sidecar_key(self, conn: Any) -> None:
+        """`facer store decrypt`: no sidecar key (the sidecar is written in the clear again)."""
+        if self._has_sidecar_table():
+            self._q(conn, "DELETE FROM sidecar_keys")
+        self._sidecar_key_seen = False
 
     # -- values --------------------------------------------------------------------
     def seal_template(self, key: bytes | None, user_id: int, template_id: int, model: str, plain: bytes) -> bytes:
@@ -305,6 +382,21 @@ class Vault:
                 conn,
                 "UPDATE data_keys SET wrapped = ?, master = ? WHERE user_id = ?",
                 (rewrapped, new.fingerprint, user_id),
+            )
+        if self._has_sidecar_table():  # the sidecar key too: the sidecars written stay valid
+            row = self._q(conn, "SELECT wrapped, master FROM sidecar_keys WHERE id = 1").fetchone()
+            sidecar_key = new_key()  # none yet, or not this master key's: a new one (sidecars rebuilt)
+            if row is not None:
+                try:
+                    sidecar_key = self.sealer.unwrap_key(bytes(row[0]), str(row[1]), "the sidecar key", "rekey")
+                except StoreKeyError:
+                    pass
+            self._q(conn, "DELETE FROM sidecar_keys")
+            self._sidecar_key_seen = False
+            self._q(
+                conn,
+                "INSERT INTO sidecar_keys (id, wrapped, master, created) VALUES (1, ?, ?, ?)",
+                (self.sealer.wrap(sidecar_key, new), new.fingerprint, now()),
             )
         return len(rows)
 

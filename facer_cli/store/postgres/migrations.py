@@ -224,6 +224,14 @@ M006_STATEMENT_COUNTERS: list[Statement] = [
     " REFERENCING OLD TABLE AS facer_old NEW TABLE AS facer_new FOR EACH STATEMENT EXECUTE FUNCTION facer_gallery_updated()",
 ]
 
+# The key the identify sidecar is sealed with, wrapped by the master key (as SQLite's m010): one row.
+# PostgreSQL keeps no sidecar, but a removal, `store rekey` and `store decrypt` keep it as SQLite
+# does (`facer_cli.store.vault`), so the two stores' schemas and copies agree.
+M007_SIDECAR_KEYS: list[Statement] = [
+    "CREATE TABLE sidecar_keys (id integer PRIMARY KEY CHECK (id = 1), wrapped bytea NOT NULL,"
+    " master text NOT NULL, created text NOT NULL)",
+]
+
 # (name, statements), in order: step n is STEPS[n - 1]. A statement is SQL, or a function run on
 # the step's connection (in its transaction).
 STEPS: list[tuple[str, Sequence[Statement]]] = [
@@ -233,5 +241,8 @@ STEPS: list[tuple[str, Sequence[Statement]]] = [
     ("m004_api_keys_and_key_names", M004_API_KEYS),
     ("m005_data_keys", M005_DATA_KEYS),
     ("m006_gallery_counters_per_statement", M006_STATEMENT_COUNTERS),
+    ("m007_sidecar_keys", M007_SIDECAR_KEYS),
 ]
 STEP_NAMES = [name for name, _ in STEPS]
+# The schema version from which the store has `sidecar_keys`.
+SIDECAR_KEYS_VERSION = STEP_NAMES.index("m007_sidecar_keys") + 1

@@ -31,6 +31,7 @@ from facer_cli.store.crypto import MasterKey, Sealer, master_key
 from facer_cli.store.names import lookalike_message, name_key
 from facer_cli.store.postgres.bulk import PostgresRows
 from facer_cli.store.postgres.gallery import PostgresGallerySource
+from facer_cli.store.postgres.migrations import SIDECAR_KEYS_VERSION
 from facer_cli.store.records import (
     MODES,
     ApiKey,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from facer_cli.templates.aggregate import Template
 
 # The tables a removal deletes vectors or embeddings from (their TOAST tables are vacuumed with them).
-ERASED_TABLES = ("templates", "samples", "users", "lookalikes", "data_keys")
+ERASED_TABLES = ("templates", "samples", "users", "lookalikes", "data_keys", "sidecar_keys")
 SUMMARY = (
     "SELECT u.name, u.created, u.updated, count(t.id), coalesce(sum(t.frames_used), 0),"
     " array_agg(DISTINCT t.model) FILTER (WHERE t.model IS NOT NULL), max(t.created),"
@@ -105,7 +106,12 @@ class PostgresStore(PostgresRows):
     @property
     def vault(self) -> Vault:
         if self._vault is None:
-            self._vault = Vault(Sealer(self._master, self.location), "format", lambda: self.schema_version >= 5)
+            self._vault = Vault(
+                Sealer(self._master, self.location),
+                "format",
+                lambda: self.schema_version >= 5,
+                lambda: self.schema_version >= SIDECAR_KEYS_VERSION,
+            )
         return self._vault
 
     def encryption(self) -> dict[str, Any]:
@@ -132,6 +138,8 @@ class PostgresStore(PostgresRows):
 
         def plan(conn: psycopg.Connection) -> list[tuple[int, str]]:
             self.vault.check_writable(conn, action)  # another key: refused before anything is written
+            if encrypt:
+                self.vault.ensure_sidecar_key(conn)
             return self.vault.users_to_encrypt(conn, sealed=not encrypt)
 
         users = self.write(action, plan)
@@ -149,7 +157,12 @@ class PostgresStore(PostgresRows):
                 for (_, name), count in zip(chunk, counts, strict=True):
                     on_user(name, count)
         if not encrypt:
-            self.write(action, lambda conn: conn.execute("DELETE FROM data_keys"))
+
+            def drop(conn: psycopg.Connection) -> None:
+                conn.execute("DELETE FROM data_keys")
+                self.vault.drop_sidecar_key(conn)
+
+            self.write(action, drop)
         return done
 
     def rekey(self, new: MasterKey) -> int:
@@ -637,6 +650,7 @@ class PostgresStore(PostgresRows):
             user_id = self._require_user(conn, name)
             counts = self._delete_templates(conn, user_id)
             self.vault.delete_key(conn, user_id)  # every copy of their sealed rows: unreadable
+            self.vault.rotate_sidecar_key(conn)  # as SQLite's (PostgreSQL keeps no sidecar)
             conn.execute("UPDATE attempts SET user_id = NULL WHERE user_id = %s", (user_id,))
             conn.execute("DELETE FROM lookalikes WHERE user_id = %s OR other_user_id = %s", (user_id, user_id))
             conn.execute("DELETE FROM users WHERE id = %s", (user_id,))

@@ -159,10 +159,10 @@ def test_no_template_bytes_or_codes_at_rest_with_a_key_and_all_of_them_without(
         assert found(raw, template.astype("<f4").tobytes()) is not encrypted
         assert found(raw, frame.astype("<f4").tobytes()[128:192]) is not encrypted
     if backend == "sqlite":
-        sidecars = list(Path(db).parent.glob("*.gallery-*.bin"))
-        assert bool(sidecars) is not encrypted  # with a key the index is kept in memory only
+        (sidecar,) = Path(db).parent.glob("*.gallery-*.bin")  # written with a key too: sealed
         # the sidecar keeps the codes dimension-major (`facer_cli.gallery.sidecar.Layout`)
         assert (np.ascontiguousarray(codes.T).tobytes() in raw) is not encrypted
+        assert (codes.T.tobytes() in sidecar.read_bytes()) is not encrypted
 
 
 def test_swapped_or_moved_ciphertexts_are_one_clear_error_never_a_wrong_vector(backend, tmp_path, key_file, request):

@@ -101,8 +101,8 @@ def store_encrypt(ctx: typer.Context, db: DbOption = None, json_output: JsonOpti
 
     Each user is one transaction: their values sealed, read back and checked, then committed. An
     interrupted run leaves a store that reads (partly encrypted: users check says so); run it again
-    to finish: it resumes with the users not yet done. The identify sidecar files are erased (with a
-    key the index is kept in memory only). See docs/security.md.
+    to finish: it resumes with the users not yet done. The identify sidecar files are erased: the
+    next identify writes one sealed with a key of the store. See docs/security.md.
     """
     from facer_cli.store.contract import open_store
 
@@ -115,7 +115,8 @@ def store_encrypt(ctx: typer.Context, db: DbOption = None, json_output: JsonOpti
 @store_app.command("decrypt")
 def store_decrypt(ctx: typer.Context, db: DbOption = None, json_output: JsonOption = False) -> None:
     """Decrypt a store in place (to move away from encryption), one user per transaction, and delete
-    the data keys. Needs the master key. Resumable as encrypt is."""
+    the data keys and the identify sidecar's key (its sidecar is written in the clear again). Needs
+    the master key. Resumable as encrypt is."""
     from facer_cli.store.contract import open_store
 
     settings = settings_for(ctx)
@@ -138,8 +139,9 @@ def store_rekey(
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Rotate the master key: every user's data key unwrapped with the current key and wrapped with
-    the new one, in one transaction. No template is rewritten, no one re-enrolled. Then point
+    """Rotate the master key: every user's data key (and the identify sidecar's key) unwrapped with
+    the current key and wrapped with the new one, in one transaction. No template is rewritten, no
+    one re-enrolled, and the identify sidecar stays valid. Then point
     key_file (or FACER_KEY) at the new key, and destroy the old one: copies of the store made before
     (backups, dumps) then need the old key."""
     from facer_cli.store.contract import open_store

@@ -26,6 +26,8 @@ it never mixes two states of the store. The store is read only through
 holds the codes, ids, scales and error bounds, with a CRC-32, so a cold `facer identify` maps it
 instead of reading every template. A missing, truncated, corrupt or foreign sidecar is rebuilt,
 never trusted; a stale one is brought up to date from the store like a running index (or rebuilt).
+With a master key it is sealed (AES-256-GCM) under the store's sidecar key and decrypted into
+memory; a removal replaces that key, so no copy of a sidecar written before it opens again.
 
 The open-set decision on the candidates (identified, unknown, ambiguous) is
 `facer_cli.service.identify.decide`.

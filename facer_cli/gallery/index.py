@@ -5,7 +5,12 @@ inserts, deletes and reused ids, counted by the store) tells in one look-up whet
 templates changed. New templates join a small float32 delta scanned exactly; removed ones are
 masked; only when the delta or the mask grows large is the index rebuilt and its sidecar
 rewritten. Every search reads its rows in one read transaction with the stamp, so it never
-mixes two states of the store."""
+mixes two states of the store.
+
+With a master key (`GallerySource.encrypted`) no int8 code is written in the clear anywhere: the
+sidecar is sealed with the store's sidecar key, read in the same read transaction as the stamp
+(`sidecar.build_sealed_sidecar`, `sidecar.sealed_gallery`); with no sidecar key, no file, or a
+full disk, the index is kept in memory — never in a temporary file."""
 
 from __future__ import annotations
 
@@ -22,12 +27,14 @@ import numpy as np
 
 from facer_cli.gallery.search import Candidate, Delta, QuantisedGallery, SearchStats, _Resync, search_batch
 from facer_cli.gallery.sidecar import (
+    build_sealed_sidecar,
     build_sidecar,
     decode_templates,
     gallery_in_memory,
     map_gallery,
     read_header,
     remove_stale_temporaries,
+    sealed_gallery,
     sidecar_problem,
     write_gallery,
 )
@@ -63,6 +70,8 @@ class GalleryIndex:
         self.model = model
         self.threads = threads
         self.sidecar: Path | None = source.sidecar_path(model)  # None: the source keeps no file
+        # With a master key: the sidecar sealed, or no file at all (`_rebuild_sealed`).
+        self.encrypted = bool(source.encrypted)
         self.lock = threading.RLock()
         self.stamp: dict[str, Any] = {}
         self.rebuilds = 0  # how many times this process built the quantised part from the store
@@ -154,11 +163,21 @@ class GalleryIndex:
     def _map_sidecar(self) -> bool:
         if self.sidecar is None:
             return False
+        key = self.source.sidecar_key() if self.encrypted else None
+        if self.encrypted and key is None:
+            return False  # nothing to open a sealed sidecar with, and a plain one is not used
         try:
             fd = os.open(self.sidecar, os.O_RDONLY)
         except OSError:
             return False
         try:
+            if key is not None:
+                opened = sealed_gallery(fd, self.model, key, self.threads)
+                if isinstance(opened, str):
+                    log.debug("facer: the identify sidecar %s is not used (%s): rebuilt", self.sidecar, opened)
+                    return False
+                self._adopt(*opened)
+                return True
             if sidecar_problem(fd, self.model) is not None:
                 return False
             header = read_header(fd)
@@ -184,9 +203,12 @@ class GalleryIndex:
         file can be written beside the store, the same content goes to an unnamed temporary file;
         where that cannot be written either (a full disk: its space is reserved before it is
         mapped, so this is an `OSError`, never SIGBUS), the index is built in memory — the sidecar
-        is only a cache — and the log says so once."""
+        is only a cache — and the log says so once. With a master key: `_rebuild_sealed`."""
         self._release()
         self.rebuilds += 1
+        if self.encrypted:
+            self._rebuild_sealed()
+            return
         problem: OSError | None = None
         if self.sidecar is not None:
             try:
@@ -208,6 +230,24 @@ class GalleryIndex:
             where = "in memory"
             self._adopt(*gallery_in_memory(self.source, self.model, self.threads))
         self._say_full(problem, where)
+
+    def _rebuild_sealed(self) -> None:
+        """With a master key: the gallery built in memory from the store and its sidecar written
+        sealed with the store's sidecar key (read in the current read transaction, so a removal
+        that committed before it is seen together with its new key). With no sidecar key (a store
+        of an earlier facer, or removed by a command without the key) or no file (a full disk, a
+        read-only folder, PostgreSQL), it stays in memory: a temporary file would hold the codes
+        in the clear."""
+        key = self.source.sidecar_key() if self.sidecar is not None else None
+        if self.sidecar is None or key is None:
+            self.persistent = False
+            self.in_memory = None
+            self._adopt(*gallery_in_memory(self.source, self.model, self.threads))
+            return
+        gallery, header, problem = build_sealed_sidecar(self.source, self.model, self.sidecar, key, self.threads)
+        self._adopt(gallery, header)
+        self.persistent = problem is None
+        self._say_full(problem, "in memory")
 
     def _say_full(self, problem: OSError | None, where: str) -> None:
         """A full disk (not a read-only one: no sidecar is expected there) is said once in the log."""

@@ -9,6 +9,17 @@ After a 4096-byte header (magic, then JSON: format, model, dimension, rows, the 
 the highest id, the largest row norm, the CRC-32 of the rest), page-aligned sections: template
 ids, user ids, scales, error bounds, and the codes dimension-major (`Layout`).
 
+**Sealed** (a store read with a master key: `GallerySource.encrypted`), the same content — its
+"image", header and sections — is built in anonymous memory and written encrypted (AES-256-GCM)
+under the store's sidecar key (`GallerySource.sidecar_key`): a header in the clear (format 3, the
+model, the shape, the stamp, the key's fingerprint; no code, id or norm), then the image in chunks
+of `SEAL_CHUNK` bytes, each a random nonce, the ciphertext and its tag. Each chunk's associated
+data is the sha256 of the clear header with the chunk's number and count, so a sidecar of another
+model or stamp, a chunk moved, dropped or changed, or another store's file (another key) does not
+open: refused and rebuilt, never garbage. It is decrypted into anonymous memory, never mapped from
+a plain file; a removal replaces the key (`facer_cli.store.vault.Vault.rotate_sidecar_key`), so a
+copy of a sidecar written before it no longer opens against the store.
+
 The file's space is reserved before it is mapped (`reserve`): a write through a map to a page the
 filesystem cannot back (a full disk) would kill the process with SIGBUS; a reservation that does
 not fit is an `OSError` (ENOSPC) instead, and the index then keeps the gallery in memory
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import mmap
 import os
@@ -27,19 +39,24 @@ import re
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from facer_cli.gallery.quantise import max_norm, quantise_rows
 from facer_cli.gallery.scanner import Int8Scanner
 from facer_cli.gallery.search import GalleryError, QuantisedGallery
+from facer_cli.store.crypto import NONCE_BYTES, TAG_BYTES, SidecarKey
 from facer_cli.store.gallery_source import GallerySource, TemplateRow
 
 FORMAT_VERSION = 2
+# A sealed sidecar's header says this format; its image inside is a FORMAT_VERSION one.
+SEALED_FORMAT = 3
+# Bytes of the image sealed per chunk: a reader holds one chunk's ciphertext beside the image.
+SEAL_CHUNK = 8 << 20
 MAGIC = b"FACER-GALLERY\n"
 HEADER_BYTES = 4096
 ALIGN = 4096
@@ -152,10 +169,19 @@ def temporary_prefix(target: Path) -> str:
 def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, Any]:
     """Write the sidecar for `model` atomically (temp file + rename, 0600); return its header. The
     temporary file is locked while it is written (see `remove_stale_temporaries`)."""
+    return _write_atomically(target, lambda fd: write_gallery(source, model, fd))
+
+
+Written = TypeVar("Written")
+
+
+def _write_atomically(target: Path, write: Callable[[int], Written]) -> Written:
+    """`write(fd)` into a new temporary file beside `target` (0600, locked while written), fsynced
+    and renamed onto `target`; on any error the temporary file is removed."""
     fd, temp_name = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        header = write_gallery(source, model, fd)
+        written = write(fd)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -163,7 +189,7 @@ def build_sidecar(source: GallerySource, model: str, target: Path) -> dict[str, 
         raise
     os.close(fd)
     os.replace(temp_name, target)
-    return header
+    return written
 
 
 def remove_stale_temporaries(target: Path) -> int:
@@ -262,19 +288,29 @@ def _encode_header(header: dict[str, Any]) -> bytes:
 
 
 def read_header(fd: int) -> dict[str, Any] | None:
-    """The header, or None when it is not one this version wrote."""
-    raw = os.pread(fd, HEADER_BYTES, 0)
+    """The header, or None when it is not one this version wrote (a sealed sidecar's is not)."""
+    return _parse_header(os.pread(fd, HEADER_BYTES, 0), FORMAT_VERSION)
+
+
+def _parse_header(raw: bytes, format_version: int) -> dict[str, Any] | None:
     if len(raw) != HEADER_BYTES or not raw.startswith(MAGIC):
         return None
     try:
         header = json.loads(raw[len(MAGIC) :].split(b"\n", 1)[0])
     except ValueError:
         return None
-    return header if isinstance(header, dict) and header.get("format") == FORMAT_VERSION else None
+    return header if isinstance(header, dict) and header.get("format") == format_version else None
 
 
-def sidecar_problem(fd: int, model: str) -> str | None:
-    """Why the sidecar cannot be used for `model` at all, or None when it can (it may be stale)."""
+def sidecar_problem(fd: int, model: str, key: SidecarKey | None = None) -> str | None:
+    """Why the sidecar cannot be used for `model` at all, or None when it can (it may be stale).
+    With `key`, a sealed sidecar, checked by decrypting it whole."""
+    if key is not None:
+        opened = open_sealed(fd, model, key)
+        if isinstance(opened, str):
+            return opened
+        opened[0].close()
+        return None
     header = read_header(fd)
     if header is None:
         return "no valid header"
@@ -297,23 +333,179 @@ def sidecar_problem(fd: int, model: str) -> str | None:
 
 def gallery_in_memory(source: GallerySource, model: str, threads: int | None) -> tuple[QuantisedGallery, dict]:
     """The gallery and header `write_gallery` and `map_gallery` would make, built in anonymous memory
-    (no file): where no file can be written (a full disk), the index still answers."""
+    (no file): where no file can be written (a full disk), or none may (a master key and no sidecar
+    key), the index still answers."""
+    image, header = gallery_image(source, model)
+    with image:
+        return _gallery_of(image, header, threads), header
+
+
+def gallery_image(source: GallerySource, model: str) -> tuple[mmap.mmap, dict[str, Any]]:
+    """What a plain sidecar file holds (header and sections, no CRC-32), for `model`, in anonymous
+    memory (the caller closes it), and its header: rows and stamp from one read transaction."""
     with source.read_transaction():
         stamp = source.stamp(model)
         rows, dimension = source.template_shape(model)
         layout = Layout(rows, dimension)
-        with mmap.mmap(-1, layout.total_bytes()) as buffer:
-            max_row_norm, max_id = _fill_buffer(buffer, source, model, layout) if rows else (0.0, 0)
-            header = {
-                "format": FORMAT_VERSION,
-                "model": model,
-                "dimension": dimension,
-                "rows": rows,
-                "stamp": stamp,
-                "max_id": max_id,
-                "max_row_norm": max_row_norm,
-            }
-            return _gallery_of(buffer, header, threads), header
+        image = mmap.mmap(-1, layout.total_bytes())
+        try:
+            max_row_norm, max_id = _fill_buffer(image, source, model, layout) if rows else (0.0, 0)
+        except BaseException:
+            image.close()
+            raise
+    header = {
+        "format": FORMAT_VERSION,
+        "model": model,
+        "dimension": dimension,
+        "rows": rows,
+        "stamp": stamp,
+        "max_id": max_id,
+        "max_row_norm": max_row_norm,
+    }
+    image[:HEADER_BYTES] = _encode_header(header)
+    return image, header
+
+
+# -- sealed sidecars (a store read with a master key) --------------------------------------
+def build_sealed_sidecar(
+    source: GallerySource, model: str, target: Path, key: SidecarKey, threads: int | None
+) -> tuple[QuantisedGallery, dict[str, Any], OSError | None]:
+    """The gallery of `model` built in memory from the store, and its sidecar written sealed with
+    `key` atomically (temp file + rename, 0600): (gallery, header, why no file was written — a
+    full disk, a read-only folder — or None). The plain codes never reach a file."""
+    image, header = gallery_image(source, model)
+    with image:
+        problem: OSError | None = None
+        try:
+            _write_atomically(target, lambda fd: write_sealed(fd, image, header, key))
+        except OSError as exc:
+            problem = exc
+        return _gallery_of(image, header, threads), header, problem
+
+
+def _sealed_header(header: dict[str, Any], key: SidecarKey, chunk: int) -> dict[str, Any]:
+    return {
+        "format": SEALED_FORMAT,
+        "model": header["model"],
+        "dimension": header["dimension"],
+        "rows": header["rows"],
+        "stamp": header["stamp"],
+        "key": key.fingerprint,
+        "chunk": chunk,
+    }
+
+
+def _sealed_sizes(rows: int, dimension: int, chunk: int) -> tuple[int, int, int]:
+    """(the image's bytes, its chunks, the sealed file's bytes)."""
+    image = Layout(rows, dimension).total_bytes()
+    chunks = -(-image // chunk)
+    return image, chunks, HEADER_BYTES + image + chunks * (NONCE_BYTES + TAG_BYTES)
+
+
+def _chunk_aad(digest: bytes, index: int, count: int) -> bytes:
+    return b"facer/sidecar\0" + digest + index.to_bytes(8, "little") + count.to_bytes(8, "little")
+
+
+def write_sealed(fd: int, image: mmap.mmap, header: dict[str, Any], key: SidecarKey) -> dict[str, Any]:
+    """`image` (from `gallery_image`) sealed with `key` into the open file `fd`, its space reserved
+    first (`OSError`, ENOSPC, on a full disk); returns the clear header written."""
+    outer = _sealed_header(header, key, SEAL_CHUNK)
+    raw = _encode_header(outer)
+    size, count, total = _sealed_sizes(int(header["rows"]), int(header["dimension"]), SEAL_CHUNK)
+    if len(image) != size:
+        raise GalleryError("the sidecar's image does not match its header")
+    reserve(fd, total)
+    digest = hashlib.sha256(raw).digest()
+    sealed = bytearray(min(SEAL_CHUNK, size) + TAG_BYTES)
+    position = HEADER_BYTES
+    with memoryview(image) as plain, memoryview(sealed) as out:
+        for index in range(count):
+            start = index * SEAL_CHUNK
+            length = min(SEAL_CHUNK, size - start)
+            nonce = os.urandom(NONCE_BYTES)
+            key.seal_into(
+                nonce, plain[start : start + length], _chunk_aad(digest, index, count), out[: length + TAG_BYTES]
+            )
+            _pwrite_all(fd, nonce, position)
+            _pwrite_all(fd, out[: length + TAG_BYTES], position + NONCE_BYTES)
+            position += NONCE_BYTES + length + TAG_BYTES
+    _pwrite_all(fd, raw, 0)
+    return outer
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, position: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, position)
+        view, position = view[written:], position + written
+
+
+def open_sealed(fd: int, model: str, key: SidecarKey) -> tuple[mmap.mmap, dict[str, Any]] | str:
+    """A sealed sidecar's image decrypted into anonymous memory (the caller closes it) and its
+    header; or why it cannot be used: not sealed, another model, another key (written before a
+    removal, by another store, or under another master key), the wrong size, or a chunk that does
+    not decrypt (damaged, or moved)."""
+    raw = os.pread(fd, HEADER_BYTES, 0)
+    outer = _parse_header(raw, SEALED_FORMAT)
+    if outer is None:
+        return "not a sealed sidecar"
+    if outer.get("model") != model:
+        return "made for another model"
+    if outer.get("key") != key.fingerprint:
+        return "sealed with another key (written before a removal, by another store, or under another master key)"
+    try:
+        rows, dimension, chunk = int(outer["rows"]), int(outer["dimension"]), int(outer["chunk"])
+        if rows < 0 or dimension < 0 or chunk <= 0 or not isinstance(outer["stamp"], dict):
+            return "malformed header"
+    except (KeyError, TypeError, ValueError):
+        return "malformed header"
+    size, count, total = _sealed_sizes(rows, dimension, chunk)
+    if os.fstat(fd).st_size != total:
+        return f"truncated or padded: {os.fstat(fd).st_size} bytes instead of {total}"
+    digest = hashlib.sha256(raw).digest()
+    image = mmap.mmap(-1, size)
+    sealed = bytearray(min(chunk, size) + TAG_BYTES)
+    position, opened = HEADER_BYTES, True
+    with memoryview(image) as plain, memoryview(sealed) as into:
+        for index in range(count):
+            start = index * chunk
+            length = min(chunk, size - start)
+            nonce = os.pread(fd, NONCE_BYTES, position)
+            body = into[: length + TAG_BYTES]
+            if len(nonce) != NONCE_BYTES or os.preadv(fd, [body], position + NONCE_BYTES) != len(body):
+                opened = False
+            elif not key.open_into(nonce, body, _chunk_aad(digest, index, count), plain[start : start + length]):
+                opened = False
+            del body
+            if not opened:
+                break
+            position += NONCE_BYTES + length + TAG_BYTES
+    if not opened:
+        image.close()
+        return "does not decrypt: damaged"
+    header = _parse_header(image[:HEADER_BYTES], FORMAT_VERSION)
+    if header is None or any(header.get(name) != outer[name] for name in ("model", "rows", "dimension", "stamp")):
+        image.close()
+        return "its content does not match its header"
+    try:
+        int(header["max_id"]), float(header["max_row_norm"])
+    except (KeyError, TypeError, ValueError):
+        image.close()
+        return "malformed header"
+    return image, header
+
+
+def sealed_gallery(
+    fd: int, model: str, key: SidecarKey, threads: int | None
+) -> tuple[QuantisedGallery, dict[str, Any]] | str:
+    """The gallery of a sealed sidecar and its header (decrypted in memory, which is then let go:
+    the scanner keeps its own copy of the codes), or why it cannot be used (`open_sealed`)."""
+    opened = open_sealed(fd, model, key)
+    if isinstance(opened, str):
+        return opened
+    image, header = opened
+    with image:
+        return _gallery_of(image, header, threads), header
 
 
 def map_gallery(fd: int, header: dict[str, Any], threads: int | None) -> QuantisedGallery:

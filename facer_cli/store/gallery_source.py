@@ -4,11 +4,14 @@ The gallery index (`facer_cli.gallery`) keeps one model's templates as int8 code
 file and answers 1:N searches from it. It reads the store only through `GallerySource`: a
 content stamp per model, the templates in id order (streamed in batches, for a rebuild), the
 templates added since an id and the ids still there (to catch up), the float32 vectors of a
-few templates (to re-score them exactly) and users' names (at answer time). A store backend
-implements it; `SQLiteGallerySource` is the SQLite file's, on a read-only connection of its own.
+few templates (to re-score them exactly), users' names (at answer time) and, with a master key,
+the key its sidecar is sealed with. A store backend implements it; `SQLiteGallerySource` is the
+SQLite file's, on a read-only connection of its own.
 
 The sidecars hold codes of every template, so the store erases them with a removal
-(`erase_sidecars`); the gallery only writes and reads them.
+(`erase_sidecars`) and, with a master key, replaces the key they are sealed with in the removal's
+transaction (`facer_cli.store.vault.Vault.rotate_sidecar_key`); the gallery only writes and reads
+them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from facer_cli.store.crypto import MasterKey
+    from facer_cli.store.crypto import MasterKey, SidecarKey
     from facer_cli.store.vault import Vault
 
 # A template as the gallery reads it: (id, user id, dimension, vector as little-endian float32 bytes).
@@ -80,7 +83,19 @@ class GallerySource(Protocol):
 
     def sidecar_path(self, model: str) -> Path | None:
         """Where the gallery keeps `model`'s sidecar (erased by the store with a removal); None: no
-        file (the index lives in an unnamed temporary file and is built from the store on first use)."""
+        file (the index lives in an unnamed temporary file, or in memory when `encrypted`, and is
+        built from the store on first use)."""
+        ...
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the store is read with a master key: the index then writes no int8 code in the
+        clear anywhere (its sidecar is sealed with `sidecar_key`, or it is kept in memory)."""
+        ...
+
+    def sidecar_key(self) -> SidecarKey | None:
+        """With a master key, the key the sidecar is sealed with, as the current read transaction
+        sees it (a removal replaces it); None when there is none to use: the index keeps no file."""
         ...
 
     def close(self) -> None: ...
@@ -92,8 +107,8 @@ class SQLiteGallerySource:
 
     def __init__(self, db_path: Path | str, master: MasterKey | None = None):
         self.path = Path(db_path).expanduser()
-        # With a master key, vectors are opened as they are read, and the index keeps no sidecar
-        # (it would hold codes of every template in the clear): it is built in memory.
+        # With a master key, vectors are opened as they are read, and the sidecar is sealed with
+        # the store's sidecar key (`sidecar_key`).
         self.master = master
         self._vault: Vault | None = None
         self.conn = sqlite3.connect(
@@ -114,10 +129,18 @@ class SQLiteGallerySource:
             from facer_cli.store.crypto import Sealer
             from facer_cli.store.vault import Vault
 
-            has_table = bool(
-                self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'data_keys'").fetchone()
+            tables = {
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('data_keys', 'sidecar_keys')"
+                )
+            }
+            self._vault = Vault(
+                Sealer(self.master, str(self.path)),
+                "qmark",
+                lambda: "data_keys" in tables,
+                lambda: "sidecar_keys" in tables,
             )
-            self._vault = Vault(Sealer(self.master, str(self.path)), "qmark", lambda: has_table)
         return self._vault
 
     def _opened(self, model: str, rows: list[TemplateRow]) -> list[TemplateRow]:
@@ -220,7 +243,14 @@ class SQLiteGallerySource:
         return names
 
     def sidecar_path(self, model: str) -> Path | None:
-        return None if self.master is not None else sidecar_path(self.path, model)
+        return sidecar_path(self.path, model)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.master is not None
+
+    def sidecar_key(self) -> SidecarKey | None:
+        return None if self.master is None else self.vault.sidecar_key(self.conn)
 
 
 # -- the gallery's files beside an SQLite store ------------------------------------------

@@ -6,7 +6,8 @@ a failover) is opened again when the next read transaction begins, so a long-run
 `facer serve`) keeps its index. The stamp is the `gallery_version` row
 that a trigger keeps (inserts, deletes, reused ids). No sidecar file: a removal on one machine
 cannot erase files on the others, so each process keeps its index in an unnamed temporary file
-and builds it from the store on its first search.
+(in memory with a master key: no int8 code in the clear on any disk) and builds it from the store
+on its first search.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from facer_cli.store.crypto import MasterKey, Sealer, is_sealed
+from facer_cli.store.crypto import MasterKey, Sealer, SidecarKey, is_sealed
 from facer_cli.store.gallery_source import Stamp, TemplateRow
 from facer_cli.store.postgres.connection import Scrubber, connect, runtime_error
 from facer_cli.store.urls import redact_url
@@ -163,4 +164,12 @@ class PostgresGallerySource:
 
     def sidecar_path(self, model: str) -> Path | None:
         """None: no sidecar file (see the module's docstring)."""
+        return None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.master is not None
+
+    def sidecar_key(self) -> SidecarKey | None:
+        """None: no sidecar file to seal."""
         return None

@@ -11,9 +11,14 @@ in templates per second. Then, alternating plain and encrypted, median of --roun
    and their template opened: no cache helps) and the cosine with a probe. The engine's part of a
    verify (detection and embedding) is the same with and without: `Facer.verify` of one real
    photo (../shared/faces/people/obama, three photos enrolled) is timed end to end too.
-2. identify's cold start: a new `GalleryIndex` over the store — plain with no sidecar (built from
-   the store and written beside it), plain with its sidecar there (mapped), and encrypted (built
-   from the store, every template decrypted, in memory only: no sidecar with a key).
+2. identify's cold start: a new `GalleryIndex` over the store, plain and encrypted side by side —
+   built from the store with no sidecar there (every template read, and with a key decrypted: each
+   user's data key unwrapped; the sidecar then written, sealed with a key), with its sidecar there
+   (plain: mapped; encrypted: decrypted into memory), and the first open after a removal (`users
+   remove` of one user, timed too: it erases the sidecars and, with a key, replaces the sidecar
+   key, so that open builds from the store again and rewrites the sidecar).
+3. the memory of a cold start with its sidecar there, plain and sealed, each in a fresh process:
+   the peak and the resident memory it added (modules imported before), and its time there.
 
 Prints figures; asserts nothing about time.
 """
@@ -21,8 +26,10 @@ Prints figures; asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,7 +109,9 @@ def end_to_end(plain: Path, sealed: Path, key: Path, rounds: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def cold_start(db: Path, key: Path | None) -> float:
+def cold_start(db: Path, key: Path | None, rebuilt: bool) -> float:
+    """Seconds to open the index; `rebuilt`: whether it must have been built from the store (else
+    opened from its sidecar)."""
     from facer_cli.gallery.index import GalleryIndex
     from facer_cli.settings import Settings
     from facer_cli.store.contract import open_store
@@ -111,8 +120,56 @@ def cold_start(db: Path, key: Path | None) -> float:
         started = time.perf_counter()
         with GalleryIndex.open(store.gallery_source(), MODEL) as index:
             took = time.perf_counter() - started
-            assert len(index) > 0
+            assert len(index) > 0 and index.rebuilds == int(rebuilt) and index.persistent
     return took
+
+
+def removal(db: Path, key: Path | None, user: str) -> float:
+    """Seconds of `users remove` (the store's part: the rows, the data key, the sidecar key, the
+    sidecars erased)."""
+    from facer_cli.settings import Settings
+    from facer_cli.store.contract import open_store
+
+    with open_store(Settings(db=str(db), key_file=None if key is None else str(key))) as store:
+        started = time.perf_counter()
+        assert store.remove(user).templates == 1
+        return time.perf_counter() - started
+
+
+# A cold start with its sidecar there, in a fresh process: its seconds, and the memory it added
+# (peak and resident, MiB) over the modules' own.
+MEMORY = r"""
+import json, sys, time
+import numpy, onnxruntime, cryptography.hazmat.primitives.ciphers.aead
+from facer_cli.gallery.index import GalleryIndex
+from facer_cli.settings import Settings
+from facer_cli.store.contract import open_store
+
+def status(name):
+    for line in open("/proc/self/status"):
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) / 1024
+
+db, key, model = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+with open_store(Settings(db=db, key_file=key), "read") as store:
+    source = store.gallery_source()
+    before = status("VmRSS")
+    started = time.perf_counter()
+    with GalleryIndex.open(source, model) as index:
+        took = time.perf_counter() - started
+        assert index.rebuilds == 0, "the sidecar was not used"
+        print(json.dumps({"s": took, "peak": status("VmHWM") - before, "rss": status("VmRSS") - before}))
+"""
+
+
+def fresh_cold_start(db: Path, key: Path | None) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY, str(db), "" if key is None else str(key), MODEL],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -147,18 +204,31 @@ def main() -> int:
         )
 
         rng = np.random.default_rng(1)
-        users = [f"user{i:06d}" for i in rng.choice(np.arange(1, args.templates + 1), args.verifies, replace=False)]
+        # the users removed, one a round, are not among those verified
+        removed = [f"user{args.templates - i:06d}" for i in range(args.rounds)]
+        users = [
+            f"user{i:06d}"
+            for i in rng.choice(np.arange(1, args.templates - args.rounds + 1), args.verifies, replace=False)
+        ]
         probe = rng.standard_normal(512).astype(np.float32)
         probe /= np.linalg.norm(probe)
         verify: dict[str, list[float]] = {"plain": [], "encrypted": []}
-        cold: dict[str, list[float]] = {"plain, built (no sidecar)": [], "plain, sidecar mapped": [], "encrypted": []}
-        for _ in range(args.rounds):
+        kinds = ("built from the store (no sidecar)", "its sidecar there", "first open after a removal")
+        cold: dict[str, dict[str, list[float]]] = {kind: {"plain": [], "encrypted": []} for kind in kinds}
+        removals: dict[str, list[float]] = {"plain": [], "encrypted": []}
+        fresh: dict[str, list[dict[str, float]]] = {"plain": [], "encrypted": []}
+        for round_ in range(args.rounds):
             verify["plain"].append(verify_time(plain, None, users, probe))
             verify["encrypted"].append(verify_time(sealed, key, users, probe))
-            erase_sidecars(plain)
-            cold["plain, built (no sidecar)"].append(cold_start(plain, None))
-            cold["plain, sidecar mapped"].append(cold_start(plain, None))
-            cold["encrypted"].append(cold_start(sealed, key))
+            for name, db, with_key in (("plain", plain, None), ("encrypted", sealed, key)):
+                erase_sidecars(db)
+                cold[kinds[0]][name].append(cold_start(db, with_key, rebuilt=True))
+                cold[kinds[1]][name].append(cold_start(db, with_key, rebuilt=False))
+            for name, db, with_key in (("plain", plain, None), ("encrypted", sealed, key)):
+                fresh[name].append(fresh_cold_start(db, with_key))
+            for name, db, with_key in (("plain", plain, None), ("encrypted", sealed, key)):
+                removals[name].append(removal(db, with_key, removed[round_]))
+                cold[kinds[2]][name].append(cold_start(db, with_key, rebuilt=True))
         base = statistics.median(verify["plain"])
         print(f"\nverify's store part ({args.verifies} random users, median of {args.rounds}):")
         for name, times in verify.items():
@@ -169,11 +239,28 @@ def main() -> int:
             print("\nverify end to end (Facer.verify of one photo, engine included, median):")
             for name, took in whole.items():
                 print(f"  {name:<28} {took * 1e3:8.1f} ms   {took / whole['plain']:5.2f}×")
-        base = statistics.median(cold["plain, built (no sidecar)"])
-        print(f"\nidentify cold start at {args.templates} templates (median of {args.rounds}):")
-        for name, times in cold.items():
-            median = statistics.median(times)
-            print(f"  {name:<28} {median:8.3f} s    {median / base:5.2f}×")
+        print(f"\nidentify cold start at {args.templates} templates (median of {args.rounds}; encrypted / plain):")
+        print(f"  {'':<36} {'plain':>9} {'encrypted':>10}  ratio")
+        for kind in kinds:
+            p, e = (statistics.median(cold[kind][name]) for name in ("plain", "encrypted"))
+            print(f"  {kind:<36} {p:7.3f} s {e:8.3f} s  {e / p:5.2f}×")
+        built = statistics.median(cold[kinds[0]]["plain"])
+        sealed_open = statistics.median(cold[kinds[1]]["encrypted"])
+        print(f"  encrypted with its sidecar / plain built from the store: {sealed_open / built:5.2f}×")
+        p, e = (statistics.median(removals[name]) for name in ("plain", "encrypted"))
+        print(f"  users remove (rows, keys, sidecars erased) {p:7.3f} s {e:8.3f} s  {e / p:5.2f}×")
+        print(
+            f"\ncold start with its sidecar there, in a fresh process (modules imported before; median of {args.rounds}):"
+        )
+        medians = {
+            name: {figure: statistics.median(run[figure] for run in runs) for figure in ("s", "peak", "rss")}
+            for name, runs in fresh.items()
+        }
+        for name, figures in medians.items():
+            print(
+                f"  {name:<10} {figures['s']:7.3f} s  {figures['s'] / medians['plain']['s']:5.2f}×   "
+                f"peak +{figures['peak']:6.1f} MiB   resident after +{figures['rss']:6.1f} MiB"
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

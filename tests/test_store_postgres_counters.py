@@ -10,7 +10,8 @@ import threading
 
 import pytest
 from store_backends import REQUIRE_POSTGRES
-from test_store import MODEL, unit
+from test_store import MODEL
+from test_store import unit as unit_of_seed
 
 if not REQUIRE_POSTGRES:
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[dev]' or '.[postgres]')")
@@ -23,6 +24,13 @@ from facer_cli.store.contract import open_store
 from facer_cli.store.postgres import connection as pg_connection
 from facer_cli.store.postgres.migrations import STEP_NAMES, STEPS
 from facer_cli.store.postgres.repository import PostgresStore
+
+
+def unit(seed: int):  # noqa: ANN201
+    """A unit vector of seeds no other test module uses: the encryption tests look for theirs in the
+    whole cluster's files, where this module's databases are too."""
+    return unit_of_seed(7_000_000 + seed)
+
 
 STEP = "m006_gallery_counters_per_statement"
 OTHER = "bundled:fedcba9876543210"

@@ -77,12 +77,15 @@ def connect_options(url: str, connect_timeout_s: float | None = None) -> dict[st
     return options
 
 
-def session_settings(busy_timeout_s: float, statement_timeout_s: float | None = None) -> list[str]:
-    """The SET statements of a facer session: the lock wait, and a statement deadline when given."""
-    statements = [f"SET lock_timeout = {int(busy_timeout_s * 1000)}"]
+def session_settings(busy_timeout_s: float, statement_timeout_s: float | None = None, read_only: bool = False) -> str:
+    """The settings of a facer session in one statement (one round trip): the lock wait, a statement
+    deadline when given, and read-only transactions for a read-only session."""
+    settings = [("lock_timeout", str(int(busy_timeout_s * 1000)))]
     if statement_timeout_s:
-        statements.append(f"SET statement_timeout = {max(1, int(statement_timeout_s * 1000))}")
-    return statements
+        settings.append(("statement_timeout", str(max(1, int(statement_timeout_s * 1000)))))
+    if read_only:
+        settings.append(("default_transaction_read_only", "on"))
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in settings)
 
 
 def connect(
@@ -94,8 +97,11 @@ def connect(
     read_only: bool = False,
     connect_timeout_s: float | None = None,
     statement_timeout_s: float | None = None,
+    settings: bool = True,
 ) -> psycopg.Connection:
-    """An autocommit connection to `url`, or one `StoreError` line saying what to do."""
+    """An autocommit connection to `url`, or one `StoreError` line saying what to do. Its session
+    settings (`session_settings`) are made here, unless `settings` is False: the caller makes them
+    along with its first query."""
     options = connect_options(url, connect_timeout_s)
     try:
         conn = psycopg.connect(url, **options)
@@ -109,11 +115,10 @@ def connect(
             f"database {location} is in the {encoding or 'unknown'} encoding; facer needs UTF8: "
             "create it with CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0"
         )
+    if not settings:
+        return conn
     try:
-        for statement in session_settings(busy_timeout_s, statement_timeout_s):
-            conn.execute(statement)  # type: ignore[arg-type]  # numbers formatted by facer
-        if read_only:
-            conn.execute("SET default_transaction_read_only = on")
+        conn.execute(session_settings(busy_timeout_s, statement_timeout_s, read_only))  # type: ignore[arg-type]
     except psycopg.Error as exc:
         conn.close()
         raise runtime_error(exc, "open it", location, scrub) from None
@@ -252,6 +257,7 @@ class PostgresConnection:
             read_only=self.read_only,
             connect_timeout_s=connect_timeout_s,
             statement_timeout_s=statement_timeout_s,
+            settings=False,  # made by `_open`'s first query
         )
         try:
             self._open()
@@ -298,8 +304,22 @@ class PostgresConnection:
             )
 
     def _open(self) -> None:
+        """The session's settings and the schema's version in one round trip, as every open of a
+        facer store but a database's first finds it; anything else (no version table, or a schema
+        to migrate or refuse) is looked into further."""
         conn = self._connection()
+        settings = session_settings(self.busy_timeout_s, self.statement_timeout_s, self.read_only)
         with self._errors("open it"):
+            try:
+                row = conn.execute(
+                    f"{settings}, (SELECT coalesce(max(version), 0) FROM {VERSION_TABLE})"  # type: ignore[arg-type]
+                ).fetchone()
+            except pg_errors.UndefinedTable:  # (autocommit: the statement rolled back; nothing else to)
+                conn.execute(settings)  # type: ignore[arg-type]
+            else:
+                if row is not None and int(row[-1]) == len(STEPS):
+                    self.schema_version = len(STEPS)
+                    return
             version = self._applied(conn)
             if version is None:
                 # Tables without the version table: another application's, unless a session setting
@@ -420,10 +440,26 @@ class PostgresConnection:
         )
 
     @contextmanager
-    def reading(self, action: str) -> Iterator[psycopg.Connection]:
-        """Several reads that see one state of the store (joins an open transaction)."""
+    def statement(self, action: str) -> Iterator[psycopg.Connection]:
+        """For a change made by one statement, atomic by itself: the connection, in the open
+        transaction, or else in autocommit, where the statement is its own transaction — without the
+        round trips of BEGIN and COMMIT. Refused on a read-only session, as `transaction` refuses."""
         conn = self._connection()
-        if self._depth or conn.info.transaction_status != TransactionStatus.IDLE:
+        if self._depth:
+            yield conn  # the transaction's own errors apply
+            return
+        with self._errors(action):
+            if self.read_only:
+                raise StoreError(f"{{db}} is opened read-only: cannot {_literal(action)}", self.location)
+            yield conn
+
+    @contextmanager
+    def reading(self, action: str, *, one_statement: bool = False) -> Iterator[psycopg.Connection]:
+        """Several reads that see one state of the store (joins an open transaction). With
+        `one_statement`, the caller reads with a single statement, which sees one state by itself:
+        no transaction is begun for it."""
+        conn = self._connection()
+        if one_statement or self._depth or conn.info.transaction_status != TransactionStatus.IDLE:
             with self._errors(action):
                 yield conn
             return

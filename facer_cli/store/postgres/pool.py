@@ -63,8 +63,7 @@ class StorePool:
         )
 
     def _configure(self, conn: psycopg.Connection) -> None:
-        for statement in session_settings(self.busy_timeout_s, self.statement_timeout_s):
-            conn.execute(statement)  # type: ignore[arg-type]  # numbers formatted by facer
+        conn.execute(session_settings(self.busy_timeout_s, self.statement_timeout_s))  # type: ignore[arg-type]
 
     def open(self) -> None:
         """Start the pool's connections (in the background: a server down now is no error yet)."""

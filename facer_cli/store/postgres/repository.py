@@ -225,14 +225,19 @@ class PostgresStore(PostgresRows):
     def _require_user(self, conn: psycopg.Connection, name: str) -> int:
         user_id = self._user_id(conn, name)
         if user_id is None:
-            holder = self._holder(conn, name)
-            if holder is not None:
-                raise UnknownUserError(
-                    f"no user named {name!r}; the enrolled user {holder[1]!r} has a name that looks the same: "
-                    "give it exactly"
-                )
-            raise UnknownUserError(f"no user named {name!r}")
+            self._unknown_user(conn, name)
+        assert user_id is not None
         return user_id
+
+    def _unknown_user(self, conn: psycopg.Connection, name: str) -> None:
+        """`UnknownUserError` for `name`, naming the user whose name looks the same, if any."""
+        holder = self._holder(conn, name)
+        if holder is not None:
+            raise UnknownUserError(
+                f"no user named {name!r}; the enrolled user {holder[1]!r} has a name that looks the same: "
+                "give it exactly"
+            )
+        raise UnknownUserError(f"no user named {name!r}")
 
     @staticmethod
     def _lock_names(conn: psycopg.Connection, *names: str) -> None:
@@ -276,14 +281,35 @@ class PostgresStore(PostgresRows):
                     found.append((name, holder[0]))
         return found
 
-    def _templates(self, conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
-        rows = conn.execute(
-            "SELECT t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
+    @staticmethod
+    def _template_columns(vectors: bool) -> str:
+        return (
+            "t.id, t.dimension, t.model, t.frames_seen, t.frames_used, t.outliers, t.mean_quality,"
             " t.source, t.created, (SELECT count(*) FROM samples s WHERE s.template_id = t.id),"
             f" {'t.vector' if vectors else 'NULL::bytea'}, t.model_unverified"
-            " FROM templates t WHERE t.user_id = %s ORDER BY t.id",
+        )
+
+    def _templates(self, conn: psycopg.Connection, user_id: int, name: str, vectors: bool) -> list[StoredTemplate]:
+        rows = conn.execute(
+            f"SELECT {self._template_columns(vectors)} FROM templates t WHERE t.user_id = %s ORDER BY t.id",  # type: ignore[arg-type]
             (user_id,),
         ).fetchall()
+        return self._stored(conn, user_id, name, rows)
+
+    def _templates_of_name(self, conn: psycopg.Connection, name: str, vectors: bool) -> list[StoredTemplate]:
+        """The user's templates found by name in one statement (`UnknownUserError` when none has it)."""
+        rows = conn.execute(
+            f"SELECT u.id, {self._template_columns(vectors)} FROM users u"  # type: ignore[arg-type]
+            " LEFT JOIN templates t ON t.user_id = u.id WHERE u.name = %s ORDER BY t.id",
+            (name,),
+        ).fetchall()
+        if not rows:
+            self._unknown_user(conn, name)
+        return self._stored(conn, int(rows[0][0]), name, [row[1:] for row in rows if row[1] is not None])
+
+    def _stored(
+        self, conn: psycopg.Connection, user_id: int, name: str, rows: Sequence[Sequence[Any]]
+    ) -> list[StoredTemplate]:
         return [
             StoredTemplate(
                 id=r[0],
@@ -508,14 +534,15 @@ class PostgresStore(PostgresRows):
     def check_writable(self, action: str = "write to it") -> None:
         """`StoreError` now — not after a capture — when the store cannot be written (a read-only
         session or server, no privilege, or a lock held beyond the busy timeout). Changes nothing."""
-        self.write(action, lambda conn: conn.execute("UPDATE users SET name = name WHERE false"))
+        with self.statement(action) as conn:
+            conn.execute("UPDATE users SET name = name WHERE false")
 
     # -- reading templates for a comparison --------------------------------
     def templates_of_model(self, user: str, model: str, with_vectors: bool = True) -> list[StoredTemplate]:
         """As `Store.templates_of_model`."""
         name = validate_user_name(user)
-        with self.reading(f"read {name!r}") as conn:
-            templates = self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+        with self.reading(f"read {name!r}", one_statement=not with_vectors) as conn:
+            templates = self._templates_of_name(conn, name, vectors=with_vectors)
         usable = [t for t in templates if t.model == model]
         if not usable:
             if not templates:
@@ -530,17 +557,14 @@ class PostgresStore(PostgresRows):
     def record_attempt(self, record: AttemptRecord) -> int | None:
         """Append a verify attempt to the audit log (never an embedding); None for an unknown user."""
         name = validate_user_name(record.user)
-
-        def work(conn: psycopg.Connection) -> int | None:
-            user_id = self._user_id(conn, name)
-            if user_id is None:
-                return None
+        with self.statement(f"record an attempt for {name!r}") as conn:  # one statement: atomic by itself
             row = conn.execute(
                 "INSERT INTO attempts (user_id, user_name, created, similarity, band, threshold_high, threshold_low,"
                 " template_id, model, source, frames_seen, frames_used, live, liveness_reason, liveness, key_name)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                " SELECT id, %s::text, %s::text, %s::float8, %s::text, %s::float8, %s::float8, %s::bigint, %s::text,"
+                " %s::text, %s::integer, %s::integer, %s::boolean, %s::text, %s::text, %s::text"
+                " FROM users WHERE name = %s RETURNING id",  # typed: a SELECT's parameters are not the columns'
                 (
-                    user_id,
                     name,
                     now(),
                     record.similarity,
@@ -556,11 +580,10 @@ class PostgresStore(PostgresRows):
                     record.liveness_reason,
                     record.liveness,
                     record.key_name,
+                    name,
                 ),
             ).fetchone()
-            return None if row is None else int(row[0])
-
-        return self.write(f"record an attempt for {name!r}", work)
+        return None if row is None else int(row[0])
 
     def attempt_times(self, user: str, band: str, since: str) -> List[str]:
         name = validate_user_name(user)
@@ -600,8 +623,8 @@ class PostgresStore(PostgresRows):
 
     def templates(self, user: str, with_vectors: bool = True) -> List[StoredTemplate]:
         name = validate_user_name(user)
-        with self.reading(f"read {name!r}") as conn:
-            return self._templates(conn, self._require_user(conn, name), name, vectors=with_vectors)
+        with self.reading(f"read {name!r}", one_statement=not with_vectors) as conn:
+            return self._templates_of_name(conn, name, vectors=with_vectors)
 
     def samples(self, template_id: int) -> List[dict]:
         """The per-frame rows of one template (embeddings as float32 arrays, kept frames only)."""
@@ -752,8 +775,7 @@ class PostgresStore(PostgresRows):
 
     def record_identification(self, record: IdentifyRecord) -> int | None:
         """Append an identify attempt to its audit log (names and scores, never an embedding)."""
-
-        def work(conn: psycopg.Connection) -> int | None:
+        with self.statement("record an identify attempt") as conn:  # one statement: atomic by itself
             row = conn.execute(
                 "INSERT INTO identifications (created, model, source, decision, user_name, similarity, threshold,"
                 " margin, candidates, gallery_size, frames_seen, frames_used, key_name)"
@@ -774,9 +796,7 @@ class PostgresStore(PostgresRows):
                     record.key_name,
                 ),
             ).fetchone()
-            return None if row is None else int(row[0])
-
-        return self.write("record an identify attempt", work)
+        return None if row is None else int(row[0])
 
     def identifications(self, limit: int = 100) -> List[dict]:
         """The identify audit log, newest first."""

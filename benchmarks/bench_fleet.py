@@ -1,8 +1,9 @@
 """A fleet of `facer serve` replicas on one PostgreSQL store, section by section.
 
-    python benchmarks/bench_fleet.py [--only throughput,backends,enrollers,coldstart,lag] [--rounds 3]
+    python benchmarks/bench_fleet.py [--only throughput,backends,enrollers,coldstart,bulk,lag] [--rounds 3]
                                      [--requests 40] [--enrollers 1,2,4,8] [--enrollments 6]
-                                     [--sizes 100000,1000000] [--trials 200] [--lag-gallery 10000]
+                                     [--sizes 100000,1000000] [--bulk 100000] [--trials 200]
+                                     [--lag-gallery 10000]
 
 Sections (`--only`, comma-separated; default: all, in this order):
 
@@ -21,9 +22,12 @@ Sections (`--only`, comma-separated; default: all, in this order):
 - `enrollers`: N processes (`--enrollers`) enrolling distinct users at once on one PostgreSQL database,
   `--enrollments` each, their clocks started together once every process has loaded its models:
   enrollments per second and failures (must be 0).
-- `coldstart`: a replica's gallery index built from PostgreSQL (`--sizes` random templates; no sidecar
-  there) against SQLite's, built without a sidecar and mapped from one; median of 3, templates per
-  second and the resident memory it added.
+- `coldstart`: a replica's gallery index built from PostgreSQL (`--sizes` random templates, filled in
+  one transaction; no sidecar there) against SQLite's, built without a sidecar and mapped from one;
+  median of 3, templates per second and the resident memory it added.
+- `bulk`: `--bulk` random templates written by the store's bulk insert (`insert_rows`, as `facer store
+  copy` writes) in one transaction into PostgreSQL and into SQLite, the time at each tenth and the
+  gallery counters after; then `facer store copy` of an SQLite store of as many into PostgreSQL.
 - `lag`: enrolled on A, identified on B (a `Replica` of `facer serve`: pool, LISTEN, index), `--trials`
   times over a gallery of `--lag-gallery`: B's search issued as soon as A's enrollment returned, and
   how soon B's index is warm with no request at all (NOTIFY → refresh); p50, p99, max. Target: < 1 s.
@@ -358,10 +362,8 @@ def random_templates(count: int, seed: int) -> np.ndarray:
 
 
 def fill_postgres(url: str, count: int, seed: int = 0) -> None:
-    """`count` random templates of BENCH_MODEL, PER_PERSON a user, by binary COPY (the triggers run),
-    one transaction per 10,000: the gallery counter's trigger updates one row per template, and
-    in a single transaction that row's version chain (never pruned while it runs) makes each
-    update slower than the last."""
+    """`count` random templates of BENCH_MODEL, PER_PERSON a user, by binary COPY in one transaction
+    (the triggers run: the gallery counter's, once per COPY since schema step m006)."""
     import psycopg
 
     from facer_cli.store.postgres.repository import PostgresStore
@@ -374,15 +376,14 @@ def fill_postgres(url: str, count: int, seed: int = 0) -> None:
             for i in range(users):
                 copy.write_row((f"u{i:07d}", "c", "c"))
         ids = [row[0] for row in conn.execute("SELECT id FROM users ORDER BY id").fetchall()]
-        conn.commit()
         sql = "COPY templates (user_id, vector, dimension, model, created) FROM STDIN (FORMAT BINARY)"
-        for start in range(0, count, 10_000):
-            block = random_templates(min(10_000, count - start), seed + start)
+        for start in range(0, count, 50_000):
+            block = random_templates(min(50_000, count - start), seed + start)
             with conn.cursor().copy(sql) as copy:
                 copy.set_types(["int8", "bytea", "int4", "text", "text"])
                 for j, row in enumerate(block, start):
                     copy.write_row((ids[min(j // PER_PERSON, users - 1)], row.tobytes(), DIMENSION, BENCH_MODEL, "c"))
-            conn.commit()
+        conn.commit()
 
 
 def fill_sqlite(path: Path, count: int, seed: int = 0) -> None:
@@ -429,9 +430,14 @@ def section_coldstart(fleet: Fleet) -> None:
         started = time.perf_counter()
         url = fleet.database(f"cold_{count}")
         fill_postgres(url, count)
+        filled = time.perf_counter()
         path = fleet.folder / f"cold_{count}.db"
         fill_sqlite(path, count)
-        print(f"  {count:>9,} templates: stores filled in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"  {count:>9,} templates: filled PostgreSQL in {filled - started:.1f} s (one transaction), "
+            f"SQLite in {time.perf_counter() - filled:.1f} s",
+            flush=True,
+        )
 
         def opened(store: Any, sidecars: str | None = None) -> tuple[float, int, float]:
             if sidecars is not None:
@@ -457,6 +463,71 @@ def section_coldstart(fleet: Fleet) -> None:
                 f"resident memory +{grown:.0f} MiB while open)",
                 flush=True,
             )
+
+
+def section_bulk(fleet: Fleet) -> None:
+    """A bulk write into PostgreSQL (`facer store copy`'s): `--bulk` random templates, PER_PERSON a
+    user, inserted through the store's `insert_rows` in one transaction, BATCH_ROWS rows a call as a
+    copy makes them; then the whole `facer store copy` of an SQLite store of as many templates into
+    an empty database. SQLite's `insert_rows` of the same rows beside the first."""
+    from facer_cli.service.store_copy import copy_store
+    from facer_cli.store import Store
+    from facer_cli.store.bulk import BATCH_ROWS
+    from facer_cli.store.postgres.repository import PostgresStore
+
+    count = fleet.args.bulk
+    header(f"bulk: {count:,} templates into a store in one transaction, {BATCH_ROWS} rows a call")
+    users = max(1, count // PER_PERSON)
+    vectors = random_templates(count, seed=3)
+
+    def template_rows(user_ids: list[int], start: int, stop: int) -> list[dict[str, Any]]:
+        return [
+            {"user_id": user_ids[min(j // PER_PERSON, users - 1)], "vector": vectors[j].tobytes(),
+             "dimension": DIMENSION, "model": BENCH_MODEL, "frames_seen": 1, "frames_used": 1, "outliers": 0,
+             "mean_quality": 0.5, "source": "bench", "created": "c", "model_unverified": False}
+            for j in range(start, stop)
+        ]  # fmt: skip
+
+    stores = [
+        ("PostgreSQL", lambda: PostgresStore(fleet.database("bulk"))),
+        ("SQLite", lambda: Store(fleet.folder / "bulk.db")),
+    ]
+    for label, opened in stores:
+        with opened() as store:
+            started = time.perf_counter()
+            with store.exclusive_transaction("bench"):
+                user_ids: list[int] = []
+                for start in range(0, users, BATCH_ROWS):
+                    names = range(start, min(users, start + BATCH_ROWS))
+                    user_ids += store.insert_rows(
+                        "users", [{"name": f"u{i:07d}", "created": "c", "updated": "c"} for i in names]
+                    )
+                clock, marks = time.perf_counter(), []
+                for start in range(0, count, BATCH_ROWS):
+                    store.insert_rows("templates", template_rows(user_ids, start, min(count, start + BATCH_ROWS)))
+                    if (start + BATCH_ROWS) % max(BATCH_ROWS, count // 10) == 0:
+                        marks.append(f"{start + BATCH_ROWS:,} {time.perf_counter() - clock:.1f} s")
+            took = time.perf_counter() - started
+            counted = store.conn.execute("SELECT inserts, deletes, high_water, reused FROM gallery_version").fetchone()
+            print(
+                f"  {label:<10} insert_rows: {took:7.1f} s, {users:,} users and {count:,} templates, committed "
+                f"({count / took:,.0f} templates per second); gallery counters (inserts, deletes, high water, "
+                f"reused) {tuple(counted)}",
+                flush=True,
+            )
+            print(f"             templates done at: {', '.join(marks)}", flush=True)
+    path = fleet.folder / "bulk-source.db"
+    fill_sqlite(path, count, seed=3)
+    url = fleet.database("bulk_copy")
+    started = time.perf_counter()
+    result = copy_store(path, url)
+    took = time.perf_counter() - started
+    copied = {table.table: table.copied for table in result.tables}
+    print(
+        f"  facer store copy, SQLite → PostgreSQL: {took:7.1f} s for {count:,} templates ({count / took:,.0f} per "
+        f"second; copied {copied['templates']:,}, verified {result.verified})",
+        flush=True,
+    )
 
 
 class StubEngine:
@@ -523,6 +594,7 @@ SECTIONS: dict[str, Callable[[Fleet], None]] = {
     "backends": section_backends,
     "enrollers": section_enrollers,
     "coldstart": section_coldstart,
+    "bulk": section_bulk,
     "lag": section_lag,
 }
 
@@ -537,6 +609,7 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="100000", help="gallery sizes for the coldstart section (1000000 fits 24 GiB)"
     )
+    parser.add_argument("--bulk", type=int, default=100_000, help="templates the bulk section writes")
     parser.add_argument("--trials", type=int, default=200, help="enrollments timed by the lag section, each way")
     parser.add_argument(
         "--lag-gallery", type=int, default=10_000, help="templates already in the lag section's gallery"

@@ -129,13 +129,7 @@ def write_gallery(source: GallerySource, model: str, fd: int) -> dict[str, Any]:
         reserve(fd, layout.total_bytes())
         max_row_norm, max_id = _fill(fd, source, model, layout) if rows else (0.0, 0)
     header = {
-        "format": FORMAT_VERSION,
-        "model": model,
-        "dimension": dimension,
-        "rows": rows,
-        "stamp": stamp,
-        "max_id": max_id,
-        "max_row_norm": max_row_norm,
+        **_image_header(model, layout, stamp, max_id, max_row_norm),
         "crc32": _payload_crc(fd, HEADER_BYTES, layout.total_bytes()),
     }
     os.pwrite(fd, _encode_header(header), 0)
@@ -353,17 +347,22 @@ def gallery_image(source: GallerySource, model: str) -> tuple[mmap.mmap, dict[st
         except BaseException:
             image.close()
             raise
-    header = {
+    header = _image_header(model, layout, stamp, max_id, max_row_norm)
+    image[:HEADER_BYTES] = _encode_header(header)
+    return image, header
+
+
+def _image_header(model: str, layout: Layout, stamp: dict, max_id: int, max_row_norm: float) -> dict[str, Any]:
+    """The header of a plain sidecar (a file's, or a sealed one's image), without the file's CRC-32."""
+    return {
         "format": FORMAT_VERSION,
         "model": model,
-        "dimension": dimension,
-        "rows": rows,
+        "dimension": layout.dimension,
+        "rows": layout.rows,
         "stamp": stamp,
         "max_id": max_id,
         "max_row_norm": max_row_norm,
     }
-    image[:HEADER_BYTES] = _encode_header(header)
-    return image, header
 
 
 # -- sealed sidecars (a store read with a master key) --------------------------------------

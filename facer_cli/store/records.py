@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
-from facer_cli.errors import StoreError, UsageError, UserNameError
+from facer_cli.errors import StoreError, UnknownUserError, UsageError, UserNameError
 
 if TYPE_CHECKING:
     from facer_cli.engine.reports import FrameReport
@@ -167,6 +167,29 @@ class StoredTemplate:
             "samples": self.samples,
             "model_verified": self.model_verified,
         }
+
+
+def unknown_user(name: str, lookalike: str | None = None) -> UnknownUserError:
+    """No user named `name`; naming the enrolled user whose name looks the same (`lookalike`), if any."""
+    if lookalike is not None:
+        return UnknownUserError(
+            f"no user named {name!r}; the enrolled user {lookalike!r} has a name that looks the same: give it exactly"
+        )
+    return UnknownUserError(f"no user named {name!r}")
+
+
+def chosen_template(user: str, templates: Sequence[StoredTemplate], template_id: int | None) -> StoredTemplate:
+    """What `export` gives of a user's templates (oldest first): the one with `template_id`, or the newest."""
+    if not templates:
+        raise UnknownUserError(f"{user!r} has no template; enroll them again")
+    if template_id is None:
+        return templates[-1]
+    for template in templates:
+        if template.id == template_id:
+            return template
+    raise UnknownUserError(
+        f"{templates[0].user!r} has no template {template_id} (has: {', '.join(str(t.id) for t in templates)})"
+    )
 
 
 @dataclass

@@ -45,8 +45,10 @@ from facer_cli.store.records import (
     UserDetails,
     UserSummary,
     blob_to_vector,
+    chosen_template,
     now,
     sample_rows,
+    unknown_user,
     validate_user_name,
     vector_to_blob,
 )
@@ -232,12 +234,7 @@ class PostgresStore(PostgresRows):
     def _unknown_user(self, conn: psycopg.Connection, name: str) -> None:
         """`UnknownUserError` for `name`, naming the user whose name looks the same, if any."""
         holder = self._holder(conn, name)
-        if holder is not None:
-            raise UnknownUserError(
-                f"no user named {name!r}; the enrolled user {holder[1]!r} has a name that looks the same: "
-                "give it exactly"
-            )
-        raise UnknownUserError(f"no user named {name!r}")
+        raise unknown_user(name, None if holder is None else holder[1])
 
     @staticmethod
     def _lock_names(conn: psycopg.Connection, *names: str) -> None:
@@ -899,17 +896,7 @@ class PostgresStore(PostgresRows):
 
     def export(self, user: str, template_id: int | None = None) -> StoredTemplate:
         """One template with its vector: the given one, or the newest."""
-        templates = self.templates(user, with_vectors=True)
-        if not templates:
-            raise UnknownUserError(f"{user!r} has no template; enroll them again")
-        if template_id is None:
-            return templates[-1]
-        for template in templates:
-            if template.id == template_id:
-                return template
-        raise UnknownUserError(
-            f"{templates[0].user!r} has no template {template_id} (has: {', '.join(str(t.id) for t in templates)})"
-        )
+        return chosen_template(user, self.templates(user, with_vectors=True), template_id)
 
     def check(self) -> str:
         """facer's own rows checked (every vector and embedding as long as its dimension says, no

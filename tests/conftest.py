@@ -83,6 +83,17 @@ def fake_engine(monkeypatch, settings) -> FakeEngine:
     return fake
 
 
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """A new master key file (mode 0600) for a test's encrypted store."""
+    from facer_cli.store.crypto import write_key_file
+
+    path = tmp_path / "keys" / "master.key"
+    path.parent.mkdir()
+    write_key_file(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def faces() -> Path:
     if not (FACES / "people").is_dir():

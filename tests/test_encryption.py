@@ -94,14 +94,6 @@ def enroll(store, name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return template, frame
 
 
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "keys" / "master.key"
-    path.parent.mkdir()
-    write_key_file(path)
-    return path
-
-
 def settings_for(db: str, key: Path | None) -> Settings:
     return Settings(db=db, key_file=None if key is None else str(key))
 

@@ -47,14 +47,6 @@ def vectors() -> np.ndarray:
     return np.stack([unit(seed) for seed in range(1, USERS + 1)])
 
 
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "keys" / "master.key"
-    path.parent.mkdir()
-    write_key_file(path)
-    return path
-
-
 def settings_for(db: Path | str, key: Path | None) -> Settings:
     return Settings(db=str(db), key_file=None if key is None else str(key))
 
@@ -202,13 +194,18 @@ def flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def another_stores(tmp_path: Path, key_file: Path, db: Path) -> None:
-    """The sidecar of another store (the same people, master key and model; its own sidecar key)."""
-    other = tmp_path / "other" / "facer.db"
+def sidecar_of_another_store(folder: Path, key_file: Path | None, db: Path) -> None:
+    """The sidecar of another store in `folder` (the same people and model), copied over `db`'s."""
+    other = folder / "facer.db"
     fill(other, key_file)
     with open_index(other, key_file):
         pass
     shutil.copy(sidecar_path(other, MODEL), sidecar_path(db, MODEL))
+
+
+def another_stores(tmp_path: Path, key_file: Path, db: Path) -> None:
+    """The sidecar of another store (the same master key: its own sidecar key)."""
+    sidecar_of_another_store(tmp_path / "other", key_file, db)
 
 
 def another_models(tmp_path: Path, key_file: Path, db: Path) -> None:
@@ -252,11 +249,7 @@ def truncated(tmp_path: Path, key_file: Path, db: Path) -> None:
 
 def a_plain_one(tmp_path: Path, key_file: Path, db: Path) -> None:
     """A plain sidecar (of a plain copy of the store) is not used with a key either."""
-    plain = tmp_path / "plain" / "facer.db"
-    fill(plain, None)
-    with open_index(plain, None):
-        pass
-    shutil.copy(sidecar_path(plain, MODEL), sidecar_path(db, MODEL))
+    sidecar_of_another_store(tmp_path / "plain", None, db)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Sequence  # List: `list` 
 
 import numpy as np
 
-from facer_cli.errors import ApiKeyError, ModelMismatchError, UnknownUserError, UserExistsError, VectorError
-from facer_cli.files.vectors import validate_vector
+from facer_cli.errors import ApiKeyError, ModelMismatchError, UnknownUserError, UserExistsError
 from facer_cli.store.bulk import SQLiteRows
 from facer_cli.store.connection import (
     API_KEYS_STEP,
@@ -45,13 +44,12 @@ from facer_cli.store.records import (
     UserDetails,
     UserSummary,
     blob_to_vector,
-    chosen_template,
     now,
-    sample_rows,
     unknown_user,
     validate_user_name,
     vector_to_blob,
 )
+from facer_cli.store.saving import TemplateSaving
 from facer_cli.store.urls import is_postgres_url
 from facer_cli.store.vault import Vault
 
@@ -59,15 +57,13 @@ from facer_cli.store.vault import Vault
 IDENTIFY_STEP = GALLERY_STEP
 
 if TYPE_CHECKING:
-    from facer_cli.engine.reports import FrameReport
     from facer_cli.settings import Settings
     from facer_cli.store.gallery_source import GallerySource
     from facer_cli.store.postgres.repository import PostgresStore
-    from facer_cli.templates.aggregate import Template
 
 
 # -- the store --------------------------------------------------------------
-class Store(SQLiteRows):
+class Store(SQLiteRows, TemplateSaving):
     """A facer database: `Store("facer.db")`, or `Store.open(settings)` for the `db` setting.
 
     `access`: "create" (the default: creates a missing store), "write" (an existing store) or
@@ -304,67 +300,6 @@ class Store(SQLiteRows):
         ]
 
     # -- writing templates -----------------------------------------------------
-    def add_template(
-        self,
-        user: str,
-        template: "Template",
-        frames: Sequence["FrameReport"] = (),
-        *,
-        model: str,
-        source: str,
-        mode: Mode = "new",
-    ) -> StoredTemplate:
-        """Store a template built from `frames` (and one sample row per frame), in one transaction.
-
-        `mode`: "new" (the user must not exist), "replace" (the new template replaces every
-        old one) or "add" (another template for the same person, from the same model).
-        """
-        samples = sample_rows(template, frames)
-        return self._save(
-            user,
-            template.vector,
-            model=model,
-            source=source,
-            mode=mode,
-            samples=samples,
-            frames_seen=template.frames_seen,
-            frames_used=len(template.used),
-            outliers=len(template.outliers),
-            mean_quality=template.mean_quality,
-            model_verified=True,
-        )
-
-    def import_vector(
-        self,
-        user: str,
-        vector: np.ndarray,
-        *,
-        model: str,
-        source: str,
-        mode: Mode = "new",
-        model_verified: bool = True,
-    ) -> StoredTemplate:
-        """Store a template given as a vector (e.g. a `.npy` from `facer capture` or `users export`).
-
-        `model_verified=False`: the caller could not check that `model` names a model it knows
-        (the template is flagged in `list`). Either way a model's templates have one dimension."""
-        vector = validate_vector(np.asarray(vector), source)
-        if not model or not model.strip():
-            raise VectorError(f"{source}: the model that made this vector is unknown; give its fingerprint")
-        return self._save(
-            user,
-            vector,
-            model=model.strip(),
-            source=source,
-            mode=mode,
-            samples=[],
-            frames_seen=None,
-            frames_used=None,
-            outliers=None,
-            mean_quality=None,
-            model_verified=model_verified,
-        )
-
     def _save(
         self,
         user: str,
@@ -834,7 +769,3 @@ class Store(SQLiteRows):
             self._claim_keys(conn)  # a look-alike of the old name, kept without a key, takes it
             row = conn.execute(self._SUMMARY + " WHERE u.id = ? GROUP BY u.id", (user_id,)).fetchone()
         return self._summary(row)
-
-    def export(self, user: str, template_id: int | None = None) -> StoredTemplate:
-        """One template with its vector: the given one, or the newest."""
-        return chosen_template(user, self.templates(user, with_vectors=True), template_id)

@@ -24,8 +24,7 @@ import numpy as np
 import psycopg
 from psycopg import errors as pg_errors
 
-from facer_cli.errors import ApiKeyError, ModelMismatchError, StoreError, UnknownUserError, UserExistsError, VectorError
-from facer_cli.files.vectors import validate_vector
+from facer_cli.errors import ApiKeyError, ModelMismatchError, StoreError, UnknownUserError, UserExistsError
 from facer_cli.store.connection import Access
 from facer_cli.store.crypto import MasterKey, Sealer, master_key
 from facer_cli.store.names import lookalike_message, name_key
@@ -45,19 +44,16 @@ from facer_cli.store.records import (
     UserDetails,
     UserSummary,
     blob_to_vector,
-    chosen_template,
     now,
-    sample_rows,
     unknown_user,
     validate_user_name,
     vector_to_blob,
 )
+from facer_cli.store.saving import TemplateSaving
 from facer_cli.store.vault import Vault
 
 if TYPE_CHECKING:
-    from facer_cli.engine.reports import FrameReport
     from facer_cli.settings import Settings
-    from facer_cli.templates.aggregate import Template
 
 # The tables a removal deletes vectors or embeddings from (their TOAST tables are vacuumed with them).
 ERASED_TABLES = ("templates", "samples", "users", "lookalikes", "data_keys", "sidecar_keys")
@@ -84,7 +80,7 @@ def enrollment_lock(model: str) -> int:
     return int.from_bytes(hashlib.sha256(f"facer.enroll\0{model}".encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresStore(PostgresRows):
+class PostgresStore(PostgresRows, TemplateSaving):
     """A facer database on PostgreSQL: `PostgresStore("postgresql://facer@db/facer")`, or
     `Store.open(settings)` / `open_store(settings)` for a `db` setting that is such a URL."""
 
@@ -343,59 +339,6 @@ class PostgresStore(PostgresRows):
         )
 
     # -- writing templates -----------------------------------------------------
-    def add_template(
-        self,
-        user: str,
-        template: "Template",
-        frames: Sequence["FrameReport"] = (),
-        *,
-        model: str,
-        source: str,
-        mode: Mode = "new",
-    ) -> StoredTemplate:
-        """As `Store.add_template`: the template and one sample row per frame, in one transaction."""
-        return self._save(
-            user,
-            template.vector,
-            model=model,
-            source=source,
-            mode=mode,
-            samples=sample_rows(template, frames),
-            frames_seen=template.frames_seen,
-            frames_used=len(template.used),
-            outliers=len(template.outliers),
-            mean_quality=template.mean_quality,
-            model_verified=True,
-        )
-
-    def import_vector(
-        self,
-        user: str,
-        vector: np.ndarray,
-        *,
-        model: str,
-        source: str,
-        mode: Mode = "new",
-        model_verified: bool = True,
-    ) -> StoredTemplate:
-        """As `Store.import_vector`."""
-        vector = validate_vector(np.asarray(vector), source)
-        if not model or not model.strip():
-            raise VectorError(f"{source}: the model that made this vector is unknown; give its fingerprint")
-        return self._save(
-            user,
-            vector,
-            model=model.strip(),
-            source=source,
-            mode=mode,
-            samples=[],
-            frames_seen=None,
-            frames_used=None,
-            outliers=None,
-            mean_quality=None,
-            model_verified=model_verified,
-        )
-
     def _save(
         self,
         user: str,
@@ -893,10 +836,6 @@ class PostgresStore(PostgresRows):
             return conn.execute(SUMMARY + " WHERE u.id = %s GROUP BY u.id", (user_id,)).fetchone()
 
         return self._summary(self.write(f"rename {old_name!r}", work))
-
-    def export(self, user: str, template_id: int | None = None) -> StoredTemplate:
-        """One template with its vector: the given one, or the newest."""
-        return chosen_template(user, self.templates(user, with_vectors=True), template_id)
 
     def check(self) -> str:
         """facer's own rows checked (every vector and embedding as long as its dimension says, no

@@ -444,3 +444,39 @@ def test_the_sealed_image_is_decrypted_into_memory_not_a_file(tmp_path, key_file
     finally:
         image.close()
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+
+@pytest.mark.slow
+def test_two_removals_at_once_on_postgresql_each_leave_a_key_made_by_themselves(postgres_url, key_file):
+    """Two removals in flight on two connections: the second to commit replaces the key the first
+    made (a delete-then-insert would keep the first's, which a sidecar written between the two
+    commits, holding the second's person, may be sealed with)."""
+    import threading
+
+    fill(postgres_url, key_file)
+    first, second = open_store(settings_for(postgres_url, key_file)), open_store(settings_for(postgres_url, key_file))
+    try:
+        started, done = threading.Event(), threading.Event()
+
+        def remove_second() -> None:
+            with second.transaction("remove") as conn:
+                started.set()
+                second.vault.rotate_sidecar_key(conn)  # waits for the first's row
+            done.set()
+
+        with first.transaction("remove") as conn:
+            first.vault.rotate_sidecar_key(conn)
+            (firsts,) = conn.execute("SELECT wrapped FROM sidecar_keys WHERE id = 1").fetchone()
+            thread = threading.Thread(target=remove_second)
+            thread.start()
+            assert started.wait(10) and not done.wait(0.5)  # blocked on the first's new key
+        thread.join(20)
+        assert done.is_set()
+        with first.transaction("read") as conn:
+            rows = conn.execute("SELECT wrapped FROM sidecar_keys").fetchall()
+            assert first.vault.sidecar_key(conn) is not None  # and it opens with the master key
+        assert len(rows) == 1 and bytes(rows[0][0]) != bytes(firsts)
+    finally:
+        first.close()
+        second.close()

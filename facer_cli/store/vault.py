@@ -184,16 +184,27 @@ class Vault:
         write makes one)."""
         if not self._has_sidecar_table():
             return
-        self._q(conn, "DELETE FROM sidecar_keys")
         self._sidecar_key_seen = False
         master = self.sealer.master
-        if master is None:
-            return
         # Only under the master key of the store's data keys (a removal needs no key: one given
         # that is not the store's wraps nothing).
-        other = self._q(conn, "SELECT master FROM data_keys LIMIT 1").fetchone() if self._has_table() else None
-        if other is None or str(other[0]) == master.fingerprint:
-            self._new_sidecar_key(conn)
+        other = (
+            self._q(conn, "SELECT master FROM data_keys LIMIT 1").fetchone()
+            if master is not None and self._has_table()
+            else None
+        )
+        if master is None or (other is not None and str(other[0]) != master.fingerprint):
+            self._q(conn, "DELETE FROM sidecar_keys")
+            return
+        # Replaced in one statement, not deleted then made: where another removal committed its new
+        # key meanwhile (PostgreSQL, read committed), this one's replaces that too, so the key in
+        # place after this removal is made by it.
+        self._q(
+            conn,
+            "INSERT INTO sidecar_keys (id, wrapped, master, created) VALUES (1, ?, ?, ?) ON CONFLICT (id)"
+            " DO UPDATE SET wrapped = excluded.wrapped, master = excluded.master, created = excluded.created",
+            (self.sealer.wrap(new_key()), self.sealer.fingerprint, now()),
+        )
 
     def drop_sidecar_key(self, conn: Any) -> None:
         """`facer store decrypt`: no sidecar key (the sidecar is written in the clear again)."""

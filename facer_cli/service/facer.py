@@ -471,28 +471,17 @@ class Facer:
             frames = self._frames(inputs)
             result = liveness if liveness is not None else frames.liveness
             require_challenge(settings, "identify", result)
+            seen, accepted = len(frames.frames), sum(frame.accepted for frame in frames.frames)
             if result is not None and not result.live:
                 opened.record_identification(
-                    IdentifyRecord(
-                        model,
-                        frames.source,
-                        NOT_LIVE,
-                        frames_seen=len(frames.frames),
-                        frames_used=sum(frame.accepted for frame in frames.frames),
-                    )
+                    IdentifyRecord(model, frames.source, NOT_LIVE, frames_seen=seen, frames_used=accepted)
                 )
                 raise refuse_not_live(result, frames)
             try:
                 probe = template_for(frames, settings, Purpose.PROBE)
             except TooFewFramesError:
                 opened.record_identification(
-                    IdentifyRecord(
-                        model,
-                        frames.source,
-                        NO_PROBE,
-                        frames_seen=len(frames.frames),
-                        frames_used=sum(frame.accepted for frame in frames.frames),
-                    )
+                    IdentifyRecord(model, frames.source, NO_PROBE, frames_seen=seen, frames_used=accepted)
                 )
                 raise
             index = self.gallery_index(opened)

@@ -145,41 +145,22 @@ async def spread_load(
 ) -> tuple[list[float], dict, float]:
     """`requests` POSTs of `path`, `per_target` keep-alive connections to each target: (latencies ms,
     statuses, wall s)."""
-    from bench_server import send_one, upload_request
+    from bench_server import keep_alive_worker, request_queue, upload_request
 
     prepared = {
         target: [upload_request(target[0], target[1], path, name, data) for name, data in bodies] for target in targets
     }
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
+    queue = request_queue(requests)
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
-
-    async def worker(target: tuple[str, int]) -> None:
-        streams = None
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            started = time.perf_counter()
-            try:
-                if streams is None:
-                    streams = await asyncio.open_connection(*target)
-                key, keep = await asyncio.wait_for(send_one(streams, prepared[target][i % len(bodies)]), 120)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
-                key, keep = type(exc).__name__, False
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[key] = statuses.get(key, 0) + 1
-            if not keep and streams is not None:
-                streams[1].close()
-                streams = None
-        if streams is not None:
-            streams[1].close()
-
     started = time.perf_counter()
-    await asyncio.gather(*(worker(target) for target in targets for _ in range(per_target)))
+    await asyncio.gather(
+        *(
+            keep_alive_worker(target, prepared[target], queue, latencies, statuses)
+            for target in targets
+            for _ in range(per_target)
+        )
+    )
     return latencies, statuses, time.perf_counter() - started
 
 

@@ -130,35 +130,53 @@ async def load_run(base: str, bodies: list[tuple[str, bytes]], requests: int, pa
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
     deadline = time.monotonic() + time_limit
+    queue = request_queue(requests)
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(keep_alive_worker((host, int(port)), prepared, queue, latencies, statuses, deadline) for _ in range(parallel))
+    )
+    return latencies, statuses, time.perf_counter() - started
+
+
+def request_queue(requests: int) -> asyncio.Queue[int]:
+    """The numbers of the requests to send, taken by the workers in turn."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
+    return queue
 
-    async def worker() -> None:
-        streams = None
-        while time.monotonic() < deadline:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            started = time.perf_counter()
-            try:
-                if streams is None:
-                    streams = await asyncio.open_connection(host, int(port))
-                key, keep = await asyncio.wait_for(send_one(streams, prepared[i % len(prepared)]), 120)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
-                key, keep = type(exc).__name__, False
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[key] = statuses.get(key, 0) + 1
-            if not keep and streams is not None:
-                streams[1].close()
-                streams = None
-        if streams is not None:
+
+async def keep_alive_worker(
+    target: tuple[str, int],
+    prepared: list[bytes],
+    queue: asyncio.Queue[int],
+    latencies: list[float],
+    statuses: dict[int | str, int],
+    deadline: float = float("inf"),
+) -> None:
+    """Take request numbers from `queue` and send request i % len(prepared) on one keep-alive
+    connection to `target` (a new one after the server closes it), until the queue is empty or the
+    `deadline` (time.monotonic()) passes; each latency in ms and each status (or error) counted."""
+    streams = None
+    while time.monotonic() < deadline:
+        try:
+            i = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        started = time.perf_counter()
+        try:
+            if streams is None:
+                streams = await asyncio.open_connection(*target)
+            key, keep = await asyncio.wait_for(send_one(streams, prepared[i % len(prepared)]), 120)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
+            key, keep = type(exc).__name__, False
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[key] = statuses.get(key, 0) + 1
+        if not keep and streams is not None:
             streams[1].close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(parallel)))
-    return latencies, statuses, time.perf_counter() - started
+            streams = None
+    if streams is not None:
+        streams[1].close()
 
 
 def main() -> None:

@@ -19,31 +19,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from common import print_ratio_table, time_call
+from test_aggregate_outliers import find_outliers_cubic  # the original implementation, kept by its test
 
 from facer_cli.templates.aggregate import find_outliers
 
 THRESHOLD = 0.45
 DIMENSION = 512
-
-
-def find_outliers_cubic(embeddings: np.ndarray, weights: np.ndarray, threshold: float) -> dict[int, float]:
-    """The original implementation, verbatim (also in tests/test_aggregate_outliers.py)."""
-    kept = list(range(len(embeddings)))
-    dropped: dict[int, float] = {}
-    while len(kept) > 1:
-        cosines = []
-        for i in kept:
-            others = [j for j in kept if j != i]
-            total = (embeddings[others] * weights[others, None]).sum(axis=0)
-            norm = np.linalg.norm(total)
-            cosines.append(float(embeddings[i] @ total / norm) if norm > 0 else -1.0)
-        worst = int(np.argmin(cosines))
-        if cosines[worst] >= threshold:
-            break
-        dropped[kept.pop(worst)] = cosines[worst]
-    return dropped
 
 
 def same_drops(found: dict[int, float], expected: dict[int, float]) -> bool:
